@@ -1,0 +1,48 @@
+"""What every command shares: settings loaded once, the registry opened on first use, output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+
+from bridge.config import Settings, load_settings
+from bridge.store.db import Registry
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+@dataclass
+class AppContext:
+    debug: bool = False
+    actor: str | None = None
+    _settings: Settings | None = None
+    _registry: Registry | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+    def registry(self, *, check_schema: bool = True) -> Registry:
+        if self._registry is None:
+            self._registry = Registry(self.settings.database_url, check_schema=check_schema)
+        return self._registry
+
+    def close(self) -> None:
+        if self._registry is not None:
+            self._registry.dispose()
+
+
+STATE = AppContext()
+
+
+def emit_json(data: Any) -> None:
+    """One JSON document on stdout (stable field names are documented in the README)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()

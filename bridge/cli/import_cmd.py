@@ -1,0 +1,329 @@
+"""``bridge import crontab|quartz``: legacy definitions -> plan -> registry + RedBeat."""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+
+from bridge.cli.context import STATE, emit_json, err, out
+from bridge.errors import InputError
+from bridge.importer import ImportOutcome, run_import
+from bridge.schedules import compile_schedule, take
+from bridge.spec import CallableHandler, CommandHandler, JobSpec, ShadowMode, UnmappedHandler
+from bridge.store.repos import current_actor
+from crontab_import.model import ImportItem, ParseResult
+from crontab_import.plan import PlanEntry, PlanStatus
+
+app = typer.Typer(
+    help="Import legacy schedules (crontab files, Quartz job XML) into the registry and RedBeat.",
+    no_args_is_help=True,
+)
+
+STATUS_STYLE = {
+    "create": "green",
+    "update": "yellow",
+    "unchanged": "dim",
+    "delete": "red",
+    "disabled": "dim",
+    "inactive": "magenta",
+    "unsupported": "magenta",
+    "error": "bold red",
+}
+HOST_SPOOLS = ("/var/spool/cron/crontabs", "/var/spool/cron")
+
+
+def _next_slots(job: JobSpec, count: int = 3) -> list[str]:
+    try:
+        zone = ZoneInfo(job.schedule.timezone)
+        ev = compile_schedule(job.schedule)
+        return [s.astimezone(zone).isoformat() for s in take(ev, datetime.now(UTC), count)]
+    except Exception:  # a schedule the importer marked unsupported may not evaluate
+        return []
+
+
+def _handler_json(job: JobSpec) -> dict[str, Any]:
+    h = job.handler
+    if isinstance(h, CommandHandler):
+        return {"kind": "command", "command": h.command, "user": h.user}
+    if isinstance(h, CallableHandler):
+        return {"kind": "callable", "target": h.target}
+    assert isinstance(h, UnmappedHandler)
+    return {"kind": "unmapped", "job_class": h.job_class}
+
+
+def entry_json(e: PlanEntry) -> dict[str, Any]:
+    """One plan entry; field names are documented in the README and stay stable."""
+    job = e.job or (e.previous.spec if e.previous else None)
+    h = job.handler if job else None
+    doc: dict[str, Any] = {
+        "id": e.id,
+        "status": e.status.value,
+        "source": {"file": e.file, "line": e.line},
+        "user": (h.user if isinstance(h, CommandHandler) else None) or e.details.get("user"),
+        "schedule": None,
+        "command": h.command if isinstance(h, CommandHandler) else None,
+        "stdin": h.stdin if isinstance(h, CommandHandler) else None,
+        "env": dict(h.env) if isinstance(h, CommandHandler) else {},
+        "reason": e.reason,
+        "changed": list(e.changed),
+        "next": [],
+    }
+    if job is not None:
+        s = job.schedule
+        doc["schedule"] = {
+            "dialect": s.dialect.value,
+            "expression": s.expression,
+            "timezone": s.timezone,
+        }
+        if e.status in (PlanStatus.CREATE, PlanStatus.UPDATE, PlanStatus.UNCHANGED):
+            doc["next"] = _next_slots(job)
+    for key in ("trigger", "misfire", "job_class", "handler", "mapped", "misfire_note"):
+        if key in e.details:
+            doc[key] = e.details[key]
+    if job is not None and "handler" not in doc and e.details.get("kind") == "quartz":
+        doc["handler"] = _handler_json(job)
+    return doc
+
+
+def outcome_json(outcome: ImportOutcome, timezone: str, dry_run: bool) -> dict[str, Any]:
+    plan = outcome.plan
+    return {
+        "dry_run": dry_run,
+        "timezone": timezone,
+        "files": list(plan.files),
+        "summary": plan.summary(),
+        "jobs": [entry_json(e) for e in plan.entries],
+        "errors": [e.to_json() for e in plan.errors],
+        "notes": list(plan.notes),
+        "applied": None if outcome.applied is None else vars(outcome.applied),
+        "sync": None if outcome.sync is None else outcome.sync.to_json(),
+        "sync_error": outcome.sync_error,
+    }
+
+
+def render(outcome: ImportOutcome, timezone: str, dry_run: bool) -> None:
+    plan = outcome.plan
+    table = Table(title=f"import plan ({'dry run, ' if dry_run else ''}legacy zone {timezone})")
+    for col in ("status", "id", "source", "schedule", "next fire", "detail"):
+        table.add_column(col, overflow="fold")
+    for e in plan.entries:
+        doc = entry_json(e)
+        sched = doc["schedule"]["expression"] if doc["schedule"] else ""
+        detail = e.reason or (", ".join(e.changed[:4]) if e.changed else (doc["command"] or ""))
+        style = STATUS_STYLE.get(e.status.value, "")
+        table.add_row(
+            f"[{style}]{e.status.value}[/{style}]",
+            e.id or "",
+            f"{e.file}:{e.line}",
+            sched or "",
+            doc["next"][0] if doc["next"] else "",
+            detail,
+        )
+    out.print(table)
+    for note in plan.notes:
+        out.print(f"note: {note}", markup=False, highlight=False)
+    for error in plan.errors:
+        err.print(f"error: {error}", markup=False, highlight=False)
+    s = plan.summary()
+    out.print(", ".join(f"{v} {k}" for k, v in s.items() if v), highlight=False)
+    if outcome.applied:
+        a = outcome.applied
+        out.print(f"applied: {a.created} created, {a.updated} updated, {a.deleted} deleted")
+    if outcome.sync:
+        r = outcome.sync
+        out.print(
+            f"redbeat: {len(r.created)} created, {len(r.updated)} updated, "
+            f"{len(r.deleted)} deleted, {len(r.rescored)} rescored"
+        )
+    if outcome.sync_error:
+        err.print(
+            f"warning: registry updated but RedBeat sync failed: {outcome.sync_error}; "
+            "run `bridge sync` when Redis is back",
+            markup=False,
+            highlight=False,
+        )
+
+
+def finish(
+    results: list[ParseResult],
+    *,
+    dry_run: bool,
+    as_json: bool,
+    prune: bool,
+    include_inactive: bool,
+    allow_errors: bool,
+    timezone: str,
+) -> None:
+    outcome = run_import(
+        STATE.registry(),
+        STATE.settings,
+        results,
+        actor=STATE.actor or current_actor(),
+        dry_run=dry_run,
+        prune=prune,
+        include_inactive=include_inactive,
+        allow_errors=allow_errors,
+    )
+    if as_json:
+        emit_json(outcome_json(outcome, timezone, dry_run))
+    else:
+        render(outcome, timezone, dry_run)
+    if outcome.plan.has_errors:
+        if not as_json and not allow_errors:
+            err.print(
+                "nothing was imported: fix the errors above, or pass --allow-errors",
+                markup=False,
+                highlight=False,
+            )
+        raise typer.Exit(1 if allow_errors else 2)
+    if outcome.sync_error:
+        raise typer.Exit(3)
+
+
+def with_shadow_mode(results: list[ParseResult], mode: ShadowMode) -> list[ParseResult]:
+    """Stamp the chosen shadow mode on every imported job (an option of the import, not the
+    legacy source)."""
+
+    def stamp(item: ImportItem) -> ImportItem:
+        if item.job is None or item.job.policies.shadow_mode is mode:
+            return item
+        policies = replace(item.job.policies, shadow_mode=mode)
+        return replace(item, job=item.job.with_(policies=policies))
+
+    return [replace(r, items=tuple(stamp(i) for i in r.items)) for r in results]
+
+
+def _host_paths() -> list[str]:
+    paths = [p for p in ["/etc/crontab"] if os.path.isfile(p)]
+    paths += sorted(p for p in glob.glob("/etc/cron.d/*") if os.path.isfile(p))
+    for spool in HOST_SPOOLS:
+        if os.path.isdir(spool):
+            paths += sorted(p for p in glob.glob(f"{spool}/*") if os.path.isfile(p))
+            break
+    return paths
+
+
+def _check_paths(paths: list[str]) -> list[str]:
+    for p in paths:
+        if not Path(p).is_file():
+            raise InputError(f"{p}: no such file")
+    return paths
+
+
+@app.command("crontab")
+def crontab(
+    paths: list[str] = typer.Argument(None, help="Crontab files (user, /etc/crontab, cron.d)."),
+    from_host: bool = typer.Option(
+        False,
+        "--from-host",
+        help="Read /etc/crontab, /etc/cron.d/* and the user spool of this machine.",
+    ),
+    system: bool = typer.Option(False, "--system", help="Files have a user field (cron.d format)."),
+    user: str = typer.Option(None, "--user", help="Owner of a user crontab (default: file name)."),
+    timezone: str = typer.Option(
+        None, "--timezone", help="The legacy host's zone (default: this machine's; always printed)."
+    ),
+    dialect: str = typer.Option("vixie", "--dialect", help="vixie (Debian) or cronie (CRON_TZ)."),
+    shadow_mode: ShadowMode = typer.Option(
+        ShadowMode.OBSERVE, "--shadow-mode", help="observe | dry-run | execute."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
+    prune: bool = typer.Option(
+        True, "--prune/--no-prune", help="Delete registry jobs that vanished from these files."
+    ),
+    include_inactive: bool = typer.Option(
+        False,
+        "--include-inactive",
+        help="Also import jobs cron is NOT running today (their file is ignored).",
+    ),
+    allow_errors: bool = typer.Option(
+        False,
+        "--allow-errors",
+        help="Import the valid jobs even when some lines are rejected (exit 1).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan as one JSON document."),
+) -> None:
+    """Import crontab files: every job line becomes a registry job + RedBeat entry.
+
+    Prints the plan (create/update/unchanged/delete/disabled/inactive/unsupported/error) and
+    the next fire times. Any rejected line => nothing is imported (exit 2), unless
+    --allow-errors."""
+    from crontab_import import crontab as parser
+
+    if dialect not in ("vixie", "cronie"):
+        raise InputError(f"unknown dialect '{dialect}' (vixie or cronie)")
+    files = _check_paths((paths or []) + (_host_paths() if from_host else []))
+    if not files:
+        raise InputError("no crontab files given (paths or --from-host)")
+    zone = timezone or STATE.settings.timezone
+    results = [
+        parser.parse_file(
+            p, kind="cron.d" if system else None, user=user, timezone=zone, dialect=dialect
+        )
+        for p in files
+    ]
+    results = with_shadow_mode(results, shadow_mode)
+    finish(
+        results,
+        dry_run=dry_run,
+        as_json=as_json,
+        prune=prune,
+        include_inactive=include_inactive,
+        allow_errors=allow_errors,
+        timezone=zone,
+    )
+
+
+@app.command("quartz")
+def quartz(
+    paths: list[str] = typer.Argument(..., help="Quartz job_scheduling_data XML files."),
+    handlers: str = typer.Option(
+        None,
+        "--handlers",
+        help="TOML mapping job classes to commands or callables (unmapped jobs: observe only).",
+    ),
+    timezone: str = typer.Option(
+        None,
+        "--timezone",
+        help="Zone for triggers without time-zone (the Quartz JVM's default zone).",
+    ),
+    shadow_mode: ShadowMode = typer.Option(
+        ShadowMode.OBSERVE, "--shadow-mode", help="observe | dry-run | execute."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
+    prune: bool = typer.Option(
+        True, "--prune/--no-prune", help="Delete registry jobs that vanished from these files."
+    ),
+    allow_errors: bool = typer.Option(
+        False, "--allow-errors", help="Import the valid jobs even when some are rejected (exit 1)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan as one JSON document."),
+) -> None:
+    """Import Quartz job XML (2.0 and 1.8): one bridge job per trigger."""
+    from crontab_import import quartz as parser
+
+    files = _check_paths(paths)
+    zone = timezone or STATE.settings.timezone
+    mapping = parser.load_handler_map(handlers) if handlers else None
+    now = datetime.now(UTC)
+    results = [
+        parser.parse_file(p, handlers=mapping, now=now, default_timezone=zone) for p in files
+    ]
+    results = with_shadow_mode(results, shadow_mode)
+    finish(
+        results,
+        dry_run=dry_run,
+        as_json=as_json,
+        prune=prune,
+        include_inactive=False,
+        allow_errors=allow_errors,
+        timezone=zone,
+    )

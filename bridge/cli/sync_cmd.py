@@ -1,0 +1,33 @@
+"""``bridge sync``: make RedBeat hold exactly the registry's jobs."""
+
+from __future__ import annotations
+
+import typer
+
+from bridge.cli.context import STATE, emit_json, out
+from bridge.sync import sync_registry
+
+
+def sync(
+    check: bool = typer.Option(
+        False, "--check", help="Report drift only; change nothing (exit 1 on drift)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON document."),
+) -> None:
+    """Create, update, delete and re-score RedBeat entries so Redis matches the registry.
+
+    Runs in pipelined batches; entries not made by the bridge are never touched. Safe to run at
+    any time (beat also repairs missing entries by itself)."""
+    report = sync_registry(STATE.registry(), STATE.settings, apply=not check)
+    if as_json:
+        emit_json({"check": check, **report.to_json()})
+    else:
+        verb = "would" if check else "did"
+        for name in ("created", "updated", "deleted", "rescored"):
+            ids = getattr(report, name)
+            if ids:
+                shown = ", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "")
+                out.print(f"{verb} {name[:-1]}e {len(ids)}: {shown}".replace("ee ", "e "))
+        out.print(f"{report.unchanged} unchanged" + ("; drift found" if report.drift else ""))
+    if check and report.drift:
+        raise typer.Exit(1)

@@ -1,0 +1,73 @@
+"""The import service: parse results -> plan -> (apply in one SQL transaction -> RedBeat sync).
+
+A failed import changes nothing: the plan is applied only when it has no errors (or with
+``allow_errors``, the error lines are left out and listed), inside one transaction; Redis is
+synced only after the commit, and a failed sync leaves the registry right (``bridge sync`` or
+beat's own repair completes it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bridge.config import Settings
+from bridge.errors import BridgeError
+from bridge.redbeat import SyncReport
+from bridge.store.db import Registry
+from bridge.store.repos import JobRepo
+from crontab_import.model import ParseResult
+from crontab_import.plan import ApplyResult, Plan, apply_plan, make_plan
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    plan: Plan
+    applied: ApplyResult | None
+    sync: SyncReport | None
+    sync_error: str | None = None
+
+
+def plan_import(
+    registry: Registry,
+    results: Sequence[ParseResult],
+    *,
+    prune: bool,
+    include_inactive: bool,
+) -> Plan:
+    with registry.session() as s:
+        repo = JobRepo(s)
+        existing = {j.id: j for j in repo.list()}
+        by_file = {r.file: repo.ids_from_source(r.file) for r in results}
+    return make_plan(results, existing, by_file, prune=prune, include_inactive=include_inactive)
+
+
+def run_import(
+    registry: Registry,
+    settings: Settings,
+    results: Sequence[ParseResult],
+    *,
+    actor: str,
+    dry_run: bool = False,
+    prune: bool = True,
+    include_inactive: bool = False,
+    allow_errors: bool = False,
+    sync: bool = True,
+    now: datetime | None = None,
+) -> ImportOutcome:
+    now = now or datetime.now(UTC)
+    plan = plan_import(registry, results, prune=prune, include_inactive=include_inactive)
+    if dry_run or (plan.has_errors and not allow_errors):
+        return ImportOutcome(plan, None, None)
+    with registry.session() as s:
+        applied = apply_plan(plan, s, actor=actor, now=now)
+    report, sync_error = None, None
+    if sync:
+        from bridge.sync import sync_registry
+
+        try:
+            report = sync_registry(registry, settings, now=now)
+        except BridgeError as e:
+            sync_error = str(e)
+    return ImportOutcome(plan, applied, report, sync_error)

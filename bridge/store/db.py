@@ -1,0 +1,194 @@
+"""Opening the registry: engine, schema version check, migrations, sessions.
+
+* A SQLite registry (the default) is created and migrated on first use: no manual step.
+* PostgreSQL is migrated explicitly (``bridge db upgrade``); a database behind the code is
+  refused with that hint, a database *newer* than the code is refused on every backend.
+* An unreachable database is an :class:`InfraError` carrying the masked URL and a hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.config import mask_url
+from bridge.errors import InfraError, RefusedError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: str | None
+    head: str
+    known: bool  # the current revision is one this code knows
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def _alembic_config(connection: Any = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def unreachable(url: str, err: Exception) -> InfraError:
+    reason = (
+        str(getattr(err, "orig", err)).strip().splitlines()[0] if str(err) else type(err).__name__
+    )
+    return InfraError(
+        f"database unreachable at {mask_url(url)}: {reason}",
+        url=mask_url(url),
+        hint="is the server running and BRIDGE_DATABASE_URL right? try `bridge status`",
+    )
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    script = ScriptDirectory.from_config(_alembic_config())
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as e:
+        raise unreachable(str(engine.url.render_as_string(hide_password=False)), e) from e
+    head = script.get_current_head()
+    assert head is not None
+    known = current is None or _known(script, current)
+    return SchemaState(current=current, head=head, known=known)
+
+
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except Exception:
+        return False
+
+
+def upgrade(engine: Engine, target: str = "head") -> SchemaState:
+    state = schema_state(engine)
+    _refuse_newer(engine, state)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), target)
+    return schema_state(engine)
+
+
+def downgrade(engine: Engine, target: str) -> SchemaState:
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), target)
+    return schema_state(engine)
+
+
+def _refuse_newer(engine: Engine, state: SchemaState) -> None:
+    if not state.known:
+        raise RefusedError(
+            f"database {mask_url(engine.url.render_as_string(hide_password=False))} has schema "
+            f"revision {state.current}, newer than this cron-bridge knows (head {state.head})",
+            hint="upgrade cron-bridge on this machine; never downgrade a newer registry",
+        )
+
+
+def ensure_schema(engine: Engine) -> SchemaState:
+    """Refuse a newer schema; migrate SQLite automatically; ask for `db upgrade` elsewhere."""
+    state = schema_state(engine)
+    _refuse_newer(engine, state)
+    if state.up_to_date:
+        return state
+    if engine.dialect.name == "sqlite":
+        return upgrade(engine)
+    raise RefusedError(
+        f"database schema is at {state.current or 'nothing (empty database)'}, "
+        f"this cron-bridge needs {state.head}",
+        hint="run `bridge db upgrade`",
+    )
+
+
+class Registry:
+    """An open registry: one engine, a session factory, the schema checked once."""
+
+    def __init__(self, url: str, *, check_schema: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if check_schema:
+            ensure_schema(self.engine)
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: commits on success, rolls back on any error."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except OperationalError as e:
+            session.rollback()
+            raise unreachable(self.url, e) from e
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def ping(self) -> str:
+        """Return the server version string; raise InfraError if unreachable."""
+        try:
+            with self.engine.connect() as conn:
+                if self.engine.dialect.name == "sqlite":
+                    import sqlite3
+
+                    return f"SQLite {sqlite3.sqlite_version}"
+                return str(conn.exec_driver_sql("select version()").scalar()).split(" on ")[0]
+        except SQLAlchemyError as e:
+            raise unreachable(self.url, e) from e
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,29 @@
+"""Make RedBeat match the registry (SQL is the source of truth; Redis is a runtime index)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import redis
+
+from bridge import redis_conn
+from bridge.config import Settings
+from bridge.redbeat import EntryStore, SyncReport, desired_from
+from bridge.store.db import Registry
+from bridge.store.repos import JobRepo
+
+
+def sync_registry(
+    registry: Registry,
+    settings: Settings,
+    *,
+    apply: bool = True,
+    now: datetime | None = None,
+) -> SyncReport:
+    with registry.session() as s:
+        jobs = JobRepo(s).list()
+    store = EntryStore(redis_conn.client(settings), settings.redbeat_key_prefix)
+    try:
+        return store.sync(desired_from(jobs), now or datetime.now(UTC), apply=apply)
+    except (redis.RedisError, OSError) as e:
+        raise redis_conn.unreachable(settings.redis_url, e) from e

@@ -1,0 +1,70 @@
+"""What an importer returns: one :class:`ImportItem` per legacy entry, plus located errors.
+
+Both importers (crontab, Quartz XML) are pure: text in, :class:`ParseResult` out. The planner
+(:mod:`crontab_import.plan`) compares items with the registry; nothing here touches I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bridge.spec import JobSpec, SourceLocation
+
+
+class ItemStatus(StrEnum):
+    OK = "ok"  # importable: becomes create / update / unchanged in the plan
+    DISABLED = "disabled"  # a commented-out job line: listed, never imported
+    INACTIVE = "inactive"  # valid, but not running today (its file is ignored by cron)
+    UNSUPPORTED = "unsupported"  # understood but not migratable (@reboot, never fires, ...)
+    ERROR = "error"  # the legacy scheduler rejects it
+
+
+@dataclass(frozen=True)
+class ImportError_:
+    """A located problem: ``file:line: message``."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "message": self.message}
+
+
+@dataclass(frozen=True)
+class ImportItem:
+    """One legacy entry as the importer understood it.
+
+    ``job`` is set for OK and INACTIVE items (and for DISABLED/UNSUPPORTED ones when the line
+    could still be understood); ``id`` is always set when the entry is a job at all.
+    ``details`` carries dialect-specific facts for the plan output (user, trigger, misfire,
+    job_class, handler, ...): JSON-serialisable values only.
+    """
+
+    status: ItemStatus
+    source: SourceLocation
+    id: str | None = None
+    job: JobSpec | None = None
+    reason: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """Everything one source file produced. ``notes`` are file-level facts for the plan."""
+
+    file: str
+    items: tuple[ImportItem, ...] = ()
+    errors: tuple[ImportError_, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors

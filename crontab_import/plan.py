@@ -1,0 +1,209 @@
+"""The import plan: what parsing found, compared with the registry (pure), and applying it.
+
+``make_plan`` is pure: parse results + the registry's current jobs in, one :class:`PlanEntry`
+per job out — ``create``, ``update`` (with the changed fields), ``unchanged``, ``delete`` (a job
+of an imported source file that vanished; only with prune), ``disabled``, ``inactive``,
+``unsupported``, ``error``. ``apply_plan`` writes it in the caller's transaction, so an import is
+all or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bridge.spec import JobSpec
+from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo, Owner, StoredJob
+from crontab_import.model import ImportError_, ImportItem, ItemStatus, ParseResult
+
+
+class PlanStatus(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    DELETE = "delete"
+    DISABLED = "disabled"
+    INACTIVE = "inactive"
+    UNSUPPORTED = "unsupported"
+    ERROR = "error"
+
+
+CHANGES = frozenset({PlanStatus.CREATE, PlanStatus.UPDATE, PlanStatus.DELETE})
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    status: PlanStatus
+    id: str | None
+    file: str
+    line: int | None
+    job: JobSpec | None = None
+    reason: str | None = None
+    changed: tuple[str, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+    previous: StoredJob | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    entries: tuple[PlanEntry, ...]
+    errors: tuple[ImportError_, ...]
+    notes: tuple[str, ...]
+    files: tuple[str, ...]
+
+    def count(self, status: PlanStatus) -> int:
+        return sum(1 for e in self.entries if e.status is status)
+
+    @property
+    def changes(self) -> list[PlanEntry]:
+        return [e for e in self.entries if e.status in CHANGES]
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.errors)
+
+    def summary(self) -> dict[str, int]:
+        return {s.value: self.count(s) for s in PlanStatus}
+
+
+def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ between two spec JSON documents."""
+    out: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        path = f"{prefix}{key}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out.extend(changed_fields(a, b, path + "."))
+        elif a != b:
+            out.append(path)
+    return out
+
+
+def _item_entry(
+    item: ImportItem, existing: Mapping[str, StoredJob], include_inactive: bool
+) -> PlanEntry:
+    base = {
+        "id": item.id,
+        "file": item.source.file,
+        "line": item.source.line,
+        "job": item.job,
+        "reason": item.reason,
+        "details": item.details,
+    }
+    importable = item.status is ItemStatus.OK or (
+        item.status is ItemStatus.INACTIVE and include_inactive
+    )
+    if not importable or item.job is None:
+        return PlanEntry(status=PlanStatus(item.status.value), **base)
+    previous = existing.get(item.job.id)
+    if previous is None:
+        return PlanEntry(status=PlanStatus.CREATE, **base)
+    if previous.spec_hash == item.job.spec_hash():
+        return PlanEntry(status=PlanStatus.UNCHANGED, previous=previous, **base)
+    diff = changed_fields(previous.spec.to_json(), item.job.to_json())
+    return PlanEntry(status=PlanStatus.UPDATE, changed=tuple(diff), previous=previous, **base)
+
+
+def _duplicate_errors(entries: Sequence[PlanEntry]) -> list[ImportError_]:
+    seen: dict[str, PlanEntry] = {}
+    errors: list[ImportError_] = []
+    for e in entries:
+        if e.id is None or e.status in (PlanStatus.ERROR, PlanStatus.DISABLED):
+            continue
+        first = seen.setdefault(e.id, e)
+        if first is not e:
+            errors.append(
+                ImportError_(
+                    e.file,
+                    e.line,
+                    f"job id '{e.id}' is already used at {first.file}:{first.line}",
+                )
+            )
+    return errors
+
+
+def make_plan(
+    results: Sequence[ParseResult],
+    existing: Mapping[str, StoredJob],
+    existing_ids_by_file: Mapping[str, Iterable[str]],
+    *,
+    prune: bool = True,
+    include_inactive: bool = False,
+) -> Plan:
+    entries = [_item_entry(i, existing, include_inactive) for r in results for i in r.items]
+    errors = [e for r in results for e in r.errors] + _duplicate_errors(entries)
+    kept = {
+        e.id
+        for e in entries
+        if e.id is not None
+        and e.status in (PlanStatus.CREATE, PlanStatus.UPDATE, PlanStatus.UNCHANGED)
+    }
+    if prune:
+        for r in results:
+            for job_id in sorted(set(existing_ids_by_file.get(r.file, ())) - kept):
+                prev = existing.get(job_id)
+                entries.append(
+                    PlanEntry(
+                        status=PlanStatus.DELETE,
+                        id=job_id,
+                        file=r.file,
+                        line=prev.spec.source.line if prev else None,
+                        previous=prev,
+                        reason="no longer in its source file",
+                    )
+                )
+    return Plan(
+        entries=tuple(entries),
+        errors=tuple(errors),
+        notes=tuple(n for r in results for n in r.notes),
+        files=tuple(r.file for r in results),
+    )
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    created: int
+    updated: int
+    deleted: int
+
+
+def apply_plan(plan: Plan, session: Session, *, actor: str, now: datetime) -> ApplyResult:
+    """Write the plan's changes in ``session`` (the caller commits: all or nothing)."""
+    jobs, authority, audit = JobRepo(session), AuthorityRepo(session), AuditRepo(session)
+    counts = {PlanStatus.CREATE: 0, PlanStatus.UPDATE: 0, PlanStatus.DELETE: 0}
+    for entry in plan.changes:
+        assert entry.id is not None
+        before = {"spec_hash": entry.previous.spec_hash} if entry.previous else None
+        if entry.status is PlanStatus.DELETE:
+            jobs.delete(entry.id)
+            audit.append(
+                "import.delete", actor=actor, job_id=entry.id, before=before, reason=entry.reason
+            )
+        else:
+            assert entry.job is not None
+            outcome, _ = jobs.upsert(entry.job)
+            if outcome == "create" and not authority.history(entry.id):
+                authority.append(
+                    entry.id,
+                    Owner.LEGACY,
+                    effective_slot=None,
+                    actor=actor,
+                    reason="imported: the legacy scheduler owns every slot",
+                )
+            after = {"spec_hash": entry.job.spec_hash(), "changed": list(entry.changed)}
+            audit.append(
+                f"import.{entry.status.value}",
+                actor=actor,
+                job_id=entry.id,
+                before=before,
+                after=after,
+            )
+        counts[entry.status] += 1
+    return ApplyResult(
+        counts[PlanStatus.CREATE], counts[PlanStatus.UPDATE], counts[PlanStatus.DELETE]
+    )
