@@ -11,6 +11,7 @@ import traceback
 
 import click
 import typer
+from typer._click.exceptions import ClickException as TyperClickException
 
 from bridge.cli import db_cmd, import_cmd, jobs_cmd, schedule_cmd, status_cmd, sync_cmd
 from bridge.cli.context import STATE, err
@@ -59,17 +60,19 @@ def _fail(message: str, code: int) -> None:
 
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: never lets a traceback escape unless --debug."""
+    code = 0
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
+        code = result if isinstance(result, int) else 0
     except BridgeError as e:
         if STATE.debug:
             traceback.print_exc()
         _fail(str(e), int(e.exit_code))
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Exit, typer.Exit) as e:
+        code = int(e.exit_code)
+    except (click.exceptions.Abort, typer.Abort):
         _fail("aborted", int(ExitCode.BAD_INPUT))
-    except click.ClickException as e:
+    except (click.ClickException, TyperClickException) as e:
         _fail(e.format_message().replace("\n", " "), int(ExitCode.BAD_INPUT))
     except KeyboardInterrupt:
         _fail("interrupted", 130)
@@ -79,7 +82,7 @@ def run(argv: list[str] | None = None) -> None:
         _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug)", 70)
     finally:
         STATE.close()
-    sys.exit(0)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
