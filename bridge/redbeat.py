@@ -165,15 +165,15 @@ class EntryStore:
         return self.prefix + job_id
 
     def count(self) -> int:
-        return int(self.r.scard(index_key(self.prefix)))  # type: ignore[arg-type]
+        return int(self.r.scard(index_key(self.prefix)))
 
     def managed(self) -> set[str]:
         return set(self.r.smembers(index_key(self.prefix)))  # type: ignore[arg-type]
 
     def quarantined(self) -> dict[str, str]:
-        members = self.r.zrange(quarantine_key(self.prefix), 0, -1)
-        why = self.r.hgetall(quarantine_why_key(self.prefix))
-        return {m: why.get(m, "") for m in members}  # type: ignore[union-attr]
+        members: list[str] = list(self.r.zrange(quarantine_key(self.prefix), 0, -1))  # type: ignore[arg-type]
+        why: dict[str, str] = dict(self.r.hgetall(quarantine_why_key(self.prefix)))  # type: ignore[arg-type]
+        return {m: why.get(m, "") for m in members}
 
     def quarantine(self, job_id: str, reason: str, now: datetime) -> None:
         with self.r.pipeline() as pipe:

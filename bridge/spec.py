@@ -358,7 +358,9 @@ def _decode_job(data: Mapping[str, Any]) -> JobSpec:
     if "retry" in p:
         p["retry"] = RetryPolicy(**p["retry"])
     src = dict(data.get("source", {"file": "<manual>"}))
-    cmp_ = {k: tuple(v) if isinstance(v, list) else v for k, v in data.get("compare", {}).items()}
+    cmp_: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in data.get("compare", {}).items()
+    }
     return JobSpec(
         id=data["id"],
         schedule=ScheduleSpec(**s),
@@ -369,3 +371,19 @@ def _decode_job(data: Mapping[str, Any]) -> JobSpec:
         description=data.get("description"),
         tags=tuple(data.get("tags", ())),
     )
+
+
+def describe_schedule(s: ScheduleSpec) -> str:
+    """A short human description: the expression, or the interval for trigger dialects."""
+    if s.expression:
+        return s.expression
+    if s.dialect is Dialect.CALENDAR_INTERVAL:
+        start = s.start.isoformat() if s.start else "?"
+        return f"every {s.interval} {s.interval_unit}(s) from {start}"
+    seconds = (s.interval_ms or 0) / 1000
+    text = f"every {seconds:g}s"
+    if s.start is not None:
+        text += f" from {s.start.isoformat()}"
+    if s.repeat_count is not None:
+        text += f", {s.repeat_count + 1} fire(s)"
+    return text

@@ -10,7 +10,7 @@ all or nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -84,29 +84,46 @@ def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str =
     return out
 
 
+def _keep_import_time_start(job: JobSpec, item: ImportItem, previous: StoredJob) -> JobSpec:
+    """A Quartz trigger without start-time starts "when Quartz loaded the file": keep the start
+    chosen at the first import, or every re-import would look like an update."""
+    if item.details.get("start_source") != "import-time":
+        return job
+    old = previous.spec.schedule
+    return job.with_(schedule=replace(job.schedule, start=old.start))
+
+
 def _item_entry(
     item: ImportItem, existing: Mapping[str, StoredJob], include_inactive: bool
 ) -> PlanEntry:
-    base = {
-        "id": item.id,
-        "file": item.source.file,
-        "line": item.source.line,
-        "job": item.job,
-        "reason": item.reason,
-        "details": item.details,
-    }
     importable = item.status is ItemStatus.OK or (
         item.status is ItemStatus.INACTIVE and include_inactive
     )
-    if not importable or item.job is None:
-        return PlanEntry(status=PlanStatus(item.status.value), **base)
-    previous = existing.get(item.job.id)
+    job = item.job
+    previous = existing.get(job.id) if job is not None else None
+    if importable and job is not None and previous is not None:
+        job = _keep_import_time_start(job, item, previous)
+
+    def entry(status: PlanStatus, changed: tuple[str, ...] = ()) -> PlanEntry:
+        return PlanEntry(
+            status=status,
+            id=item.id,
+            file=item.source.file,
+            line=item.source.line,
+            job=job,
+            reason=item.reason,
+            changed=changed,
+            details=item.details,
+            previous=previous,
+        )
+
+    if not importable or job is None:
+        return entry(PlanStatus(item.status.value))
     if previous is None:
-        return PlanEntry(status=PlanStatus.CREATE, **base)
-    if previous.spec_hash == item.job.spec_hash():
-        return PlanEntry(status=PlanStatus.UNCHANGED, previous=previous, **base)
-    diff = changed_fields(previous.spec.to_json(), item.job.to_json())
-    return PlanEntry(status=PlanStatus.UPDATE, changed=tuple(diff), previous=previous, **base)
+        return entry(PlanStatus.CREATE)
+    if previous.spec_hash == job.spec_hash():
+        return entry(PlanStatus.UNCHANGED)
+    return entry(PlanStatus.UPDATE, tuple(changed_fields(previous.spec.to_json(), job.to_json())))
 
 
 def _duplicate_errors(entries: Sequence[PlanEntry]) -> list[ImportError_]:
@@ -160,7 +177,9 @@ def make_plan(
     return Plan(
         entries=tuple(entries),
         errors=tuple(errors),
-        notes=tuple(n for r in results for n in r.notes),
+        notes=tuple(
+            n if n.startswith(r.file) else f"{r.file}: {n}" for r in results for n in r.notes
+        ),
         files=tuple(r.file for r in results),
     )
 

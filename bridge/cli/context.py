@@ -12,8 +12,10 @@ from rich.console import Console
 from bridge.config import Settings, load_settings
 from bridge.store.db import Registry
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Pipes and CI logs get a wide console instead of rich's 80 columns (tables stay readable).
+_WIDTH = None if sys.stdout.isatty() else 160
+out = Console(soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 
 @dataclass

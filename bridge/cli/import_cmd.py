@@ -17,7 +17,14 @@ from bridge.cli.context import STATE, emit_json, err, out
 from bridge.errors import InputError
 from bridge.importer import ImportOutcome, run_import
 from bridge.schedules import compile_schedule, take
-from bridge.spec import CallableHandler, CommandHandler, JobSpec, ShadowMode, UnmappedHandler
+from bridge.spec import (
+    CallableHandler,
+    CommandHandler,
+    JobSpec,
+    ShadowMode,
+    UnmappedHandler,
+    describe_schedule,
+)
 from bridge.store.repos import current_actor
 from crontab_import.model import ImportItem, ParseResult
 from crontab_import.plan import PlanEntry, PlanStatus
@@ -109,6 +116,24 @@ def outcome_json(outcome: ImportOutcome, timezone: str, dry_run: bool) -> dict[s
     }
 
 
+def _handler_text(e: PlanEntry) -> str:
+    if e.job is None:
+        return ""
+    h = e.job.handler
+    if isinstance(h, CommandHandler):
+        return h.command
+    if isinstance(h, CallableHandler):
+        return f"python {h.target}"
+    return f"unmapped {h.job_class}: observe only"
+
+
+def _rel(path: str) -> str:
+    try:
+        return os.path.relpath(path) if path.startswith(os.getcwd()) else path
+    except ValueError:
+        return path
+
+
 def render(outcome: ImportOutcome, timezone: str, dry_run: bool) -> None:
     plan = outcome.plan
     table = Table(title=f"import plan ({'dry run, ' if dry_run else ''}legacy zone {timezone})")
@@ -116,8 +141,8 @@ def render(outcome: ImportOutcome, timezone: str, dry_run: bool) -> None:
         table.add_column(col, overflow="fold")
     for e in plan.entries:
         doc = entry_json(e)
-        sched = doc["schedule"]["expression"] if doc["schedule"] else ""
-        detail = e.reason or (", ".join(e.changed[:4]) if e.changed else (doc["command"] or ""))
+        sched = describe_schedule(e.job.schedule) if e.job else ""
+        detail = e.reason or (", ".join(e.changed[:4]) if e.changed else _handler_text(e))
         style = STATUS_STYLE.get(e.status.value, "")
         table.add_row(
             f"[{style}]{e.status.value}[/{style}]",

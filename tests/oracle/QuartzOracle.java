@@ -24,7 +24,8 @@ import org.quartz.impl.triggers.CronTriggerImpl;
  *   MODE "T": N fire times from a CronTriggerImpl (start/end time, "-" = none) via
  *             getFireTimeAfter, chained from START.
  *   MODE "V": only parse EXPR.
- *   EXPR is escaped: backslash-t = tab, backslash-n = newline, backslash-backslash = backslash.
+ *   EXPR is escaped: backslash-t = tab, backslash-n = newline, backslash-r = carriage return,
+ *   backslash-backslash = backslash.
  *   TZ is a java.util.TimeZone id (unknown ids silently become GMT in Java; the caller checks).
  * Output: "OK" TAB comma-separated epoch millis (a final "END" when Quartz returned null), or
  *         "ERR" TAB the ParseException message, or "EXC" TAB a runtime exception, or "TIMEOUT".
@@ -42,7 +43,7 @@ public final class QuartzOracle {
             char c = s.charAt(i);
             if (c == '\\' && i + 1 < s.length()) {
                 char n = s.charAt(++i);
-                b.append(n == 't' ? '\t' : n == 'n' ? '\n' : n);
+                b.append(n == 't' ? '\t' : n == 'n' ? '\n' : n == 'r' ? '\r' : n);
             } else {
                 b.append(c);
             }
@@ -51,7 +52,7 @@ public final class QuartzOracle {
     }
 
     static String clean(String message) {
-        return String.valueOf(message).replace('\t', ' ').replace('\n', ' ');
+        return String.valueOf(message).replace('\t', ' ').replace('\n', ' ').replace('\r', ' ');
     }
 
     static String evaluate(String line) {

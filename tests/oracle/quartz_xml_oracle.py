@@ -14,6 +14,7 @@ Needs ``java``/``javac`` and Debian's ``libquartz2-java`` jars in /usr/share/jav
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -51,7 +52,9 @@ def classpath(*extra: Path) -> str:
 
 @lru_cache(maxsize=1)
 def _workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="quartz-xml-oracle-"))
+    path = Path(tempfile.mkdtemp(prefix="quartz-xml-oracle-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 @lru_cache(maxsize=1)
