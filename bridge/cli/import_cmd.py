@@ -237,10 +237,13 @@ def _host_paths() -> list[str]:
 
 
 def _check_paths(paths: list[str]) -> list[str]:
+    """Absolute paths (a job's source is the same file however it was named), readable."""
     for p in paths:
         if not Path(p).is_file():
             raise InputError(f"{p}: no such file")
-    return paths
+        if not os.access(p, os.R_OK):
+            raise InputError(f"{p}: not readable (permission denied)")
+    return [os.path.abspath(p) for p in paths]
 
 
 @app.command("crontab")
