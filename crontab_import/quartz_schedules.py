@@ -56,6 +56,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.errors import BridgeError, ScheduleError
+from bridge.schedules.simple import unsupported_reason as calendar_unsupported_reason
 from bridge.spec import Dialect, IntervalUnit, MisfirePolicy, ScheduleSpec
 from crontab_import.quartz_document import QuartzTrigger
 from crontab_import.quartz_xml import (
@@ -103,6 +104,7 @@ def trigger_schedule(
             out.schedule = _simple_schedule(t, zone_name, start, end)
         else:
             out.schedule = _calendar_schedule(t, zone_name, start, end)
+            out.unsupported = out.unsupported or calendar_unsupported_reason(out.schedule)
     except _TriggerProblem as e:
         out.errors.append(Issue(e.line, f"trigger {t.key}: {e.message}", e.fatal))
     except BridgeError as e:

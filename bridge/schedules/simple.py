@@ -351,6 +351,48 @@ def _calendar_interval(spec: ScheduleSpec) -> ElapsedEvaluator | CalendarStepEva
     )
 
 
+GAP_HORIZON_YEARS = 50
+
+
+def unsupported_reason(spec: ScheduleSpec) -> str | None:
+    """Why the bridge cannot reproduce a schedule it can evaluate, or None.
+
+    A day/week calendar-interval trigger whose wall time falls in an hour that a spring-forward
+    day skips: after that day a *running* Quartz trigger drifts by the gap for days to months
+    and fires twice when it recovers (see the module docstring). The importer refuses such a
+    trigger (UNSUPPORTED) rather than promising fire times it would not keep.
+    """
+    if spec.dialect is not Dialect.CALENDAR_INTERVAL or spec.interval_unit not in (
+        IntervalUnit.DAY,
+        IntervalUnit.WEEK,
+    ):
+        return None
+    assert spec.interval is not None
+    zone = ZoneInfo(spec.timezone)
+    first = _start(spec).astimezone(zone)
+    step = spec.interval * (7 if spec.interval_unit is IntervalUnit.WEEK else 1)
+    last_year = first.year + GAP_HORIZON_YEARS
+    if spec.end is not None:
+        last_year = min(last_year, spec.end.astimezone(zone).year)
+    for year in range(first.year, last_year + 1):
+        for month, day in sorted(_gap_days(spec.timezone, year)):
+            wall = first.replace(year=year, month=month, day=day, fold=0)
+            on_cadence = (wall.date() - first.date()).days % step == 0
+            if wall > first and on_cadence and _skipped(wall, zone):
+                return (
+                    f"every {spec.interval} {spec.interval_unit.value}(s) at {first:%H:%M:%S} "
+                    f"{spec.timezone}: that wall time is skipped on {wall:%Y-%m-%d}, after which "
+                    "a running Quartz trigger drifts by the gap for days to months and fires "
+                    "twice when it recovers; the bridge cannot reproduce that"
+                )
+    return None
+
+
+def _skipped(wall: datetime, zone: ZoneInfo) -> bool:
+    naive = wall.replace(tzinfo=None)
+    return wall.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive
+
+
 def compile(spec: ScheduleSpec) -> ElapsedEvaluator | CalendarStepEvaluator:
     """Validate a quartz-simple / calendar-interval / interval schedule; return its evaluator."""
     if spec.dialect is Dialect.QUARTZ_SIMPLE:

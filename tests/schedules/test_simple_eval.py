@@ -273,3 +273,27 @@ def test_interval_with_start_and_inclusive_end() -> None:
 def test_interval_needs_whole_positive_seconds(interval_ms: int) -> None:
     with pytest.raises(ScheduleError):
         compile_schedule(ScheduleSpec(dialect=Dialect.INTERVAL, interval_ms=interval_ms))
+
+
+def test_daily_calendar_interval_inside_a_spring_gap_hour_is_refused_with_a_reason() -> None:
+    from bridge.schedules.simple import unsupported_reason
+
+    start = datetime(2026, 1, 5, 2, 30, tzinfo=ZoneInfo("America/New_York"))
+    spec = ScheduleSpec(dialect="calendar-interval", timezone="America/New_York", start=start,
+                        interval=1, interval_unit="day")
+    reason = unsupported_reason(spec)
+    assert reason is not None and "skipped on 2026-03-08" in reason
+
+
+def test_calendar_interval_outside_gaps_or_by_month_is_reproducible() -> None:
+    from bridge.schedules.simple import unsupported_reason
+
+    tz = ZoneInfo("America/New_York")
+    ok_daily = ScheduleSpec(dialect="calendar-interval", timezone="America/New_York",
+                            start=datetime(2026, 1, 5, 6, 0, tzinfo=tz), interval=1,
+                            interval_unit="day")
+    monthly = ScheduleSpec(dialect="calendar-interval", timezone="America/New_York",
+                           start=datetime(2026, 1, 8, 2, 30, tzinfo=tz), interval=1,
+                           interval_unit="month")
+    assert unsupported_reason(ok_daily) is None
+    assert unsupported_reason(monthly) is None
