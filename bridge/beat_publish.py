@@ -14,7 +14,9 @@ cuts the overhead (about 60 us per message, event included, measured by ``bench/
   5.7): on Redis, pipelined LPUSH / PUBLISH, 1,000 commands per round trip. A transport without
   batches gets one ``basic_publish`` per message on the same channel;
 * every queue (and the event exchange) is declared once per batch, not once per message;
-* the ``task-sent`` event (``task_send_sent_event``, for Flower) goes in the same batch;
+* the ``task-sent`` events (``task_send_sent_event``, for Flower) go in the same batch, grouped
+  100 to a message (routing key ``task.multi``, a JSON list: Celery's own grouped event form,
+  which Celery workers emit and ``EventReceiver``/Flower read);
 * ``before_task_publish`` / ``after_task_publish`` signals are sent only when someone listens.
 
 A failed batch raises (delivery of that batch is uncertain); the scheduler then keeps the entries
@@ -41,6 +43,7 @@ from bridge.dispatch import slot_iso
 from bridge.redbeat import TASK_NAME
 
 BATCH_COMMANDS = 1000
+EVENT_GROUP = 100  # task-sent events per grouped event message
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class BatchPublisher:
         try:
             for firing in firings:
                 batch.publish_one(firing)
+            batch.flush_events()
             if session is not None:
                 session.flush()
         except BaseException:
@@ -116,6 +120,7 @@ class _Batch:
         self.evd: Any = publisher.dispatcher() if publisher.sent_events else None
         self.utcoffset = utcoffset()
         self.pid = os.getpid()
+        self.events: list[dict[str, Any]] = []
         self.before = _listening(signals.before_task_publish)
         self.after = _listening(signals.after_task_publish)
 
@@ -149,18 +154,28 @@ class _Batch:
             self.publish_sent_event(msg.sent_event, f.queue)
 
     def publish_sent_event(self, fields: dict[str, Any], queue: str) -> None:
-        """The ``task-sent`` event ``send_task`` would publish (fanout ``celeryev``)."""
+        """Queue the ``task-sent`` event ``send_task`` would publish; sent in groups."""
         evd = self.evd
-        event = Event(
+        self.events.append(Event(
             "task-sent", hostname=evd.hostname, utcoffset=self.utcoffset, pid=self.pid,
             clock=self.clock.forward(), queue=queue, exchange="", routing_key=queue, **fields,
-        )
-        content_type, encoding, body = dumps(event, serializer=evd.serializer)
+        ))
+        if len(self.events) >= EVENT_GROUP:
+            self.flush_events()
+
+    def flush_events(self) -> None:
+        """Publish the queued events as one ``task.multi`` message: a JSON list of events, the
+        grouped form Celery's own workers use and every ``EventReceiver`` (Flower) reads."""
+        if not self.events:
+            return
+        evd = self.evd
+        content_type, encoding, body = dumps(self.events, serializer=evd.serializer)
         message = self.channel.prepare_message(
             body, 0, content_type, encoding, dict(evd.headers or {}),
             {"delivery_mode": evd.delivery_mode},
         )
-        self.send(message, exchange=evd.exchange.name, routing_key="task.sent")
+        self.send(message, exchange=evd.exchange.name, routing_key="task.multi")
+        self.events = []
 
 
 def _batch_session(channel: Any) -> Any:

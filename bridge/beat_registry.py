@@ -208,8 +208,25 @@ def _insert(registry: Registry, chunk: list[SlotRecord]) -> None:
 
 
 def _default_sync(registry: Registry, settings: Settings) -> object:
+    """``sync_registry``, except that an EMPTY registry never wipes Redis: a beat pointed at the
+    wrong database (a fresh default SQLite file) must not delete every entry; that takes an
+    explicit ``bridge sync``."""
+    from bridge import redis_conn
+    from bridge.redbeat import EntryStore
+    from bridge.store.repos import JobRepo
     from bridge.sync import sync_registry
 
+    with registry.session() as s:
+        jobs = JobRepo(s).count()
+    if jobs == 0:
+        managed = EntryStore(redis_conn.client(settings), settings.redbeat_key_prefix).count()
+        if managed:
+            logger.error(
+                "beat: the registry %s holds no job but Redis holds %d bridge entries: not "
+                "rehydrating (wrong BRIDGE_DATABASE_URL?); `bridge sync` makes Redis match it",
+                registry.masked_url, managed,
+            )
+            return None
     report = sync_registry(registry, settings)
     if report.drift:
         logger.warning("beat: rehydrated RedBeat entries from the registry: %s", report.to_json())

@@ -25,10 +25,10 @@ What it replaces, for bridge entries (``schedule.__type__ == "bridge"``):
   evaluator that raises -> logged once and moved to the quarantine zset (``bridge status``).
 * **SQL is the source of truth**: missed / paused slots are recorded as ``runs`` rows and missing
   entries are rebuilt from the registry (at the first tick holding the lock, every
-  ``bridge_rehydrate_interval`` seconds (default 300, <= 0 disables), and at once when the lock key
-  vanished, i.e. Redis was flushed). Both happen on a background thread
-  (:class:`bridge.beat_registry.RegistryLink`): a database outage never stalls dispatch; records
-  wait in a bounded in-memory backlog.
+  ``bridge_rehydrate_interval`` seconds (default 300; <= 0 turns rehydration off, not recording),
+  and at once when the lock key vanished, i.e. Redis was flushed). Both happen on a background
+  thread (:class:`bridge.beat_registry.RegistryLink`): a database outage never stalls dispatch;
+  records wait in a bounded in-memory backlog.
 
 Rehydration runs only once the lock is held (not in ``setup_schedule``, which celery calls before
 ``beat_init`` acquires the lock), so a standby beat never writes entries.
@@ -47,12 +47,13 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
+import redis
 from celery import Celery
 from redbeat.schedulers import RedBeatScheduler, acquire_distributed_beat_lock, get_redis
 
 from bridge.beat_publish import BatchPublisher, Firing
 from bridge.beat_registry import RegistryLink, SlotRecord
-from bridge.beat_store import BeatStore, DueBatch, RawEntry, WriteBack, parse_meta
+from bridge.beat_store import BeatStore, DueBatch, LockLost, RawEntry, WriteBack, parse_meta
 from bridge.config import Settings, load_settings
 from bridge.dispatch import Decision, EntryPolicy, decide, epoch_to_slot, jitter_offset
 from bridge.redbeat import EntryStore, decode_schedule
@@ -63,6 +64,7 @@ logger = logging.getLogger("bridge.beat")
 CHUNK = 1000
 TICK_BUDGET = 5.0  # seconds of dispatching per tick before control returns to the beat loop
 WAKE_EPSILON = 0.002
+RETRY_DELAY = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,42 @@ class ParsedEntry:
     evaluator: Evaluator
 
 
+class MemoEvaluator:
+    """A dialect evaluator with its recent answers remembered.
+
+    Evaluators are pure (``bridge.schedules`` reads no clock and does no I/O), so an answer can be
+    reused: when thousands of entries sharing a schedule are due in the same second (the top of
+    the hour in a migrated crontab), they all ask the same two questions.
+    """
+
+    __slots__ = ("_next", "_prev", "ev")
+    size = 1024
+
+    def __init__(self, ev: Evaluator) -> None:
+        self.ev = ev
+        self._next: dict[datetime, datetime | None] = {}
+        self._prev: dict[datetime, datetime | None] = {}
+
+    def next_after(self, t: datetime) -> datetime | None:
+        return self._ask(self._next, self.ev.next_after, t)
+
+    def prev_at_or_before(self, t: datetime) -> datetime | None:
+        return self._ask(self._prev, self.ev.prev_at_or_before, t)
+
+    def _ask(self, memo: dict[datetime, datetime | None], fn: Any, t: datetime) -> datetime | None:
+        if t in memo:
+            return memo[t]
+        if len(memo) >= self.size:
+            memo.clear()
+        answer: datetime | None = fn(t)
+        memo[t] = answer
+        return answer
+
+
 @lru_cache(maxsize=20_000)
-def compiled(schedule_json: str) -> Evaluator:
+def compiled(schedule: tuple[tuple[str, Any], ...]) -> Evaluator:
     """One evaluator per distinct schedule (jobs sharing a schedule share the evaluator)."""
-    return compile_schedule(decode_schedule(json.loads(schedule_json)))
+    return MemoEvaluator(compile_schedule(decode_schedule(dict(schedule))))
 
 
 @lru_cache(maxsize=20_000)
@@ -92,7 +126,7 @@ def parse_definition(text: str, default_queue: str) -> ParsedEntry | None:
         return None
     if not isinstance(schedule, dict):
         raise ValueError("bridge entry without a schedule object")
-    evaluator = compiled(json.dumps(schedule, sort_keys=True))
+    evaluator = compiled(tuple(sorted(schedule.items())))
     options = data.get("options") or {}
     return ParsedEntry(
         job_id=str(data["name"]),
@@ -173,7 +207,18 @@ class BridgeScheduler(RedBeatScheduler):
     # --- the tick -------------------------------------------------------------------------------
 
     def tick(self, min: Any = min, **kwargs: Any) -> float:
-        """Dispatch everything due (chunk by chunk, within a time budget); return the sleep."""
+        """Dispatch everything due; return the sleep. Redis being unreachable is logged and
+        retried (beat stays up); losing the lock to another beat raises :class:`LockLost`."""
+        try:
+            return self._tick()
+        except LockLost:
+            raise
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            logger.error("beat: Redis unreachable (%s); retrying in %ss", e, RETRY_DELAY)
+            self._reset_producer()
+            return RETRY_DELAY
+
+    def _tick(self) -> float:
         token = self._token()
         self._maybe_rehydrate()
         started = time.monotonic()
@@ -182,7 +227,7 @@ class BridgeScheduler(RedBeatScheduler):
             batch = self._load(now, token)
             work = self._dispatch(batch, now, token)
             if work is None:  # publishing failed: try again soon
-                return min(1.0, self.max_interval)
+                return RETRY_DELAY
             full = len(batch.entries) >= self.chunk
             if not full or time.monotonic() - started > self.tick_budget:
                 break
@@ -223,7 +268,7 @@ class BridgeScheduler(RedBeatScheduler):
             self._reset_producer()
             return None
         self.store().write_back(work.writes, token=token)
-        if work.records and self.rehydrate_interval > 0:
+        if work.records:
             self.link().record(work.records)
         if work.firings or work.records:
             logger.info("beat: published %d, recorded %d missed/skipped, %d entries",

@@ -2,7 +2,7 @@
 
 ``make_plan`` is pure: parse results + the registry's current jobs in, one :class:`PlanEntry`
 per job out — ``create``, ``update`` (with the changed fields), ``unchanged``, ``delete`` (a job
-of an imported source file that vanished; only with prune), ``disabled``, ``inactive``,
+that vanished from its source file; only with prune), ``disabled``, ``inactive``,
 ``unsupported``, ``error``. ``apply_plan`` writes it in the caller's transaction, so an import is
 all or nothing.
 """
@@ -34,6 +34,7 @@ class PlanStatus(StrEnum):
 
 
 CHANGES = frozenset({PlanStatus.CREATE, PlanStatus.UPDATE, PlanStatus.DELETE})
+IMPORTED = frozenset({PlanStatus.CREATE, PlanStatus.UPDATE, PlanStatus.UNCHANGED})
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def _duplicate_errors(entries: Sequence[PlanEntry]) -> list[ImportError_]:
     seen: dict[str, PlanEntry] = {}
     errors: list[ImportError_] = []
     for e in entries:
-        if e.id is None or e.status in (PlanStatus.ERROR, PlanStatus.DISABLED):
+        if e.id is None or e.status not in IMPORTED:
             continue
         first = seen.setdefault(e.id, e)
         if first is not e:
@@ -154,12 +155,9 @@ def make_plan(
 ) -> Plan:
     entries = [_item_entry(i, existing, include_inactive) for r in results for i in r.items]
     errors = [e for r in results for e in r.errors] + _duplicate_errors(entries)
-    kept = {
-        e.id
-        for e in entries
-        if e.id is not None
-        and e.status in (PlanStatus.CREATE, PlanStatus.UPDATE, PlanStatus.UNCHANGED)
-    }
+    # Only a job that vanished from its file is deleted: one that is still there, commented
+    # out (e.g. retired after a flip), inactive or unsupported keeps its registry entry.
+    kept = {e.id for e in entries if e.id is not None}
     if prune:
         for r in results:
             for job_id in sorted(set(existing_ids_by_file.get(r.file, ())) - kept):

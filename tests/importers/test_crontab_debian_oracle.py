@@ -34,8 +34,8 @@ CRON = shutil.which("cron") or ("/usr/sbin/cron" if Path("/usr/sbin/cron").exist
 ORACLE_USER = "nobody"
 
 JUNK = (
-    "cronfields.py rejects text after a complete field element, which Debian's get_list "
-    "skips (Skip_Nonblanks): '*5' is '*', '1-2-3' is '1-2', '5#2' is '5'"
+    "the parser refuses a control character (\\v, \\r) inside a time field, where Debian's "
+    "scanner skips it like any text after a complete element: a deliberate refusal"
 )
 OVERFLOW = (
     "Debian reads numbers with atoi() into an int: 4294967301 wraps to 5 (accepted), step "
