@@ -253,6 +253,7 @@ class _State:
     notes: list[str] = field(default_factory=list)
     invalid_line: int | None = None  # first line Debian rejects
     override_lines: dict[int, int] = field(default_factory=dict)  # job line -> directive line
+    bridge_job: str | None = None  # from a BRIDGE_JOB= line inserted by `bridge legacy rewrite`
 
     def error(self, line: int | None, message: str, *, debian_rejects: bool) -> None:
         self.errors.append(ImportError_(self.opts.file, line, message))
@@ -505,8 +506,25 @@ def _env_value(body: str, i: int) -> str | EnvFailure:
     return body[i + 1 : end]
 
 
+SHIM_NAME = "bridge-cron-shell"
+
+
+def _bridge_line(state: _State, env: EnvSetting) -> bool:
+    """Lines `bridge legacy rewrite` inserted are transparent: they name the job (BRIDGE_JOB)
+    and route it through the shim (BRIDGE_SHELL, SHELL=.../bridge-cron-shell) but are not part
+    of the job's own environment, so a rewritten file re-imports unchanged."""
+    if env.name == "BRIDGE_JOB":
+        state.bridge_job = env.value or None
+        return True
+    return env.name == "BRIDGE_SHELL" or (
+        env.name == "SHELL" and env.value.rsplit("/", 1)[-1] == SHIM_NAME
+    )
+
+
 def _env_line(state: _State, line: _Line, env: EnvSetting) -> None:
     _end_directive_run(state)
+    if _bridge_line(state, env):
+        return
     if env.truncated:
         state.note(
             line.number,
@@ -717,6 +735,8 @@ def _claim(state: _State, line: _Line) -> tuple[str, str | None]:
     if pending.id is not None and pending.id_line is not None:
         state.override_lines[line.number] = pending.id_line
         return pending.id, pending.name
+    if state.bridge_job:
+        return state.bridge_job, pending.name
     return f"{state.opts.id_prefix}-{state.ordinal}", pending.name
 
 

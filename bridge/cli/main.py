@@ -13,7 +13,15 @@ import click
 import typer
 from typer._click.exceptions import ClickException as TyperClickException
 
-from bridge.cli import db_cmd, import_cmd, jobs_cmd, schedule_cmd, status_cmd, sync_cmd
+from bridge.cli import (
+    db_cmd,
+    import_cmd,
+    jobs_cmd,
+    legacy_cmd,
+    schedule_cmd,
+    status_cmd,
+    sync_cmd,
+)
 from bridge.cli.context import STATE, err
 from bridge.errors import BridgeError, ExitCode
 
@@ -48,6 +56,7 @@ def main(
 app.add_typer(import_cmd.app, name="import")
 app.add_typer(jobs_cmd.app, name="jobs")
 app.add_typer(schedule_cmd.app, name="schedule")
+app.add_typer(legacy_cmd.app, name="legacy")
 app.add_typer(db_cmd.app, name="db")
 app.command("status")(status_cmd.status)
 app.command("sync")(sync_cmd.sync)

@@ -60,9 +60,14 @@ def _progress(enabled: bool) -> Iterator[ProgressFn | None]:
     if not enabled:
         yield None
         return
-    bar = Progress(TextColumn("comparing {task.description}"), BarColumn(),
-                   TextColumn("{task.completed:,}/{task.total:,} slots"), TimeRemainingColumn(),
-                   console=err, transient=True)
+    bar = Progress(
+        TextColumn("comparing {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} slots"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
     task = bar.add_task("", total=None)
 
     def update(job_id: str, done: int, total: int) -> None:
@@ -84,17 +89,41 @@ def _counts_row(job: JobReport) -> list[str]:
     word = "yes" if ready.ready else "no"
     if ready.basis.value != "outcome":
         word += " (timing)"
-    return [job.spec.id, job.owner.value, str(job.expected), str(c["match"]), str(c["late"]),
-            f"{c['missing_legacy']}/{c['missing_celery']}", str(c["outcome_mismatch"]),
-            str(c["duplicate"]), str(c["unexpected_slot"]), str(c["pending"]),
-            str(c["ignored"]), word]
+    return [
+        job.spec.id,
+        job.owner.value,
+        str(job.expected),
+        str(c["match"]),
+        str(c["late"]),
+        f"{c['missing_legacy']}/{c['missing_celery']}",
+        str(c["outcome_mismatch"]),
+        str(c["duplicate"]),
+        str(c["unexpected_slot"]),
+        str(c["pending"]),
+        str(c["ignored"]),
+        word,
+    ]
 
 
 def _render_table(report: Report, console: Console) -> None:
-    table = Table(title=f"shadow report {report.since:%Y-%m-%d %H:%M}Z -> "
-                        f"{report.until:%Y-%m-%d %H:%M}Z, {len(report.jobs)} job(s)")
-    for col in ("job", "owner", "slots", "match", "late", "missing L/C", "outcome", "dup",
-                "unexpected", "pending", "ignored", "ready"):
+    table = Table(
+        title=f"shadow report {report.since:%Y-%m-%d %H:%M}Z -> "
+        f"{report.until:%Y-%m-%d %H:%M}Z, {len(report.jobs)} job(s)"
+    )
+    for col in (
+        "job",
+        "owner",
+        "slots",
+        "match",
+        "late",
+        "missing L/C",
+        "outcome",
+        "dup",
+        "unexpected",
+        "pending",
+        "ignored",
+        "ready",
+    ):
         table.add_column(col, justify="left" if col in ("job", "owner", "ready") else "right")
     for job in report.jobs:
         style = "red" if job.unresolved else None
@@ -104,11 +133,18 @@ def _render_table(report: Report, console: Console) -> None:
         v = job.summary.last_mismatch
         if v is None:
             continue
-        console.print(f"{job.spec.id}: {v.verdict.value} at {v.slot.isoformat()}: {v.detail}",
-                      markup=False, highlight=False)
+        console.print(
+            f"{job.spec.id}: {v.verdict.value} at {v.slot.isoformat()}: {v.detail}",
+            markup=False,
+            highlight=False,
+        )
     t = report.totals()
-    console.print(f"{t['unresolved']} unresolved mismatch(es) in {t['jobs_with_unresolved']} "
-                  f"job(s); {t['ready']} job(s) ready to flip", markup=False, highlight=False)
+    console.print(
+        f"{t['unresolved']} unresolved mismatch(es) in {t['jobs_with_unresolved']} "
+        f"job(s); {t['ready']} job(s) ready to flip",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _write(fmt: Format, report: Report, target: Path | None) -> None:
@@ -124,8 +160,9 @@ def _write(fmt: Format, report: Report, target: Path | None) -> None:
             return
         import json
 
-        target.write_text(json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n",
-                          encoding="utf-8")
+        target.write_text(
+            json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     else:
         page = render_html(report)
         if target is None:
@@ -133,8 +170,12 @@ def _write(fmt: Format, report: Report, target: Path | None) -> None:
             return
         target.write_text(page, encoding="utf-8")
     t = report.totals()
-    out.print(f"wrote {target}: {t['jobs']} job(s), {t['jobs_with_unresolved']} with unresolved "
-              "mismatches", markup=False, highlight=False)
+    out.print(
+        f"wrote {target}: {t['jobs']} job(s), {t['jobs_with_unresolved']} with unresolved "
+        "mismatches",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command("report")
@@ -169,23 +210,35 @@ def calibration_json(cal: Calibration) -> dict[str, Any]:
 def _print_calibration(cal: Calibration) -> None:
     e, o = cal.exit_status, cal.output
     out.print(f"[bold]{cal.job_id}[/bold]: {cal.runs} legacy run(s), {e.pairs} consecutive pair(s)")
-    out.print(f"exit status differs in {e.differing}/{e.pairs} pair(s); values {list(e.values)}",
-              highlight=False)
-    out.print(f"output differs in {o.differing}/{o.pairs} pair(s) with the current clean rules, "
-              f"{cal.output_differing_after} with the proposed ones", highlight=False)
+    out.print(
+        f"exit status differs in {e.differing}/{e.pairs} pair(s); values {list(e.values)}",
+        highlight=False,
+    )
+    out.print(
+        f"output differs in {o.differing}/{o.pairs} pair(s) with the current clean rules, "
+        f"{cal.output_differing_after} with the proposed ones",
+        highlight=False,
+    )
     for p in cal.proposals:
         tag = " (broad: not added, it would hide real differences)" if p.broad else ""
-        out.print(f"  propose {p.name}{tag}: {p.pattern!r}  e.g. {p.example!r}",
-                  markup=False, highlight=False)
+        out.print(
+            f"  propose {p.name}{tag}: {p.pattern!r}  e.g. {p.example!r}",
+            markup=False,
+            highlight=False,
+        )
     if cal.proposed_clean:
-        out.print(f"proposed compare.clean = {list(cal.proposed_clean)!r}", markup=False,
-                  highlight=False)
+        out.print(
+            f"proposed compare.clean = {list(cal.proposed_clean)!r}", markup=False, highlight=False
+        )
     for a, b in cal.residual:
         out.print(f"  still differs: {a!r} vs {b!r}", markup=False, highlight=False)
     for m in cal.mismatches:
         word = "within noise" if m.within_noise else "NOT within noise"
-        out.print(f"  mismatch {m.slot} ({', '.join(m.fields)}): {word}: {m.why}",
-                  markup=False, highlight=False)
+        out.print(
+            f"  mismatch {m.slot} ({', '.join(m.fields)}): {word}: {m.why}",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command("calibrate")

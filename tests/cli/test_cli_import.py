@@ -184,3 +184,30 @@ def test_preview_batch_handles_ten_thousand_lines_in_one_process(tmp_path: Path)
     assert results[0] == {"slots": ["2026-03-07T02:00:00-05:00", "2026-03-08T03:00:00-04:00",
                                     "2026-03-09T02:00:00-04:00"]}
     assert results[1]["slots"][1] == "2026-03-30T02:01:00+02:00"  # Quartz skips 29 Mar 02:01
+
+
+def test_legacy_rewrite_then_check_detects_drift(cli, redis_url, db_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = env_for(redis_url, db_url)
+    src = tmp_path / "ops"
+    src.write_text("MAILTO=ops\n0 5 * * * /bin/echo one%stdin\n@reboot /bin/true\n")
+    assert cli("import", "crontab", str(src), "--user", "ops", env=env).code == 0
+    installed = tmp_path / "installed"
+    r = cli("legacy", "rewrite", str(src), "--out", str(installed), "--shim",
+            "/opt/bridge/bin/bridge-cron-shell", "--json", env=env)
+    assert r.code == 0, r.err
+    assert r.json()["managed"] == ["ops-crontab-1"]
+    text = installed.read_text()
+    assert "SHELL=/opt/bridge/bin/bridge-cron-shell\nBRIDGE_JOB=ops-crontab-1\n0 5 * * *" in text
+    r = cli("legacy", "rewrite", str(installed), "--source", str(src), "--check", "--json", env=env)
+    assert r.code == 0 and r.json()["ok"] is True
+    installed.write_text(text.replace("/bin/echo one", "/bin/echo ONE"))
+    r = cli("legacy", "rewrite", str(installed), "--source", str(src), "--check", "--json", env=env)
+    assert r.code == 1
+    assert r.json()["drift"] == [{"job_id": "ops-crontab-1", "line": 5, "what": "command"}]
+    from bridge.store.db import Registry
+    from bridge.store.repos import AuditRepo
+
+    reg = Registry(db_url)
+    with reg.session() as s:
+        assert "rewrite" in [e.action for e in AuditRepo(s).query()]
+    reg.dispose()

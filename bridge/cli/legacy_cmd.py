@@ -1,0 +1,131 @@
+"""``bridge legacy``: the legacy side — route crontab lines through the shim, check drift."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import typer
+
+from bridge.cli.context import STATE, emit_json, out
+from bridge.errors import InputError
+from bridge.store.repos import AuditRepo, JobRepo, current_actor
+from legacy_wrappers.rewrite import DEFAULT_SHIM, check, rewrite
+
+app = typer.Typer(
+    help="The legacy side: rewrite crontabs to run through the shim, check them for drift.",
+    no_args_is_help=True,
+)
+
+
+def _read(path: str) -> tuple[str, str]:
+    absolute = os.path.abspath(path)
+    try:
+        data = Path(absolute).read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror}") from e
+    return absolute, data.decode("utf-8", errors="surrogateescape")
+
+
+@app.command("rewrite")
+def rewrite_cmd(
+    path: str = typer.Argument(..., help="The crontab file, as it was imported."),
+    out_file: str = typer.Option(
+        None, "--out", help="Write here (default: stdout). Use the installed path to replace it."
+    ),
+    shim: str = typer.Option(
+        None,
+        "--shim",
+        help="Absolute path of the bridge-cron-shell shim "
+        f"(default: next to this bridge, else {DEFAULT_SHIM}).",
+    ),
+    check_only: bool = typer.Option(
+        False, "--check", help="Verify an installed file against the registry (exit 1 on drift)."
+    ),
+    source: str = typer.Option(
+        None,
+        "--source",
+        help="The path the jobs were imported from, when checking a copy installed elsewhere.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON report."),
+) -> None:
+    """Insert the shim's environment lines before each imported job line.
+
+    Every original line stays byte-for-byte unchanged (so `%` stdin and MAILTO behave exactly as
+    before); re-running is idempotent. With --check, report drift between the installed file and
+    the registry: edited commands or schedules, jobs no longer routed through the shim, jobs
+    missing from the file."""
+    absolute, text = _read(path)
+    origin = os.path.abspath(source) if source else absolute
+    with STATE.registry().session() as s:
+        jobs = {j.id: j.spec for j in JobRepo(s).list(source_file=origin)}
+    zone = next(iter(jobs.values())).schedule.timezone if jobs else STATE.settings.timezone
+    if check_only:
+        result = check(text, file=origin, registry=jobs, timezone=zone)
+        if as_json:
+            emit_json(
+                {
+                    "file": absolute,
+                    "ok": result.ok,
+                    "drift": [
+                        {"job_id": d.job_id, "line": d.line, "what": d.what} for d in result.drift
+                    ],
+                }
+            )
+        else:
+            for d in result.drift:
+                out.print(f"drift: {d}", markup=False, highlight=False)
+            out.print("no drift" if result.ok else f"{len(result.drift)} drift finding(s)")
+        raise typer.Exit(0 if result.ok else 1)
+    if not jobs:
+        raise InputError(
+            f"no registry jobs were imported from {origin}",
+            hint="run `bridge import crontab` on it first",
+        )
+    shim_path = shim or _default_shim()
+    if not os.path.isabs(shim_path):
+        raise InputError(f"--shim must be an absolute path, got '{shim_path}'")
+    result_ = rewrite(text, file=origin, managed_ids=jobs, timezone=zone, shim=shim_path)
+    _write(result_.text, out_file)
+    with STATE.registry().session() as s:
+        AuditRepo(s).append(
+            "rewrite",
+            actor=STATE.actor or current_actor(),
+            reason=origin,
+            after={"file": out_file or "-", "managed": list(result_.managed)},
+        )
+    summary = {
+        "file": absolute,
+        "out": out_file,
+        "shim": shim_path,
+        "managed": list(result_.managed),
+        "unmanaged_lines": list(result_.unmanaged_lines),
+    }
+    if as_json:
+        emit_json(summary)
+    elif out_file:
+        out.print(f"wrote {out_file}: {len(result_.managed)} job(s) routed through {shim_path}")
+
+
+def _default_shim() -> str:
+    found = shutil.which("bridge-cron-shell")
+    return os.path.abspath(found) if found else DEFAULT_SHIM
+
+
+def _write(text: str, out_file: str | None) -> None:
+    data = text.encode("utf-8", errors="surrogateescape")
+    if out_file is None:
+        import sys
+
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    tmp = Path(out_file).with_name(f".{Path(out_file).name}.bridge-tmp")
+    try:
+        tmp.write_bytes(data)
+        mode = os.stat(out_file).st_mode & 0o777 if os.path.exists(out_file) else 0o644
+        os.chmod(tmp, mode)
+        os.replace(tmp, out_file)  # atomic: cron never reads a half-written file
+    except OSError as e:
+        raise InputError(f"cannot write {out_file}: {e.strerror}") from e
