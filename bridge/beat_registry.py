@@ -122,6 +122,9 @@ class RegistryLink:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self.pending():
+            logger.error("beat: stopping with %d slot records not written to the registry (%s)",
+                         self.pending(), self.last_error or "timed out")
         if self._registry is not None:
             self._registry.dispose()
             self._registry = None
@@ -139,9 +142,10 @@ class RegistryLink:
                 return
 
     def work_once(self) -> bool:
-        """Rehydrate if asked, then flush the backlog; False (and a pause) on a failure."""
+        """Flush the backlog, then rehydrate if asked; False (and a pause) on a failure."""
         try:
             registry = self._open()
+            self._flush(registry)
             if self._rehydrate.is_set():
                 self._rehydrate.clear()
                 try:
@@ -149,7 +153,6 @@ class RegistryLink:
                 except Exception:
                     self._rehydrate.set()
                     raise
-            self._flush(registry)
         except Exception as e:  # the database or Redis is down: keep the backlog, retry later
             self._failed(e)
             return False

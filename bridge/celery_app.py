@@ -77,6 +77,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         beat_max_loop_interval=settings.beat_max_interval,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        imports=("legacy_wrappers.tasks",),
     )
     app.conf.bridge_settings = settings
     return app

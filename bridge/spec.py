@@ -228,6 +228,8 @@ class Policies:
         object.__setattr__(self, "overlap", OverlapPolicy(self.overlap))
         object.__setattr__(self, "misfire", MisfirePolicy(self.misfire))
         object.__setattr__(self, "shadow_mode", ShadowMode(self.shadow_mode))
+        if self.overlap is OverlapPolicy.REPLACE:
+            raise SpecError("overlap 'replace' is not supported: use 'allow' or 'forbid'")
         if self.misfire_grace_seconds < 0 or self.catchup_window_seconds < 0:
             raise SpecError("misfire grace and catch-up window must be >= 0")
         if self.timeout_seconds is not None and self.timeout_seconds <= 0:

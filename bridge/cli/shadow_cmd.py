@@ -29,7 +29,15 @@ from bridge.store.repos import AuthorityRepo, JobRepo
 from shadow.calibrate import Calibration, calibrate
 from shadow.compare import compare_job, split_paths
 from shadow.record import query
-from shadow.report import JobReport, Report, build_report, parse_when, select_jobs, to_json
+from shadow.report import (
+    JobReport,
+    Report,
+    build_report,
+    build_report_parallel,
+    parse_when,
+    select_jobs,
+    to_json,
+)
 from shadow.report import Progress as ProgressFn
 from shadow.report_html import render_html
 
@@ -68,83 +76,60 @@ def _progress(enabled: bool) -> Iterator[ProgressFn | None]:
         console=err,
         transient=True,
     )
-    task = bar.add_task("", total=None)
+    task = bar.add_task("", total=1)
 
     def update(job_id: str, done: int, total: int) -> None:
         if total < PROGRESS_THRESHOLD:
             return
+        bar.update(task, description=job_id, completed=done, total=total)
         if not bar.live.is_started:
             bar.start()
-        bar.update(task, description=job_id, completed=done, total=total)
 
     try:
         yield update
     finally:
-        bar.stop()
+        if bar.live.is_started:
+            bar.stop()
+
+
+MISMATCH_KEYS = ("missing_legacy", "missing_celery", "outcome_mismatch", "late", "duplicate",
+                 "unexpected_slot")
 
 
 def _counts_row(job: JobReport) -> list[str]:
     c = job.summary.counts
     ready = job.readiness
-    word = "yes" if ready.ready else "no"
-    if ready.basis.value != "outcome":
+    word = "flipped" if job.owner.value == "celery" else "yes" if ready.ready else "no"
+    if ready.basis.value != "outcome" and job.owner.value != "celery":
         word += " (timing)"
-    return [
-        job.spec.id,
-        job.owner.value,
-        str(job.expected),
-        str(c["match"]),
-        str(c["late"]),
-        f"{c['missing_legacy']}/{c['missing_celery']}",
-        str(c["outcome_mismatch"]),
-        str(c["duplicate"]),
-        str(c["unexpected_slot"]),
-        str(c["pending"]),
-        str(c["ignored"]),
-        word,
-    ]
+    problems = ", ".join(f"{k} {c[k]}" for k in MISMATCH_KEYS if c[k]) or "-"
+    return [job.spec.id, job.owner.value, str(job.expected), str(c["match"]), problems,
+            str(c["pending"]), str(c["ignored"]), word]
 
 
 def _render_table(report: Report, console: Console) -> None:
-    table = Table(
-        title=f"shadow report {report.since:%Y-%m-%d %H:%M}Z -> "
-        f"{report.until:%Y-%m-%d %H:%M}Z, {len(report.jobs)} job(s)"
-    )
-    for col in (
-        "job",
-        "owner",
-        "slots",
-        "match",
-        "late",
-        "missing L/C",
-        "outcome",
-        "dup",
-        "unexpected",
-        "pending",
-        "ignored",
-        "ready",
-    ):
-        table.add_column(col, justify="left" if col in ("job", "owner", "ready") else "right")
+    table = Table(title=f"shadow report {report.since:%Y-%m-%d %H:%M}Z -> "
+                        f"{report.until:%Y-%m-%d %H:%M}Z, {len(report.jobs)} job(s)")
+    table.add_column("job", overflow="fold", ratio=3)
+    table.add_column("owner")
+    for col in ("slots", "match"):
+        table.add_column(col, justify="right")
+    table.add_column("mismatches", overflow="fold", ratio=2)
+    for col in ("pending", "ignored"):
+        table.add_column(col, justify="right")
+    table.add_column("ready")
     for job in report.jobs:
-        style = "red" if job.unresolved else None
-        table.add_row(*_counts_row(job), style=style)
+        table.add_row(*_counts_row(job), style="red" if job.unresolved else None)
     console.print(table)
     for job in report.jobs:
         v = job.summary.last_mismatch
         if v is None:
             continue
-        console.print(
-            f"{job.spec.id}: {v.verdict.value} at {v.slot.isoformat()}: {v.detail}",
-            markup=False,
-            highlight=False,
-        )
+        console.print(f"{job.spec.id}: {v.verdict.value} at {v.slot.isoformat()}: {v.detail}",
+                      markup=False, highlight=False)
     t = report.totals()
-    console.print(
-        f"{t['unresolved']} unresolved mismatch(es) in {t['jobs_with_unresolved']} "
-        f"job(s); {t['ready']} job(s) ready to flip",
-        markup=False,
-        highlight=False,
-    )
+    console.print(f"{t['unresolved']} unresolved mismatch(es) in {t['jobs_with_unresolved']} "
+                  f"job(s); {t['ready']} job(s) ready to flip", markup=False, highlight=False)
 
 
 def _write(fmt: Format, report: Report, target: Path | None) -> None:
@@ -186,14 +171,20 @@ def report_cmd(
     fmt: Format = typer.Option(Format.TABLE, "--format", help="table, json or html."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
     out_file: Path = typer.Option(None, "--out", help="Write the report to FILE."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Compare jobs in N processes."),
 ) -> None:
     """Compare both paths slot by slot; exit 1 if any job has an unresolved mismatch."""
     start, end, now = _window(since, until, timedelta(hours=24))
     fmt = Format.JSON if as_json else fmt
-    with STATE.registry().session() as s:
+    registry = STATE.registry()
+    with registry.session() as s:
         ids = select_jobs([j.id for j in JobRepo(s).list()], job or [])
         with _progress(sys.stdout.isatty()) as progress:
-            report = build_report(s, ids, start, end, now, progress=progress)
+            if workers > 1 and len(ids) > 1:
+                report = build_report_parallel(s, registry.url, ids, start, end, now,
+                                               workers=workers, progress=progress)
+            else:
+                report = build_report(s, ids, start, end, now, progress=progress)
     _write(fmt, report, out_file)
     if not report.ok:
         raise typer.Exit(1)
