@@ -24,7 +24,8 @@ legacy). Then:
   ``skipped`` row says "overlap: previous slot still running". Overlap ``replace`` cannot
   reach a worker: :class:`bridge.spec.Policies` refuses it. The run's outcome and the claim's
   verdict are written in one transaction. Failures (``failed``, ``timed_out``,
-  ``interrupted``) are retried inside the same slot per the job's RetryPolicy (exponential backoff, equal jitter) by ``self.retry``; the retry
+  ``interrupted``) are retried inside the same slot per the job's RetryPolicy (exponential
+  backoff, equal jitter) by ``self.retry``; the retry
   is published *before* the verdict is written so a crash in between cannot lose it, and the
   retry re-claims the slot with a :class:`RetryGrant` (same lineage, attempts below
   ``max_retries + 1``; a takeover after a crash also counts as an attempt).
