@@ -43,6 +43,7 @@ def redbeat_settings(settings: Settings) -> dict[str, Any]:
         }
     else:
         conf["redbeat_redis_url"] = url
+        conf["redbeat_redis_options"] = {}
     return conf
 
 
@@ -80,6 +81,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         imports=("legacy_wrappers.tasks",),
     )
     app.conf.bridge_settings = settings
+    app.conf.bridge_rehydrate_interval = settings.rehydrate_interval
     return app
 
 

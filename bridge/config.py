@@ -164,6 +164,7 @@ class Settings:
     spool_dir: str = ""
     authority_dir: str = ""
     worker_shutdown_grace: int = 20
+    rehydrate_interval: int = 300
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -205,6 +206,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "spool_dir": _path,
     "authority_dir": _path,
     "worker_shutdown_grace": _non_negative_int,
+    "rehydrate_interval": _non_negative_int,
 }
 
 

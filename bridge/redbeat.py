@@ -21,9 +21,9 @@ The schedule is stored with ``"__type__": "bridge"`` and a version: stock RedBea
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
@@ -118,6 +118,7 @@ class Desired:
     job_id: str
     definition: str
     spec: JobSpec
+    watermark: datetime | None = None  # latest slot on record in SQL (rebuilds after data loss)
 
 
 @dataclass
@@ -210,10 +211,14 @@ class EntryStore:
         report = SyncReport()
         wanted = {d.job_id: d for d in desired}
         managed = self.managed()
+        quarantined = set(self.quarantined())
         current = self.read(sorted(set(wanted) | managed))
         writes: list[tuple[str, Any]] = []
         for job_id, d in wanted.items():
             definition, meta, score = current.get(job_id, (None, None, None))
+            if job_id in quarantined and definition == d.definition:
+                report.unchanged += 1  # beat quarantined it; only a new definition releases it
+                continue
             action = self._plan_entry(d, definition, meta, score, now, writes)
             if action == "create":
                 report.created.append(job_id)
@@ -241,12 +246,15 @@ class EntryStore:
     ) -> str:
         last_slot = _last_slot(meta)
         if definition is None:
-            writes.append(("put", (d, next_score(d.spec.schedule, now), meta is None)))
+            # Rebuilt after Redis lost it: resume from the last slot SQL saw (bounded by the
+            # catch-up window) so the slots missed meanwhile follow the job's misfire policy.
+            base = last_slot or _resume_point(d, now)
+            writes.append(("put", (d, next_score(d.spec.schedule, base), base)))
             return "create"
         if definition != d.definition:
             # a changed schedule starts from now: the old schedule's past is not replayed
             base = max(now, last_slot) if last_slot else now
-            writes.append(("put", (d, next_score(d.spec.schedule, base), False)))
+            writes.append(("put", (d, next_score(d.spec.schedule, base), base)))
             return "update"
         expected = next_score(d.spec.schedule, last_slot) if last_slot else score
         if score is None or expected is None or abs(float(score) - float(expected)) > 0.5:
@@ -261,11 +269,12 @@ class EntryStore:
             with self.r.pipeline(transaction=True) as pipe:
                 for op, arg in chunk:
                     if op == "put":
-                        d, score, fresh_meta = arg
+                        d, score, base = arg
                         key = self.key(d.job_id)
                         pipe.hset(key, "definition", d.definition)
-                        if fresh_meta:
-                            pipe.hset(key, "meta", json.dumps({"last_slot": None}))
+                        pipe.hset(key, "meta", json.dumps({"last_slot": base.timestamp()}))
+                        pipe.zrem(quarantine_key(self.prefix), d.job_id)
+                        pipe.hdel(quarantine_why_key(self.prefix), d.job_id)
                         pipe.zadd(sk, {key: score})
                         pipe.sadd(ik, d.job_id)
                     elif op == "score":
@@ -280,6 +289,16 @@ class EntryStore:
                 pipe.execute()
 
 
+def _resume_point(d: Desired, now: datetime) -> datetime:
+    """Where a rebuilt entry resumes: the SQL watermark, at most one catch-up window back."""
+    if d.watermark is None:
+        return now
+    window = timedelta(
+        seconds=max(d.spec.policies.catchup_window_seconds, d.spec.policies.misfire_grace_seconds)
+    )
+    return min(now, max(d.watermark, now - window))
+
+
 def _last_slot(meta: str | None) -> datetime | None:
     if not meta:
         return None
@@ -290,9 +309,18 @@ def _last_slot(meta: str | None) -> datetime | None:
     return datetime.fromtimestamp(float(value), UTC) if value is not None else None
 
 
-def desired_from(jobs: Iterable[Any]) -> list[Desired]:
-    """Build the desired entries from registry jobs (:class:`bridge.store.repos.StoredJob`)."""
+def desired_from(
+    jobs: Iterable[Any], watermarks: Mapping[str, datetime] | None = None
+) -> list[Desired]:
+    """Build the desired entries from registry jobs (:class:`bridge.store.repos.StoredJob`) and
+    the latest slot each has on record in SQL."""
+    marks = watermarks or {}
     return [
-        Desired(j.spec.id, encode_definition(j.spec, j.spec_hash, paused=j.paused), j.spec)
+        Desired(
+            j.spec.id,
+            encode_definition(j.spec, j.spec_hash, paused=j.paused),
+            j.spec,
+            marks.get(j.spec.id),
+        )
         for j in jobs
     ]

@@ -10,7 +10,7 @@ from bridge import redis_conn
 from bridge.config import Settings
 from bridge.redbeat import EntryStore, SyncReport, desired_from
 from bridge.store.db import Registry
-from bridge.store.repos import JobRepo
+from bridge.store.repos import JobRepo, RunRepo
 
 
 def sync_registry(
@@ -22,8 +22,9 @@ def sync_registry(
 ) -> SyncReport:
     with registry.session() as s:
         jobs = JobRepo(s).list()
+        watermarks = RunRepo(s).celery_watermarks()
     store = EntryStore(redis_conn.client(settings), settings.redbeat_key_prefix)
     try:
-        return store.sync(desired_from(jobs), now or datetime.now(UTC), apply=apply)
+        return store.sync(desired_from(jobs, watermarks), now or datetime.now(UTC), apply=apply)
     except (redis.RedisError, OSError) as e:
         raise redis_conn.unreachable(settings.redis_url, e) from e

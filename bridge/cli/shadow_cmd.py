@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,8 +93,14 @@ def _progress(enabled: bool) -> Iterator[ProgressFn | None]:
             bar.stop()
 
 
-MISMATCH_KEYS = ("missing_legacy", "missing_celery", "outcome_mismatch", "late", "duplicate",
-                 "unexpected_slot")
+MISMATCH_KEYS = (
+    "missing_legacy",
+    "missing_celery",
+    "outcome_mismatch",
+    "late",
+    "duplicate",
+    "unexpected_slot",
+)
 
 
 def _counts_row(job: JobReport) -> list[str]:
@@ -103,13 +110,23 @@ def _counts_row(job: JobReport) -> list[str]:
     if ready.basis.value != "outcome" and job.owner.value != "celery":
         word += " (timing)"
     problems = ", ".join(f"{k} {c[k]}" for k in MISMATCH_KEYS if c[k]) or "-"
-    return [job.spec.id, job.owner.value, str(job.expected), str(c["match"]), problems,
-            str(c["pending"]), str(c["ignored"]), word]
+    return [
+        job.spec.id,
+        job.owner.value,
+        str(job.expected),
+        str(c["match"]),
+        problems,
+        str(c["pending"]),
+        str(c["ignored"]),
+        word,
+    ]
 
 
 def _render_table(report: Report, console: Console) -> None:
-    table = Table(title=f"shadow report {report.since:%Y-%m-%d %H:%M}Z -> "
-                        f"{report.until:%Y-%m-%d %H:%M}Z, {len(report.jobs)} job(s)")
+    table = Table(
+        title=f"shadow report {report.since:%Y-%m-%d %H:%M}Z -> "
+        f"{report.until:%Y-%m-%d %H:%M}Z, {len(report.jobs)} job(s)"
+    )
     table.add_column("job", overflow="fold", ratio=3)
     table.add_column("owner")
     for col in ("slots", "match"):
@@ -125,11 +142,18 @@ def _render_table(report: Report, console: Console) -> None:
         v = job.summary.last_mismatch
         if v is None:
             continue
-        console.print(f"{job.spec.id}: {v.verdict.value} at {v.slot.isoformat()}: {v.detail}",
-                      markup=False, highlight=False)
+        console.print(
+            f"{job.spec.id}: {v.verdict.value} at {v.slot.isoformat()}: {v.detail}",
+            markup=False,
+            highlight=False,
+        )
     t = report.totals()
-    console.print(f"{t['unresolved']} unresolved mismatch(es) in {t['jobs_with_unresolved']} "
-                  f"job(s); {t['ready']} job(s) ready to flip", markup=False, highlight=False)
+    console.print(
+        f"{t['unresolved']} unresolved mismatch(es) in {t['jobs_with_unresolved']} "
+        f"job(s); {t['ready']} job(s) ready to flip",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _write(fmt: Format, report: Report, target: Path | None) -> None:
@@ -143,8 +167,6 @@ def _write(fmt: Format, report: Report, target: Path | None) -> None:
         if target is None:
             emit_json(to_json(report))
             return
-        import json
-
         target.write_text(
             json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
@@ -181,8 +203,9 @@ def report_cmd(
         ids = select_jobs([j.id for j in JobRepo(s).list()], job or [])
         with _progress(sys.stdout.isatty()) as progress:
             if workers > 1 and len(ids) > 1:
-                report = build_report_parallel(s, registry.url, ids, start, end, now,
-                                               workers=workers, progress=progress)
+                report = build_report_parallel(
+                    s, registry.url, ids, start, end, now, workers=workers, progress=progress
+                )
             else:
                 report = build_report(s, ids, start, end, now, progress=progress)
     _write(fmt, report, out_file)

@@ -9,6 +9,7 @@ import typer
 from bridge import redis_conn
 from bridge.cli.context import STATE, emit_json, err, out
 from bridge.errors import BridgeError, ExitCode
+from bridge.redbeat import EntryStore
 from bridge.store.repos import JobRepo
 
 
@@ -18,15 +19,34 @@ def _redis_status() -> tuple[dict[str, Any], BridgeError | None]:
     try:
         doc["version"] = redis_conn.ping(settings)
         doc["ok"] = True
-        from bridge.redbeat import EntryStore
-
         store = EntryStore(redis_conn.client(settings), settings.redbeat_key_prefix)
         doc["entries"] = store.count()
         doc["quarantined"] = store.quarantined()
+        doc["beat"] = _beat(store)
     except BridgeError as e:
         doc["error"] = e.message
         return doc, e
     return doc, None
+
+
+def _beat(store: EntryStore) -> dict[str, Any] | None:
+    """Beat's liveness key: who holds the lock, when it last ticked, its SQL backlog."""
+    import time
+
+    from bridge.beat_store import beat_key
+
+    prefix = STATE.settings.redbeat_key_prefix
+    raw = store.r.hgetall(beat_key(prefix))
+    if not raw:
+        return None
+    tick = float(raw.get("tick", 0) or 0)
+    return {
+        "holder": raw.get("holder"),
+        "last_tick": tick,
+        "age_seconds": round(time.time() - tick, 1) if tick else None,
+        "backlog": int(raw.get("backlog", 0) or 0),
+        "registry_error": raw.get("registry_error") or None,
+    }
 
 
 def _database_status() -> tuple[dict[str, Any], int, BridgeError | None]:

@@ -19,7 +19,13 @@ from sqlalchemy.orm import Session
 
 from bridge.errors import NotFoundError
 from bridge.spec import SPEC_VERSION, JobSpec
-from bridge.store.models import AuditRow, AuthorityEventRow, JobRow, RunRow, utcnow
+from bridge.store.models import (
+    AuditRow,
+    AuthorityEventRow,
+    JobRow,
+    RunRow,
+    utcnow,
+)
 
 
 class Owner(StrEnum):
@@ -291,3 +297,9 @@ class RunRepo:
 
     def count(self) -> int:
         return int(self.s.scalar(select(func.count()).select_from(RunRow)) or 0)
+
+    def celery_watermarks(self) -> dict[str, datetime]:
+        """The latest slot the Celery side has on record per job (fired, missed or skipped)."""
+        q = select(RunRow.job_id, func.max(RunRow.slot)).where(RunRow.path == "celery")
+        rows = self.s.execute(q.group_by(RunRow.job_id)).all()
+        return {job_id: slot for job_id, slot in rows if slot is not None}

@@ -171,3 +171,17 @@ def test_unreachable_database_is_one_line_with_masked_url() -> None:
         Registry("postgresql+psycopg://bridge:hunter2@127.0.0.1:1/reg")
     msg = str(e.value)
     assert "hunter2" not in msg and "bridge:***@127.0.0.1:1" in msg and "\n" not in msg
+
+
+def test_celery_watermarks_are_the_latest_celery_slot_per_job(db_url: str) -> None:
+    reg = Registry(db_url)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    with reg.session() as s:
+        for i, path in enumerate(["celery", "celery", "legacy"]):
+            RunRepo(s).add(job_id="j", slot=base + timedelta(minutes=i), path=path,
+                           role="authoritative", status="succeeded")
+    with reg.session() as s:
+        marks = RunRepo(s).celery_watermarks()
+    assert marks == {"j": base + timedelta(minutes=1)}
+    assert marks["j"].tzinfo is not None
+    reg.dispose()
