@@ -14,12 +14,16 @@ def seed(db_url: str, n: int = 2) -> None:
     reg = Registry(db_url)
     with reg.session() as s:
         for i in range(1, n + 1):
-            JobRepo(s).upsert(JobSpec(
-                id=f"etc-crontab-{i}",
-                schedule=ScheduleSpec(dialect="vixie", expression=f"{i} * * * *", timezone="UTC"),
-                handler=CommandHandler(command=f"echo {i}"),
-                source=SourceLocation("/etc/crontab", i),
-            ))
+            JobRepo(s).upsert(
+                JobSpec(
+                    id=f"etc-crontab-{i}",
+                    schedule=ScheduleSpec(
+                        dialect="vixie", expression=f"{i} * * * *", timezone="UTC"
+                    ),
+                    handler=CommandHandler(command=f"echo {i}"),
+                    source=SourceLocation("/etc/crontab", i),
+                )
+            )
     reg.dispose()
 
 
@@ -95,8 +99,12 @@ def test_unknown_option_is_one_line_exit_2(cli) -> None:  # type: ignore[no-unty
 
 
 def test_console_script_runs_and_helps() -> None:
-    r = subprocess.run([sys.executable, "-m", "bridge.cli.main", "--help"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "bridge.cli.main", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0
     for command in ("import", "jobs", "schedule", "sync", "db", "status"):
         assert command in r.stdout

@@ -67,7 +67,11 @@ def check_invariants(result: ParseResult, file: str, data: str | bytes) -> None:
     for item in result.items:
         assert item.source.file == file and item.source.line is not None
         assert 1 <= item.source.line <= n
-        assert {"user", "dialect", "kind"} <= set(item.details) <= {"user", "dialect", "kind", "warnings"}
+        assert (
+            {"user", "dialect", "kind"}
+            <= set(item.details)
+            <= {"user", "dialect", "kind", "warnings"}
+        )
         if item.status in (ItemStatus.OK, ItemStatus.INACTIVE):
             assert item.job is not None and item.job.id == item.id
             assert isinstance(item.job.handler, CommandHandler)

@@ -14,11 +14,14 @@ from bridge.store.db import Registry
 from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo, Owner, RunRepo
 
 
-def job(job_id: str = "etc-crontab-1", command: str = "echo hi", file: str = "/etc/crontab") -> JobSpec:
+def job(
+    job_id: str = "etc-crontab-1", command: str = "echo hi", file: str = "/etc/crontab"
+) -> JobSpec:
     return JobSpec(
         id=job_id,
-        schedule=ScheduleSpec(dialect=Dialect.VIXIE, expression="30 2 * * *",
-                              timezone="America/New_York"),
+        schedule=ScheduleSpec(
+            dialect=Dialect.VIXIE, expression="30 2 * * *", timezone="America/New_York"
+        ),
         handler=CommandHandler(command=command, user="root"),
         source=SourceLocation(file, 3),
     )
@@ -74,8 +77,14 @@ def test_authority_history_is_ordered_and_keeps_slots_exact(db_url: str) -> None
         JobRepo(s).upsert(job())
         a = AuthorityRepo(s)
         a.append("etc-crontab-1", Owner.LEGACY, effective_slot=None, actor="ops", reason="import")
-        a.append("etc-crontab-1", Owner.CELERY, effective_slot=slot, actor="ops", reason="ready",
-                 forced=True)
+        a.append(
+            "etc-crontab-1",
+            Owner.CELERY,
+            effective_slot=slot,
+            actor="ops",
+            reason="ready",
+            forced=True,
+        )
     with reg.session() as s:
         history = AuthorityRepo(s).history("etc-crontab-1")
         assert [e.owner for e in history] == [Owner.LEGACY, Owner.CELERY]
@@ -103,11 +112,18 @@ def test_runs_are_queried_by_job_and_slot_range(db_url: str) -> None:
     base = datetime(2026, 1, 1, tzinfo=UTC)
     with reg.session() as s:
         for i in range(5):
-            RunRepo(s).add(job_id="j", slot=base + timedelta(minutes=i), path="legacy",
-                           role="authoritative", status="succeeded", exit_status=0)
+            RunRepo(s).add(
+                job_id="j",
+                slot=base + timedelta(minutes=i),
+                path="legacy",
+                role="authoritative",
+                status="succeeded",
+                exit_status=0,
+            )
     with reg.session() as s:
-        rows = RunRepo(s).for_job("j", since=base + timedelta(minutes=1),
-                                  until=base + timedelta(minutes=3))
+        rows = RunRepo(s).for_job(
+            "j", since=base + timedelta(minutes=1), until=base + timedelta(minutes=3)
+        )
         assert [r.slot for r in rows] == [base + timedelta(minutes=i) for i in (1, 2, 3)]
     reg.dispose()
 
@@ -178,8 +194,13 @@ def test_celery_watermarks_are_the_latest_celery_slot_per_job(db_url: str) -> No
     base = datetime(2026, 1, 1, tzinfo=UTC)
     with reg.session() as s:
         for i, path in enumerate(["celery", "celery", "legacy"]):
-            RunRepo(s).add(job_id="j", slot=base + timedelta(minutes=i), path=path,
-                           role="authoritative", status="succeeded")
+            RunRepo(s).add(
+                job_id="j",
+                slot=base + timedelta(minutes=i),
+                path=path,
+                role="authoritative",
+                status="succeeded",
+            )
     with reg.session() as s:
         marks = RunRepo(s).celery_watermarks()
     assert marks == {"j": base + timedelta(minutes=1)}

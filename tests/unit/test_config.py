@@ -11,12 +11,15 @@ from bridge.errors import ConfigError
 def test_defaults_use_local_redis_and_per_user_sqlite(isolated_env: Path) -> None:
     s = load_settings({})
     assert s.redis_url == "redis://localhost:6379/0"
-    assert s.database_url == f"sqlite:///{isolated_env / 'xdg-data' / 'cron-bridge' / 'registry.db'}"
+    assert (
+        s.database_url == f"sqlite:///{isolated_env / 'xdg-data' / 'cron-bridge' / 'registry.db'}"
+    )
 
 
 def test_environment_overrides_file(isolated_env: Path) -> None:
-    (isolated_env / "bridge.toml").write_text('[bridge]\nredis_url = "redis://file:6379/1"\n'
-                                              'visibility_timeout = 100\n')
+    (isolated_env / "bridge.toml").write_text(
+        '[bridge]\nredis_url = "redis://file:6379/1"\nvisibility_timeout = 100\n'
+    )
     s = load_settings({"BRIDGE_VISIBILITY_TIMEOUT": "200"})
     assert s.redis_url == "redis://file:6379/1"
     assert s.visibility_timeout == 200
@@ -42,13 +45,13 @@ def test_invalid_settings_name_the_key_and_why(env: dict[str, str], message: str
 
 def test_unknown_key_in_file_is_an_error(isolated_env: Path) -> None:
     (isolated_env / "bridge.toml").write_text('[bridge]\nredis_ulr = "redis://x"\n')
-    with pytest.raises(ConfigError, match="unknown setting '.*bridge.toml: redis_ulr'"):
+    with pytest.raises(ConfigError, match=r"unknown setting '.*bridge.toml: redis_ulr'"):
         load_settings({})
 
 
 def test_broken_toml_is_an_error_naming_the_file(isolated_env: Path) -> None:
     (isolated_env / "bridge.toml").write_text("[bridge\n")
-    with pytest.raises(ConfigError, match="bridge.toml: invalid TOML"):
+    with pytest.raises(ConfigError, match=r"bridge\.toml: invalid TOML"):
         load_settings({})
 
 
@@ -62,7 +65,10 @@ def test_runtime_variables_are_not_settings() -> None:
         ("redis://:s3cret@host:6379/0", "redis://:***@host:6379/0"),
         ("rediss://user:s3cret@host:6380/0", "rediss://user:***@host:6380/0"),
         ("postgresql+psycopg://bridge:pw@db/reg", "postgresql+psycopg://bridge:***@db/reg"),
-        ("sentinel://:pw@a:26379;sentinel://:pw@b:26379", "sentinel://:***@a:26379;sentinel://:***@b:26379"),
+        (
+            "sentinel://:pw@a:26379;sentinel://:pw@b:26379",
+            "sentinel://:***@a:26379;sentinel://:***@b:26379",
+        ),
         ("redis://localhost:6379/0", "redis://localhost:6379/0"),
         ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
     ],
@@ -73,8 +79,12 @@ def test_passwords_are_masked(url: str, masked: str) -> None:
 
 
 def test_settings_public_view_masks_urls() -> None:
-    s = load_settings({"BRIDGE_REDIS_URL": "redis://:topsecret@h:1/0",
-                       "BRIDGE_DATABASE_URL": "postgresql://u:topsecret@h/db"})
+    s = load_settings(
+        {
+            "BRIDGE_REDIS_URL": "redis://:topsecret@h:1/0",
+            "BRIDGE_DATABASE_URL": "postgresql://u:topsecret@h/db",
+        }
+    )
     assert "topsecret" not in str(s.public())
     assert s.database_url.startswith("postgresql+psycopg://")
 
@@ -82,14 +92,20 @@ def test_settings_public_view_masks_urls() -> None:
 def test_sentinel_and_tls_urls_configure_celery_and_redbeat() -> None:
     from bridge.celery_app import make_app
 
-    s = load_settings({"BRIDGE_REDIS_URL": "sentinel://:pw@10.0.0.1:26379/2;sentinel://10.0.0.2:26380/2",
-                       "BRIDGE_REDIS_SENTINEL_MASTER": "main"})
+    s = load_settings(
+        {
+            "BRIDGE_REDIS_URL": "sentinel://:pw@10.0.0.1:26379/2;sentinel://10.0.0.2:26380/2",
+            "BRIDGE_REDIS_SENTINEL_MASTER": "main",
+        }
+    )
     conf = make_app(s).conf
     assert conf.broker_transport_options["master_name"] == "main"
     assert conf.redbeat_redis_url == "redis-sentinel://"
     assert conf.redbeat_redis_options["sentinels"] == [["10.0.0.1", 26379], ["10.0.0.2", 26380]]
     assert conf.redbeat_redis_options["db"] == 2
-    tls = make_app(load_settings({"BRIDGE_REDIS_URL": "rediss://:pw@h:6380/0?ssl_cert_reqs=required"}))
+    tls = make_app(
+        load_settings({"BRIDGE_REDIS_URL": "rediss://:pw@h:6380/0?ssl_cert_reqs=required"})
+    )
     assert tls.conf.broker_url.startswith("rediss://")
     assert tls.conf.redbeat_redis_url.startswith("rediss://")
 

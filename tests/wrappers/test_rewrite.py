@@ -28,8 +28,11 @@ def test_rewrite_only_inserts_lines_and_keeps_every_original_byte() -> None:
     original = ALICE.split("\n")
     it = iter(new_lines)
     assert all(any(line == candidate for candidate in it) for line in original)
-    inserted = [line for line in new_lines if line.startswith(("BRIDGE_", "SHELL="))
-                and line not in original]
+    inserted = [
+        line
+        for line in new_lines
+        if line.startswith(("BRIDGE_", "SHELL=")) and line not in original
+    ]
     assert f"SHELL={DEFAULT_SHIM}" in inserted
     assert strip_inserted(result.text) == ALICE
     assert sorted(result.managed) == sorted(managed)
@@ -37,8 +40,9 @@ def test_rewrite_only_inserts_lines_and_keeps_every_original_byte() -> None:
 
 def test_rewritten_file_parses_to_the_same_jobs() -> None:
     before = parse_crontab(ALICE, file=FILE, timezone="UTC")
-    after = parse_crontab(rewrite(ALICE, file=FILE, managed_ids=ids_of(ALICE)).text, file=FILE,
-                          timezone="UTC")
+    after = parse_crontab(
+        rewrite(ALICE, file=FILE, managed_ids=ids_of(ALICE)).text, file=FILE, timezone="UTC"
+    )
     assert [(i.id, i.status, i.job) for i in after.items] != []
     assert [(i.id, i.status, i.job.handler if i.job else None) for i in after.items] == [
         (i.id, i.status, i.job.handler if i.job else None) for i in before.items
@@ -55,10 +59,14 @@ def test_shell_set_midway_is_captured_and_rerouted() -> None:
     text = "0 1 * * * echo a\nSHELL=/bin/bash\n0 2 * * * echo b\n@reboot echo c\n"
     out = rewrite(text, file=FILE, managed_ids=["alice-crontab-1", "alice-crontab-2"]).text
     assert out.split("\n") == [
-        "BRIDGE_SHELL=/bin/sh", f"SHELL={DEFAULT_SHIM}", "BRIDGE_JOB=alice-crontab-1",
+        "BRIDGE_SHELL=/bin/sh",
+        f"SHELL={DEFAULT_SHIM}",
+        "BRIDGE_JOB=alice-crontab-1",
         "0 1 * * * echo a",
         "SHELL=/bin/bash",
-        "BRIDGE_SHELL=/bin/bash", f"SHELL={DEFAULT_SHIM}", "BRIDGE_JOB=alice-crontab-2",
+        "BRIDGE_SHELL=/bin/bash",
+        f"SHELL={DEFAULT_SHIM}",
+        "BRIDGE_JOB=alice-crontab-2",
         "0 2 * * * echo b",
         'BRIDGE_JOB=""',
         "@reboot echo c",
@@ -73,16 +81,20 @@ def test_check_reports_edited_commands_schedules_and_unrouted_jobs() -> None:
     text = "0 1 * * * echo a\n0 2 * * * echo b\n0 3 * * * echo c\n"
     registry = {i.id: i.job for i in parse_crontab(text, file=FILE, timezone="UTC").items}
     installed = rewrite(text, file=FILE, managed_ids=["alice-crontab-1", "alice-crontab-2"]).text
-    assert check(installed, file=FILE, registry={k: v for k, v in registry.items()
-                                                  if k != "alice-crontab-3"}).ok  # type: ignore[misc]
+    assert check(
+        installed, file=FILE, registry={k: v for k, v in registry.items() if k != "alice-crontab-3"}
+    ).ok  # type: ignore[misc]
     edited = installed.replace("echo a", "echo A").replace("0 2 * * *", "5 2 * * *")
     drift = check(edited, file=FILE, registry=registry)  # type: ignore[arg-type]
     assert {(d.job_id, d.what) for d in drift.drift} == {
-        ("alice-crontab-1", "command"), ("alice-crontab-2", "schedule"),
-        ("alice-crontab-3", "not-routed")}
+        ("alice-crontab-1", "command"),
+        ("alice-crontab-2", "schedule"),
+        ("alice-crontab-3", "not-routed"),
+    }
     gone = installed.replace("0 2 * * * echo b\n", "")
-    assert ("alice-crontab-2", "missing") in {(d.job_id, d.what) for d in check(
-        gone, file=FILE, registry=registry).drift}  # type: ignore[arg-type]
+    assert ("alice-crontab-2", "missing") in {
+        (d.job_id, d.what) for d in check(gone, file=FILE, registry=registry).drift
+    }  # type: ignore[arg-type]
 
 
 @pytest.mark.integration
@@ -93,8 +105,9 @@ def test_debian_crontab_accepts_the_rewritten_file(tmp_path: Path) -> None:
     path = tmp_path / "rewritten"
     path.write_text(rewrite(ALICE, file=FILE, managed_ids=ids_of(ALICE)).text)
     try:
-        r = subprocess.run([crontab, "-u", "nobody", str(path)], capture_output=True, text=True,
-                           timeout=30)
+        r = subprocess.run(
+            [crontab, "-u", "nobody", str(path)], capture_output=True, text=True, timeout=30
+        )
         assert r.returncode == 0, r.stderr
     finally:
         subprocess.run([crontab, "-u", "nobody", "-r"], capture_output=True, timeout=30)
