@@ -67,7 +67,8 @@ def run_import(
         from bridge.sync import sync_registry
 
         try:
-            report = sync_registry(registry, settings, now=now)
+            written = [e.job for e in plan.changes if e.job is not None]
+            report = sync_registry(registry, settings, now=now, known=written)
         except BridgeError as e:
             sync_error = str(e)
     return ImportOutcome(plan, applied, report, sync_error)

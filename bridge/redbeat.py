@@ -24,11 +24,12 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import redis
 
-from bridge.schedules import compile_schedule
+from bridge.schedules import Evaluator, compile_schedule
 from bridge.spec import JobSpec, ScheduleSpec
 
 ENCODING_VERSION = 1
@@ -144,9 +145,14 @@ class SyncReport:
         }
 
 
+@lru_cache(maxsize=4096)
+def _evaluator(spec: ScheduleSpec) -> Evaluator:
+    return compile_schedule(spec)  # pure and immutable: shared by every job with this schedule
+
+
 def next_score(spec: ScheduleSpec, after: datetime) -> float:
     """The entry's score: the next slot after ``after`` as a UTC epoch, or -1 when none."""
-    nxt = compile_schedule(spec).next_after(after)
+    nxt = _evaluator(spec).next_after(after)
     return -1.0 if nxt is None else nxt.timestamp()
 
 
@@ -161,6 +167,7 @@ class EntryStore:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.r = client
         self.prefix = prefix
+        self._quarantined: set[str] = set()
 
     def key(self, job_id: str) -> str:
         return self.prefix + job_id
@@ -211,7 +218,7 @@ class EntryStore:
         report = SyncReport()
         wanted = {d.job_id: d for d in desired}
         managed = self.managed()
-        quarantined = set(self.quarantined())
+        quarantined = self._quarantined = set(self.quarantined())
         current = self.read(sorted(set(wanted) | managed))
         writes: list[tuple[str, Any]] = []
         for job_id, d in wanted.items():
@@ -273,8 +280,9 @@ class EntryStore:
                         key = self.key(d.job_id)
                         pipe.hset(key, "definition", d.definition)
                         pipe.hset(key, "meta", json.dumps({"last_slot": base.timestamp()}))
-                        pipe.zrem(quarantine_key(self.prefix), d.job_id)
-                        pipe.hdel(quarantine_why_key(self.prefix), d.job_id)
+                        if d.job_id in self._quarantined:
+                            pipe.zrem(quarantine_key(self.prefix), d.job_id)
+                            pipe.hdel(quarantine_why_key(self.prefix), d.job_id)
                         pipe.zadd(sk, {key: score})
                         pipe.sadd(ik, d.job_id)
                     elif op == "score":

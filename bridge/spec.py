@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -288,7 +289,12 @@ class JobSpec:
         return not isinstance(self.handler, UnmappedHandler)
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": SPEC_VERSION, **_encode(self)}
+        """The versioned JSON document (computed once per immutable instance: do not mutate)."""
+        cached: dict[str, Any] | None = self.__dict__.get("_doc")
+        if cached is None:
+            cached = {"version": SPEC_VERSION, **_encode(self)}
+            object.__setattr__(self, "_doc", cached)
+        return cached
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
@@ -303,7 +309,12 @@ class JobSpec:
             raise SpecError(f"malformed job spec: {e}") from e
 
     def canonical_json(self) -> str:
-        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        """Sorted, compact JSON of the spec; computed once per (immutable) instance."""
+        cached: str | None = self.__dict__.get("_canonical")
+        if cached is None:
+            cached = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+            object.__setattr__(self, "_canonical", cached)
+        return cached
 
     def spec_hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
@@ -315,13 +326,35 @@ class JobSpec:
 # --- encoding ---------------------------------------------------------------------------------
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+@lru_cache(maxsize=16384)
+def _encode_frozen(obj: Any) -> dict[str, Any]:
+    return {name: _encode(getattr(obj, name)) for name in _names(type(obj))}
+
+
 def _encode(obj: Any) -> Any:
-    if isinstance(obj, datetime):
-        return obj.isoformat()
+    if obj is None or isinstance(obj, bool | int | float):
+        return obj
     if isinstance(obj, StrEnum):
         return obj.value
+    if isinstance(obj, str):
+        return obj
+    if isinstance(obj, datetime):
+        return obj.isoformat()
     if hasattr(obj, "__dataclass_fields__"):
-        return {f.name: _encode(getattr(obj, f.name)) for f in fields(obj)}
+        try:
+            return _encode_frozen(obj)  # equal value objects share one (read-only) encoding
+        except TypeError:  # unhashable content (e.g. list args of a callable handler)
+            return {name: _encode(getattr(obj, name)) for name in _names(type(obj))}
     if isinstance(obj, tuple | list):
         return [_encode(x) for x in obj]
     return obj

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import redis
@@ -9,6 +10,7 @@ import redis
 from bridge import redis_conn
 from bridge.config import Settings
 from bridge.redbeat import EntryStore, SyncReport, desired_from
+from bridge.spec import JobSpec
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo, RunRepo
 
@@ -19,9 +21,11 @@ def sync_registry(
     *,
     apply: bool = True,
     now: datetime | None = None,
+    known: Iterable[JobSpec] = (),
 ) -> SyncReport:
+    """``known``: specs the caller just wrote (spares decoding them again)."""
     with registry.session() as s:
-        jobs = JobRepo(s).list()
+        jobs = JobRepo(s).list(known=known)
         watermarks = RunRepo(s).celery_watermarks()
     store = EntryStore(redis_conn.client(settings), settings.redbeat_key_prefix)
     try:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bridge.spec import JobSpec
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo, Owner, StoredJob
+from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo, StoredJob
 from crontab_import.model import ImportError_, ImportItem, ItemStatus, ParseResult
 
 
@@ -190,37 +190,31 @@ class ApplyResult:
 
 
 def apply_plan(plan: Plan, session: Session, *, actor: str, now: datetime) -> ApplyResult:
-    """Write the plan's changes in ``session`` (the caller commits: all or nothing)."""
-    jobs, authority, audit = JobRepo(session), AuthorityRepo(session), AuditRepo(session)
-    counts = {PlanStatus.CREATE: 0, PlanStatus.UPDATE: 0, PlanStatus.DELETE: 0}
-    for entry in plan.changes:
-        assert entry.id is not None
-        before = {"spec_hash": entry.previous.spec_hash} if entry.previous else None
-        if entry.status is PlanStatus.DELETE:
-            jobs.delete(entry.id)
-            audit.append(
-                "import.delete", actor=actor, job_id=entry.id, before=before, reason=entry.reason
-            )
-        else:
-            assert entry.job is not None
-            outcome, _ = jobs.upsert(entry.job)
-            if outcome == "create" and not authority.history(entry.id):
-                authority.append(
-                    entry.id,
-                    Owner.LEGACY,
-                    effective_slot=None,
-                    actor=actor,
-                    reason="imported: the legacy scheduler owns every slot",
-                )
-            after = {"spec_hash": entry.job.spec_hash(), "changed": list(entry.changed)}
-            audit.append(
-                f"import.{entry.status.value}",
-                actor=actor,
-                job_id=entry.id,
-                before=before,
-                after=after,
-            )
-        counts[entry.status] += 1
-    return ApplyResult(
-        counts[PlanStatus.CREATE], counts[PlanStatus.UPDATE], counts[PlanStatus.DELETE]
+    """Write the plan's changes in ``session`` (the caller commits: all or nothing), in bulk."""
+    jobs, audit = JobRepo(session), AuditRepo(session)
+    writes = [e for e in plan.changes if e.status is not PlanStatus.DELETE]
+    deletes = [e for e in plan.changes if e.status is PlanStatus.DELETE]
+    jobs.write_many([e.job for e in writes if e.job is not None])
+    jobs.delete_many([e.id for e in deletes if e.id is not None])
+    created = [e.id for e in writes if e.status is PlanStatus.CREATE and e.id is not None]
+    AuthorityRepo(session).start_legacy(
+        created, actor=actor, reason="imported: the legacy scheduler owns every slot"
     )
+    audit.append_many([_audit(e) for e in plan.changes], actor=actor)
+    return ApplyResult(len(created), len(writes) - len(created), len(deletes))
+
+
+def _audit(entry: PlanEntry) -> dict[str, object]:
+    before = {"spec_hash": entry.previous.spec_hash} if entry.previous else None
+    after = (
+        None
+        if entry.job is None or entry.status is PlanStatus.DELETE
+        else {"spec_hash": entry.job.spec_hash(), "changed": list(entry.changed)}
+    )
+    return {
+        "action": f"import.{entry.status.value}",
+        "job_id": entry.id,
+        "before": before,
+        "after": after,
+        "reason": entry.reason if entry.status is PlanStatus.DELETE else None,
+    }

@@ -424,6 +424,7 @@ def compile(spec: ScheduleSpec) -> CronEvaluator:
     )
 
 
+@lru_cache(maxsize=4096)
 def never_fires(spec: ScheduleSpec) -> bool:
     """True when the line is valid for cron but can never run.
 

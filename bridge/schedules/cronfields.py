@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bridge.errors import ScheduleError
 
@@ -184,6 +185,7 @@ def parse_field(text: str, fd: FieldDef) -> frozenset[int]:
     return scan_field(text, fd)[0]
 
 
+@lru_cache(maxsize=8192)
 def parse_fields(expression: str) -> CronFields:
     """Parse a five-field expression (or an ``@`` macro other than ``@reboot``)."""
     text = expression.strip(" \t")

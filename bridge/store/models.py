@@ -67,7 +67,7 @@ class JobRow(Base):
     source_line: Mapped[int | None] = mapped_column(Integer)
     source_kind: Mapped[str] = mapped_column(String(32))
     dialect: Mapped[str] = mapped_column(String(32))
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec: Mapped[str] = mapped_column(Text)  # canonical JSON of the JobSpec (versioned)
     spec_version: Mapped[int] = mapped_column(Integer)
     spec_hash: Mapped[str] = mapped_column(String(64))
     mapped: Mapped[bool] = mapped_column(Boolean, default=True)

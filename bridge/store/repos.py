@@ -7,17 +7,18 @@ import of many jobs is one atomic commit) and speaks in domain values (:class:`J
 from __future__ import annotations
 
 import getpass
+import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from bridge.errors import NotFoundError
+from bridge.errors import NotFoundError, SpecError
 from bridge.spec import SPEC_VERSION, JobSpec
 from bridge.store.models import (
     AuditRow,
@@ -55,15 +56,39 @@ class StoredJob:
         return self.spec.id
 
 
-def _stored(row: JobRow) -> StoredJob:
+def _stored(row: Any, known: Mapping[str, JobSpec] | None = None) -> StoredJob:
+    hint = known.get(row.spec_hash) if known else None
     return StoredJob(
-        spec=JobSpec.from_json(row.spec),
+        spec=hint if hint is not None and hint.id == row.id else _decode(row.spec),
         spec_hash=row.spec_hash,
         paused=row.paused,
         paused_reason=row.paused_reason,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _row_values(spec: JobSpec, now: datetime) -> dict[str, Any]:
+    return {
+        "id": spec.id,
+        "source_file": spec.source.file,
+        "source_line": spec.source.line,
+        "source_kind": spec.source.kind.value,
+        "dialect": spec.schedule.dialect.value,
+        "spec": spec.canonical_json(),
+        "spec_version": SPEC_VERSION,
+        "spec_hash": spec.spec_hash(),
+        "mapped": spec.mapped,
+        "updated_at": now,
+    }
+
+
+def _decode(text: str) -> JobSpec:
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise SpecError(f"stored job spec is not valid JSON: {e}") from e
+    return JobSpec.from_json(data)
 
 
 class JobRepo:
@@ -80,11 +105,25 @@ class JobRepo:
             raise NotFoundError(f"no job '{job_id}' in the registry", hint="see `bridge jobs list`")
         return job
 
-    def list(self, *, source_file: str | None = None) -> list[StoredJob]:
-        query = select(JobRow).where(JobRow.deleted_at.is_(None)).order_by(JobRow.id)
+    def list(
+        self, *, source_file: str | None = None, known: Iterable[JobSpec] = ()
+    ) -> list[StoredJob]:
+        """Jobs in id order. ``known``: specs the caller already holds; a row whose hash equals
+        one of theirs is not decoded again (the hash covers the whole spec)."""
+        columns = (
+            JobRow.id,
+            JobRow.spec,
+            JobRow.spec_hash,
+            JobRow.paused,
+            JobRow.paused_reason,
+            JobRow.created_at,
+            JobRow.updated_at,
+        )
+        query = select(*columns).where(JobRow.deleted_at.is_(None)).order_by(JobRow.id)
         if source_file is not None:
             query = query.where(JobRow.source_file == source_file)
-        return [_stored(r) for r in self.s.scalars(query)]
+        hints = {spec.spec_hash(): spec for spec in known}
+        return [_stored(r, hints) for r in self.s.execute(query)]
 
     def ids_from_source(self, source_file: str) -> set[str]:
         query = select(JobRow.id).where(
@@ -111,7 +150,7 @@ class JobRepo:
         row.source_line = spec.source.line
         row.source_kind = spec.source.kind.value
         row.dialect = spec.schedule.dialect.value
-        row.spec = spec.to_json()
+        row.spec = spec.canonical_json()
         row.spec_version = SPEC_VERSION
         row.spec_hash = digest
         row.mapped = spec.mapped
@@ -122,6 +161,33 @@ class JobRepo:
             previous = None
         self.s.flush()
         return ("update" if previous else "create"), previous
+
+    def write_many(self, specs: Sequence[JobSpec]) -> None:
+        """Create, update or revive many jobs in bulk (one SELECT per 500 ids, then one
+        INSERT and one UPDATE executemany) — the import path for thousands of lines."""
+        now = utcnow()
+        deleted: dict[str, datetime | None] = {}
+        ids = [spec.id for spec in specs]
+        for i in range(0, len(ids), 500):
+            query = select(JobRow.id, JobRow.deleted_at).where(JobRow.id.in_(ids[i : i + 500]))
+            deleted.update({row.id: row.deleted_at for row in self.s.execute(query)})
+        inserts, updates = [], []
+        for spec in specs:
+            values = _row_values(spec, now)
+            if spec.id not in deleted:
+                inserts.append({**values, "created_at": now, "paused": False})
+            else:
+                revived = {"created_at": now} if deleted[spec.id] is not None else {}
+                updates.append({**values, **revived, "deleted_at": None})
+        if inserts:
+            self.s.execute(insert(JobRow), inserts)
+        if updates:
+            self.s.execute(update(JobRow), updates)
+
+    def delete_many(self, job_ids: Sequence[str]) -> None:
+        now = utcnow()
+        if job_ids:
+            self.s.execute(update(JobRow), [{"id": j, "deleted_at": now} for j in job_ids])
 
     def delete(self, job_id: str) -> None:
         """Soft delete: the job's runs and audit history stay."""
@@ -169,6 +235,27 @@ class AuthorityRepo:
         for row in self.s.scalars(query):
             out.setdefault(row.job_id, []).append(_event(row))
         return out
+
+    def start_legacy(self, job_ids: Iterable[str], *, actor: str, reason: str) -> None:
+        """The first event of jobs without history: legacy owns every slot (bulk)."""
+        ids = list(job_ids)
+        have = set(self.histories(ids)) if ids else set()
+        now = utcnow()
+        rows = [
+            {
+                "job_id": j,
+                "effective_slot": None,
+                "owner": Owner.LEGACY.value,
+                "actor": actor,
+                "reason": reason,
+                "forced": False,
+                "at": now,
+            }
+            for j in ids
+            if j not in have
+        ]
+        if rows:
+            self.s.execute(insert(AuthorityEventRow), rows)
 
     def append(
         self,
@@ -257,6 +344,12 @@ class AuditRepo:
                 after=after,
             )
         )
+
+    def append_many(self, records: Sequence[dict[str, Any]], *, actor: str) -> None:
+        """Many records at once; each dict has action, job_id, reason, before, after."""
+        now = utcnow()
+        if records:
+            self.s.execute(insert(AuditRow), [{"at": now, "actor": actor, **r} for r in records])
 
     def query(
         self, *, job_id: str | None = None, since: datetime | None = None, limit: int = 1000

@@ -56,7 +56,7 @@ def upgrade() -> None:
         sa.Column("source_line", sa.Integer(), nullable=True),
         sa.Column("source_kind", sa.String(length=32), nullable=False),
         sa.Column("dialect", sa.String(length=32), nullable=False),
-        sa.Column("spec", sa.JSON(), nullable=False),
+        sa.Column("spec", sa.Text(), nullable=False),
         sa.Column("spec_version", sa.Integer(), nullable=False),
         sa.Column("spec_hash", sa.String(length=64), nullable=False),
         sa.Column("mapped", sa.Boolean(), nullable=False),
