@@ -413,22 +413,30 @@ def _end_directive_run(state: _State) -> None:
     state.pending = _Pending()
 
 
+_RETIRED = re.compile(r"^#\s*bridge-retired \d{4}-\d{2}-\d{2} ([^\s:]+): ")
+
+
 def _maybe_disabled(state: _State, line: _Line, text: str) -> None:
-    """A comment that is a valid job line once its '#' is removed: a DISABLED item."""
-    inner = text.lstrip("#").lstrip(BLANKS)
+    """A comment that is a valid job line once its '#' is removed: a DISABLED item. A line
+    `bridge legacy retire` commented out keeps the id its marker names."""
+    retired = _RETIRED.match(text)
+    inner = text[retired.end() :] if retired else text.lstrip("#").lstrip(BLANKS)
     if not _looks_like_job(state, inner):
         return
     parsed = _parse_job(state, inner)
     if isinstance(parsed, str) or not split_command(parsed.command)[0].strip(C_SPACE):
         return
     job_id, description = _claim(state, line)
+    if retired:
+        job_id = retired.group(1)
     job = None
     if parsed.expression is not None and state.bad_zone is None:
         try:
             job = _build_job(state, line, job_id, parsed, parsed.expression, description)
         except BridgeError:
             job = None  # listed without a spec: it is not imported anyway
-    _add_item(state, line, ItemStatus.DISABLED, job_id, job, "commented out", parsed.user)
+    reason = "retired by cron-bridge (Celery owns it)" if retired else "commented out"
+    _add_item(state, line, ItemStatus.DISABLED, job_id, job, reason, parsed.user)
 
 
 # --- environment lines ------------------------------------------------------------------------

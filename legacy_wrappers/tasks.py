@@ -90,7 +90,7 @@ from bridge.spec import (
 )
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
-from bridge.store.repos import AuthorityRepo, JobRepo, Owner
+from bridge.store.repos import AuthorityEvent, AuthorityRepo, JobRepo, Owner
 from legacy_wrappers.claims import (
     AlreadyClaimed,
     Claims,
@@ -121,6 +121,7 @@ class Role(StrEnum):
     OBSERVE = "observe"
     SUPPRESSED = "suppressed"
     REJECTED = "rejected"
+    STAND_DOWN = "stand-down"
 
 
 class RunStatus(StrEnum):
@@ -130,6 +131,7 @@ class RunStatus(StrEnum):
     SKIPPED = "skipped"
     SUPPRESSED = "suppressed"
     OBSERVED = "observed"
+    STOOD_DOWN = "stood-down"
 
 
 # --- pure core ----------------------------------------------------------------------------------
@@ -469,6 +471,8 @@ def dispatch(task: Task, ctx: WorkerContext, req: JobRequest, fired_at: datetime
     if not spec.mapped:
         return observe(ctx, req, fired_at, "unmapped handler: observed only, never executed")
     if owner is Owner.LEGACY:
+        if handed_back(history, req.slot):
+            return stand_down(ctx, req, fired_at)
         return shadow(ctx, spec, req, fired_at)
     if stored.paused:
         record(
@@ -486,6 +490,33 @@ def dispatch(task: Task, ctx: WorkerContext, req: JobRequest, fired_at: datetime
         )
         return RunStatus.SKIPPED.value
     return authoritative(task, ctx, spec, req, fired_at)
+
+
+def handed_back(history: Iterable[AuthorityEvent], slot: datetime) -> bool:
+    """Celery owned this job at some slot up to ``slot`` and legacy took it back: the Celery
+    side now stands down (and says so), so the comparison continues in the other direction."""
+    return any(
+        e.owner is Owner.CELERY and e.effective_slot is not None and e.effective_slot <= slot
+        for e in history
+    )
+
+
+def stand_down(ctx: WorkerContext, req: JobRequest, fired_at: datetime) -> str:
+    fields = run_fields(
+        req.job_id,
+        req.slot,
+        Role.STAND_DOWN,
+        RunStatus.STOOD_DOWN.value,
+        ctx,
+        fired_at=fired_at,
+        task_state="IGNORED",
+        record_key=shadow_record_key(req.job_id, req.slot),
+    )
+    try:
+        record(ctx, fields)
+    except IntegrityError:
+        return suppressed_shadow(ctx, req, fired_at)
+    return RunStatus.STOOD_DOWN.value
 
 
 def observe(ctx: WorkerContext, req: JobRequest, fired_at: datetime, note: str | None) -> str:

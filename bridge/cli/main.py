@@ -14,10 +14,14 @@ import typer
 from typer._click.exceptions import ClickException as TyperClickException
 
 from bridge.cli import (
+    audit_cmd,
+    authority_cmd,
+    authority_ops,
     db_cmd,
     import_cmd,
     jobs_cmd,
     legacy_cmd,
+    ops_cmd,
     schedule_cmd,
     status_cmd,
     sync_cmd,
@@ -56,7 +60,15 @@ def main(
 app.add_typer(import_cmd.app, name="import")
 app.add_typer(jobs_cmd.app, name="jobs")
 app.add_typer(schedule_cmd.app, name="schedule")
+authority_cmd.app.command("flip")(authority_ops.flip)
+authority_cmd.app.command("status")(authority_ops.status)
+legacy_cmd.app.command("retire")(authority_ops.retire_cmd)
 app.add_typer(legacy_cmd.app, name="legacy")
+app.add_typer(authority_cmd.app, name="authority")
+app.add_typer(audit_cmd.app, name="audit")
+app.command("pause")(ops_cmd.pause)
+app.command("resume")(ops_cmd.resume)
+app.command("trigger")(ops_cmd.trigger)
 app.add_typer(db_cmd.app, name="db")
 app.command("status")(status_cmd.status)
 app.command("sync")(sync_cmd.sync)
