@@ -23,6 +23,7 @@ from bridge.cli import (
     legacy_cmd,
     ops_cmd,
     schedule_cmd,
+    shadow_cmd,
     status_cmd,
     sync_cmd,
 )
@@ -66,6 +67,7 @@ legacy_cmd.app.command("retire")(authority_ops.retire_cmd)
 app.add_typer(legacy_cmd.app, name="legacy")
 app.add_typer(authority_cmd.app, name="authority")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(shadow_cmd.app, name="shadow")
 app.command("pause")(ops_cmd.pause)
 app.command("resume")(ops_cmd.resume)
 app.command("trigger")(ops_cmd.trigger)

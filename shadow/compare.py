@@ -1,0 +1,622 @@
+"""The shadow comparator: two observation streams in, one verdict per slot out (pure).
+
+No I/O, no clock: ``now`` is a parameter. :func:`compare_job` takes a job's spec (schedule and
+:class:`~bridge.spec.ComparePolicy`), a window ``(after, until]``, ``now``, the legacy and the
+Celery observations of that window (and optionally the job's authority history) and returns one
+:class:`SlotVerdict` per expected slot, plus one per firing at an instant the schedule does not
+contain, ordered by slot.
+
+How a slot is judged (first rule that applies wins)
+    Each path's records for the slot are read as one *side*: its **executions** (role
+    ``authoritative``/``shadow`` with an execution status; a ``running`` start marker followed by
+    a terminal record of the same host and attempt, and a failed/interrupted attempt followed by
+    a higher attempt, fold into one execution), whether it **stood down** (``stand-down`` /
+    ``suppressed``: the path was there and correctly did not run), whether it **observed** (an
+    ``observe`` record), or only **declined** (``skipped``/``missed``/``rejected``) or was only
+    **dispatched** (a ``scheduler`` record): those two count as absent.
+
+    1. ``duplicate``: a path executed the slot more than once, or both paths executed it as
+       ``authoritative`` (invariant 4 broken). Stand-down and suppressed records never count.
+    2. ``pending``: a side is absent (or an execution whose outcome is needed is still
+       ``running``) and the slot is inside the grace window: ``slot > now - grace``; grace is
+       ``tolerance_seconds + (policies.timeout_seconds or 300)`` unless given.
+    3. ``missing_legacy`` / ``missing_celery``: that side is absent; or both are absent, or
+       both present but neither executed: then the side that owns the slot (authority history,
+       legacy by default) is the one missing, and the detail says what each side did.
+    4. ``outcome_mismatch``: both sides executed (an *outcome* comparison: authoritative vs a
+       ``dry-run``/``execute`` shadow) and a compared field differs: ``exit_status`` (or, when
+       either lacks one, succeeded-vs-not) and ``output_digest`` where the job lists it in
+       ``compare.fields`` and both digests exist.
+    5. ``late``: either side's fire lag (``fired_at`` or else ``started_at``, earliest record, minus
+       the slot; early counts too) exceeds ``compare.tolerance_seconds``.
+    6. ``match``.
+
+    Pairs where one side only observed or stood down are compared on *timing* only
+    (:attr:`Basis.TIMING`): an ``observe`` Celery record in shadow mode, or after a flip the
+    legacy shim's ``stand-down`` against Celery's authoritative run: comparison continues in the
+    other direction without any change of rules.
+
+    ``unexpected_slot``: records whose slot is not one of the schedule's slots in the window (a
+    translation bug on that path, e.g. Celery's ``crontab`` firing at 03:30 EDT where Debian cron
+    fires at 03:00 EDT on a spring-forward day).
+
+Ignore rules (``compare.ignore``, GitHub Scientist's stacked ``ignore``)
+    A rule is whitespace-separated terms that must all hold; rules are tried in order and the
+    first that matches a non-match, non-pending verdict is recorded in ``ignored_by``. The
+    verdict itself is kept (never hidden) and counted under ``ignored``. Terms:
+
+    * ``verdict=V[,V...]``: the verdict is one of these;
+    * ``slots=A..B``: the slot lies in ``[A, B]`` (ISO 8601; naive means UTC; either end may be
+      empty; ``slots=2026-03-08`` alone is that whole UTC day; ``slots=A`` alone is one instant);
+    * ``field=F`` or the bare word ``exit_status`` / ``output_digest``: that field mismatched;
+    * ``legacy=X`` / ``celery=X``: that side's record has exit status ``X`` (an integer), or
+      status or role ``X`` (``failed``, ``observe`` ...), or ``none`` (no record);
+    * ``lag<=N``: both sides' absolute fire lags are at most ``N`` seconds.
+
+    Example: ``verdict=outcome_mismatch exit_status legacy=1 celery=0`` or
+    ``verdict=late lag<=300 slots=2026-03-08T00:00:00Z..2026-03-09T00:00:00Z``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import NamedTuple
+
+from bridge.authority import owner_at
+from bridge.errors import InputError
+from bridge.schedules import compile_schedule, slots_between
+from bridge.spec import JobSpec
+from bridge.store.repos import AuthorityEvent, Owner
+from shadow.record import EXECUTION_STATUSES, Observation, Path, Role, Status
+
+DEFAULT_RUN_ALLOWANCE = 300  # seconds a run may take before its record is overdue (no timeout)
+STOOD_DOWN = frozenset({Status.STOOD_DOWN, Status.SUPPRESSED})
+DECLINED = frozenset({Status.SKIPPED, Status.MISSED, Status.REJECTED})
+
+
+class Verdict(StrEnum):
+    MATCH = "match"
+    MISSING_CELERY = "missing_celery"
+    MISSING_LEGACY = "missing_legacy"
+    LATE = "late"
+    DUPLICATE = "duplicate"
+    OUTCOME_MISMATCH = "outcome_mismatch"
+    PENDING = "pending"
+    UNEXPECTED_SLOT = "unexpected_slot"
+
+
+class Basis(StrEnum):
+    OUTCOME = "outcome"  # both paths executed: outcome fields and timing compared
+    TIMING = "timing"  # one side observed or stood down: only timing compared
+    NONE = "none"  # nothing comparable (pending, missing, duplicate, unexpected)
+
+
+RESOLVED = frozenset({Verdict.MATCH, Verdict.PENDING})
+
+
+class IgnoreRuleError(InputError):
+    """An ignore rule that cannot be parsed (exit 2)."""
+
+
+@dataclass(frozen=True)
+class SlotVerdict:
+    """The verdict for one slot, with both sides' representative records."""
+
+    slot: datetime
+    verdict: Verdict
+    legacy: Observation | None
+    celery: Observation | None
+    detail: str = ""
+    ignored_by: str | None = None
+    basis: Basis = Basis.NONE
+    mismatched: tuple[str, ...] = ()  # outcome fields that differ
+    legacy_lag: float | None = None  # fire lag in seconds (negative = early)
+    celery_lag: float | None = None
+
+    @property
+    def unresolved(self) -> bool:
+        """A mismatch nobody has explained: not match, not pending, not ignored."""
+        return self.verdict not in RESOLVED and self.ignored_by is None
+
+
+# --- one path's records for one slot ----------------------------------------------------------
+
+
+class Side(NamedTuple):
+    """One path's records for one slot, read (see the module docstring)."""
+
+    path: Path
+    records: tuple[Observation, ...]
+    executions: tuple[Observation, ...]
+    stood_down: Observation | None
+    observed: Observation | None
+    fire_time: datetime | None
+
+    @property
+    def present(self) -> bool:
+        return bool(self.executions) or self.stood_down is not None or self.observed is not None
+
+    @property
+    def main(self) -> Observation | None:
+        """The record that speaks for this side: last execution, else stand-down, observe..."""
+        if self.executions:
+            return self.executions[-1]
+        return self.stood_down or self.observed or (self.records[-1] if self.records else None)
+
+    def lag(self, slot: datetime) -> float | None:
+        return None if self.fire_time is None else (self.fire_time - slot).total_seconds()
+
+
+def build_side(path: Path, records: Sequence[Observation]) -> Side:
+    if len(records) == 1:  # the common case, kept cheap
+        r = records[0]
+        st = r.status
+        return Side(path, (r,), (r,) if r.executed else (), r if st in STOOD_DOWN else None,
+                    r if st is Status.OBSERVED and r.role is Role.OBSERVE else None,
+                    None if st in DECLINED else r.fired_at or r.started_at)
+    stood = next((r for r in records if r.status in STOOD_DOWN), None)
+    observed = next(
+        (r for r in records if r.role is Role.OBSERVE and r.status is Status.OBSERVED), None
+    )
+    times = [t for r in records if r.status not in DECLINED and (t := r.fire_time) is not None]
+    return Side(path, tuple(records), fold_executions(records), stood, observed,
+                min(times) if times else None)
+
+
+def fold_executions(records: Sequence[Observation]) -> tuple[Observation, ...]:
+    """Distinct executions: start markers and retried attempts fold into their final record."""
+    runs = [r for r in records if r.executed]
+    if len(runs) <= 1:
+        return tuple(runs)
+    top = max(r.attempts for r in runs)
+    out = []
+    for r in runs:
+        if r.status is Status.RUNNING and any(
+            o is not r and o.status is not Status.RUNNING and o.host == r.host
+            and o.attempts == r.attempts for o in runs
+        ):
+            continue
+        if r.status in (Status.FAILED, Status.INTERRUPTED) and r.attempts < top:
+            continue
+        out.append(r)
+    out.sort(key=lambda r: (r.attempts, r.finished_at or r.slot, r.row_id or 0))
+    return tuple(out)
+
+
+# --- ignore rules -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IgnoreRule:
+    text: str
+    verdicts: frozenset[Verdict] | None = None
+    start: datetime | None = None
+    end: datetime | None = None  # inclusive unless end_open
+    end_open: bool = False
+    fields: frozenset[str] = frozenset()
+    sides: tuple[tuple[Path, str], ...] = ()
+    max_lag: float | None = None
+
+    def matches(self, v: SlotVerdict) -> bool:
+        if v.verdict in RESOLVED:
+            return False
+        if self.verdicts is not None and v.verdict not in self.verdicts:
+            return False
+        if self.start is not None and v.slot < self.start:
+            return False
+        if self.end is not None and (v.slot >= self.end if self.end_open else v.slot > self.end):
+            return False
+        if self.fields and not self.fields <= set(v.mismatched):
+            return False
+        if self.max_lag is not None and any(
+            abs(lag) > self.max_lag for lag in (v.legacy_lag, v.celery_lag) if lag is not None
+        ):
+            return False
+        return all(_side_value(v.legacy if p is Path.LEGACY else v.celery, want)
+                   for p, want in self.sides)
+
+
+def _side_value(obs: Observation | None, want: str) -> bool:
+    if obs is None:
+        return want == "none"
+    return want in (str(obs.exit_status), obs.status.value, obs.role.value)
+
+
+def _instant(text: str, rule: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise IgnoreRuleError(f"ignore rule '{rule}': bad instant '{text}'") from e
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _slot_range(value: str, rule: str) -> dict[str, object]:
+    if ".." not in value:
+        start = _instant(value, rule)
+        if len(value) == 10:  # a date: that whole UTC day
+            return {"start": start, "end": start + timedelta(days=1), "end_open": True}
+        return {"start": start, "end": start}
+    lo, hi = value.split("..", 1)
+    return {"start": _instant(lo, rule) if lo else None, "end": _instant(hi, rule) if hi else None}
+
+
+FIELD_WORDS = frozenset({"exit_status", "output_digest"})
+
+
+def parse_ignore(rule: str) -> IgnoreRule:
+    """Parse one ignore rule (grammar in the module docstring)."""
+    parts: dict[str, object] = {}
+    fields_: set[str] = set()
+    sides: list[tuple[Path, str]] = []
+    for term in rule.split():
+        key, sep, value = term.partition("<=") if "<=" in term else term.partition("=")
+        if not sep and term in FIELD_WORDS:
+            fields_.add(term)
+        elif key == "verdict" and value:
+            try:
+                parts["verdicts"] = frozenset(Verdict(x) for x in value.split(","))
+            except ValueError as e:
+                raise IgnoreRuleError(f"ignore rule '{rule}': unknown verdict in '{term}'") from e
+        elif key == "slots" and value:
+            parts.update(_slot_range(value, rule))
+        elif key == "field" and value in FIELD_WORDS:
+            fields_.add(value)
+        elif key in ("legacy", "celery") and value:
+            sides.append((Path(key), value))
+        elif key == "lag" and sep == "<=" and value.replace(".", "", 1).isdigit():
+            parts["max_lag"] = float(value)
+        else:
+            raise IgnoreRuleError(f"ignore rule '{rule}': unknown term '{term}'")
+    if not (parts or fields_ or sides):
+        raise IgnoreRuleError(f"ignore rule '{rule}' has no terms")
+    return IgnoreRule(text=rule, fields=frozenset(fields_), sides=tuple(sides), **parts)  # type: ignore[arg-type]
+
+
+# --- judging ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Context:
+    now: datetime
+    grace: timedelta
+    tolerance: float
+    fields: tuple[str, ...]
+    owner: Callable[[datetime], Owner]
+
+    @property
+    def compare_exit(self) -> bool:
+        return "exit_status" in self.fields
+
+    @property
+    def compare_digest(self) -> bool:
+        return "output_digest" in self.fields
+
+
+def grace_for(spec: JobSpec) -> timedelta:
+    """How long after a slot its records may still arrive (see the module docstring)."""
+    allowance = spec.policies.timeout_seconds or DEFAULT_RUN_ALLOWANCE
+    return timedelta(seconds=spec.compare.tolerance_seconds + allowance)
+
+
+MATCH_DETAILS = {
+    (Basis.OUTCOME, ""): "same outcome, on time",
+    (Basis.TIMING, "legacy stood down"): "on time; legacy stood down (timing only)",
+    (Basis.TIMING, "legacy observed"): "on time; legacy observed (timing only)",
+    (Basis.TIMING, "celery stood down"): "on time; celery stood down (timing only)",
+    (Basis.TIMING, "celery observed"): "on time; celery observed (timing only)",
+}
+
+
+def _verdict(slot: datetime, verdict: Verdict, legacy: Side, celery: Side, detail: str,
+             basis: Basis = Basis.NONE, mismatched: tuple[str, ...] = ()) -> SlotVerdict:
+    v = object.__new__(SlotVerdict)  # a frozen dataclass built without __init__: the hot path
+    v.__dict__.update(slot=slot, verdict=verdict, legacy=legacy.main, celery=celery.main,
+                      detail=detail, ignored_by=None, basis=basis, mismatched=mismatched,
+                      legacy_lag=legacy.lag(slot), celery_lag=celery.lag(slot))
+    return v
+
+
+def judge_slot(slot: datetime, legacy: Side, celery: Side, ctx: _Context) -> SlotVerdict:
+    """One slot's verdict from both sides (rules 1-6 of the module docstring)."""
+    duplicate = _duplicate(legacy, celery)
+    if duplicate:
+        return _verdict(slot, Verdict.DUPLICATE, legacy, celery, duplicate)
+    if not (legacy.present and celery.present):
+        if slot > ctx.now - ctx.grace:
+            names = _absent_names(legacy, celery)
+            return _verdict(slot, Verdict.PENDING, legacy, celery, f"waiting for {names}")
+        return _missing(slot, legacy, celery, ctx.owner(slot))
+    if not legacy.executions and not celery.executions:
+        owner = ctx.owner(slot)
+        verdict = Verdict.MISSING_LEGACY if owner is Owner.LEGACY else Verdict.MISSING_CELERY
+        return _verdict(slot, verdict, legacy, celery,
+                        f"no path executed the slot (owner {owner.value}: "
+                        f"legacy {_how(legacy)}, celery {_how(celery)})")
+    basis = Basis.OUTCOME if legacy.executions and celery.executions else Basis.TIMING
+    if basis is Basis.OUTCOME:
+        lrun, crun = legacy.executions[-1], celery.executions[-1]
+        if Status.RUNNING in (lrun.status, crun.status):
+            running = [r.path.value for r in (lrun, crun) if r.status is Status.RUNNING]
+            return _verdict(slot, Verdict.PENDING, legacy, celery,
+                            f"{' and '.join(running)} still running", basis)
+        diffs = outcome_diffs(lrun, crun, ctx.fields)
+        if diffs:
+            return _verdict(slot, Verdict.OUTCOME_MISMATCH, legacy, celery,
+                            "; ".join(d for _, d in diffs), basis, tuple(f for f, _ in diffs))
+    late = _late(slot, legacy, celery, ctx.tolerance)
+    if late:
+        return _verdict(slot, Verdict.LATE, legacy, celery, late, basis)
+    return _verdict(slot, Verdict.MATCH, legacy, celery, _match_detail(legacy, celery, basis),
+                    basis)
+
+
+_RUNS = EXECUTION_STATUSES
+_RUNNERS = frozenset({Role.AUTHORITATIVE, Role.SHADOW})
+_MATCH_OUTCOME = MATCH_DETAILS[Basis.OUTCOME, ""]
+_MATCH_OBSERVED = MATCH_DETAILS[Basis.TIMING, "celery observed"]
+_set_dict = object.__setattr__
+
+
+def _quick(slot: datetime, lrec: Observation, crec: Observation,
+           ctx: _Context) -> SlotVerdict | None:
+    """:func:`judge_slot`'s answer for the common case, without building sides: one record per
+    path, legacy executed, Celery executed alike or observed, both on time. ``None`` = not that
+    case (the general path decides). Kept equal to the general path by the tests; this is the
+    hot loop of a report, hence flat."""
+    lstatus, cstatus = lrec.status, crec.status
+    if lstatus not in _RUNS or lrec.role not in _RUNNERS or lstatus is Status.RUNNING:
+        return None
+    if cstatus in _RUNS and crec.role in _RUNNERS:
+        if cstatus is Status.RUNNING or (lrec.role is crec.role is Role.AUTHORITATIVE):
+            return None
+        if ctx.compare_exit:
+            le, ce = lrec.exit_status, crec.exit_status
+            if le is None or ce is None:
+                if (lstatus is Status.SUCCEEDED) is not (cstatus is Status.SUCCEEDED):
+                    return None
+            elif le != ce:
+                return None
+        if ctx.compare_digest and lrec.output_digest and crec.output_digest \
+                and lrec.output_digest != crec.output_digest:
+            return None
+        basis, detail = Basis.OUTCOME, _MATCH_OUTCOME
+    elif cstatus is Status.OBSERVED and crec.role is Role.OBSERVE:
+        basis, detail = Basis.TIMING, _MATCH_OBSERVED
+    else:
+        return None
+    lt, ct = lrec.fired_at or lrec.started_at, crec.fired_at or crec.started_at
+    llag = None if lt is None else (lt - slot).total_seconds()
+    clag = None if ct is None else (ct - slot).total_seconds()
+    tol = ctx.tolerance
+    if (llag is not None and abs(llag) > tol) or (clag is not None and abs(clag) > tol):
+        return None
+    v = object.__new__(SlotVerdict)
+    _set_dict(v, "__dict__", {
+        "slot": slot, "verdict": Verdict.MATCH, "legacy": lrec, "celery": crec,
+        "detail": detail, "ignored_by": None, "basis": basis, "mismatched": (),
+        "legacy_lag": llag, "celery_lag": clag,
+    })
+    return v
+
+
+def _late(slot: datetime, legacy: Side, celery: Side, tolerance: float) -> str:
+    words = []
+    for side in (legacy, celery):
+        lag = side.lag(slot)
+        if lag is not None and abs(lag) > tolerance:
+            words.append(f"{side.path.value} {_lag_words(lag)}")
+    return f"{', '.join(words)} (tolerance {tolerance:g} s)" if words else ""
+
+
+def _duplicate(legacy: Side, celery: Side) -> str:
+    for side in (legacy, celery):
+        if len(side.executions) > 1:
+            hosts = sorted({r.host or "?" for r in side.executions})
+            return f"{side.path.value} executed {len(side.executions)} times ({', '.join(hosts)})"
+    if any(r.role is Role.AUTHORITATIVE for r in legacy.executions) and any(
+        r.role is Role.AUTHORITATIVE for r in celery.executions
+    ):
+        return "both paths executed the slot as authoritative"
+    return ""
+
+
+def _missing(slot: datetime, legacy: Side, celery: Side, owner: Owner) -> SlotVerdict:
+    if not legacy.present and not celery.present:
+        verdict = Verdict.MISSING_LEGACY if owner is Owner.LEGACY else Verdict.MISSING_CELERY
+        return _verdict(slot, verdict, legacy, celery,
+                        f"neither path recorded the slot (owner {owner.value})"
+                        f"{_declined(legacy)}{_declined(celery)}")
+    if not legacy.present:
+        return _verdict(slot, Verdict.MISSING_LEGACY, legacy, celery,
+                        f"no legacy firing{_declined(legacy)}")
+    return _verdict(slot, Verdict.MISSING_CELERY, legacy, celery,
+                    f"no celery firing{_declined(celery)}")
+
+
+def _declined(side: Side) -> str:
+    if not side.records:
+        return ""
+    r = side.records[-1]
+    return f" ({side.path.value}: only {r.role.value}/{r.status.value} recorded)"
+
+
+def _absent_names(legacy: Side, celery: Side) -> str:
+    return " and ".join(s.path.value for s in (legacy, celery) if not s.present)
+
+
+def _how(side: Side) -> str:
+    return "stood down" if side.stood_down else "observed" if side.observed else "absent"
+
+
+def _lag_words(lag: float) -> str:
+    return f"late by {lag:g} s" if lag > 0 else f"early by {-lag:g} s"
+
+
+
+
+def _match_detail(legacy: Side, celery: Side, basis: Basis) -> str:
+    if basis is Basis.OUTCOME:
+        return MATCH_DETAILS[basis, ""]
+    quiet = legacy if not legacy.executions else celery
+    return MATCH_DETAILS[basis, f"{quiet.path.value} {_how(quiet)}"]
+
+
+def _succeeded(obs: Observation) -> bool:
+    return obs.status is Status.SUCCEEDED
+
+
+def outcome_diffs(
+    legacy: Observation, celery: Observation, fields_: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(field, description) of each compared outcome field that differs."""
+    out: list[tuple[str, str]] = []
+    if "exit_status" in fields_:
+        if legacy.exit_status is not None and celery.exit_status is not None:
+            if legacy.exit_status != celery.exit_status:
+                out.append(("exit_status", f"exit status legacy={legacy.exit_status} "
+                                           f"celery={celery.exit_status}"))
+        elif _succeeded(legacy) != _succeeded(celery):
+            out.append(("exit_status", f"status legacy={legacy.status.value} "
+                                       f"celery={celery.status.value}"))
+    if ("output_digest" in fields_ and legacy.output_digest and celery.output_digest
+            and legacy.output_digest != celery.output_digest):
+        out.append(("output_digest", f"output digest legacy={legacy.output_digest[:12]} "
+                                     f"celery={celery.output_digest[:12]}"))
+    return out
+
+
+# --- the job ----------------------------------------------------------------------------------
+
+
+def split_paths(observations: Iterable[Observation]) -> tuple[list[Observation], list[Observation]]:
+    """(legacy, celery) lists from one mixed stream."""
+    legacy: list[Observation] = []
+    celery: list[Observation] = []
+    for obs in observations:
+        (legacy if obs.path is Path.LEGACY else celery).append(obs)
+    return legacy, celery
+
+
+def _by_slot(
+    observations: Iterable[Observation], after: datetime, until: datetime
+) -> dict[datetime, list[Observation]]:
+    out: dict[datetime, list[Observation]] = {}
+    for obs in observations:
+        slot = obs.slot
+        if after < slot <= until:
+            group = out.get(slot)
+            if group is None:
+                out[slot] = [obs]
+            else:
+                group.append(obs)
+    return out
+
+
+def expected_slots(spec: JobSpec, after: datetime, until: datetime) -> list[datetime]:
+    return list(slots_between(compile_schedule(spec.schedule), after, until))
+
+
+def compare_job(
+    spec: JobSpec,
+    after: datetime,
+    until: datetime,
+    now: datetime,
+    legacy: Iterable[Observation],
+    celery: Iterable[Observation],
+    *,
+    history: Sequence[AuthorityEvent] = (),
+    expected: Sequence[datetime] | None = None,
+    grace: timedelta | None = None,
+) -> list[SlotVerdict]:
+    """One verdict per expected slot in ``(after, until]`` plus one per unexpected firing.
+
+    ``expected`` may pass the schedule's slots of the window when the caller has them (many
+    jobs share a schedule); ``grace`` overrides :func:`grace_for`.
+    """
+    slots = expected_slots(spec, after, until) if expected is None else expected
+    ctx = _Context(now, grace_for(spec) if grace is None else grace,
+                   float(spec.compare.tolerance_seconds), spec.compare.fields,
+                   lambda s: owner_at(history, s))
+    rules = [parse_ignore(r) for r in spec.compare.ignore]
+    by_legacy, by_celery = _by_slot(legacy, after, until), _by_slot(celery, after, until)
+    none: list[Observation] = []
+    out = []
+    for slot in slots:
+        lrecs, crecs = by_legacy.pop(slot, none), by_celery.pop(slot, none)
+        verdict = _quick(slot, lrecs[0], crecs[0], ctx) if len(lrecs) == len(crecs) == 1 else None
+        if verdict is None:
+            lside, cside = build_side(Path.LEGACY, lrecs), build_side(Path.CELERY, crecs)
+            verdict = judge_slot(slot, lside, cside, ctx)
+        out.append(_ignore(verdict, rules) if rules else verdict)
+    if by_legacy or by_celery:
+        for slot in set(by_legacy) | set(by_celery):
+            verdict = _unexpected(slot, by_legacy.get(slot, none), by_celery.get(slot, none))
+            out.append(_ignore(verdict, rules))
+        out.sort(key=lambda v: v.slot)
+    return out
+
+
+def _unexpected(
+    slot: datetime, legacy: Sequence[Observation], celery: Sequence[Observation]
+) -> SlotVerdict:
+    lside, cside = build_side(Path.LEGACY, legacy), build_side(Path.CELERY, celery)
+    paths = " and ".join(s.path.value for s in (lside, cside) if s.records)
+    return _verdict(slot, Verdict.UNEXPECTED_SLOT, lside, cside,
+                    f"{paths} fired at an instant the schedule does not contain")
+
+
+def _ignore(v: SlotVerdict, rules: Sequence[IgnoreRule]) -> SlotVerdict:
+    if v.verdict in RESOLVED:
+        return v
+    for rule in rules:
+        if rule.matches(v):
+            return SlotVerdict(v.slot, v.verdict, v.legacy, v.celery, v.detail, rule.text,
+                               v.basis, v.mismatched, v.legacy_lag, v.celery_lag)
+    return v
+
+
+# --- the summary ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """Per-job counts: every verdict plus ``ignored`` (an ignored slot counts only there)."""
+
+    job_id: str
+    compared: int  # verdicts: expected slots + unexpected firings
+    counts: Mapping[str, int] = field(default_factory=dict)
+    ignored_rules: Mapping[str, int] = field(default_factory=dict)
+    unresolved: int = 0
+    first_slot: datetime | None = None
+    last_slot: datetime | None = None
+    last_mismatch: SlotVerdict | None = None  # newest unresolved mismatch, both sides attached
+
+
+COUNT_KEYS = (*(v.value for v in Verdict), "ignored")
+
+
+def summarize(job_id: str, verdicts: Sequence[SlotVerdict]) -> JobSummary:
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    rules: dict[str, int] = {}
+    last: SlotVerdict | None = None
+    for v in verdicts:
+        if v.ignored_by is not None:
+            counts["ignored"] += 1
+            rules[v.ignored_by] = rules.get(v.ignored_by, 0) + 1
+            continue
+        counts[v.verdict.value] += 1
+        if v.unresolved:
+            last = v
+    return JobSummary(
+        job_id=job_id,
+        compared=len(verdicts),
+        counts=counts,
+        ignored_rules=rules,
+        unresolved=sum(1 for v in verdicts if v.unresolved),
+        first_slot=verdicts[0].slot if verdicts else None,
+        last_slot=verdicts[-1].slot if verdicts else None,
+        last_mismatch=last,
+    )

@@ -1,0 +1,412 @@
+"""Observations: one firing of either path for one slot, and the ``runs`` table that stores them.
+
+An :class:`Observation` is what the legacy shim, the Celery task and the scheduler write when a
+path meets a slot (design §6): the job, the slot, which path (``legacy`` | ``celery``), in what
+role, what happened, when, and the outcome (exit status, digest of the cleaned output, a bounded
+sample of the raw output). The comparator (:mod:`shadow.compare`) reads them back; nothing
+updates a row after it is written, so a record is a fact.
+
+Vocabulary (stored legibly as ``str`` enums):
+
+* :class:`Path`: ``legacy`` (cron / Quartz through the shim) or ``celery`` (beat + worker).
+* :class:`Role`: ``authoritative`` (the path that owns the slot ran it), ``shadow`` (the other
+  path ran the dry-run or the opted-in real handler), ``observe`` (the other path recorded the
+  firing only), ``stand-down`` (the path fired but knew the other owns the slot),
+  ``suppressed`` (the path lost the claim to an execution already under way),
+  ``scheduler`` (a record written by the scheduler itself: dispatched, missed, skipped).
+* :class:`Status`: ``succeeded`` | ``failed`` | ``interrupted`` | ``running`` (executions),
+  ``observed``, ``stood-down``, ``suppressed``, ``skipped`` | ``missed`` | ``rejected``
+  (the path knew the slot and declined it).
+
+Writing: :func:`record` inserts one observation; with a ``record_key`` it is idempotent (a
+duplicate key adds nothing and returns ``False``: ``INSERT ... ON CONFLICT (record_key) DO
+NOTHING`` on SQLite and PostgreSQL), so a spooled record may be uploaded twice.
+:func:`record_many` does the same for a batch in one statement execution. Both run in the
+caller's session and transaction; rows other writers add with ``RunRepo.add`` read back the
+same way.
+
+Reading: :func:`query` yields observations of some jobs whose slot lies in ``(since, until]``
+(the same half-open window as :func:`bridge.schedules.slots_between`), ordered by job, slot and
+insertion. It runs one statement per job on the ``(job_id, slot)`` index, in the session's
+transaction, on the driver's own cursor (server-side on PostgreSQL) and streams rows in chunks,
+so a large window never sits in memory at once; ``lean=True`` leaves out the output sample and
+the other texts (the comparator does not need them; :func:`by_row_id` fetches the few a report
+shows). A stored observation carries its ``row_id`` (``runs.id``; not part of equality).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any, cast
+
+from sqlalchemy import Table, Text, insert, select
+from sqlalchemy import cast as cast_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bridge.store.models import RunRow
+
+__all__ = [
+    "CLEANED",
+    "EXECUTION_STATUSES",
+    "SAMPLE_LIMIT",
+    "Observation",
+    "Path",
+    "Role",
+    "Status",
+    "bound_sample",
+    "by_row_id",
+    "clean_text",
+    "digest_output",
+    "query",
+    "record",
+    "record_many",
+]
+
+RUNS = cast(Table, RunRow.__table__)
+SAMPLE_LIMIT = 4096  # bytes of UTF-8 kept in output_sample (head and tail)
+TRUNCATION_MARK = "\n[... output truncated ...]\n"
+CLEANED = "<*>"  # what a clean regex leaves in place of its match
+DEFAULT_CHUNK = 5000
+
+
+class Path(StrEnum):
+    LEGACY = "legacy"
+    CELERY = "celery"
+
+
+class Role(StrEnum):
+    AUTHORITATIVE = "authoritative"
+    SHADOW = "shadow"
+    OBSERVE = "observe"
+    STAND_DOWN = "stand-down"
+    SUPPRESSED = "suppressed"
+    SCHEDULER = "scheduler"
+
+
+class Status(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    OBSERVED = "observed"
+    STOOD_DOWN = "stood-down"
+    SUPPRESSED = "suppressed"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+    REJECTED = "rejected"
+    INTERRUPTED = "interrupted"
+    RUNNING = "running"
+
+
+EXECUTION_STATUSES = frozenset(
+    {Status.SUCCEEDED, Status.FAILED, Status.INTERRUPTED, Status.RUNNING}
+)
+_PATHS = {p.value: p for p in Path}
+_ROLES = {r.value: r for r in Role}
+_STATUSES = {s.value: s for s in Status}
+
+
+def _aware(value: datetime | None, name: str) -> None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise ValueError(f"observation {name} must be timezone-aware")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One firing of one path for one slot (see the module docstring for the vocabulary)."""
+
+    job_id: str
+    slot: datetime
+    path: Path
+    role: Role
+    status: Status
+    fired_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_status: int | None = None
+    task_state: str | None = None
+    attempts: int = 1
+    output_digest: str | None = None
+    output_sample: str | None = None
+    host: str | None = None
+    error: str | None = None
+    record_key: str | None = None
+    row_id: int | None = field(default=None, compare=False, repr=False)  # runs.id once stored
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        object.__setattr__(self, "role", Role(self.role))
+        object.__setattr__(self, "status", Status(self.status))
+        for name in ("slot", "fired_at", "started_at", "finished_at"):
+            _aware(getattr(self, name), name)
+        if self.slot.microsecond:
+            raise ValueError("a slot has whole-second precision")
+        if self.output_sample is not None:
+            object.__setattr__(self, "output_sample", bound_sample(self.output_sample))
+        if self.record_key is not None and len(self.record_key) > 128:
+            raise ValueError("record_key is at most 128 characters")
+
+    @property
+    def executed(self) -> bool:
+        """True when this record is a run of the job's handler (real or dry-run)."""
+        return self.status in EXECUTION_STATUSES and self.role in (Role.AUTHORITATIVE, Role.SHADOW)
+
+    @property
+    def fire_time(self) -> datetime | None:
+        """When the path fired for the slot: ``fired_at``, else ``started_at``."""
+        return self.fired_at or self.started_at
+
+    def to_row(self) -> dict[str, Any]:
+        """Column values for ``runs`` (enums as their stored strings)."""
+        row = {name: getattr(self, name) for name in _COLUMNS}
+        row["path"], row["role"] = self.path.value, self.role.value
+        row["status"] = self.status.value
+        return row
+
+
+_COLUMNS = tuple(f.name for f in fields(Observation) if f.name != "row_id")
+_TIMES = frozenset({"slot", "fired_at", "started_at", "finished_at"})
+_UTC_SUFFIX = "+00:00"
+# What a query reads: every column, or (lean) what the comparator needs, without the texts.
+FULL = (*_COLUMNS, "row_id")
+LEAN = ("job_id", "slot", "path", "role", "status", "fired_at", "started_at", "exit_status",
+        "attempts", "output_digest", "host", "row_id")
+_LEAN_DEFAULTS = {name: None for name in FULL if name not in LEAN}
+
+
+def _row_reader(lean: bool = False) -> Callable[[Sequence[Any]], Observation]:
+    """A function turning ``runs`` rows (timestamps selected as ISO text) into observations.
+
+    The row holds the :data:`FULL` or the :data:`LEAN` columns; a lean row leaves the texts
+    None. Rows come from our own table, so they are trusted and not re-validated: the frozen
+    dataclass gets its ``__dict__`` in one assignment instead of running ``__init__``.
+    Timestamps are read with ``datetime.fromisoformat(text + "+00:00")``, an order of magnitude
+    cheaper than the column type's processor plus ``replace(tzinfo=UTC)``; each distinct slot
+    is parsed once. This is the hot path of a report: keep it flat.
+    """
+    slots: dict[Any, datetime] = {}
+    iso = datetime.fromisoformat
+    new, set_dict = object.__new__, object.__setattr__
+    paths, roles, statuses = _PATHS, _ROLES, _STATUSES
+
+    def instant(value: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return iso(value + _UTC_SUFFIX)
+        return cast(datetime, value).replace(tzinfo=UTC)  # a driver that parsed it anyway
+
+    def read(r: Sequence[Any]) -> Observation:
+        if lean:
+            (job_id, slot, path, role, status, fired, started, exit_status, attempts, digest,
+             host, row_id) = r
+            finished = task_state = sample = error = key = None
+        else:
+            (job_id, slot, path, role, status, fired, started, finished, exit_status, task_state,
+             attempts, digest, sample, host, error, key, row_id) = r
+        when = slots.get(slot)
+        if when is None:
+            when = slots[slot] = cast(datetime, instant(slot))
+        fired_at = instant(fired)
+        obs = new(Observation)
+        set_dict(obs, "__dict__", {
+            "job_id": job_id, "slot": when, "path": paths[path], "role": roles[role],
+            "status": statuses[status], "fired_at": fired_at,
+            "started_at": fired_at if started == fired else instant(started),
+            "finished_at": instant(finished), "exit_status": exit_status,
+            "task_state": task_state, "attempts": attempts, "output_digest": digest,
+            "output_sample": sample, "host": host, "error": error, "record_key": key,
+            "row_id": row_id,
+        })
+        return obs
+
+    return read
+
+
+def bound_sample(text: str, limit: int = SAMPLE_LIMIT) -> str:
+    """``text`` if it fits in ``limit`` UTF-8 bytes, else its head and tail around a mark."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    keep = (limit - len(TRUNCATION_MARK.encode())) // 2
+    head = data[:keep].decode("utf-8", "ignore")
+    tail = data[-keep:].decode("utf-8", "ignore")
+    return head + TRUNCATION_MARK + tail
+
+
+@lru_cache(maxsize=512)
+def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p) for p in patterns)
+
+
+def clean_text(text: str, clean: Sequence[str]) -> str:
+    """Apply a job's clean regexes in order, each match replaced by :data:`CLEANED`."""
+    for pattern in _compiled(tuple(clean)):
+        text = pattern.sub(CLEANED, text)
+    return text
+
+
+def digest_output(text: str, clean: Sequence[str] = ()) -> str:
+    """sha256 (hex) of the output after the job's clean regexes: equal digests = equal output."""
+    return hashlib.sha256(clean_text(text, clean).encode("utf-8", "replace")).hexdigest()
+
+
+def _insert_ignoring_duplicates(session: Session) -> Any:
+    name = session.get_bind().dialect.name
+    stmt: Any
+    if name == "sqlite":
+        stmt = sqlite.insert(RUNS).on_conflict_do_nothing(index_elements=["record_key"])
+    elif name == "postgresql":
+        stmt = postgresql.insert(RUNS).on_conflict_do_nothing(index_elements=["record_key"])
+    else:
+        return None
+    return stmt.returning(RUNS.c.id)  # rows returned = rows added (rowcount is not reliable)
+
+
+def record(session: Session, obs: Observation) -> bool:
+    """Store one observation; ``False`` when its ``record_key`` was already stored."""
+    row = obs.to_row()
+    if obs.record_key is None:
+        session.execute(insert(RUNS), [row])
+        return True
+    stmt = _insert_ignoring_duplicates(session)
+    if stmt is not None:
+        return len(session.execute(stmt, [row]).all()) == 1
+    try:  # any other backend: a savepoint keeps the caller's transaction usable
+        with session.begin_nested():
+            session.execute(insert(RUNS), [row])
+        return True
+    except IntegrityError:
+        return False
+
+
+def record_many(session: Session, observations: Iterable[Observation], batch: int = 5000) -> int:
+    """Store many observations with ``executemany`` batches; returns how many were new."""
+    stmt = _insert_ignoring_duplicates(session)
+    added = 0
+    chunk: list[dict[str, Any]] = []
+    for obs in observations:
+        chunk.append(obs.to_row())
+        if len(chunk) >= batch:
+            added += _flush(session, stmt, chunk)
+            chunk = []
+    if chunk:
+        added += _flush(session, stmt, chunk)
+    return added
+
+
+def _flush(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> int:
+    if stmt is None:
+        return sum(record(session, _observation(r)) for r in rows)
+    return len(session.execute(stmt, rows).all())
+
+
+def _observation(row: dict[str, Any]) -> Observation:
+    return Observation(**row)
+
+
+def query(
+    session: Session,
+    job_ids: str | Sequence[str] | None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    lean: bool = False,
+) -> Iterator[Observation]:
+    """Observations of ``job_ids`` (one id, several, or ``None`` = every job) with slot in
+    ``(since, until]``, ordered by job id (in the order given), slot, insertion. Streams.
+
+    ``lean`` reads only what :mod:`shadow.compare` needs (no output sample, error, task state,
+    record key or finish time): a large window then never loads kilobytes of output per row;
+    fetch the few full records a report shows with :func:`by_row_id`."""
+    ids = [None] if job_ids is None else [job_ids] if isinstance(job_ids, str) else job_ids
+    for job_id in ids:
+        yield from _stream_window(session, job_id, since, until, chunk_size, lean)
+
+
+def by_row_id(session: Session, row_ids: Iterable[int]) -> dict[int, Observation]:
+    """Full observations for stored row ids (e.g. the records behind a report's mismatches)."""
+    wanted = sorted(set(row_ids))
+    out: dict[int, Observation] = {}
+    for start in range(0, len(wanted), 500):
+        stmt = _select(None, None, None, False).where(RUNS.c.id.in_(wanted[start:start + 500]))
+        for obs in _stream(session, stmt, DEFAULT_CHUNK, False):
+            out[cast(int, obs.row_id)] = obs
+    return out
+
+
+def _select(job_id: str | None, since: datetime | None, until: datetime | None,
+            lean: bool = False) -> Any:
+    """The window statement: timestamps as text (see :func:`_row_reader`), index order."""
+    cols = [
+        RUNS.c.id.label(name) if name == "row_id"
+        else cast_(RUNS.c[name], Text).label(name) if name in _TIMES
+        else RUNS.c[name]
+        for name in (LEAN if lean else FULL)
+    ]
+    stmt = select(*cols)
+    if job_id is not None:
+        stmt = stmt.where(RUNS.c.job_id == job_id)
+    if since is not None:
+        stmt = stmt.where(RUNS.c.slot > since)
+    if until is not None:
+        stmt = stmt.where(RUNS.c.slot <= until)
+    return stmt.order_by(RUNS.c.job_id, RUNS.c.slot, RUNS.c.id)
+
+
+def _stream(session: Session, stmt: Any, chunk_size: int, lean: bool) -> Iterator[Observation]:
+    """Any statement of :func:`_select` through SQLAlchemy (``yield_per`` streaming)."""
+    read = _row_reader(lean)
+    result = session.execute(stmt.execution_options(yield_per=chunk_size))
+    for partition in result.partitions():
+        yield from map(read, partition)
+
+
+_PLACEHOLDER = {"sqlite": "?", "postgresql": "%s"}  # the DB-API paramstyles of our drivers
+
+
+def _window_sql(lean: bool, job: bool, since: bool, until: bool, mark: str) -> str:
+    """The same statement as :func:`_select`, as driver SQL."""
+    cols = ", ".join("id" if n == "row_id" else f"CAST({n} AS TEXT)" if n in _TIMES else n
+                     for n in (LEAN if lean else FULL))
+    where = [clause for flag, clause in ((job, f"job_id = {mark}"), (since, f"slot > {mark}"),
+                                         (until, f"slot <= {mark}")) if flag]
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"SELECT {cols} FROM runs{condition} ORDER BY job_id, slot, id"
+
+
+def _stream_window(session: Session, job_id: str | None, since: datetime | None,
+                   until: datetime | None, chunk_size: int, lean: bool) -> Iterator[Observation]:
+    """One window on the driver's own cursor (a server-side one on PostgreSQL), in the
+    session's transaction: SQLAlchemy's result rows cost as much as the rows themselves here.
+    Parameters go through the ``slot`` column type's own bind processor (naive UTC, SQLite's
+    text format). Other backends take the SQLAlchemy path."""
+    conn = session.connection()
+    dialect = conn.dialect
+    mark = _PLACEHOLDER.get(dialect.name)
+    if mark is None:
+        yield from _stream(session, _select(job_id, since, until, lean), chunk_size, lean)
+        return
+    to_db = RUNS.c.slot.type.dialect_impl(dialect).bind_processor(dialect)
+    params: list[Any] = [job_id] if job_id is not None else []
+    params += [to_db(t) if to_db else t for t in (since, until) if t is not None]
+    sql = _window_sql(lean, job_id is not None, since is not None, until is not None, mark)
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    server_side = dialect.name == "postgresql"
+    cursor = raw.cursor(name=f"shadow_{uuid.uuid4().hex}") if server_side else raw.cursor()
+    try:
+        cursor.execute(sql, params)
+        read = _row_reader(lean)
+        while rows := cursor.fetchmany(chunk_size):
+            yield from map(read, rows)
+    finally:
+        cursor.close()

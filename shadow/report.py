@@ -1,0 +1,465 @@
+"""Shadow reports: per job, what was expected, what each path did, the verdicts, readiness.
+
+:func:`build_report` is the service (it reads the registry: specs, authority, observations, one
+job at a time, streaming); :func:`job_report`, :func:`to_json` and
+:func:`shadow.report_html.render_html` are pure. The CLI (``bridge shadow report``) renders a
+table, this JSON, or a self-contained HTML page.
+
+JSON document (``--format json``; field names are stable, new fields may be added)::
+
+    schema            "cron-bridge.shadow-report/1"
+    generated_at      ISO 8601 UTC instant the report was made ("now")
+    window            {since, until}: slots s with since < s <= until (ISO 8601 UTC)
+    ok                false when any job has an unresolved mismatch (the CLI then exits 1)
+    totals            {jobs, expected_slots, compared, unresolved, jobs_with_unresolved,
+                       ready, counts}
+    jobs[]            one object per job, ordered by job id:
+      job_id          the registry id
+      dialect         vixie | cronie | quartz | quartz-simple | calendar-interval | interval
+      schedule        the expression (or "every N unit" for interval dialects)
+      timezone        IANA zone of the schedule
+      mapped          false for a Quartz job class without a mapping (never executed by Celery)
+      shadow_mode     observe | dry-run | execute
+      owner           legacy | celery: who owns the window's last instant (authority history)
+      expected_slots  slots the legacy schedule designates in the window
+      compared        verdicts: expected slots + unexpected firings
+      counts          {match, missing_celery, missing_legacy, late, duplicate, outcome_mismatch,
+                       pending, unexpected_slot, ignored}: an ignored slot counts only under
+                       "ignored" (its real verdict stays in mismatches[])
+      ignored_rules   {rule text: slots it explained}
+      unresolved      slots whose verdict is not match/pending and not ignored
+      first_slot, last_slot   ISO 8601 or null
+      readiness       {ready, basis ("outcome" | "timing-only"), required, evidence (the slots
+                       considered), reasons (why not ready)}
+      last_mismatch   the newest unresolved slot verdict, or null
+      mismatches      up to 50 newest slot verdicts other than match/pending (ignored included)
+
+    slot verdict      {slot, verdict, detail, basis ("outcome" | "timing" | "none"),
+                       ignored_by (rule text or null), mismatched (fields), legacy, celery}
+    legacy / celery   null or an observation: {path, role, status, fired_at, started_at,
+                       finished_at, lag_seconds, exit_status, task_state, attempts,
+                       output_digest, output_sample, host, error, record_key}
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gc
+import multiprocessing
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy.orm import Session
+
+from bridge.authority import owner_at
+from bridge.errors import InputError, NotFoundError
+from bridge.spec import JobSpec, ScheduleSpec
+from bridge.store.repos import AuthorityEvent, AuthorityRepo, JobRepo, Owner
+from shadow.compare import (
+    COUNT_KEYS,
+    JobSummary,
+    SlotVerdict,
+    Verdict,
+    compare_job,
+    expected_slots,
+    split_paths,
+    summarize,
+)
+from shadow.readiness import Readiness, readiness
+from shadow.record import Observation, by_row_id, query
+
+SCHEMA = "cron-bridge.shadow-report/1"
+TIMELINE_LIMIT = 500  # newest slots per job drawn in the HTML timeline
+MISMATCH_LIMIT = 50  # newest mismatches per job kept in full (both sides)
+RELATIVE = re.compile(r"^(\d+)([smhdw])$")
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class TimelinePoint(NamedTuple):
+    """A slot as the HTML timeline draws it (no observation kept: cheap for large windows)."""
+
+    slot: datetime
+    verdict: Verdict
+    ignored: bool
+    legacy_lag: float | None
+    celery_lag: float | None
+    legacy: str | None  # "role/status" of the side's main record
+    celery: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class JobReport:
+    spec: JobSpec
+    owner: Owner
+    expected: int
+    summary: JobSummary
+    readiness: Readiness
+    mismatches: tuple[SlotVerdict, ...]
+    timeline: tuple[TimelinePoint, ...]
+    timeline_omitted: int  # older slots not drawn
+
+    @property
+    def unresolved(self) -> bool:
+        return self.summary.unresolved > 0
+
+
+@dataclass(frozen=True)
+class Report:
+    generated_at: datetime
+    since: datetime
+    until: datetime
+    jobs: tuple[JobReport, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(j.unresolved for j in self.jobs)
+
+    def totals(self) -> dict[str, Any]:
+        counts = dict.fromkeys(COUNT_KEYS, 0)
+        for job in self.jobs:
+            for key, n in job.summary.counts.items():
+                counts[key] += n
+        return {
+            "jobs": len(self.jobs),
+            "expected_slots": sum(j.expected for j in self.jobs),
+            "compared": sum(j.summary.compared for j in self.jobs),
+            "unresolved": sum(j.summary.unresolved for j in self.jobs),
+            "jobs_with_unresolved": sum(1 for j in self.jobs if j.unresolved),
+            "ready": sum(1 for j in self.jobs if j.readiness.ready),
+            "counts": counts,
+        }
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """ISO 8601 (naive = UTC) or a span back from now: ``90m``, ``24h``, ``7d``, ``2w``."""
+    m = RELATIVE.match(text.strip())
+    if m:
+        return now - timedelta(**{UNITS[m.group(2)]: int(m.group(1))})
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError as e:
+        raise InputError(f"bad time '{text}': expected ISO 8601 or a span like 24h / 7d") from e
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def select_jobs(known: Sequence[str], patterns: Sequence[str]) -> list[str]:
+    """Job ids named by ``patterns`` (exact ids or globs), sorted; none given = all known."""
+    if not patterns:
+        return sorted(known)
+    chosen: set[str] = set()
+    known_set = set(known)
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?["):
+            hits = fnmatch.filter(known, pattern)
+            if not hits:
+                raise NotFoundError(f"no job matches '{pattern}'", hint="see `bridge jobs list`")
+            chosen.update(hits)
+        elif pattern in known_set:
+            chosen.add(pattern)
+        else:
+            raise NotFoundError(f"no job '{pattern}' in the registry",
+                                hint="see `bridge jobs list`")
+    return sorted(chosen)
+
+
+def schedule_text(s: ScheduleSpec) -> str:
+    if s.expression:
+        return s.expression
+    if s.interval is not None and s.interval_unit is not None:
+        return f"every {s.interval} {s.interval_unit.value}(s)"
+    return f"every {s.interval_ms} ms"
+
+
+# --- one job (pure) ---------------------------------------------------------------------------
+
+
+def _side_word(obs: Observation | None) -> str | None:
+    return None if obs is None else f"{obs.role.value}/{obs.status.value}"
+
+
+def timeline_point(v: SlotVerdict) -> TimelinePoint:
+    detail = "" if v.verdict is Verdict.MATCH else v.detail
+    return TimelinePoint(v.slot, v.verdict, v.ignored_by is not None, v.legacy_lag,
+                         v.celery_lag, _side_word(v.legacy), _side_word(v.celery), detail)
+
+
+def job_report(
+    spec: JobSpec,
+    verdicts: Sequence[SlotVerdict],
+    *,
+    owner: Owner,
+    expected: int,
+    timeline_limit: int = TIMELINE_LIMIT,
+    mismatch_limit: int = MISMATCH_LIMIT,
+) -> JobReport:
+    """Summary, readiness and the bounded detail one job contributes to a report."""
+    mismatches = [v for v in verdicts if v.verdict not in (Verdict.MATCH, Verdict.PENDING)]
+    shown = verdicts[-timeline_limit:] if timeline_limit > 0 else []
+    return JobReport(
+        spec=spec,
+        owner=owner,
+        expected=expected,
+        summary=summarize(spec.id, verdicts),
+        readiness=readiness(spec, verdicts, flipped=owner is Owner.CELERY),
+        mismatches=tuple(mismatches[-mismatch_limit:]) if mismatch_limit > 0 else (),
+        timeline=tuple(timeline_point(v) for v in shown),
+        timeline_omitted=len(verdicts) - len(shown),
+    )
+
+
+# --- the service (reads the registry) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Planned:
+    spec: JobSpec
+    history: list[AuthorityEvent]
+    slots: list[datetime]
+
+
+def _plan(session: Session, job_ids: Sequence[str], since: datetime,
+          until: datetime) -> list[_Planned]:
+    jobs = JobRepo(session)
+    histories = AuthorityRepo(session).histories(job_ids)
+    cache: dict[ScheduleSpec, list[datetime]] = {}
+    planned = []
+    for job_id in job_ids:
+        spec = jobs.require(job_id).spec
+        if spec.schedule not in cache:  # many jobs share a schedule: evaluate it once
+            cache[spec.schedule] = expected_slots(spec, since, until)
+        planned.append(_Planned(spec, histories.get(job_id, []), cache[spec.schedule]))
+    return planned
+
+
+def compare_stored(
+    session: Session,
+    spec: JobSpec,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    *,
+    history: Sequence[AuthorityEvent] = (),
+    expected: Sequence[datetime] | None = None,
+    lean: bool = False,
+) -> list[SlotVerdict]:
+    """Verdicts of one job over ``(since, until]`` from the stored observations (``lean``:
+    without output samples and errors, see :func:`shadow.record.query`)."""
+    legacy, celery = split_paths(query(session, spec.id, since, until, lean=lean))
+    return compare_job(spec, since, until, now, legacy, celery, history=history,
+                       expected=expected)
+
+
+def _shown(report: JobReport) -> list[SlotVerdict]:
+    last = report.summary.last_mismatch
+    return [*report.mismatches, *([last] if last is not None else [])]
+
+
+def hydrate(session: Session, reports: Sequence[JobReport]) -> list[JobReport]:
+    """Swap the lean records of the verdicts the reports show for full ones (output sample,
+    error, finish time), fetched by row id in a few batched queries."""
+    ids = [o.row_id for r in reports for v in _shown(r) for o in (v.legacy, v.celery)
+           if o is not None and o.row_id is not None]
+    if not ids:
+        return list(reports)
+    full = by_row_id(session, ids)
+
+    def one(o: Observation | None) -> Observation | None:
+        return None if o is None else full.get(o.row_id or -1, o)
+
+    def fix(v: SlotVerdict) -> SlotVerdict:
+        return replace(v, legacy=one(v.legacy), celery=one(v.celery))
+
+    out = []
+    for r in reports:
+        last = r.summary.last_mismatch
+        summary = replace(r.summary, last_mismatch=fix(last) if last is not None else None)
+        out.append(replace(r, summary=summary, mismatches=tuple(fix(v) for v in r.mismatches)))
+    return out
+
+
+Progress = Callable[[str, int, int], None]  # (job id, slots done so far, total slots)
+
+
+def build_report(
+    session: Session,
+    job_ids: Sequence[str],
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    *,
+    timeline_limit: int = TIMELINE_LIMIT,
+    mismatch_limit: int = MISMATCH_LIMIT,
+    progress: Progress | None = None,
+) -> Report:
+    """Compare every named job over ``(since, until]``, one job at a time (bounded memory)."""
+    if until <= since:
+        raise InputError("the window is empty: --until must be after --since")
+    with _gc_paused():
+        return _build(session, job_ids, since, until, now, timeline_limit, mismatch_limit,
+                      progress)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic GC while comparing: a report allocates millions of short-lived, acyclic
+    objects (observations, verdicts) that reference counting frees; the collector's passes
+    over them cost a fifth of the run. The previous state is restored afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(session: Session, job_ids: Sequence[str], since: datetime, until: datetime,
+           now: datetime, timeline_limit: int, mismatch_limit: int,
+           progress: Progress | None) -> Report:
+    planned = _plan(session, job_ids, since, until)
+    total = sum(len(p.slots) for p in planned)
+    done = 0
+    reports = []
+    for p in planned:
+        verdicts = compare_stored(session, p.spec, since, until, now, history=p.history,
+                                  expected=p.slots, lean=True)
+        report = job_report(p.spec, verdicts, owner=owner_at(p.history, until),
+                            expected=len(p.slots), timeline_limit=timeline_limit,
+                            mismatch_limit=mismatch_limit)
+        reports.append(report)
+        done += len(p.slots)
+        if progress is not None:
+            progress(p.spec.id, done, total)
+    return Report(generated_at=now, since=since, until=until,
+                  jobs=tuple(hydrate(session, reports)))
+
+
+def _report_part(url: str, job_ids: Sequence[str], since: datetime, until: datetime,
+                 now: datetime, timeline_limit: int, mismatch_limit: int) -> tuple[JobReport, ...]:
+    """One worker's share of :func:`build_report_parallel` (its own registry connection)."""
+    from bridge.store.db import Registry
+
+    registry = Registry(url, check_schema=False)
+    try:
+        with registry.session() as session:
+            return build_report(session, job_ids, since, until, now,
+                                timeline_limit=timeline_limit, mismatch_limit=mismatch_limit).jobs
+    finally:
+        registry.dispose()
+
+
+def build_report_parallel(
+    session: Session,
+    url: str,
+    job_ids: Sequence[str],
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    *,
+    workers: int,
+    timeline_limit: int = TIMELINE_LIMIT,
+    mismatch_limit: int = MISMATCH_LIMIT,
+    progress: Progress | None = None,
+) -> Report:
+    """:func:`build_report` spread over ``workers`` processes (jobs are independent).
+
+    The jobs are dealt, heaviest first, into ``4 x workers`` parts so the workers stay busy;
+    each worker (a fresh process) opens the registry at ``url`` itself. Same result as
+    :func:`build_report`; worth it for large windows (a worker costs about a second to
+    start)."""
+    if until <= since:
+        raise InputError("the window is empty: --until must be after --since")
+    planned = sorted(_plan(session, job_ids, since, until), key=lambda p: -len(p.slots))
+    count = max(1, min(len(planned), workers * 4))
+    parts: list[list[_Planned]] = [planned[i::count] for i in range(count)]
+    total, done = sum(len(p.slots) for p in planned), 0
+    reports: list[JobReport] = []
+    # never plain fork: a child must not inherit the parent's open database connections
+    context = multiprocessing.get_context("forkserver" if sys.platform == "linux" else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(_report_part, url, [p.spec.id for p in part], since, until, now,
+                               timeline_limit, mismatch_limit): part for part in parts}
+        for future in as_completed(futures):
+            reports.extend(future.result())
+            done += sum(len(p.slots) for p in futures[future])
+            if progress is not None:
+                progress(futures[future][-1].spec.id, done, total)
+    order = {job_id: i for i, job_id in enumerate(job_ids)}
+    reports.sort(key=lambda j: order[j.spec.id])  # the order asked, as build_report
+    return Report(generated_at=now, since=since, until=until, jobs=tuple(reports))
+
+
+# --- JSON (pure) ------------------------------------------------------------------------------
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def observation_json(obs: Observation | None, slot: datetime) -> dict[str, Any] | None:
+    if obs is None:
+        return None
+    fire = obs.fire_time
+    return {
+        "path": obs.path.value, "role": obs.role.value, "status": obs.status.value,
+        "fired_at": _iso(obs.fired_at), "started_at": _iso(obs.started_at),
+        "finished_at": _iso(obs.finished_at),
+        "lag_seconds": None if fire is None else (fire - slot).total_seconds(),
+        "exit_status": obs.exit_status, "task_state": obs.task_state, "attempts": obs.attempts,
+        "output_digest": obs.output_digest, "output_sample": obs.output_sample,
+        "host": obs.host, "error": obs.error, "record_key": obs.record_key,
+    }
+
+
+def verdict_json(v: SlotVerdict) -> dict[str, Any]:
+    return {
+        "slot": _iso(v.slot), "verdict": v.verdict.value, "detail": v.detail,
+        "basis": v.basis.value, "ignored_by": v.ignored_by, "mismatched": list(v.mismatched),
+        "legacy": observation_json(v.legacy, v.slot),
+        "celery": observation_json(v.celery, v.slot),
+    }
+
+
+def readiness_json(r: Readiness) -> dict[str, Any]:
+    return {"ready": r.ready, "basis": r.basis.value, "required": r.required,
+            "evidence": [_iso(s) for s in r.evidence], "reasons": list(r.reasons)}
+
+
+def job_json(j: JobReport) -> dict[str, Any]:
+    s, spec = j.summary, j.spec
+    return {
+        "job_id": spec.id, "dialect": spec.schedule.dialect.value,
+        "schedule": schedule_text(spec.schedule), "timezone": spec.schedule.timezone,
+        "mapped": spec.mapped, "shadow_mode": spec.policies.shadow_mode.value,
+        "owner": j.owner.value, "expected_slots": j.expected, "compared": s.compared,
+        "counts": dict(s.counts), "ignored_rules": dict(s.ignored_rules),
+        "unresolved": s.unresolved, "first_slot": _iso(s.first_slot),
+        "last_slot": _iso(s.last_slot), "readiness": readiness_json(j.readiness),
+        "last_mismatch": verdict_json(s.last_mismatch) if s.last_mismatch else None,
+        "mismatches": [verdict_json(v) for v in j.mismatches],
+    }
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "generated_at": _iso(report.generated_at),
+        "window": {"since": _iso(report.since), "until": _iso(report.until)},
+        "ok": report.ok,
+        "totals": report.totals(),
+        "jobs": [job_json(j) for j in report.jobs],
+    }
+
+
+def iter_unresolved(report: Report) -> Iterable[JobReport]:
+    return (j for j in report.jobs if j.unresolved)
