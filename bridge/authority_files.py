@@ -40,6 +40,8 @@ run. :func:`export` imports the store lazily.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import re
@@ -80,7 +82,7 @@ class Authority:
             if owner not in OWNERS:
                 raise AuthorityFileError(f"unknown owner {owner!r} (legacy or celery)")
         times = [t for t, _ in self.flips]
-        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(times)):
             raise AuthorityFileError("authority lines are not strictly increasing in time")
 
     def owner_at(self, slot: datetime) -> str:
@@ -120,7 +122,7 @@ def resolve(
     return Authority(job_id, initial, tuple(flips), schedule)
 
 
-# --- text format (pure) --------------------------------------------------------------------------
+# --- text format (pure) ---------------------------------------------------------------------------
 
 
 def render(authority: Authority) -> str:
@@ -177,7 +179,7 @@ def _parse_line(line: str, values: dict[str, Any], flips: list[tuple[datetime, s
     # any other keyword: a compatible addition from a newer writer, ignored
 
 
-# --- files ---------------------------------------------------------------------------------------
+# --- files ----------------------------------------------------------------------------------------
 
 
 def path_for(directory: str | os.PathLike[str], job_id: str) -> str:
@@ -235,10 +237,8 @@ def _atomic_write(path: str, data: bytes) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     _fsync_dir(directory)
 
@@ -256,7 +256,7 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-# --- export from the registry ----------------------------------------------------------------------
+# --- export from the registry ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

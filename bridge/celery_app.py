@@ -78,7 +78,17 @@ def make_app(settings: Settings | None = None) -> Celery:
         beat_max_loop_interval=settings.beat_max_interval,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        imports=("legacy_wrappers.tasks",),
+        imports=("legacy_wrappers.tasks", "bridge.health", "bridge.metrics"),
+        beat_schedule={
+            "bridge-reconcile": {
+                "task": "bridge.reconcile",
+                "schedule": float(settings.health_interval),
+                "options": {
+                    "queue": settings.default_queue,
+                    "expires": float(settings.health_interval),
+                },
+            }
+        },
     )
     app.conf.bridge_settings = settings
     app.conf.bridge_rehydrate_interval = settings.rehydrate_interval

@@ -145,6 +145,24 @@ def _text(value: Any) -> str:
     return value
 
 
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _http_url(value: Any) -> str:
+    text = _text(value)
+    if text and not re.match(r"^https?://", text):
+        raise ValueError("must be an http:// or https:// URL")
+    return text
+
+
 def _path(value: Any) -> str:
     return str(Path(str(value)).expanduser())
 
@@ -165,6 +183,18 @@ class Settings:
     authority_dir: str = ""
     worker_shutdown_grace: int = 20
     rehydrate_interval: int = 300
+    health_interval: int = 300
+    health_window: int = 7200
+    health_grace: int = 300
+    health_tolerance: int = 60
+    health_beat_stale: int = 60
+    health_repair: bool = False
+    alert_webhook_url: str = ""
+    alert_webhook_secret: str = ""
+    alert_command: str = ""
+    alert_dedupe_ttl: int = 604800
+    metrics_port: int = 0
+    metrics_address: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -189,6 +219,9 @@ class Settings:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["redis_url"] = self.masked_redis_url
         out["database_url"] = self.masked_database_url
+        out["alert_webhook_url"] = mask_url(self.alert_webhook_url)
+        if self.alert_webhook_secret:
+            out["alert_webhook_secret"] = "***"
         return out
 
 
@@ -207,6 +240,18 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "authority_dir": _path,
     "worker_shutdown_grace": _non_negative_int,
     "rehydrate_interval": _non_negative_int,
+    "health_interval": _positive_int,
+    "health_window": _positive_int,
+    "health_grace": _non_negative_int,
+    "health_tolerance": _non_negative_int,
+    "health_beat_stale": _positive_int,
+    "health_repair": _bool,
+    "alert_webhook_url": _http_url,
+    "alert_webhook_secret": _text,
+    "alert_command": _text,
+    "alert_dedupe_ttl": _positive_int,
+    "metrics_port": _non_negative_int,
+    "metrics_address": _text,
 }
 
 

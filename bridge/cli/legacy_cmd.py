@@ -129,3 +129,58 @@ def _write(text: str, out_file: str | None) -> None:
         os.replace(tmp, out_file)  # atomic: cron never reads a half-written file
     except OSError as e:
         raise InputError(f"cannot write {out_file}: {e.strerror}") from e
+
+
+# --- the spool: records the shim wrote while the registry was unreachable ---------------------
+
+
+def _upload(spool_dir: str, archive: str | None, as_json: bool) -> None:
+    from legacy_wrappers.spool import flush
+
+    report = flush(STATE.registry(), spool_dir, archive_dir=archive)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        out.print(
+            f"{spool_dir}: {report.files} file(s), {report.uploaded} record(s) uploaded, "
+            f"{report.duplicates} already stored, {report.rejected} rejected, "
+            f"{len(report.kept_partial)} kept with a partial line, {len(report.busy)} busy",
+            markup=False, highlight=False,
+        )
+        for line in report.rejections:
+            out.print(f"rejected: {line}", markup=False, highlight=False)
+    raise typer.Exit(1 if report.rejected else 0)
+
+
+@app.command("flush")
+def flush_cmd(
+    spool: str = typer.Option(
+        None, "--spool", help="The spool directory (default: the spool_dir setting)."
+    ),
+    archive: str = typer.Option(
+        None, "--archive", help="Move uploaded files here instead of deleting them."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the flush report as JSON."),
+) -> None:
+    """Upload the shim's spooled records to the registry, exactly once.
+
+    Complete lines are uploaded idempotently (a re-flush adds nothing), then the file is
+    removed; a half-written last line is kept for the next run; invalid lines are moved to
+    rejected/ (exit 1). Registry unreachable: exit 3, the spool is left as it was."""
+    _upload(spool or STATE.settings.spool_dir, archive, as_json)
+
+
+@app.command("ingest")
+def ingest_cmd(
+    cron_spool: str = typer.Option(
+        ..., "--cron-spool", help="A spool directory written by bridge-cron-shell."
+    ),
+    archive: str = typer.Option(
+        None, "--archive", help="Move uploaded files here instead of deleting them."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Ingest legacy-side records from a spool directory (e.g. copied from another host).
+
+    Same code path and guarantees as `bridge legacy flush`."""
+    _upload(cron_spool, archive, as_json)

@@ -18,10 +18,13 @@ from bridge.cli import (
     authority_cmd,
     authority_ops,
     db_cmd,
+    flower_cmd,
     import_cmd,
     jobs_cmd,
     legacy_cmd,
+    metrics_cmd,
     ops_cmd,
+    reconcile_cmd,
     schedule_cmd,
     shadow_cmd,
     status_cmd,
@@ -71,6 +74,9 @@ app.add_typer(shadow_cmd.app, name="shadow")
 app.command("pause")(ops_cmd.pause)
 app.command("resume")(ops_cmd.resume)
 app.command("trigger")(ops_cmd.trigger)
+app.command("reconcile")(reconcile_cmd.reconcile)
+app.add_typer(metrics_cmd.app, name="metrics")
+app.command("flower")(flower_cmd.flower)
 app.add_typer(db_cmd.app, name="db")
 app.command("status")(status_cmd.status)
 app.command("sync")(sync_cmd.sync)

@@ -1,0 +1,81 @@
+"""``bridge reconcile``: what should have run on Celery, what did, and repairs (exit 1 on findings).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import typer
+
+from bridge.cli.context import STATE, emit_json, out
+from bridge.errors import InputError
+from bridge.reconcile import Finding, Repair, Window, check, parse_since, repair, slot_text
+from bridge.store.repos import current_actor
+
+
+def reconcile(
+    since: str = typer.Option("24h", "--since", help="Window start: 30m, 6h, 2d or ISO-8601."),
+    job: str = typer.Option(None, "--job", help="Only this job."),
+    do_repair: bool = typer.Option(
+        False, "--repair", help="Re-enqueue missed and stuck slots through the claim."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --repair: show, send nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON document."),
+    grace: int = typer.Option(300, "--grace", help="Seconds before a slot counts as missed."),
+    tolerance: int = typer.Option(60, "--tolerance", help="Seconds of start lag before 'late'."),
+) -> None:
+    """Compare every Celery-owned slot of the window with the runs and claims on record.
+
+    Findings: missed, failed, stuck, late, duplicate, skipped. Exit 1 when there are any."""
+    now = datetime.now(UTC)
+    try:
+        window = Window(parse_since(since, now), now)
+    except ValueError as e:
+        raise InputError(str(e)) from e
+    registry = STATE.registry()
+    findings, inputs = check(registry, window, now, grace=timedelta(seconds=grace),
+                             tolerance=timedelta(seconds=tolerance), job_id=job)
+    repairs: list[Repair] = []
+    if do_repair or dry_run:
+        from bridge.celery_app import make_app
+
+        app = make_app(STATE.settings)
+        try:
+            repairs = repair(app, registry, findings, inputs, now,
+                             actor=STATE.actor or current_actor(), dry_run=dry_run)
+        finally:
+            app.close()
+    if as_json:
+        emit_json(_document(window, findings, repairs, do_repair, dry_run))
+    else:
+        _render(findings, repairs, dry_run)
+    if findings:
+        raise typer.Exit(1)
+
+
+def _document(window: Window, findings: list[Finding], repairs: list[Repair], do_repair: bool,
+              dry_run: bool) -> dict[str, object]:
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f.kind.value] = counts.get(f.kind.value, 0) + 1
+    return {
+        "since": window.since.isoformat(),
+        "until": window.until.isoformat(),
+        "counts": counts,
+        "findings": [f.to_json() for f in findings],
+        "repair": do_repair,
+        "dry_run": dry_run,
+        "repairs": [r.to_json() for r in repairs],
+    }
+
+
+def _render(findings: list[Finding], repairs: list[Repair], dry_run: bool) -> None:
+    for f in findings:
+        out.print(f"{f.kind.value:10} {f.job_id:30} {slot_text(f.slot)}  {f.detail}",
+                  highlight=False, markup=False)
+    for r in repairs:
+        verb = "would repair" if dry_run else ("repaired" if r.task_id else "not repaired")
+        out.print(f"{verb} {r.finding.job_id} {slot_text(r.finding.slot)} -> queue {r.queue}"
+                  f" ({r.note})", highlight=False, markup=False)
+    out.print(f"{len(findings)} finding(s)" + (f", {sum(1 for r in repairs if r.task_id)} "
+                                                "repaired" if repairs and not dry_run else ""))

@@ -1,0 +1,142 @@
+"""Prometheus metrics: a known sequence of runs in the registry, scraped over real HTTP from
+``bridge.metrics.serve`` and from a real worker, parsed with prometheus_client's parser."""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bridge import metrics
+from bridge.reconcile import slot_text
+from bridge.store.repos import RunRepo
+from tests.conftest import free_port
+from tests.ops.harness import OpsHarness, top_of_hour, wait_for
+
+pytestmark = pytest.mark.integration
+
+DOCUMENTED = {
+    "bridge_runs", "bridge_fire_lag_seconds", "bridge_run_duration_seconds",
+    "bridge_suppressed_duplicates", "bridge_stand_downs", "bridge_slot_findings",
+    "bridge_shadow_verdicts", "bridge_authority_jobs", "bridge_job_owner",
+    "bridge_metrics_scrape_errors",
+}
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text.decode()):
+        out[(family.name, ())] = -1.0  # the family exists
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def families(values: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> set[str]:
+    return {name for (name, labels) in values if labels == ()}
+
+
+@pytest.fixture
+def ops(tmp_path: Path, redis_url: str) -> Iterator[OpsHarness]:
+    h = OpsHarness(tmp_path, redis_url)
+    yield h
+    h.close()
+
+
+def add_runs(ops: OpsHarness, slot: datetime) -> None:
+    def at(seconds: float) -> datetime:
+        return slot + timedelta(seconds=seconds)
+
+    common = {"slot": slot, "path": "celery"}
+    with ops.registry.session() as s:
+        repo = RunRepo(s)
+        repo.add(job_id="a", role="authoritative", status="failed", started_at=at(2),
+                 finished_at=at(3), attempts=1, **common)
+        repo.add(job_id="a", role="authoritative", status="succeeded", started_at=at(40),
+                 finished_at=at(52), attempts=2, **common)
+        repo.add(job_id="a", role="suppressed", status="suppressed", **common)
+        repo.add(job_id="b", slot=slot, path="legacy", role="stand-down", status="stood-down")
+        repo.add(job_id="<invalid>", role="rejected", status="rejected",
+                 slot=datetime(1970, 1, 1, tzinfo=UTC), path="celery")
+
+
+def test_documented_series_have_the_values_of_a_known_run_sequence(ops: OpsHarness) -> None:
+    from bridge.store.repos import Owner
+
+    ops.add_job("a", "true")
+    ops.add_job("b", "true", owner=Owner.LEGACY)
+    ops.add_job("c", "true")  # Celery-owned, never ran: one missed slot
+    slot = top_of_hour() - timedelta(hours=1)
+    add_runs(ops, slot)
+    port = free_port()
+    server = metrics.serve(ops.settings, port)
+    try:
+        v = scrape(port)
+        assert families(v) >= DOCUMENTED
+        assert v[("bridge_runs_total", (("job", "a"), ("outcome", "succeeded"),
+                                        ("path", "celery")))] == 1
+        assert v[("bridge_runs_total", (("job", "a"), ("outcome", "failed"),
+                                        ("path", "celery")))] == 1
+        assert v[("bridge_runs_total", (("job", "<unknown>"), ("outcome", "rejected"),
+                                        ("path", "celery")))] == 1
+        assert v[("bridge_suppressed_duplicates_total", (("job", "a"), ("path", "celery")))] == 1
+        assert v[("bridge_stand_downs_total", (("job", "b"),))] == 1
+        lag = (("job", "a"), ("path", "celery"))
+        assert v[("bridge_fire_lag_seconds_count", lag)] == 2
+        assert v[("bridge_fire_lag_seconds_sum", lag)] == 42
+        bucket = "bridge_fire_lag_seconds_bucket"
+        assert v[(bucket, (("job", "a"), ("le", "2.0"), ("path", "celery")))] == 1
+        assert v[(bucket, (("job", "a"), ("le", "60.0"), ("path", "celery")))] == 2
+        assert v[("bridge_run_duration_seconds_sum", lag)] == 13
+        assert v[("bridge_authority_jobs", (("owner", "celery"),))] == 2
+        assert v[("bridge_authority_jobs", (("owner", "legacy"),))] == 1
+        assert v[("bridge_job_owner", (("job", "b"), ("owner", "legacy")))] == 1
+        assert v[("bridge_slot_findings", (("job", "c"), ("kind", "missed")))] >= 1
+        assert not any(k[0].startswith("bridge_") and ("slot", slot_text(slot)) in k[1]
+                       for k in v)  # never a slot label
+
+        with ops.registry.session() as s:  # one more run: only the new row is folded in
+            RunRepo(s).add(job_id="a", slot=slot + timedelta(hours=1), path="celery",
+                           role="authoritative", status="succeeded", attempts=1,
+                           started_at=slot + timedelta(hours=1, seconds=1),
+                           finished_at=slot + timedelta(hours=1, seconds=2))
+        w = scrape(port)
+        assert w[("bridge_runs_total", (("job", "a"), ("outcome", "succeeded"),
+                                        ("path", "celery")))] == 2
+        assert w[("bridge_fire_lag_seconds_count", lag)] == 3
+    finally:
+        server.shutdown()
+
+
+def test_the_worker_exports_the_same_registry(ops: OpsHarness, redis_url: str) -> None:
+    import redis
+
+    ops.add_job("a", "true")
+    add_runs(ops, top_of_hour() - timedelta(hours=1))
+    client = redis.Redis.from_url(redis_url)
+    client.hset("{bridge}::bridge:beat", mapping={"holder": "h:1", "tick": "1700000000.5",
+                                                  "backlog": "3"})
+    client.close()
+    port = free_port()
+    ops.env["BRIDGE_METRICS_PORT"] = str(port)
+    ops.start_worker(app="bridge.celery_app", include="bridge.metrics,bridge.health")
+    v = wait_for("the worker's /metrics", lambda: _try_scrape(port), 30)
+    assert v[("bridge_runs_total", (("job", "a"), ("outcome", "succeeded"),
+                                    ("path", "celery")))] == 1
+    assert v[("bridge_beat_last_tick_timestamp_seconds", ())] == 1700000000.5
+    assert v[("bridge_beat_backlog", ())] == 3
+    assert os.environ.get("BRIDGE_METRICS_PORT") is None
+
+
+def _try_scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+    try:
+        return scrape(port)
+    except OSError:
+        return None
