@@ -12,7 +12,10 @@ exits, missing Celery firings) so every code path of the comparator runs.
 
 Timed, in a fresh child process per backend (so the peak RSS is the diff's own): open the
 registry, list the jobs, and run :func:`shadow.report.build_report` over the whole window: per
-job one indexed, streamed, lean query, the comparator, the summary and readiness; then again
+job one indexed query of compact rows (slot key, path/role/status code, exit status, row id;
+:mod:`shadow.scan`) whose trivially matching slots are counted without building observations,
+the rest fetched in full by row id in batches and judged by the comparator, then the summary
+and readiness; then again
 with ``--workers`` processes (:func:`shadow.report.build_report_parallel`). Reported: wall
 seconds, CPU seconds of the serial run (the machine may be shared: CPU time is the steadier
 figure), peak RSS of the measuring process (``ru_maxrss``, interpreter and imports included;

@@ -61,65 +61,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from bridge.authority import owner_at
-from bridge.errors import InputError
 from bridge.schedules import compile_schedule, slots_between
 from bridge.spec import JobSpec
 from bridge.store.repos import AuthorityEvent, Owner
+from shadow.ignore import IgnoreRule, apply_ignore, parse_ignore
 from shadow.record import EXECUTION_STATUSES, Observation, Path, Role, Status
+from shadow.verdicts import RESOLVED, Basis, IgnoreRuleError, SlotVerdict, Verdict
+
+__all__ = [
+    "COUNT_KEYS", "RESOLVED", "Basis", "IgnoreRule", "IgnoreRuleError", "JobSummary", "Side",
+    "SlotVerdict", "Verdict", "build_side", "compare_job", "context_for", "expected_slots",
+    "grace_for", "judge_records", "judge_slot", "outcome_diffs", "parse_ignore", "split_paths",
+    "summarize", "unexpected_verdict",
+]
 
 DEFAULT_RUN_ALLOWANCE = 300  # seconds a run may take before its record is overdue (no timeout)
 STOOD_DOWN = frozenset({Status.STOOD_DOWN, Status.SUPPRESSED})
 DECLINED = frozenset({Status.SKIPPED, Status.MISSED, Status.REJECTED})
-
-
-class Verdict(StrEnum):
-    MATCH = "match"
-    MISSING_CELERY = "missing_celery"
-    MISSING_LEGACY = "missing_legacy"
-    LATE = "late"
-    DUPLICATE = "duplicate"
-    OUTCOME_MISMATCH = "outcome_mismatch"
-    PENDING = "pending"
-    UNEXPECTED_SLOT = "unexpected_slot"
-
-
-class Basis(StrEnum):
-    OUTCOME = "outcome"  # both paths executed: outcome fields and timing compared
-    TIMING = "timing"  # one side observed or stood down: only timing compared
-    NONE = "none"  # nothing comparable (pending, missing, duplicate, unexpected)
-
-
-RESOLVED = frozenset({Verdict.MATCH, Verdict.PENDING})
-
-
-class IgnoreRuleError(InputError):
-    """An ignore rule that cannot be parsed (exit 2)."""
-
-
-@dataclass(frozen=True)
-class SlotVerdict:
-    """The verdict for one slot, with both sides' representative records."""
-
-    slot: datetime
-    verdict: Verdict
-    legacy: Observation | None
-    celery: Observation | None
-    detail: str = ""
-    ignored_by: str | None = None
-    basis: Basis = Basis.NONE
-    mismatched: tuple[str, ...] = ()  # outcome fields that differ
-    legacy_lag: float | None = None  # fire lag in seconds (negative = early)
-    celery_lag: float | None = None
-
-    @property
-    def unresolved(self) -> bool:
-        """A mismatch nobody has explained: not match, not pending, not ignored."""
-        return self.verdict not in RESOLVED and self.ignored_by is None
 
 
 # --- one path's records for one slot ----------------------------------------------------------
@@ -184,95 +146,6 @@ def fold_executions(records: Sequence[Observation]) -> tuple[Observation, ...]:
         out.append(r)
     out.sort(key=lambda r: (r.attempts, r.finished_at or r.slot, r.row_id or 0))
     return tuple(out)
-
-
-# --- ignore rules -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IgnoreRule:
-    text: str
-    verdicts: frozenset[Verdict] | None = None
-    start: datetime | None = None
-    end: datetime | None = None  # inclusive unless end_open
-    end_open: bool = False
-    fields: frozenset[str] = frozenset()
-    sides: tuple[tuple[Path, str], ...] = ()
-    max_lag: float | None = None
-
-    def matches(self, v: SlotVerdict) -> bool:
-        if v.verdict in RESOLVED:
-            return False
-        if self.verdicts is not None and v.verdict not in self.verdicts:
-            return False
-        if self.start is not None and v.slot < self.start:
-            return False
-        if self.end is not None and (v.slot >= self.end if self.end_open else v.slot > self.end):
-            return False
-        if self.fields and not self.fields <= set(v.mismatched):
-            return False
-        if self.max_lag is not None and any(
-            abs(lag) > self.max_lag for lag in (v.legacy_lag, v.celery_lag) if lag is not None
-        ):
-            return False
-        return all(_side_value(v.legacy if p is Path.LEGACY else v.celery, want)
-                   for p, want in self.sides)
-
-
-def _side_value(obs: Observation | None, want: str) -> bool:
-    if obs is None:
-        return want == "none"
-    return want in (str(obs.exit_status), obs.status.value, obs.role.value)
-
-
-def _instant(text: str, rule: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as e:
-        raise IgnoreRuleError(f"ignore rule '{rule}': bad instant '{text}'") from e
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _slot_range(value: str, rule: str) -> dict[str, object]:
-    if ".." not in value:
-        start = _instant(value, rule)
-        if len(value) == 10:  # a date: that whole UTC day
-            return {"start": start, "end": start + timedelta(days=1), "end_open": True}
-        return {"start": start, "end": start}
-    lo, hi = value.split("..", 1)
-    return {"start": _instant(lo, rule) if lo else None, "end": _instant(hi, rule) if hi else None}
-
-
-FIELD_WORDS = frozenset({"exit_status", "output_digest"})
-
-
-def parse_ignore(rule: str) -> IgnoreRule:
-    """Parse one ignore rule (grammar in the module docstring)."""
-    parts: dict[str, object] = {}
-    fields_: set[str] = set()
-    sides: list[tuple[Path, str]] = []
-    for term in rule.split():
-        key, sep, value = term.partition("<=") if "<=" in term else term.partition("=")
-        if not sep and term in FIELD_WORDS:
-            fields_.add(term)
-        elif key == "verdict" and value:
-            try:
-                parts["verdicts"] = frozenset(Verdict(x) for x in value.split(","))
-            except ValueError as e:
-                raise IgnoreRuleError(f"ignore rule '{rule}': unknown verdict in '{term}'") from e
-        elif key == "slots" and value:
-            parts.update(_slot_range(value, rule))
-        elif key == "field" and value in FIELD_WORDS:
-            fields_.add(value)
-        elif key in ("legacy", "celery") and value:
-            sides.append((Path(key), value))
-        elif key == "lag" and sep == "<=" and value.replace(".", "", 1).isdigit():
-            parts["max_lag"] = float(value)
-        else:
-            raise IgnoreRuleError(f"ignore rule '{rule}': unknown term '{term}'")
-    if not (parts or fields_ or sides):
-        raise IgnoreRuleError(f"ignore rule '{rule}' has no terms")
-    return IgnoreRule(text=rule, fields=frozenset(fields_), sides=tuple(sides), **parts)  # type: ignore[arg-type]
 
 
 # --- judging ----------------------------------------------------------------------------------
@@ -455,8 +328,6 @@ def _lag_words(lag: float) -> str:
     return f"late by {lag:g} s" if lag > 0 else f"early by {-lag:g} s"
 
 
-
-
 def _match_detail(legacy: Side, celery: Side, basis: Basis) -> str:
     if basis is Basis.OUTCOME:
         return MATCH_DETAILS[basis, ""]
@@ -537,45 +408,49 @@ def compare_job(
     jobs share a schedule); ``grace`` overrides :func:`grace_for`.
     """
     slots = expected_slots(spec, after, until) if expected is None else expected
-    ctx = _Context(now, grace_for(spec) if grace is None else grace,
-                   float(spec.compare.tolerance_seconds), spec.compare.fields,
-                   lambda s: owner_at(history, s))
+    ctx = context_for(spec, now, history, grace)
     rules = [parse_ignore(r) for r in spec.compare.ignore]
     by_legacy, by_celery = _by_slot(legacy, after, until), _by_slot(celery, after, until)
     none: list[Observation] = []
     out = []
     for slot in slots:
-        lrecs, crecs = by_legacy.pop(slot, none), by_celery.pop(slot, none)
-        verdict = _quick(slot, lrecs[0], crecs[0], ctx) if len(lrecs) == len(crecs) == 1 else None
-        if verdict is None:
-            lside, cside = build_side(Path.LEGACY, lrecs), build_side(Path.CELERY, crecs)
-            verdict = judge_slot(slot, lside, cside, ctx)
-        out.append(_ignore(verdict, rules) if rules else verdict)
+        verdict = judge_records(slot, by_legacy.pop(slot, none), by_celery.pop(slot, none), ctx)
+        out.append(apply_ignore(verdict, rules) if rules else verdict)
     if by_legacy or by_celery:
         for slot in set(by_legacy) | set(by_celery):
-            verdict = _unexpected(slot, by_legacy.get(slot, none), by_celery.get(slot, none))
-            out.append(_ignore(verdict, rules))
+            verdict = unexpected_verdict(slot, by_legacy.get(slot, none),
+                                         by_celery.get(slot, none))
+            out.append(apply_ignore(verdict, rules))
         out.sort(key=lambda v: v.slot)
     return out
 
 
-def _unexpected(
+def context_for(spec: JobSpec, now: datetime, history: Sequence[AuthorityEvent] = (),
+                grace: timedelta | None = None) -> _Context:
+    """The judging context of one job (``grace`` overrides :func:`grace_for`)."""
+    return _Context(now, grace_for(spec) if grace is None else grace,
+                    float(spec.compare.tolerance_seconds), spec.compare.fields,
+                    lambda s: owner_at(history, s))
+
+
+def judge_records(slot: datetime, legacy: Sequence[Observation], celery: Sequence[Observation],
+                  ctx: _Context) -> SlotVerdict:
+    """The verdict of one expected slot from each path's records for it (slot order)."""
+    verdict = _quick(slot, legacy[0], celery[0], ctx) if len(legacy) == len(celery) == 1 else None
+    if verdict is None:
+        verdict = judge_slot(slot, build_side(Path.LEGACY, legacy),
+                             build_side(Path.CELERY, celery), ctx)
+    return verdict
+
+
+def unexpected_verdict(
     slot: datetime, legacy: Sequence[Observation], celery: Sequence[Observation]
 ) -> SlotVerdict:
+    """The verdict of records at an instant the schedule does not contain."""
     lside, cside = build_side(Path.LEGACY, legacy), build_side(Path.CELERY, celery)
     paths = " and ".join(s.path.value for s in (lside, cside) if s.records)
     return _verdict(slot, Verdict.UNEXPECTED_SLOT, lside, cside,
                     f"{paths} fired at an instant the schedule does not contain")
-
-
-def _ignore(v: SlotVerdict, rules: Sequence[IgnoreRule]) -> SlotVerdict:
-    if v.verdict in RESOLVED:
-        return v
-    for rule in rules:
-        if rule.matches(v):
-            return SlotVerdict(v.slot, v.verdict, v.legacy, v.celery, v.detail, rule.text,
-                               v.basis, v.mismatched, v.legacy_lag, v.celery_lag)
-    return v
 
 
 # --- the summary ------------------------------------------------------------------------------

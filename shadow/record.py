@@ -332,15 +332,36 @@ def query(
         yield from _stream_window(session, job_id, since, until, chunk_size, lean)
 
 
-def by_row_id(session: Session, row_ids: Iterable[int]) -> dict[int, Observation]:
-    """Full observations for stored row ids (e.g. the records behind a report's mismatches)."""
+def by_row_id(session: Session, row_ids: Iterable[int], *,
+              lean: bool = False) -> dict[int, Observation]:
+    """Observations for stored row ids (e.g. the records behind a report's mismatches), full
+    or ``lean`` (see :func:`query`), in batches of 500 ids."""
     wanted = sorted(set(row_ids))
     out: dict[int, Observation] = {}
+    conn = session.connection()
+    mark = _PLACEHOLDER.get(conn.dialect.name)
     for start in range(0, len(wanted), 500):
-        stmt = _select(None, None, None, False).where(RUNS.c.id.in_(wanted[start:start + 500]))
-        for obs in _stream(session, stmt, DEFAULT_CHUNK, False):
+        batch = wanted[start:start + 500]
+        if mark is None:
+            stmt = _select(None, None, None, lean).where(RUNS.c.id.in_(batch))
+            found: Iterable[Observation] = _stream(session, stmt, DEFAULT_CHUNK, lean)
+        else:
+            found = _raw_by_id(session, batch, lean, mark)
+        for obs in found:
             out[cast(int, obs.row_id)] = obs
     return out
+
+
+def _raw_by_id(session: Session, ids: Sequence[int], lean: bool, mark: str) -> list[Observation]:
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        cursor.execute(f"SELECT {_driver_columns(lean)} FROM runs "
+                       f"WHERE id IN ({', '.join([mark] * len(ids))})", list(ids))
+        return list(map(_row_reader(lean), cursor.fetchall()))
+    finally:
+        cursor.close()
 
 
 def _select(job_id: str | None, since: datetime | None, until: datetime | None,
@@ -373,10 +394,15 @@ def _stream(session: Session, stmt: Any, chunk_size: int, lean: bool) -> Iterato
 _PLACEHOLDER = {"sqlite": "?", "postgresql": "%s"}  # the DB-API paramstyles of our drivers
 
 
+def _driver_columns(lean: bool) -> str:
+    """The columns :func:`_row_reader` reads, as driver SQL (timestamps as text)."""
+    return ", ".join("id" if n == "row_id" else f"CAST({n} AS TEXT)" if n in _TIMES else n
+                     for n in (LEAN if lean else FULL))
+
+
 def _window_sql(lean: bool, job: bool, since: bool, until: bool, mark: str) -> str:
     """The same statement as :func:`_select`, as driver SQL."""
-    cols = ", ".join("id" if n == "row_id" else f"CAST({n} AS TEXT)" if n in _TIMES else n
-                     for n in (LEAN if lean else FULL))
+    cols = _driver_columns(lean)
     where = [clause for flag, clause in ((job, f"job_id = {mark}"), (since, f"slot > {mark}"),
                                          (until, f"slot <= {mark}")) if flag]
     condition = f" WHERE {' AND '.join(where)}" if where else ""

@@ -1,9 +1,10 @@
 """Shadow reports: per job, what was expected, what each path did, the verdicts, readiness.
 
 :func:`build_report` is the service (it reads the registry: specs, authority, observations, one
-job at a time, streaming); :func:`job_report`, :func:`to_json` and
-:func:`shadow.report_html.render_html` are pure. The CLI (``bridge shadow report``) renders a
-table, this JSON, or a self-contained HTML page.
+job at a time; slots that trivially match are recognised on compact rows by
+:mod:`shadow.fast_report` / :mod:`shadow.scan`, the rest judged from full records);
+:func:`job_report`, :func:`to_json` and :func:`shadow.report_html.render_html` are pure. The
+CLI (``bridge shadow report``) renders a table, this JSON, or a self-contained HTML page.
 
 JSON document (``--format json``; field names are stable, new fields may be added)::
 
@@ -201,8 +202,10 @@ def job_report(
     expected: int,
     timeline_limit: int = TIMELINE_LIMIT,
     mismatch_limit: int = MISMATCH_LIMIT,
+    required: int | None = None,
 ) -> JobReport:
-    """Summary, readiness and the bounded detail one job contributes to a report."""
+    """Summary, readiness and the bounded detail one job contributes to a report
+    (``required``: readiness's N when the caller knows it)."""
     mismatches = [v for v in verdicts if v.verdict not in (Verdict.MATCH, Verdict.PENDING)]
     shown = verdicts[-timeline_limit:] if timeline_limit > 0 else []
     return JobReport(
@@ -210,7 +213,7 @@ def job_report(
         owner=owner,
         expected=expected,
         summary=summarize(spec.id, verdicts),
-        readiness=readiness(spec, verdicts, flipped=owner is Owner.CELERY),
+        readiness=readiness(spec, verdicts, required=required, flipped=owner is Owner.CELERY),
         mismatches=tuple(mismatches[-mismatch_limit:]) if mismatch_limit > 0 else (),
         timeline=tuple(timeline_point(v) for v in shown),
         timeline_omitted=len(verdicts) - len(shown),
@@ -231,10 +234,12 @@ def _plan(session: Session, job_ids: Sequence[str], since: datetime,
           until: datetime) -> list[_Planned]:
     jobs = JobRepo(session)
     histories = AuthorityRepo(session).histories(job_ids)
+    # many jobs: one listing beats a query per job (a job not listed is looked up, and refused)
+    listed = {j.id: j.spec for j in jobs.list()} if len(job_ids) > 50 else {}
     cache: dict[ScheduleSpec, list[datetime]] = {}
     planned = []
     for job_id in job_ids:
-        spec = jobs.require(job_id).spec
+        spec = listed.get(job_id) or jobs.require(job_id).spec
         if spec.schedule not in cache:  # many jobs share a schedule: evaluate it once
             cache[spec.schedule] = expected_slots(spec, since, until)
         planned.append(_Planned(spec, histories.get(job_id, []), cache[spec.schedule]))
@@ -326,22 +331,30 @@ def _gc_paused() -> Iterator[None]:
 def _build(session: Session, job_ids: Sequence[str], since: datetime, until: datetime,
            now: datetime, timeline_limit: int, mismatch_limit: int,
            progress: Progress | None) -> Report:
+    from shadow.fast_report import FastPath  # it builds on this module
+
     planned = _plan(session, job_ids, since, until)
-    total = sum(len(p.slots) for p in planned)
-    done = 0
-    reports = []
-    for p in planned:
-        verdicts = compare_stored(session, p.spec, since, until, now, history=p.history,
-                                  expected=p.slots, lean=True)
-        report = job_report(p.spec, verdicts, owner=owner_at(p.history, until),
-                            expected=len(p.slots), timeline_limit=timeline_limit,
-                            mismatch_limit=mismatch_limit)
-        reports.append(report)
-        done += len(p.slots)
-        if progress is not None:
-            progress(p.spec.id, done, total)
+    fast = FastPath(session, since, until, now, timeline_limit, mismatch_limit)
+    total, done = sum(len(p.slots) for p in planned), 0
+    reports: list[JobReport] = []
+    for last, p in enumerate(planned, 1 - len(planned)):
+        for q, report in fast.add(p, flush=not last):
+            reports.append(report or _general_job(session, q, since, until, now,
+                                                  timeline_limit, mismatch_limit))
+            done += len(q.slots)
+            if progress is not None:
+                progress(q.spec.id, done, total)
     return Report(generated_at=now, since=since, until=until,
                   jobs=tuple(hydrate(session, reports)))
+
+
+def _general_job(session: Session, p: _Planned, since: datetime, until: datetime,
+                 now: datetime, timeline_limit: int, mismatch_limit: int) -> JobReport:
+    verdicts = compare_stored(session, p.spec, since, until, now, history=p.history,
+                              expected=p.slots, lean=True)
+    return job_report(p.spec, verdicts, owner=owner_at(p.history, until),
+                      expected=len(p.slots), timeline_limit=timeline_limit,
+                      mismatch_limit=mismatch_limit)
 
 
 def _report_part(url: str, job_ids: Sequence[str], since: datetime, until: datetime,

@@ -1,0 +1,282 @@
+"""The report's fast path: find the slots that trivially match without building observations.
+
+A report over a large window judges millions of slots, nearly all of them the same story: one
+execution per path, the same outcome, both on time. :func:`scan` recognises that story on plain
+row tuples (:data:`CompactRow`, selected by :func:`compact_rows` with SQL-side conversions:
+the slot as a key comparable to the schedule's slots, a code for path/role/status, the fire
+lag in seconds), so a *quiet* slot costs a few integer comparisons. Every other slot is
+*loud*: its records are fetched in full by row id and judged by :mod:`shadow.compare` exactly
+as :func:`~shadow.compare.compare_job` would.
+
+A slot is quiet when it is an expected slot and has exactly two records, one per path, with
+legacy an authoritative/shadow execution that finished (not ``running``), and Celery either
+such an execution (not both ``authoritative``; exit statuses equal, or succeeded-vs-not equal
+when either lacks one, when ``exit_status`` is compared; output digests equal or absent when
+``output_digest`` is compared) or an ``observe`` record; and both fire lags (when known) lie
+within the tolerance minus :data:`LAG_MARGIN` (the database's lag arithmetic may be off by a
+millisecond; a lag near the tolerance is left to the general path). That is a subset of the
+cases :func:`shadow.compare._quick` answers ``match``, so a quiet slot's verdict is ``match``
+(never ignored: rules only explain mismatches). The tests hold the two paths equal.
+
+:func:`sparse_verdicts` returns a job's verdicts without its quiet matches, except the newest
+``keep_tail`` ones (a report's readiness and timeline look at the newest slots in full).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bridge.spec import JobSpec
+from bridge.store.repos import AuthorityEvent
+from shadow.compare import context_for, judge_records, unexpected_verdict
+from shadow.ignore import apply_ignore, parse_ignore
+from shadow.record import RUNS, Observation, Path, by_row_id
+from shadow.verdicts import SlotVerdict
+
+LAG_MARGIN = 0.01  # seconds: lags closer than this to the tolerance go the general way
+# (slot key, code, exit_status, output digest or None, row id); code: 0 = not a quiet candidate
+CompactRow = tuple[Any, int, int | None, str | None, int]
+# A candidate record's code is its kind (1/2 shadow failed-or-interrupted/succeeded, 3/4 the same
+# authoritative, 5 observe/observed) times 1 on the legacy path, times CELERY on the celery path,
+# so the sum of a slot's two codes names the pair (two records of one path never sum alike).
+CELERY = 16
+_KIND_SQL = (
+    "CASE WHEN role IN ('authoritative', 'shadow') AND status IN ('succeeded', 'failed', "
+    "'interrupted') THEN (CASE WHEN status = 'succeeded' THEN 2 ELSE 1 END) "
+    "+ (CASE WHEN role = 'authoritative' THEN 2 ELSE 0 END) "
+    "WHEN role = 'observe' AND status = 'observed' THEN 5 ELSE 0 END"
+)
+_CODE_SQL = (
+    "CASE WHEN path IN ('legacy', 'celery') AND ({fire} IS NULL OR abs({lag}) <= {mark}) "
+    "THEN ({kind}) * (CASE path WHEN 'celery' THEN 16 ELSE 1 END) ELSE 0 END"
+)
+_FIRE = "COALESCE(fired_at, started_at)"
+_SQL = {  # dialect: (slot key, fire lag in seconds, placeholder)
+    "sqlite": ("CAST(slot AS TEXT)", f"(julianday({_FIRE}) - julianday(slot)) * 86400.0", "?"),
+    "postgresql": ("date_part('epoch', slot)", f"date_part('epoch', {_FIRE} - slot)", "%s"),
+}
+LOUD, TIMING, SAME_SUCCESS, OTHER_SUCCESS = 0, 1, 2, 3  # what a pair of codes needs
+
+
+def _pair_table() -> tuple[int, ...]:
+    """Pair (sum of two codes) -> how :func:`shadow.compare._quick` would judge it."""
+    table = [LOUD] * (2 * 5 * CELERY + 1)
+    for lkind in (1, 2, 3, 4):  # legacy: a finished execution
+        for ckind in (1, 2, 3, 4, 5):
+            if ckind == 5:
+                need = TIMING
+            elif lkind > 2 and ckind > 2:
+                continue  # both authoritative: a duplicate
+            else:
+                need = SAME_SUCCESS if lkind % 2 == ckind % 2 else OTHER_SUCCESS
+            table[lkind + ckind * CELERY] = need
+    return tuple(table)
+
+
+PAIRS = _pair_table()
+
+
+def supported(session: Session) -> bool:
+    """Whether the fast path knows this database (else use the general path)."""
+    return session.connection().dialect.name in _SQL
+
+
+def slot_keys(session: Session, slots: Sequence[datetime]) -> dict[Any, int]:
+    """{key of the slot as :func:`compact_rows` selects it: its index} for expected slots."""
+    dialect = session.connection().dialect
+    if dialect.name == "postgresql":
+        return {s.timestamp(): i for i, s in enumerate(slots)}
+    to_db = RUNS.c.slot.type.dialect_impl(dialect).bind_processor(dialect)
+    assert to_db is not None
+    return {to_db(s): i for i, s in enumerate(slots)}
+
+
+def compact_sql(dialect: str, digest: bool) -> str:
+    key, lag, mark = _SQL[dialect]
+    code = _CODE_SQL.format(fire=_FIRE, lag=lag, mark=mark, kind=_KIND_SQL)
+    return (f"SELECT {key}, {code}, exit_status, {'output_digest' if digest else 'NULL'}, id "
+            f"FROM runs WHERE job_id = {mark} AND slot > {mark} AND slot <= {mark} "
+            "ORDER BY job_id, slot, id")
+
+
+def compact_rows(session: Session, spec: JobSpec, since: datetime,
+                 until: datetime) -> list[CompactRow]:
+    """One job's window as :data:`CompactRow` tuples, ordered by slot and insertion."""
+    conn = session.connection()
+    dialect = conn.dialect
+    to_db = RUNS.c.slot.type.dialect_impl(dialect).bind_processor(dialect)
+    bounds = [to_db(t) if to_db else t for t in (since, until)]
+    limit = max(float(spec.compare.tolerance_seconds) - LAG_MARGIN, -1.0)
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    # PostgreSQL: binary results (no text parsing of the numbers)
+    cursor = raw.cursor(binary=True) if dialect.name == "postgresql" else raw.cursor()
+    try:
+        cursor.execute(compact_sql(dialect.name, "output_digest" in spec.compare.fields),
+                       [limit, spec.id, *bounds])
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def scan(rows: Sequence[CompactRow], keys: Mapping[Any, int],
+         fields: Sequence[str]) -> tuple[list[tuple[int, int]], dict[Any, tuple[int, int]]]:
+    """Split one job's rows (slot order) into quiet slots ``(expected slot index, first row)``
+    and loud groups ``{slot key: (first row, end)}`` (the module docstring). The hot loop."""
+    exit_, digest = "exit_status" in fields, "output_digest" in fields
+    quiet: list[tuple[int, int]] = []
+    loud: dict[Any, tuple[int, int]] = {}
+    get, pairs = keys.get, PAIRS
+    n, i = len(rows), 0
+    while i < n:
+        a = rows[i]
+        key, j = a[0], i + 1
+        if j < n and rows[j][0] == key:
+            b = rows[j]
+            j += 1
+            if j == n or rows[j][0] != key:
+                need = pairs[a[1] + b[1]] if a[1] and b[1] else LOUD
+                if need and (k := get(key)) is not None and (
+                        need == TIMING or _same_outcome(a, b, need, exit_, digest)):
+                    quiet.append((k, i))
+                    i = j
+                    continue
+            while j < n and rows[j][0] == key:
+                j += 1
+        loud[key] = (i, j)
+        i = j
+    return quiet, loud
+
+
+def _same_outcome(a: CompactRow, b: CompactRow, need: int, exit_: bool, digest: bool) -> bool:
+    """No compared outcome field differs (as :func:`shadow.compare.outcome_diffs`)."""
+    if exit_:
+        ea, eb = a[2], b[2]
+        if ea is None or eb is None:
+            if need != SAME_SUCCESS:
+                return False
+        elif ea != eb:
+            return False
+    return not (digest and a[3] and b[3] and a[3] != b[3])
+
+
+@dataclass
+class Prepared:
+    """A scanned job waiting for the full records of its loud slots (and kept quiet ones)."""
+
+    spec: JobSpec
+    slots: Sequence[datetime]
+    history: Sequence[AuthorityEvent]
+    quiet: bytearray  # per expected slot: 1 = a quiet match left out
+    groups: dict[int, list[CompactRow]]  # expected slot index: its rows, for every other slot
+    unexpected: list[list[CompactRow]]  # rows of slots the schedule does not contain
+    quiet_count: int
+    first_quiet: datetime | None
+    last_quiet: datetime | None
+
+    @property
+    def row_ids(self) -> list[int]:
+        return [r[4] for g in (*self.groups.values(), *self.unexpected) for r in g]
+
+
+def prepare(spec: JobSpec, slots: Sequence[datetime], rows: Sequence[CompactRow],
+            keys: Mapping[Any, int], *, history: Sequence[AuthorityEvent] = (),
+            keep_tail: int = 0) -> Prepared:
+    """Scan one job's rows; the newest ``keep_tail`` quiet slots are to be judged in full."""
+    quiet_at, loud = scan(rows, keys, spec.compare.fields)
+    kept_quiet = quiet_at[-keep_tail:] if keep_tail > 0 else []
+    left_out = quiet_at[:len(quiet_at) - len(kept_quiet)]
+    groups = {k: [rows[i], rows[i + 1]] for k, i in kept_quiet}
+    unexpected = []
+    for key, (start, end) in loud.items():
+        k = keys.get(key)
+        if k is None:
+            unexpected.append(list(rows[start:end]))
+        else:
+            groups[k] = list(rows[start:end])
+    flags = bytearray(len(slots))
+    for k, _ in left_out:
+        flags[k] = 1
+    return Prepared(spec, slots, history, flags, groups, unexpected, len(left_out),
+                    slots[left_out[0][0]] if left_out else None,
+                    slots[left_out[-1][0]] if left_out else None)
+
+
+@dataclass(frozen=True)
+class Sparse:
+    """A job's verdicts without most quiet matches: ``kept`` (slot order) holds every verdict
+    but ``quiet`` matches; ``first_slot``/``last_slot`` are those of the whole list."""
+
+    kept: list[SlotVerdict]
+    quiet: int
+    first_slot: datetime | None
+    last_slot: datetime | None
+
+
+def finish(job: Prepared, full: Mapping[int, Observation], now: datetime) -> Sparse | None:
+    """The job's :class:`Sparse` verdicts from the full records of its loud slots (``full``:
+    row id -> observation). ``None`` when records at an expected instant were stored under
+    another slot text (a writer other than the registry's own): the general path decides."""
+    kept = _judge(job, full, now)
+    if kept is None:
+        return None
+    first, last = job.first_quiet, job.last_quiet
+    if kept:
+        first = kept[0].slot if first is None else min(first, kept[0].slot)
+        last = kept[-1].slot if last is None else max(last, kept[-1].slot)
+    return Sparse(kept, job.quiet_count, first, last)
+
+
+def _judge(job: Prepared, full: Mapping[int, Observation],
+           now: datetime) -> list[SlotVerdict] | None:
+    """Every verdict but the quiet ones, judged from full records (slot order)."""
+    ctx = context_for(job.spec, now, job.history)
+    rules = [parse_ignore(r) for r in job.spec.compare.ignore]
+    none: list[CompactRow] = []
+    out = []
+    for k, slot in enumerate(job.slots):
+        if not job.quiet[k]:
+            legacy, celery = _split(job.groups.get(k, none), full)
+            verdict = judge_records(slot, legacy, celery, ctx)
+            out.append(apply_ignore(verdict, rules) if rules else verdict)
+    expected = set(job.slots) if job.unexpected else set()
+    for rows in job.unexpected:
+        legacy, celery = _split(rows, full)
+        slot = (legacy or celery)[0].slot
+        if slot in expected:
+            return None
+        out.append(apply_ignore(unexpected_verdict(slot, legacy, celery), rules))
+    if job.unexpected:
+        out.sort(key=lambda v: v.slot)
+    return out
+
+
+def _split(rows: Sequence[CompactRow], full: Mapping[int, Observation],
+           ) -> tuple[list[Observation], list[Observation]]:
+    legacy: list[Observation] = []
+    celery: list[Observation] = []
+    for row in rows:
+        obs = full[row[4]]
+        (legacy if obs.path is Path.LEGACY else celery).append(obs)
+    return legacy, celery
+
+
+def sparse_verdicts(
+    spec: JobSpec, slots: Sequence[datetime], rows: Sequence[CompactRow], keys: Mapping[Any, int],
+    now: datetime, load: Callable[[Iterable[int]], Mapping[int, Observation]], *,
+    history: Sequence[AuthorityEvent] = (), keep_tail: int = 0,
+) -> Sparse | None:
+    """:func:`prepare` and :func:`finish` one job, its full records from ``load(row ids)``."""
+    job = prepare(spec, slots, rows, keys, history=history, keep_tail=keep_tail)
+    ids = job.row_ids
+    return finish(job, load(ids) if ids else {}, now)
+
+
+def load_lean(session: Session, ids: Iterable[int]) -> dict[int, Observation]:
+    """Lean observations by row id from the registry."""
+    return by_row_id(session, ids, lean=True)
