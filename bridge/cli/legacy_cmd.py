@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -43,6 +45,13 @@ def rewrite_cmd(
     check_only: bool = typer.Option(
         False, "--check", help="Verify an installed file against the registry (exit 1 on drift)."
     ),
+    system: bool = typer.Option(
+        False,
+        "--system",
+        help="The file has a user field (cron.d format); otherwise inferred "
+        "from the path, as on import.",
+    ),
+    user: str = typer.Option(None, "--user", help="Owner of a user crontab, as on import."),
     source: str = typer.Option(
         None,
         "--source",
@@ -61,8 +70,9 @@ def rewrite_cmd(
     with STATE.registry().session() as s:
         jobs = {j.id: j.spec for j in JobRepo(s).list(source_file=origin)}
     zone = next(iter(jobs.values())).schedule.timezone if jobs else STATE.settings.timezone
+    kind = "cron.d" if system else None
     if check_only:
-        result = check(text, file=origin, registry=jobs, timezone=zone)
+        result = check(text, file=origin, registry=jobs, timezone=zone, kind=kind, user=user)
         if as_json:
             emit_json(
                 {
@@ -86,7 +96,9 @@ def rewrite_cmd(
     shim_path = shim or _default_shim()
     if not os.path.isabs(shim_path):
         raise InputError(f"--shim must be an absolute path, got '{shim_path}'")
-    result_ = rewrite(text, file=origin, managed_ids=jobs, timezone=zone, shim=shim_path)
+    result_ = rewrite(
+        text, file=origin, managed_ids=jobs, timezone=zone, shim=shim_path, kind=kind, user=user
+    )
     _write(result_.text, out_file)
     with STATE.registry().session() as s:
         AuditRepo(s).append(
@@ -145,7 +157,8 @@ def _upload(spool_dir: str, archive: str | None, as_json: bool) -> None:
             f"{spool_dir}: {report.files} file(s), {report.uploaded} record(s) uploaded, "
             f"{report.duplicates} already stored, {report.rejected} rejected, "
             f"{len(report.kept_partial)} kept with a partial line, {len(report.busy)} busy",
-            markup=False, highlight=False,
+            markup=False,
+            highlight=False,
         )
         for line in report.rejections:
             out.print(f"rejected: {line}", markup=False, highlight=False)
@@ -173,14 +186,147 @@ def flush_cmd(
 @app.command("ingest")
 def ingest_cmd(
     cron_spool: str = typer.Option(
-        ..., "--cron-spool", help="A spool directory written by bridge-cron-shell."
+        None, "--cron-spool", help="A spool directory written by bridge-cron-shell."
+    ),
+    quartz_spool: str = typer.Option(
+        None,
+        "--quartz-spool",
+        help="A spool directory written by the Quartz plugin (cronbridge.quartz.BridgePlugin).",
     ),
     archive: str = typer.Option(
-        None, "--archive", help="Move uploaded files here instead of deleting them."
+        None,
+        "--archive",
+        help="Move uploaded files here instead of deleting them "
+        "(--quartz-spool: default DIR/archive).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Ingest legacy-side records from a spool directory (e.g. copied from another host).
 
-    Same code path and guarantees as `bridge legacy flush`."""
-    _upload(cron_spool, archive, as_json)
+    --cron-spool: same code path and guarantees as `bridge legacy flush`. --quartz-spool: the
+    same upload (idempotent, a half-written last line kept), then the files are archived and
+    the plugin's count of records it had to drop (DIR/.dropped) is reported and reset."""
+    if (cron_spool is None) == (quartz_spool is None):
+        raise InputError("give exactly one of --cron-spool DIR or --quartz-spool DIR")
+    if cron_spool is not None:
+        _upload(cron_spool, archive, as_json)
+    _ingest_quartz(quartz_spool, archive, as_json)
+
+
+def _ingest_quartz(spool_dir: str, archive: str | None, as_json: bool) -> None:
+    from legacy_wrappers.quartz_ingest import ingest
+
+    if not os.path.isdir(spool_dir):
+        raise InputError(f"{spool_dir}: not a directory")
+    report = ingest(STATE.registry(), spool_dir, archive_dir=archive)
+    f = report.flush
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        dropped = "unknown (no .dropped counter)" if report.dropped is None else report.dropped
+        out.print(
+            f"{spool_dir}: {f.files} file(s), {f.uploaded} record(s) uploaded, "
+            f"{f.duplicates} already stored, {f.rejected} rejected, "
+            f"{len(f.kept_partial)} kept with a partial line, {len(f.busy)} busy; "
+            f"dropped by the plugin since the last ingest: {dropped}",
+            markup=False,
+            highlight=False,
+        )
+        for line in f.rejections:
+            out.print(f"rejected: {line}", markup=False, highlight=False)
+    raise typer.Exit(1 if f.rejected or report.dropped else 0)
+
+
+# --- the generic record API: for legacy schedulers without a shim or plugin -------------------
+
+
+class RecordStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    STOOD_DOWN = "stood-down"
+
+
+def _instant(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as e:
+        raise InputError(f"{option}: not an ISO-8601 time: '{text}'") from e
+    if t.tzinfo is None:
+        raise InputError(f"{option}: '{text}' has no UTC offset (add Z or +HH:MM)")
+    return t
+
+
+@app.command("record")
+def record_cmd(
+    job: str = typer.Option(..., "--job", help="The bridge job id."),
+    slot: str = typer.Option(
+        ...,
+        "--slot",
+        help="The slot (ISO 8601 with offset); a time up to 90 s after a slot is snapped to it.",
+    ),
+    status: RecordStatus = typer.Option(..., "--status", help="ok | failed | stood-down."),
+    exit_code: int = typer.Option(None, "--exit-code", help="The run's exit code."),
+    started: str = typer.Option(None, "--started", help="When the run started (ISO 8601)."),
+    finished: str = typer.Option(None, "--finished", help="When it finished (ISO 8601)."),
+    output_file: str = typer.Option(
+        None, "--output-file", help="The run's output (digested and sampled; '-' = stdin)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Record one run of a legacy scheduler the bridge has no shim or plugin for.
+
+    Idempotent: recording the same job, slot and status again adds nothing."""
+    from legacy_wrappers.legacy_record import record_legacy_run
+
+    when = _instant(slot, "--slot")
+    assert when is not None
+    output = None
+    if output_file is not None:
+        if output_file == "-":
+            import sys
+
+            output = sys.stdin.buffer.read().decode("utf-8", "replace")
+        else:
+            _, output = _read(output_file)
+    result = record_legacy_run(
+        STATE.registry(),
+        job,
+        when,
+        status.value,
+        exit_code=exit_code,
+        started=_instant(started, "--started"),
+        finished=_instant(finished, "--finished"),
+        output=output,
+    )
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        what = "recorded" if result.added else "already recorded"
+        out.print(
+            f"{result.job_id} {result.slot.isoformat()}: {what} ({result.role}, {result.status})",
+            markup=False,
+            highlight=False,
+        )
+
+
+@app.command("owner")
+def owner_cmd(
+    job: str = typer.Option(..., "--job", help="The bridge job id."),
+    at: str = typer.Option(
+        None, "--at", help="The slot, or a time up to 90 s after it (default: now)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print slot and owner as JSON."),
+) -> None:
+    """Print who owns the job's slot (`legacy` or `celery`): a wrapper runs or stands down."""
+    from legacy_wrappers.legacy_record import slot_owner
+
+    when = _instant(at, "--at") or datetime.now(UTC)
+    slot, owner = slot_owner(STATE.registry(), job, when)
+    if as_json:
+        emit_json({"job_id": job, "slot": slot.isoformat().replace("+00:00", "Z"), "owner": owner})
+    else:
+        out.print(
+            f"{owner} {slot.isoformat().replace('+00:00', 'Z')}", markup=False, highlight=False
+        )

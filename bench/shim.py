@@ -1,0 +1,190 @@
+"""Latency the SHELL shim adds to every legacy cron job.
+
+Each case runs the command ``true`` the way cron does (``<shell> -c true``, cron's environment
+variables), timed from the parent's ``fork`` to the child's exit (what cron waits for):
+
+* ``plain_sh``         — ``/bin/sh -c true`` (the baseline: cron without the bridge);
+* ``shim_unmanaged``   — the shim with ``BRIDGE_JOB=""`` (exec of the shell, nothing recorded);
+* ``shim_sqlite``      — the shim recording to a SQLite registry (read job + authority, refresh
+  the authority cache, claim, run, complete claim + runs row);
+* ``shim_sqlite_down`` — registry unreachable (missing SQLite file): cached authority, spool;
+* ``shim_pg_down``     — registry unreachable (dead PostgreSQL port): psycopg import, spool;
+* ``shim_postgresql``  — with ``--pg-url`` (a migrated, disposable database): as shim_sqlite.
+
+Cases are interleaved run by run so a busy shared machine affects them alike. Claims and spool
+files are removed between runs (untimed) so every run takes the common path (a fresh slot).
+Results: ``bench/results/shim.json`` and a table of p50/p99 and the p50 added vs plain sh.
+
+    python bench/shim.py [--runs 100] [--pg-url postgresql+psycopg://.../bench_db]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "shim.json"
+SHIM = str(Path(sys.executable).parent / "bridge-cron-shell")
+JOB = "bench-shim-1"
+WARMUP = 5
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def seed(url: str) -> None:
+    """Migrate the registry and add one every-minute job owned by legacy."""
+    from bridge.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
+    from bridge.store.db import Registry, upgrade
+    from bridge.store.repos import AuthorityRepo, JobRepo, Owner
+
+    registry = Registry(url, check_schema=False)
+    upgrade(registry.engine)
+    with registry.session() as s:
+        spec = JobSpec(id=JOB, schedule=ScheduleSpec(dialect=Dialect.VIXIE, expression="* * * * *"),
+                       handler=CommandHandler(command="true"), source=SourceLocation("/bench", 1))
+        if JobRepo(s).upsert(spec)[0] == "create":
+            AuthorityRepo(s).append(JOB, Owner.LEGACY, effective_slot=None, actor="bench",
+                                    reason=None)
+    registry.dispose()
+
+
+def cleaner(url: str) -> Callable[[], None]:
+    """Untimed: forget claims, so the next run claims a fresh (job, slot)."""
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1]
+
+        def clean_sqlite() -> None:
+            with sqlite3.connect(path) as conn:
+                conn.execute("DELETE FROM claims")
+
+        return clean_sqlite
+    import psycopg
+
+    conninfo = "postgresql://" + url.split("://", 1)[1]
+
+    def clean_pg() -> None:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute("DELETE FROM claims")
+
+    return clean_pg
+
+
+def cron_env(work: Path, **extra: str) -> dict[str, str]:
+    env = {"HOME": str(work), "LOGNAME": "root", "PATH": "/usr/bin:/bin", "SHELL": SHIM,
+           "BRIDGE_SHELL": "/bin/sh", "BRIDGE_SPOOL_DIR": str(work / "spool"),
+           "BRIDGE_AUTHORITY_DIR": str(work / "authority"), "XDG_CONFIG_HOME": str(work)}
+    env.update(extra)
+    return env
+
+
+def cases(work: Path, sqlite_url: str, pg_url: str | None) -> dict[str, tuple[list[str],
+                                                                             dict[str, str]]]:
+    dead_pg = f"postgresql+psycopg://bench@127.0.0.1:{free_port()}/none"
+    out = {
+        "plain_sh": (["/bin/sh", "-c", "true"], cron_env(work, SHELL="/bin/sh")),
+        "shim_unmanaged": ([SHIM, "-c", "true"], cron_env(work, BRIDGE_JOB="")),
+        "shim_sqlite": ([SHIM, "-c", "true"],
+                        cron_env(work, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=sqlite_url)),
+        "shim_sqlite_down": ([SHIM, "-c", "true"], cron_env(
+            work, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=f"sqlite:///{work}/missing/registry.db")),
+        "shim_pg_down": ([SHIM, "-c", "true"],
+                         cron_env(work, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=dead_pg)),
+    }
+    if pg_url:
+        out["shim_postgresql"] = ([SHIM, "-c", "true"],
+                                  cron_env(work, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=pg_url))
+    return out
+
+
+def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    t0 = time.perf_counter()
+    code = subprocess.run(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    elapsed = time.perf_counter() - t0
+    if code != 0:
+        raise SystemExit(f"{argv} exited {code}")
+    return elapsed
+
+
+def measure(runs: int, pg_url: str | None) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="bench-shim-"))
+    try:
+        sqlite_url = f"sqlite:///{work}/registry.db"
+        seed(sqlite_url)
+        cleaners = {"shim_sqlite": cleaner(sqlite_url)}
+        if pg_url:
+            seed(pg_url)
+            cleaners["shim_postgresql"] = cleaner(pg_url)
+        plan = cases(work, sqlite_url, pg_url)
+        timings: dict[str, list[float]] = {name: [] for name in plan}
+        for i in range(WARMUP + runs):
+            for name, (argv, env) in plan.items():
+                elapsed = timed(argv, env, work)
+                if i >= WARMUP:
+                    timings[name].append(elapsed)
+                if name in cleaners:
+                    cleaners[name]()
+                shutil.rmtree(work / "spool", ignore_errors=True)
+        return summarize(timings, runs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def summarize(timings: dict[str, list[float]], runs: int) -> dict[str, Any]:
+    base = percentile(timings["plain_sh"], 0.5)
+    table = {
+        name: {"p50_ms": round(percentile(v, 0.5) * 1000, 2),
+               "p99_ms": round(percentile(v, 0.99) * 1000, 2),
+               "added_p50_ms": round((percentile(v, 0.5) - base) * 1000, 2)}
+        for name, v in timings.items()
+    }
+    return {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                 "load_average_1m": os.getloadavg()[0]},
+        "runs_per_case": runs,
+        "cases": table,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--pg-url", default=None, help="a migrated, disposable PostgreSQL db")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    result = measure(args.runs, args.pg_url)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'case':<18} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10}")
+    for name, row in result["cases"].items():
+        p50, p99, added = row["p50_ms"], row["p99_ms"], row["added_p50_ms"]
+        print(f"{name:<18} {p50:>8.1f} {p99:>8.1f} {added:>10.1f}")
+    print(f"(load average {result['host']['load_average_1m']:.2f}, {args.runs} runs per case)")
+
+
+if __name__ == "__main__":
+    main()

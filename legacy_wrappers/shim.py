@@ -1,0 +1,157 @@
+"""``bridge-cron-shell``: the legacy side's SHELL shim (design.md §4).
+
+``bridge legacy rewrite`` sets ``SHELL`` to this program, ``BRIDGE_SHELL`` to the shell cron
+would have used and ``BRIDGE_JOB`` to the job id, so cron execs ``bridge-cron-shell -c CMD``
+with the job's environment, stdin, stdout and stderr. Guarantees:
+
+* **Cron's behaviour is kept.** The command runs as ``$BRIDGE_SHELL -c CMD`` (argv[0] the
+  shell's path, as cron's ``execle``) in a new session (pid = pgid = sid, as under cron), with
+  the same stdin (inherited) and the environment cron passed (read back from
+  ``/proc/self/environ``, so CPython's locale coercion does not leak), ``SHELL`` restored to
+  ``BRIDGE_SHELL``, ``BRIDGE_JOB`` and ``BRIDGE_SHELL`` removed. The inherited file
+  descriptors and signal dispositions are cron's: signals cron left ignored stay ignored,
+  CPython's own ``SIGPIPE``/``SIGXFSZ`` changes are undone, the shim's descriptors are
+  close-on-exec. Output: when stdout and stderr are one regular file open read-write (Debian
+  cron's temporary mail file) the command writes to it directly and the shim reads back what
+  it wrote for the digest; otherwise (pipes) the shim tees every chunk through as it comes,
+  over one merged pipe when stdout and stderr are the same file. The exit status is the
+  command's; a command killed by signal N kills the shim with N. SIGTERM, SIGINT, SIGHUP,
+  SIGQUIT, SIGUSR1 and SIGUSR2 received by the shim go to the shell (a signal to the shim's
+  process group reaches the shell only, not its children: they are in the shell's own
+  group, as under cron).
+* **Unmanaged lines cost one exec.** Empty or absent ``BRIDGE_JOB`` (or an argv other than
+  ``-c CMD``): ``execve`` of the shell at once, nothing imported, nothing recorded.
+* **Recorded, keyed by slot.** The slot is the latest slot of the job's schedule at or before
+  now, within :data:`legacy_wrappers.shim_run.TOLERANCE_SECONDS` (90 s); otherwise the command
+  still runs and the record (slot = the current minute) says ``no slot within tolerance``.
+  The slot's owner comes from the registry's authority history (when the registry is
+  unreachable: the on-disk authority file, :mod:`bridge.authority_files`, which every registry
+  read refreshes; legacy when there is neither):
+
+  - legacy owns: claim ``(job, slot)`` on path ``legacy`` (lease renewed every 10 s while the
+    command runs), run, record an ``authoritative`` run (start, end, exit status, sha256 of
+    the merged output, a bounded sample) and complete the claim, in one transaction;
+  - the slot is already claimed (e.g. the same line on a second host): nothing runs, a
+    ``suppressed`` record, exit status 0 and no output. 0, because the slot *is* handled, by
+    the claim's holder: a non-zero status would make cron log (and monitoring count) a failure
+    of a job that did not fail, and output would mail every duplicate; the registry has the
+    trace;
+  - Celery owns: nothing runs, a ``stand-down`` record, exit status 0, no output.
+* **Never breaks the legacy job, never loses a record.** When the registry is unreachable the
+  command runs unclaimed and the record is appended to the spool (:mod:`legacy_wrappers.spool`);
+  the next shim run that reaches the registry uploads the spool if it is not empty. If even the
+  spool cannot be written, the record (without its output sample) goes to syslog (facility
+  cron, ident ``bridge-cron-shell``), never to stderr: stderr is the job's own output, mailed
+  to MAILTO, and must stay byte-identical. A bug in the recording machinery (or a broken
+  install) is logged the same way and the command runs as cron would have run it.
+* **Cheap.** This module imports only ``os``, ``sys`` and ``time``: an unmanaged line costs a
+  bare interpreter start and one ``execve``. The recorded path (:mod:`legacy_wrappers.shim_run`;
+  the command runner :mod:`legacy_wrappers.shim_exec`) imports the standard library,
+  ``bridge.config``, ``bridge.spec`` and ``bridge.schedules``; the registry is reached through
+  the bare driver (:mod:`legacy_wrappers.shim_store`: ``sqlite3``, libpq through ``ctypes``)
+  with the rows and formats SQLAlchemy writes, never through SQLAlchemy, psycopg or Celery
+  (their imports alone cost 80-500 ms). The rare contested claim
+  delegates to :class:`legacy_wrappers.claims.Claims` (takeover rules in one place). Figures:
+  ``bench/shim.py``.
+
+Limits: a SIGKILLed shim records nothing for that firing (its command keeps running). The shim
+is a Python program, so ``PYTHONHOME``/``PYTHONPATH`` lines in a crontab reach its interpreter
+too (they still reach the command unchanged); install it with an isolated interpreter where
+crontabs set them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the fast path ~5 ms
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+STRIPPED = ("BRIDGE_JOB", "BRIDGE_SHELL")
+ERROR_EXIT = 1  # cron's exit status when it cannot exec the shell
+
+
+# --- environment and argv (pure) ------------------------------------------------------------------
+
+
+def child_environment(env: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """The shell to run and the command's environment: cron's, SHELL restored, ours removed."""
+    shell = env.get("BRIDGE_SHELL") or "/bin/sh"
+    out = {k: v for k, v in env.items() if k not in STRIPPED}
+    out["SHELL"] = shell
+    return shell, out
+
+
+def original_environment() -> dict[str, str]:
+    """The environment cron passed to ``execve``, before CPython touched it.
+
+    CPython's start-up may coerce a C locale by setting ``LC_CTYPE=C.UTF-8`` in its own
+    environment (PEP 538), which ``os.environ`` then shows; the command must not inherit that.
+    ``/proc/self/environ`` still holds the block execve received. First occurrence of a name
+    wins (as in ``os.environ``); undecodable bytes round-trip through ``surrogateescape``."""
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return dict(os.environ)
+    env: dict[str, str] = {}
+    for entry in raw.split(b"\0"):
+        name, sep, value = entry.partition(b"=")
+        if sep and name:
+            env.setdefault(os.fsdecode(name), os.fsdecode(value))
+    return env
+
+
+def _restore_python_signals() -> None:
+    """Undo what CPython changed at start-up, so exec'd programs inherit cron's dispositions."""
+    import signal
+
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
+def exec_shell(shell: str, args: list[str], env: dict[str, str]) -> None:
+    """Replace this process by ``shell args...`` exactly as cron's ``execle`` would."""
+    _restore_python_signals()
+    try:
+        os.execve(shell, [shell, *args], env)
+    except OSError as e:
+        os.write(2, f"{shell}: execle: {os.strerror(e.errno or 0)}\n".encode(errors="replace"))
+        os._exit(ERROR_EXIT)
+
+
+def syslog(level: str, message: str) -> None:
+    """Errors of the shim itself go to syslog (facility cron), never to the job's output."""
+    try:
+        import syslog as _syslog
+
+        priorities = {"err": _syslog.LOG_ERR, "warning": _syslog.LOG_WARNING}
+        _syslog.openlog("bridge-cron-shell", _syslog.LOG_PID, _syslog.LOG_CRON)
+        _syslog.syslog(priorities.get(level, _syslog.LOG_NOTICE), message.replace("\n", " ")[:8000])
+    except Exception:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point (``bridge-cron-shell -c CMD``)."""
+    fired = time.time()
+    argv = list(sys.argv if argv is None else argv)
+    received = original_environment()
+    shell, env = child_environment(received)
+    job_id = received.get("BRIDGE_JOB", "")
+    if not job_id or len(argv) != 3 or argv[1] != "-c":
+        exec_shell(shell, argv[1:], env)
+    try:
+        from legacy_wrappers import shim_run
+
+        return shim_run.run_recorded(job_id, shell, argv[2], env, fired)
+    except Exception as e:  # a broken install or a bug: run the job the way cron would have
+        syslog("err", f"{job_id}: shim failure: {e!r}")
+        if getattr(sys.modules.get("legacy_wrappers.shim_exec"), "child_started", False):
+            return ERROR_EXIT
+        exec_shell(shell, argv[1:], env)
+        return ERROR_EXIT

@@ -1,0 +1,415 @@
+"""The legacy side's local spool: records written while the registry is unreachable, uploaded
+later, exactly once (design.md §2 invariant 7: nothing lost on a bad day).
+
+Format (version 1)
+  A spool directory holds files named ``*.jsonl`` (other names, dotfiles and the ``rejected/``
+  subdirectory are ignored). Each line is one JSON object (ASCII, ``\\n``-terminated)::
+
+    {"v": 1, "source": "cron", "record_key": "legacy:…", "job_id": "etc-cron.d-backup-1",
+     "slot": "2026-03-08T07:00:00Z", "path": "legacy", "role": "authoritative",
+     "status": "succeeded", "fired_at": "2026-03-08T07:00:00.412Z", "started_at": "…",
+     "finished_at": "…", "exit_status": 0, "attempts": 1, "output_digest": "<sha256 hex>",
+     "output_sample": "…", "host": "web-1", "error": null}
+
+  Required: ``v`` (1), ``record_key`` (at most 128 characters, unique per firing: the upload is
+  idempotent by it), ``job_id``, ``slot`` (UTC, whole seconds), ``path``, ``role``,
+  ``status`` (the vocabulary of :mod:`shadow.record`). Times are ISO-8601 with ``Z`` or
+  ``+00:00`` (fractions allowed except in ``slot``). Optional: every other ``runs`` column
+  (``fired_at started_at finished_at exit_status attempts output_digest output_sample host
+  error task_state``). Unknown keys are ignored, so a writer may add its own.
+  A Quartz listener plugin writes the same objects with ``"source": "quartz"``:
+  ``slot`` = the trigger's scheduledFireTime, ``fired_at`` = fireTime, ``finished_at`` = when
+  the job finished, ``status`` = outcome (``succeeded`` | ``failed``), ``error`` = the
+  exception (class: message), ``host``, plus ``job_key`` and ``trigger_key``
+  (``group.name``). Until the Quartz ingest maps keys to job ids, a record without ``job_id``
+  is rejected (quarantined, not lost).
+
+Writers (:func:`append`)
+  Append with ``O_APPEND``, one ``write`` per complete line, then ``fsync``, while holding an
+  exclusive POSIX record lock (``lockf``; Java's ``FileChannel.lock()`` takes the same lock) on
+  the file; after locking, the writer checks that the path still names the inode it opened
+  (a flusher may have removed it) and reopens if not. If the file does not end with a
+  newline (a writer crashed mid-line) the new line is preceded by one, so the torn line
+  becomes a line of its own (rejected at upload) and never swallows a good record. The
+  legacy shim appends to ``cron-<UTC date>-<host>-u<uid>.jsonl``; when that file stays locked
+  for over 2 s it writes a private ``…-p<pid>-<random>.jsonl`` instead.
+
+Upload (:func:`flush`)
+  For each file, under the same lock (a file locked by a writer is skipped this time): every
+  complete line is parsed and uploaded in one transaction with :func:`shadow.record.record`
+  (a ``record_key`` already stored adds nothing, so re-flushing adds nothing); lines that are
+  not valid records, or that the database refuses (each record has its own savepoint), are
+  appended to ``rejected/<file>`` (kept, never silently dropped; ``flush`` exits 1). After
+  the commit the file is removed (or moved to ``archive_dir``). A trailing line without its
+  newline is kept in place for the next run (a writer that does not lock may still be
+  writing it); only when the file has not changed for :data:`STALE_TAIL_SECONDS` is such a
+  torn line rejected and the file removed. A crash anywhere re-uploads at worst (idempotent).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bridge.store.db import Registry
+
+SPOOL_VERSION = 1
+SUFFIX = ".jsonl"
+REJECTED_DIR = "rejected"
+FLUSH_LOCK = ".flush.lock"
+LOCK_WAIT_SECONDS = 2.0
+STALE_TAIL_SECONDS = 3600
+REQUIRED = ("record_key", "job_id", "slot", "path", "role", "status")
+TIMES = ("slot", "fired_at", "started_at", "finished_at")
+COLUMNS = (*REQUIRED, "fired_at", "started_at", "finished_at", "exit_status", "attempts",
+           "output_digest", "output_sample", "host", "error", "task_state")
+
+
+class SpoolError(ValueError):
+    """A spool line that is not a valid version 1 record (the reason says why)."""
+
+
+# --- the line format (pure) -----------------------------------------------------------------------
+
+
+def iso(t: datetime) -> str:
+    """UTC ISO-8601 with ``Z``; fractions only when present."""
+    text = t.astimezone(UTC).replace(tzinfo=None).isoformat()
+    return text + "Z"
+
+
+def encode(record: Mapping[str, Any], *, source: str = "cron") -> bytes:
+    """One spool line (with its newline) for a ``runs``-shaped record."""
+    body: dict[str, Any] = {"v": SPOOL_VERSION, "source": source}
+    for key, value in record.items():
+        body[key] = iso(value) if isinstance(value, datetime) else value
+    return (json.dumps(body, separators=(",", ":"), ensure_ascii=True) + "\n").encode("ascii")
+
+
+def _time(value: Any, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SpoolError(f"{name} must be an ISO-8601 string")
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise SpoolError(f"{name}: {e}") from e
+    if t.tzinfo is None:
+        raise SpoolError(f"{name} has no UTC offset")
+    return t.astimezone(UTC)
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    """The ``runs`` column values of one spool line; :class:`SpoolError` when invalid."""
+    try:
+        body = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SpoolError(f"not JSON: {e}") from e
+    if not isinstance(body, dict):
+        raise SpoolError("not a JSON object")
+    if body.get("v") != SPOOL_VERSION:
+        raise SpoolError(f"unknown spool version {body.get('v')!r}")
+    missing = [k for k in REQUIRED if body.get(k) in (None, "")]
+    if missing:
+        raise SpoolError(f"missing {', '.join(missing)}")
+    out = {k: body[k] for k in COLUMNS if k in body}
+    for name in TIMES:
+        if name in out:
+            out[name] = _time(out[name], name)
+    return out
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+
+def shim_file_name(now: datetime, host: str, uid: int) -> str:
+    safe_host = "".join(c if c.isalnum() or c in "-_" else "_" for c in host)[:64] or "host"
+    return f"cron-{now.astimezone(UTC):%Y%m%d}-{safe_host}-u{uid}{SUFFIX}"
+
+
+def _lock(fd: int, wait: float) -> bool:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EAGAIN) or time.monotonic() >= deadline:
+                return False
+        time.sleep(0.02)
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _write_locked(fd: int, line: bytes) -> None:
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        line = b"\n" + line  # a torn line before us: end it, keep ours whole
+    view = memoryview(line)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
+
+
+def _append_to(path: str, line: bytes, wait: float, exclusive: bool = False) -> bool:
+    """Append under the lock; False when the lock was not obtained in time."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | (os.O_EXCL if exclusive else 0)
+    for _ in range(20):
+        fd = os.open(path, flags, 0o600)
+        try:
+            if not _lock(fd, wait):
+                return False
+            if not _same_file(fd, path):
+                continue  # removed by a flusher between our open and our lock: reopen
+            _write_locked(fd, line)
+            return True
+        finally:
+            os.close(fd)
+    return False
+
+
+def append(spool_dir: str, record: Mapping[str, Any], *, now: datetime | None = None) -> str:
+    """Append one record durably; returns the file written. Raises OSError when the spool
+    cannot be written at all (the caller decides where the record goes then)."""
+    line = encode(record)
+    os.makedirs(spool_dir, mode=0o700, exist_ok=True)
+    now = now or datetime.now(UTC)
+    host = os.uname().nodename
+    path = os.path.join(spool_dir, shim_file_name(now, host, os.getuid()))
+    if not _append_to(path, line, LOCK_WAIT_SECONDS):
+        private = path[: -len(SUFFIX)] + f"-p{os.getpid()}-{os.urandom(3).hex()}{SUFFIX}"
+        if not _append_to(private, line, LOCK_WAIT_SECONDS, exclusive=True):
+            raise OSError(errno.EAGAIN, "spool file stayed locked", private)
+        path = private
+    _fsync_dir(spool_dir)
+    return path
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def spool_files(spool_dir: str) -> list[str]:
+    """The spool files waiting in ``spool_dir`` (sorted; none when it does not exist)."""
+    try:
+        names = os.listdir(spool_dir)
+    except OSError:
+        return []
+    return sorted(
+        os.path.join(spool_dir, n) for n in names if n.endswith(SUFFIX) and not n.startswith(".")
+    )
+
+
+# --- upload ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlushReport:
+    """What one :func:`flush` did. ``uploaded`` records were new to the registry,
+    ``duplicates`` were already there (a re-flush), ``rejected`` lines went to ``rejected/``."""
+
+    spool_dir: str
+    files: int = 0
+    uploaded: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    removed: tuple[str, ...] = ()
+    kept_partial: tuple[str, ...] = ()  # files with a torn last line, kept for the next run
+    busy: tuple[str, ...] = ()  # files a writer held locked: next time
+    rejections: tuple[str, ...] = field(default=(), repr=False)  # "file:line: reason"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "spool_dir": self.spool_dir, "files": self.files, "uploaded": self.uploaded,
+            "duplicates": self.duplicates, "rejected": self.rejected,
+            "removed": list(self.removed), "kept_partial": list(self.kept_partial),
+            "busy": list(self.busy), "rejections": list(self.rejections),
+        }
+
+
+@dataclass
+class _Tally:
+    files: int = 0
+    uploaded: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    removed: list[str] = field(default_factory=list)
+    kept_partial: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)
+    rejections: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    records: list[tuple[int, bytes, Any]]  # (line number, raw line, shadow.record.Observation)
+    rejects: list[tuple[int, bytes, str]]  # (line number, raw line, reason)
+    tail: bytes
+
+
+def parse_spool(data: bytes, *, stale: bool) -> _Parsed:
+    """Split a file's bytes into valid observations, rejected lines and a kept torn tail."""
+    from shadow.record import Observation
+
+    cut = data.rfind(b"\n") + 1
+    complete, tail = data[:cut], data[cut:]
+    records: list[tuple[int, bytes, Any]] = []
+    rejects: list[tuple[int, bytes, str]] = []
+    lines = complete.split(b"\n")[:-1] if complete else []
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            records.append((number, raw, Observation(**decode(raw))))
+        except (SpoolError, ValueError, TypeError) as e:
+            rejects.append((number, raw, str(e)))
+    if tail and stale:
+        rejects.append((len(lines) + 1, tail, "torn line (its writer never finished it)"))
+        tail = b""
+    return _Parsed(records, rejects, tail)
+
+
+def flush(registry: Registry, spool_dir: str, *, archive_dir: str | None = None) -> FlushReport:
+    """Upload every complete record of ``spool_dir`` exactly once (see the module docstring).
+
+    Raises :class:`bridge.errors.InfraError` when the registry is unreachable; files already
+    uploaded by then are gone from the spool, the others are untouched."""
+    tally = _Tally()
+    for path in spool_files(spool_dir):
+        tally.files += 1
+        _flush_file(registry, path, spool_dir, archive_dir, tally)
+    return FlushReport(
+        spool_dir, tally.files, tally.uploaded, tally.duplicates, tally.rejected,
+        tuple(tally.removed), tuple(tally.kept_partial), tuple(tally.busy),
+        tuple(tally.rejections),
+    )
+
+
+def _flush_file(
+    registry: Registry, path: str, spool_dir: str, archive_dir: str | None, tally: _Tally
+) -> None:
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return
+    try:
+        if not _lock(fd, 0) or not _same_file(fd, path):
+            tally.busy.append(path)
+            return
+        st = os.fstat(fd)
+        data = _read_all(fd)
+        parsed = parse_spool(data, stale=time.time() - st.st_mtime > STALE_TAIL_SECONDS)
+        added, refused = _upload(registry, parsed.records)
+        tally.uploaded += added
+        tally.duplicates += len(parsed.records) - added - len(refused)
+        parsed.rejects.extend(refused)
+        if parsed.tail:
+            tally.kept_partial.append(path)
+            return  # the rejects are written when the file is finally consumed
+        _reject(spool_dir, os.path.basename(path), parsed.rejects, tally)
+        _retire(path, archive_dir)
+        tally.removed.append(path)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _upload(
+    registry: Registry, records: list[tuple[int, bytes, Any]]
+) -> tuple[int, list[tuple[int, bytes, str]]]:
+    """Store the records in one transaction: (how many were new, the ones the database refused
+    (e.g. a value too long), each in its own savepoint so one bad line blocks nothing)."""
+    if not records:
+        return 0, []
+    from sqlalchemy.exc import DataError, IntegrityError
+
+    from shadow.record import record
+
+    added, refused = 0, []
+    with registry.session() as session:
+        for number, raw, obs in records:
+            try:
+                with session.begin_nested():
+                    added += bool(record(session, obs))
+            except (DataError, IntegrityError) as e:  # not OperationalError: unreachable
+                reason = str(getattr(e, "orig", e)).strip().splitlines()[0]
+                refused.append((number, raw, f"refused by the database: {reason}"))
+    return added, refused
+
+
+def _reject(
+    spool_dir: str, name: str, rejects: list[tuple[int, bytes, str]], tally: _Tally
+) -> None:
+    if not rejects:
+        return
+    directory = os.path.join(spool_dir, REJECTED_DIR)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    data = b"".join(raw.rstrip(b"\n") + b"\n" for _, raw, _ in rejects)
+    fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tally.rejected += len(rejects)
+    tally.rejections.extend(f"{name}:{n}: {why}" for n, _, why in rejects)
+
+
+def _retire(path: str, archive_dir: str | None) -> None:
+    if archive_dir is None:
+        os.unlink(path)
+        return
+    os.makedirs(archive_dir, mode=0o700, exist_ok=True)
+    os.replace(path, os.path.join(archive_dir, os.path.basename(path)))
+
+
+def flush_if_pending(
+    registry_factory: Callable[[], Registry], spool_dir: str
+) -> FlushReport | None:
+    """The shim's cheap opportunistic flush: nothing (not even an import) unless spool files
+    wait, and only one process flushes a directory at a time (others return None at once)."""
+    if not spool_files(spool_dir):
+        return None
+    fd = os.open(os.path.join(spool_dir, FLUSH_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if not _lock(fd, 0):
+            return None
+        registry = registry_factory()
+        try:
+            return flush(registry, spool_dir)
+        finally:
+            registry.dispose()
+    finally:
+        os.close(fd)
