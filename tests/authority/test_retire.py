@@ -123,7 +123,7 @@ def test_retire_cli_retires_stable_jobs_and_restores(cli: Any, db_url: str,
 def celery_era(job_id: str, since: datetime, until: datetime) -> list[Observation]:
     """Hourly slots after a flip: Celery ran each one, the legacy shim stood down."""
     out, slot = [], since
-    while slot <= until - timedelta(minutes=10):
+    while slot <= until - timedelta(seconds=2):
         fired = slot + timedelta(seconds=1)
         out.append(Observation(job_id=job_id, slot=slot, path="celery", role="authoritative",  # type: ignore[arg-type]
                                status="succeeded", fired_at=fired, started_at=fired,  # type: ignore[arg-type]
