@@ -235,14 +235,18 @@ def _plan(session: Session, job_ids: Sequence[str], since: datetime,
     jobs = JobRepo(session)
     histories = AuthorityRepo(session).histories(job_ids)
     # many jobs: one listing beats a query per job (a job not listed is looked up, and refused)
-    listed = {j.id: j.spec for j in jobs.list()} if len(job_ids) > 50 else {}
+    listed = {j.id: j for j in jobs.list()} if len(job_ids) > 50 else {}
     cache: dict[ScheduleSpec, list[datetime]] = {}
     planned = []
     for job_id in job_ids:
-        spec = listed.get(job_id) or jobs.require(job_id).spec
+        stored = listed.get(job_id) or jobs.require(job_id)
+        spec = stored.spec
         if spec.schedule not in cache:  # many jobs share a schedule: evaluate it once
             cache[spec.schedule] = expected_slots(spec, since, until)
-        planned.append(_Planned(spec, histories.get(job_id, []), cache[spec.schedule]))
+        slots = cache[spec.schedule]
+        if stored.created_at > since:  # nothing could observe a slot before the import
+            slots = [t for t in slots if t > stored.created_at]
+        planned.append(_Planned(spec, histories.get(job_id, []), slots))
     return planned
 
 

@@ -67,33 +67,94 @@ def _database_status() -> tuple[dict[str, Any], int, BridgeError | None]:
         return doc, 0, e
 
 
-def status(as_json: bool = typer.Option(False, "--json", help="Print a JSON document.")) -> None:
-    """Reachability and versions of Redis and the registry, and how many jobs it holds.
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON document."),
+    quick: bool = typer.Option(
+        False, "--quick", help="Only reachability, versions and counts (skip the operational view)."
+    ),
+) -> None:
+    """One screen: Redis and the registry (reachable? versions), beat (holder, last tick),
+    workers online and queue depth, jobs by owner, readiness and unresolved shadow mismatches,
+    missed/stuck/failed slots in the last 24 h, quarantined entries.
 
     Exit 3 when Redis or the database cannot be reached (one line names the masked URL)."""
     redis_doc, redis_err = _redis_status()
     db_doc, jobs, db_err = _database_status()
-    doc = {
+    doc: dict[str, Any] = {
         "redis": redis_doc,
         "database": db_doc,
         "jobs": jobs,
         "timezone": STATE.settings.timezone,
     }
+    if not quick and redis_err is None and db_err is None:
+        from datetime import UTC, datetime
+
+        from bridge.overview import gather
+
+        doc["overview"] = gather(STATE.registry(), STATE.settings, datetime.now(UTC))
     if as_json:
         emit_json(doc)
     else:
-        for name, d in (("redis", redis_doc), ("database", db_doc)):
-            mark = "[green]ok[/green]" if d["ok"] else "[red]UNREACHABLE[/red]"
-            detail = d.get("version") or d.get("error", "")
-            out.print(f"{name:9} {mark}  {d['url']}  {detail}", highlight=False)
-        if redis_doc.get("ok"):
-            out.print(
-                f"redbeat   {redis_doc['entries']} entries, "
-                f"{len(redis_doc['quarantined'])} quarantined"
-            )
-        out.print(f"jobs      {jobs}")
+        _render(doc, redis_doc, db_doc, jobs)
     problem = redis_err or db_err
     if problem is not None:
         if problem.exit_code == ExitCode.UNREACHABLE or not as_json:
             err.print(f"error: {problem}", markup=False, highlight=False)
         raise typer.Exit(int(problem.exit_code))
+
+
+def _render(
+    doc: dict[str, Any], redis_doc: dict[str, Any], db_doc: dict[str, Any], jobs: int
+) -> None:
+    for name, d in (("redis", redis_doc), ("database", db_doc)):
+        mark = "[green]ok[/green]" if d["ok"] else "[red]UNREACHABLE[/red]"
+        detail = d.get("version") or d.get("error", "")
+        out.print(f"{name:9} {mark}  {d['url']}  {detail}", highlight=False)
+    if redis_doc.get("ok"):
+        out.print(
+            f"redbeat   {redis_doc['entries']} entries, "
+            f"{len(redis_doc['quarantined'])} quarantined",
+            highlight=False,
+        )
+        beat = redis_doc.get("beat")
+        out.print(
+            "beat      "
+            + (
+                f"{beat['holder']}, last tick {beat['age_seconds']}s ago, "
+                f"SQL backlog {beat['backlog']}"
+                if beat
+                else "no beat has run"
+            ),
+            highlight=False,
+        )
+    out.print(f"jobs      {jobs}", highlight=False)
+    view = doc.get("overview")
+    if not view:
+        return
+    for line in _overview_lines(view):
+        out.print(line, highlight=False)
+
+
+def _overview_lines(view: dict[str, Any]) -> list[str]:
+    lines = []
+    j, w, sh, sl = (view.get(k, {}) for k in ("jobs", "workers", "shadow", "slots_24h"))
+    if "by_owner" in j:
+        lines.append(
+            f"owners    legacy {j['by_owner']['legacy']}, celery {j['by_owner']['celery']}"
+            f"; paused {len(j['paused'])}"
+        )
+    if "online" in w:
+        depth = ", ".join(f"{q}={n}" for q, n in w["queue_depth"].items())
+        lines.append(f"workers   {len(w['online'])} online; queue depth {depth}")
+    if "ready" in sh:
+        lines.append(
+            f"shadow    {sh['ready']} ready; {sh['jobs_with_unresolved']} job(s) with "
+            f"unresolved mismatches ({sh['unresolved_slots']} slots, last 24 h)"
+        )
+    if "missed" in sl:
+        lines.append("slots 24h " + ", ".join(f"{k} {v}" for k, v in sl.items()))
+    for name in ("jobs", "workers", "shadow", "slots_24h"):
+        part = view.get(name, {})
+        if isinstance(part, dict) and "error" in part:
+            lines.append(f"{name:9} unavailable: {part['error']}")
+    return lines

@@ -64,3 +64,14 @@ def make_obs(
     values.update(extra)
     return Observation(job_id=job_id, slot=slot, path=path, role=role,  # type: ignore[arg-type]
                        status=status, **values)  # type: ignore[arg-type]
+
+
+def backdate_imports(session: Any) -> None:
+    """Pretend every job was imported long ago: reports expect no slot before a job's import."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from bridge.store.models import JobRow
+
+    session.execute(update(JobRow).values(created_at=datetime(2000, 1, 1, tzinfo=UTC)))

@@ -10,7 +10,7 @@ from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
 from shadow.record import digest_output, record_many
 from shadow.report import SCHEMA
-from tests.shadow.helpers import make_obs, make_spec, utc
+from tests.shadow.helpers import backdate_imports, make_obs, make_spec, utc
 
 SINCE, UNTIL = "2026-03-10T00:00:00Z", "2026-03-10T06:00:00Z"  # hourly: 01:00 .. 06:00
 JOB_FIELDS = {
@@ -33,6 +33,7 @@ def seed(url: str) -> None:
         jobs = JobRepo(s)
         for job_id in ("etc-crontab-good", "etc-crontab-bad"):
             jobs.upsert(make_spec(job_id=job_id, ignore=("verdict=late lag<=300",)))
+        backdate_imports(s)
         rows = []
         for job_id in ("etc-crontab-good", "etc-crontab-bad"):
             for slot in slots:
@@ -151,6 +152,7 @@ def test_calibrate_reports_legacy_noise_as_json(cli, db_url) -> None:  # type: i
     reg = Registry(db_url)
     with reg.session() as s:
         JobRepo(s).upsert(make_spec(job_id="etc-cron.d-backup-1"))
+        backdate_imports(s)
         rows = []
         for h in range(1, 7):
             slot = utc(SINCE) + timedelta(hours=h)

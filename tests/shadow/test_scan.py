@@ -21,7 +21,7 @@ from shadow.compare import compare_job, expected_slots, split_paths
 from shadow.fast_report import keep_quiet, sparse_job_report
 from shadow.record import Observation, record_many
 from shadow.report import build_report, job_report
-from tests.shadow.helpers import make_obs, make_spec, utc
+from tests.shadow.helpers import backdate_imports, make_obs, make_spec, utc
 
 AFTER, UNTIL = utc("2026-03-09T23:30:00Z"), utc("2026-03-10T12:30:00Z")  # 13 hourly slots
 LATE_NOW = utc("2026-03-10T14:00:00Z")
@@ -187,6 +187,7 @@ def _seed(url: str, rnd: random.Random) -> list[str]:
         for n, fields in enumerate([("exit_status",), ("exit_status", "output_digest"), ()]):
             job_id = f"etc-crontab-{n}"
             jobs.upsert(make_spec(job_id=job_id, fields=fields))
+            backdate_imports(s)
             ids.append(job_id)
             rows = []
             for slot in SLOTS + ODD_SLOTS:

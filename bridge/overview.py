@@ -1,0 +1,95 @@
+"""The one-screen operational view behind ``bridge status``: what runs, who owns what, what is
+wrong. Each part is read independently; a part that cannot be read says why instead of failing
+the whole view."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+
+from bridge.authority import owner_at
+from bridge.config import Settings
+from bridge.store.db import Registry
+from bridge.store.repos import AuthorityRepo, JobRepo
+
+WINDOW = timedelta(hours=24)
+FINDING_KINDS = ("missed", "stuck", "failed", "late", "duplicate", "skipped")
+
+
+def ownership(registry: Registry, now: datetime) -> dict[str, Any]:
+    """Jobs by owner now, paused jobs, and the queues jobs route to."""
+    with registry.session() as s:
+        jobs = JobRepo(s).list()
+        histories = AuthorityRepo(s).histories()
+    owners = Counter(owner_at(histories.get(j.id, []), now).value for j in jobs)
+    return {
+        "by_owner": {"legacy": owners.get("legacy", 0), "celery": owners.get("celery", 0)},
+        "paused": sorted(j.id for j in jobs if j.paused),
+        "queues": sorted({j.spec.policies.queue for j in jobs}),
+    }
+
+
+def shadow_summary(registry: Registry, now: datetime) -> dict[str, Any]:
+    """Readiness and unresolved shadow mismatches over the last 24 h."""
+    from shadow.report import build_report
+
+    with registry.session() as s:
+        ids = [j.id for j in JobRepo(s).list()]
+        if not ids:
+            return {"ready": 0, "jobs_with_unresolved": 0, "unresolved_slots": 0}
+        report = build_report(s, ids, now - WINDOW, now, now, timeline_limit=0, mismatch_limit=0)
+    totals = report.totals()
+    return {
+        "ready": totals["ready"],
+        "jobs_with_unresolved": totals["jobs_with_unresolved"],
+        "unresolved_slots": totals["unresolved"],
+    }
+
+
+def slot_findings(registry: Registry, settings: Settings, now: datetime) -> dict[str, int]:
+    """Reconcile findings of the last 24 h by kind (missed, stuck, failed, ...)."""
+    from bridge.reconcile import Window, check
+
+    findings, _ = check(
+        registry,
+        Window(now - WINDOW, now),
+        now,
+        grace=timedelta(seconds=settings.health_grace),
+        tolerance=timedelta(seconds=settings.health_tolerance),
+    )
+    counts = Counter(f.kind.value for f in findings)
+    return {kind: counts.get(kind, 0) for kind in FINDING_KINDS}
+
+
+def workers(settings: Settings, queues: list[str]) -> dict[str, Any]:
+    """Workers answering a ping (1 s) and the depth of every job queue."""
+    from bridge import redis_conn
+    from bridge.celery_app import make_app
+
+    replies = make_app(settings).control.inspect(timeout=1.0).ping() or {}
+    client = redis_conn.client(settings)
+    depth = {q: int(client.llen(q)) for q in queues or [settings.default_queue]}
+    return {"online": sorted(replies), "queue_depth": depth}
+
+
+def gather(registry: Registry, settings: Settings, now: datetime) -> dict[str, Any]:
+    view: dict[str, Any] = {}
+    parts = (
+        ("jobs", lambda: ownership(registry, now)),
+        ("shadow", lambda: shadow_summary(registry, now)),
+        ("slots_24h", lambda: slot_findings(registry, settings, now)),
+    )
+    for name, read in parts:
+        try:
+            view[name] = read()
+        except Exception as e:  # one unreadable part must not hide the others
+            view[name] = {"error": f"{type(e).__name__}: {e}"}
+    queues = view["jobs"].get("queues", []) if isinstance(view.get("jobs"), dict) else []
+    try:
+        view["workers"] = workers(settings, queues)
+    except (redis.RedisError, OSError) as e:
+        view["workers"] = {"error": str(e)}
+    return view
