@@ -69,8 +69,19 @@ LOCK_WAIT_SECONDS = 2.0
 STALE_TAIL_SECONDS = 3600
 REQUIRED = ("record_key", "job_id", "slot", "path", "role", "status")
 TIMES = ("slot", "fired_at", "started_at", "finished_at")
-COLUMNS = (*REQUIRED, "fired_at", "started_at", "finished_at", "exit_status", "attempts",
-           "output_digest", "output_sample", "host", "error", "task_state")
+COLUMNS = (
+    *REQUIRED,
+    "fired_at",
+    "started_at",
+    "finished_at",
+    "exit_status",
+    "attempts",
+    "output_digest",
+    "output_sample",
+    "host",
+    "error",
+    "task_state",
+)
 
 
 class SpoolError(ValueError):
@@ -245,10 +256,15 @@ class FlushReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "spool_dir": self.spool_dir, "files": self.files, "uploaded": self.uploaded,
-            "duplicates": self.duplicates, "rejected": self.rejected,
-            "removed": list(self.removed), "kept_partial": list(self.kept_partial),
-            "busy": list(self.busy), "rejections": list(self.rejections),
+            "spool_dir": self.spool_dir,
+            "files": self.files,
+            "uploaded": self.uploaded,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "removed": list(self.removed),
+            "kept_partial": list(self.kept_partial),
+            "busy": list(self.busy),
+            "rejections": list(self.rejections),
         }
 
 
@@ -303,8 +319,14 @@ def flush(registry: Registry, spool_dir: str, *, archive_dir: str | None = None)
         tally.files += 1
         _flush_file(registry, path, spool_dir, archive_dir, tally)
     return FlushReport(
-        spool_dir, tally.files, tally.uploaded, tally.duplicates, tally.rejected,
-        tuple(tally.removed), tuple(tally.kept_partial), tuple(tally.busy),
+        spool_dir,
+        tally.files,
+        tally.uploaded,
+        tally.duplicates,
+        tally.rejected,
+        tuple(tally.removed),
+        tuple(tally.kept_partial),
+        tuple(tally.busy),
         tuple(tally.rejections),
     )
 
@@ -392,7 +414,12 @@ def _retire(path: str, archive_dir: str | None) -> None:
         os.unlink(path)
         return
     os.makedirs(archive_dir, mode=0o700, exist_ok=True)
-    os.replace(path, os.path.join(archive_dir, os.path.basename(path)))
+    name = os.path.basename(path)
+    target = os.path.join(archive_dir, name)
+    if os.path.exists(target):  # the shim reuses a file name all day: never overwrite an archive
+        stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name
+        target = os.path.join(archive_dir, f"{stem}.{time.time_ns()}.jsonl")
+    os.replace(path, target)
 
 
 def flush_if_pending(

@@ -213,9 +213,11 @@ def finish(
         raise typer.Exit(3)
 
 
-def with_shadow_mode(results: list[ParseResult], mode: ShadowMode) -> list[ParseResult]:
+def with_shadow_mode(results: list[ParseResult], mode: ShadowMode | None) -> list[ParseResult]:
     """Stamp the chosen shadow mode on every imported job (an option of the import, not the
-    legacy source)."""
+    legacy source); None keeps what the source says (e.g. a Quartz handler map's ``shadow``)."""
+    if mode is None:
+        return results
 
     def stamp(item: ImportItem) -> ImportItem:
         if item.job is None or item.job.policies.shadow_mode is mode:
@@ -324,7 +326,10 @@ def quartz(
         help="Zone for triggers without time-zone (the Quartz JVM's default zone).",
     ),
     shadow_mode: ShadowMode = typer.Option(
-        ShadowMode.OBSERVE, "--shadow-mode", help="observe | dry-run | execute."
+        None,
+        "--shadow-mode",
+        help="observe | dry-run | execute for every job (default: the handler map's `shadow`, "
+        "else observe).",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
     prune: bool = typer.Option(

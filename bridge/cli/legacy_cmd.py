@@ -289,7 +289,10 @@ def record_cmd(
 
             output = sys.stdin.buffer.read().decode("utf-8", "replace")
         else:
-            _, output = _read(output_file)
+            try:
+                output = Path(output_file).read_bytes().decode("utf-8", "replace")
+            except OSError as e:
+                raise InputError(f"{output_file}: cannot read: {e.strerror}") from e
     result = record_legacy_run(
         STATE.registry(),
         job,

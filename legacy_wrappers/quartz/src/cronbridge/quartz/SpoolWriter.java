@@ -136,6 +136,9 @@ final class SpoolWriter {
                 saveCounter();
             }
             if (line == null) {
+                if (stopping) {
+                    return; // the stop marker did not fit in a full queue: drained anyway
+                }
                 continue;
             }
             if (line == STOP) {
