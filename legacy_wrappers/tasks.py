@@ -501,42 +501,46 @@ def handed_back(history: Iterable[AuthorityEvent], slot: datetime) -> bool:
     )
 
 
-def stand_down(ctx: WorkerContext, req: JobRequest, fired_at: datetime) -> str:
+def once_per_slot(
+    ctx: WorkerContext,
+    req: JobRequest,
+    fired_at: datetime,
+    role: Role,
+    status: RunStatus,
+    *,
+    task_state: str,
+    error: str | None = None,
+) -> str:
+    """Record a non-executing Celery row at most once per slot (keyed like a shadow run); a
+    second delivery of the same slot records a suppressed duplicate instead."""
     fields = run_fields(
         req.job_id,
         req.slot,
-        Role.STAND_DOWN,
-        RunStatus.STOOD_DOWN.value,
+        role,
+        status.value,
         ctx,
         fired_at=fired_at,
-        task_state="IGNORED",
+        error=error,
+        task_state=task_state,
         record_key=shadow_record_key(req.job_id, req.slot),
     )
     try:
         record(ctx, fields)
     except IntegrityError:
         return suppressed_shadow(ctx, req, fired_at)
-    return RunStatus.STOOD_DOWN.value
+    return status.value
+
+
+def stand_down(ctx: WorkerContext, req: JobRequest, fired_at: datetime) -> str:
+    return once_per_slot(
+        ctx, req, fired_at, Role.STAND_DOWN, RunStatus.STOOD_DOWN, task_state="IGNORED"
+    )
 
 
 def observe(ctx: WorkerContext, req: JobRequest, fired_at: datetime, note: str | None) -> str:
-    key = shadow_record_key(req.job_id, req.slot)
-    fields = run_fields(
-        req.job_id,
-        req.slot,
-        Role.OBSERVE,
-        RunStatus.OBSERVED.value,
-        ctx,
-        fired_at=fired_at,
-        error=note,
-        task_state="SUCCESS",
-        record_key=key,
+    return once_per_slot(
+        ctx, req, fired_at, Role.OBSERVE, RunStatus.OBSERVED, task_state="SUCCESS", error=note
     )
-    try:
-        record(ctx, fields)
-    except IntegrityError:
-        return suppressed_shadow(ctx, req, fired_at)
-    return RunStatus.OBSERVED.value
 
 
 def suppressed_shadow(ctx: WorkerContext, req: JobRequest, fired_at: datetime) -> str:
