@@ -56,11 +56,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.authority import owner_at
 from bridge.errors import InputError, NotFoundError
 from bridge.spec import JobSpec, ScheduleSpec
+from bridge.store.models import JobRow
 from bridge.store.repos import AuthorityEvent, AuthorityRepo, JobRepo, Owner
 from shadow.compare import (
     COUNT_KEYS,
@@ -262,7 +264,13 @@ def compare_stored(
     lean: bool = False,
 ) -> list[SlotVerdict]:
     """Verdicts of one job over ``(since, until]`` from the stored observations (``lean``:
-    without output samples and errors, see :func:`shadow.record.query`)."""
+    without output samples and errors, see :func:`shadow.record.query`). No slot before the
+    job's import is expected: nothing could have observed it."""
+    imported = session.scalar(select(JobRow.created_at).where(JobRow.id == spec.id))
+    if imported is not None and imported > since:
+        since = imported
+        if expected is not None:
+            expected = [t for t in expected if t > since]
     legacy, celery = split_paths(query(session, spec.id, since, until, lean=lean))
     return compare_job(spec, since, until, now, legacy, celery, history=history,
                        expected=expected)

@@ -10,7 +10,7 @@ from bridge.spec import JobSpec
 from bridge.store.db import Registry
 from bridge.store.repos import AuthorityRepo, JobRepo, Owner
 from shadow.record import Observation, record_many
-from tests.shadow.helpers import make_spec
+from tests.shadow.helpers import backdate_imports, make_spec
 
 
 def setup_jobs(db_url: str, *specs: JobSpec) -> Registry:
@@ -20,6 +20,7 @@ def setup_jobs(db_url: str, *specs: JobSpec) -> Registry:
             JobRepo(s).upsert(spec)
             AuthorityRepo(s).append(spec.id, Owner.LEGACY, effective_slot=None, actor="import",
                                     reason=None)
+        backdate_imports(s)
     return registry
 
 

@@ -12,7 +12,7 @@ from crontab_import.crontab import parse_crontab
 from crontab_import.model import ItemStatus
 from legacy_wrappers.retire import eligibility, job_lines, restore, retire
 from shadow.record import Observation, record_many
-from tests.shadow.helpers import utc
+from tests.shadow.helpers import backdate_imports, utc
 
 CRONTAB = (
     "# m h dom mon dow command\r\n"
@@ -96,6 +96,7 @@ def test_retire_cli_retires_stable_jobs_and_restores(cli: Any, db_url: str,
     with registry.session() as s:
         for sp in specs:
             JobRepo(s).upsert(sp)
+        backdate_imports(s)
         for sp in (hourly, nightly):
             AuthorityRepo(s).append(sp.id, Owner.CELERY, actor="t", reason=None,
                                     effective_slot=flipped_at)
