@@ -27,8 +27,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
-SCHEDULES = ["*/5 * * * *", "0 * * * *", "30 2 * * *", "15 4 * * 1-5", "0 0 1 * *",
-             "*/15 9-17 * * mon-fri", "0 6,18 * * *", "45 23 * * 0", "0 0 1,15 * 5", "@daily"]
+SCHEDULES = [
+    "*/5 * * * *",
+    "0 * * * *",
+    "30 2 * * *",
+    "15 4 * * 1-5",
+    "0 0 1 * *",
+    "*/15 9-17 * * mon-fri",
+    "0 6,18 * * *",
+    "45 23 * * 0",
+    "0 0 1,15 * 5",
+    "@daily",
+]
 
 
 def make_file(path: Path, lines: int) -> None:
@@ -60,8 +70,12 @@ def bridge_case(path: str, redis_url: str, db_url: str) -> dict[str, float]:
     outcome = run_import(registry, settings, [result], actor="bench")
     t2 = time.perf_counter()
     assert outcome.applied is not None and outcome.sync is not None, outcome.plan.errors[:3]
-    return {"parse_s": t1 - t0, "plan_apply_sync_s": t2 - t1, "total_s": t2 - t0,
-            "jobs": float(outcome.applied.created)}
+    return {
+        "parse_s": t1 - t0,
+        "plan_apply_sync_s": t2 - t1,
+        "total_s": t2 - t0,
+        "jobs": float(outcome.applied.created),
+    }
 
 
 def stock_case(path: str) -> dict[str, float]:
@@ -82,7 +96,10 @@ def child(kind: str, path: str, redis_url: str, db_url: str) -> None:
 def run_child(kind: str, path: Path, redis_url: str, db_url: str) -> dict[str, float]:
     r = subprocess.run(
         [sys.executable, __file__, "--child", kind, str(path), redis_url, db_url],
-        capture_output=True, text=True, timeout=1800, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     if r.returncode != 0:
@@ -102,9 +119,19 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-import-"))
     port = free_port()
     redis = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-         "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     time.sleep(0.5)
     rows = []
@@ -116,19 +143,29 @@ def main() -> None:
             redis_url = f"redis://127.0.0.1:{port}/{sizes.index(n)}"
             bridge = run_child("bridge", path, redis_url, db_url)
             stock = run_child("stock", path, redis_url, db_url)
-            rows.append({"lines": n, "bridge": bridge, "python_crontab": stock,
-                         "bridge_lines_per_s": n / bridge["total_s"],
-                         "stock_lines_per_s": n / stock["total_s"]})
+            rows.append(
+                {
+                    "lines": n,
+                    "bridge": bridge,
+                    "python_crontab": stock,
+                    "bridge_lines_per_s": n / bridge["total_s"],
+                    "stock_lines_per_s": n / stock["total_s"],
+                }
+            )
     finally:
         redis.kill()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{'lines':>8} {'bridge parse':>13} {'plan+apply+sync':>16} {'bridge total':>13} "
-          f"{'lines/s':>9} {'RSS MB':>7} | {'python-crontab parse':>21} {'lines/s':>9} {'RSS MB':>7}")
+    print(
+        f"{'lines':>8} {'bridge parse':>13} {'plan+apply+sync':>16} {'bridge total':>13} "
+        f"{'lines/s':>9} {'RSS MB':>7} | {'python-crontab parse':>21} {'lines/s':>9} {'RSS MB':>7}"
+    )
     for r in rows:
         b, s = r["bridge"], r["python_crontab"]
-        print(f"{r['lines']:>8} {b['parse_s']:>12.2f}s {b['plan_apply_sync_s']:>15.2f}s "
-              f"{b['total_s']:>12.2f}s {r['bridge_lines_per_s']:>9.0f} {b['peak_rss_mb']:>7.0f} | "
-              f"{s['total_s']:>20.2f}s {r['stock_lines_per_s']:>9.0f} {s['peak_rss_mb']:>7.0f}")
+        print(
+            f"{r['lines']:>8} {b['parse_s']:>12.2f}s {b['plan_apply_sync_s']:>15.2f}s "
+            f"{b['total_s']:>12.2f}s {r['bridge_lines_per_s']:>9.0f} {b['peak_rss_mb']:>7.0f} | "
+            f"{s['total_s']:>20.2f}s {r['stock_lines_per_s']:>9.0f} {s['peak_rss_mb']:>7.0f}"
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "import.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
 

@@ -48,7 +48,12 @@ def redbeat_settings(settings: Settings) -> dict[str, Any]:
 
 
 def broker_settings(settings: Settings) -> dict[str, Any]:
-    transport: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout}
+    transport: dict[str, Any] = {
+        "visibility_timeout": settings.visibility_timeout,
+        # look for messages of dead workers every few seconds, not kombu's 10 x 10 s
+        "unacked_restore_interval": min(10, max(1, settings.visibility_timeout // 10)),
+        "unacked_restore_throttle": 1,
+    }
     if is_sentinel(settings.redis_url):
         transport["master_name"] = settings.redis_sentinel_master
     return {"broker_url": settings.redis_url, "broker_transport_options": transport}

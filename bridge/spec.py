@@ -224,6 +224,7 @@ class Policies:
     queue: str = "bridge"
     group: str | None = None
     jitter_seconds: int = 0
+    max_concurrency: int | None = None  # runs of ``group`` at once, across all workers
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overlap", OverlapPolicy(self.overlap))
@@ -239,6 +240,15 @@ class Policies:
             raise SpecError("jitter_seconds must be >= 0")
         if not re.match(r"^[A-Za-z0-9_.:-]{1,100}$", self.queue):
             raise SpecError(f"bad queue name '{self.queue}'")
+        if self.max_concurrency is not None:
+            if isinstance(self.max_concurrency, bool) or not isinstance(
+                self.max_concurrency, int
+            ):
+                raise SpecError("max_concurrency must be an integer >= 1")
+            if self.max_concurrency < 1:
+                raise SpecError("max_concurrency must be >= 1 when set")
+            if self.group is None:
+                raise SpecError("max_concurrency needs a group: it bounds that group's runs")
 
 
 @dataclass(frozen=True)
@@ -336,9 +346,23 @@ def _names(cls: type) -> tuple[str, ...]:
     return names
 
 
+# Fields added after SPEC_VERSION 1 was published: left out of the document while unset, so a
+# spec that does not use them keeps its canonical JSON, and therefore its stored spec_hash.
+_OMITTED_WHEN_NONE: dict[type, frozenset[str]] = {Policies: frozenset({"max_concurrency"})}
+
+
+def _encoded_items(obj: Any) -> dict[str, Any]:
+    omit = _OMITTED_WHEN_NONE.get(type(obj), frozenset())
+    return {
+        name: _encode(value)
+        for name in _names(type(obj))
+        if (value := getattr(obj, name)) is not None or name not in omit
+    }
+
+
 @lru_cache(maxsize=16384)
 def _encode_frozen(obj: Any) -> dict[str, Any]:
-    return {name: _encode(getattr(obj, name)) for name in _names(type(obj))}
+    return _encoded_items(obj)
 
 
 def _encode(obj: Any) -> Any:
@@ -354,7 +378,7 @@ def _encode(obj: Any) -> Any:
         try:
             return _encode_frozen(obj)  # equal value objects share one (read-only) encoding
         except TypeError:  # unhashable content (e.g. list args of a callable handler)
-            return {name: _encode(getattr(obj, name)) for name in _names(type(obj))}
+            return _encoded_items(obj)
     if isinstance(obj, tuple | list):
         return [_encode(x) for x in obj]
     return obj

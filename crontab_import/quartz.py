@@ -228,7 +228,8 @@ def _handler(
         draft.errors.append(Issue(t.node.line, message, fatal=False))
         return
     draft.policies = Policies(
-        misfire=misfire, timeout_seconds=rule.timeout, queue=rule.queue, shadow_mode=rule.shadow
+        misfire=misfire, timeout_seconds=rule.timeout, queue=rule.queue, shadow_mode=rule.shadow,
+        group=rule.group, max_concurrency=rule.max_concurrency,
     )
     draft.details.update(handler=handler_details(rule, draft.handler), mapped=True)
 

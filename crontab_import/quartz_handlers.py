@@ -22,6 +22,8 @@ Format
       timeout = 1800                    # seconds, > 0
       queue = "billing"                 # Celery queue (default "bridge")
       shadow = "dry-run"                # observe (default) | dry-run | execute
+      group = "billing"                 # optional job group (letters, digits, '_.:-')
+      max_concurrency = 2               # optional, needs group: runs of the group at once
 
   ``{key}`` in ``command``/``dry_run_command`` is the job's merged job-data-map value (the
   trigger's entries override the job's, as in Quartz), shell-quoted with ``shlex.quote``;
@@ -83,6 +85,8 @@ class HandlerRule:
     timeout: int | None = None
     queue: str = "bridge"
     shadow: ShadowMode = ShadowMode.OBSERVE
+    group: str | None = None
+    max_concurrency: int | None = None
 
     def selects(self, job_class: str, job_key: str, data: Mapping[str, str | None]) -> bool:
         return (
@@ -119,7 +123,7 @@ class HandlerMap:
 
 _RULE_KEYS = {
     "job_class", "job", "match", "command", "dry_run_command", "callable", "dry_run_callable",
-    "user", "shell", "env", "timeout", "queue", "shadow",
+    "user", "shell", "env", "timeout", "queue", "shadow", "group", "max_concurrency",
 }  # fmt: skip
 _DEFAULT_KEYS = {"user", "shell", "env", "timeout", "queue", "shadow"}
 _QUEUE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
@@ -241,6 +245,10 @@ def _rule(
         get.template(key)
     for key in ("callable", "dry_run_callable"):
         get.matching(key, CALLABLE_RE, "'module:function'")
+    group = get.matching("group", _QUEUE_RE, "letters, digits, '_.:-'")
+    limit = get.count("max_concurrency")
+    if limit is not None and group is None:
+        raise where.error(index, "max_concurrency", "max_concurrency needs a group")
     line = where.locate(index, None)
     return HandlerRule(
         index=index,
@@ -258,6 +266,8 @@ def _rule(
         timeout=get.positive("timeout"),
         queue=get.matching("queue", _QUEUE_RE, "letters, digits, '_.:-'") or "bridge",
         shadow=get.shadow(),
+        group=group,
+        max_concurrency=limit,
     )
 
 
@@ -313,6 +323,14 @@ class _Getter:
             isinstance(value, bool) or not isinstance(value, int) or value <= 0
         ):
             raise self.fail(key, f"'{key}' must be a whole number of seconds > 0")
+        return value
+
+    def count(self, key: str) -> int | None:
+        value = self.table.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise self.fail(key, f"'{key}' must be a whole number >= 1")
         return value
 
     def shadow(self) -> ShadowMode:

@@ -26,7 +26,10 @@ lease duration, since ``expires_at`` is written by one host and compared by anot
 States (stored legibly, :class:`ClaimState`): ``running``; terminal ``succeeded`` and
 ``skipped`` (an overlap-forbid skip, sticky for the slot); ``failed`` and ``interrupted``
 (re-claimable by the lineage's retry); ``abandoned`` (an expired lease declared dead by
-:meth:`Claims.abandon_expired`; it may be taken over like any expired lease).
+:meth:`Claims.abandon_expired`; it may be taken over like any expired lease); ``deferred``
+(won but parked unrun by :meth:`Lease.defer`, e.g. while the job's group is at its
+``max_concurrency``: only the same lineage resumes it, with ``attempts`` unchanged since nothing
+ran).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class ClaimState(StrEnum):
     ABANDONED = "abandoned"
     INTERRUPTED = "interrupted"
     SKIPPED = "skipped"
+    DEFERRED = "deferred"
 
 
 RETRYABLE_STATES = frozenset({ClaimState.FAILED, ClaimState.INTERRUPTED})
@@ -156,6 +160,7 @@ class AlreadyClaimed:
 class Action(StrEnum):
     TAKEOVER = "takeover"
     RECLAIM = "reclaim"
+    RESUME = "resume"
     REFUSE = "refuse"
 
 
@@ -172,6 +177,8 @@ def decide(
         return Action.REFUSE
     if state is ClaimState.RUNNING or state is ClaimState.ABANDONED:
         return Action.TAKEOVER if existing.attempts < takeover_limit else Action.REFUSE
+    if state is ClaimState.DEFERRED:  # parked unrun: its own lineage's retry picks it up
+        return Action.RESUME if existing.lineage == holder.lineage else Action.REFUSE
     if (
         state in RETRYABLE_STATES
         and grant is not None
@@ -289,16 +296,17 @@ class Claims:
         else:
             allowed = and_(c.state == existing.state.value, c.holder == existing.holder)
         expires = now + self.terms.duration
+        attempts = existing.attempts if action is Action.RESUME else existing.attempts + 1
         stmt = (
             update(CLAIMS)
             .where(c.id == existing.id, c.attempts == existing.attempts, allowed)
             .values(holder=str(holder), path=path, state=ClaimState.RUNNING.value,
-                    attempts=existing.attempts + 1, expires_at=expires, updated_at=now)
+                    attempts=attempts, expires_at=expires, updated_at=now)
         )
         if self._tx(lambda conn: conn.execute(stmt).rowcount) != 1:
             return None
         info = replace(existing, holder=str(holder), path=path, state=ClaimState.RUNNING,
-                       attempts=existing.attempts + 1, expires_at=expires)
+                       attempts=attempts, expires_at=expires)
         return Lease(self, info)
 
     # --- queries for policies and reconciliation ----------------------------------------------
@@ -337,6 +345,10 @@ class Lease:
     heartbeat finds the lease gone, or cannot renew it before it runs out (the caller should
     stop its work: someone may take the slot over). Leaving the block by an
     exception without a verdict completes the claim ``failed``.
+
+    :attr:`companions` are callables the heartbeat calls after each successful renewal (e.g.
+    :class:`legacy_wrappers.concurrency.Permit.renew`), so a run's other leases live exactly as
+    long as its claim does; an exception in one is logged and does not touch the claim.
     """
 
     def __init__(self, claims: Claims, info: ClaimInfo) -> None:
@@ -347,6 +359,7 @@ class Lease:
         self._beat_lock = threading.Lock()
         self._active = False
         self._next_beat = 0.0
+        self.companions: list[Callable[[], object]] = []
 
     @property
     def attempts(self) -> int:
@@ -371,6 +384,23 @@ class Lease:
             return False
         self.info = replace(self.info, expires_at=expires)
         return True
+
+    def defer(self) -> bool:
+        """Park the won claim unrun (state ``deferred``, ``attempts`` kept): only a retry of the
+        same lineage resumes it (:attr:`Action.RESUME`); anyone else is refused. ``False`` (and
+        :attr:`lost`) if the lease was no longer ours."""
+        self._halt_heartbeat()
+        now = self.claims.clock()
+        stmt = update(CLAIMS).where(self._fence()).values(
+            state=ClaimState.DEFERRED.value, expires_at=now, updated_at=now
+        )
+        won = self.claims._tx(lambda c: c.execute(stmt).rowcount) == 1
+        if won:
+            self.completed = ClaimState.DEFERRED
+            self.info = replace(self.info, state=ClaimState.DEFERRED, expires_at=now)
+        else:
+            self.lost.set()
+        return won
 
     def complete(
         self, state: ClaimState, *, also: Callable[[Connection], None] | None = None
@@ -435,6 +465,7 @@ class Lease:
                 if not self.renew():
                     log.warning("lease on %s %s lost", self.info.job_id, self.info.slot)
                     self._active = False
+                    return
             except Exception:  # a transient database error: keep trying until expiry
                 log.exception("lease renewal failed for claim %s", self.info.id)
                 if self.claims.clock() >= self.info.expires_at:
@@ -442,6 +473,12 @@ class Lease:
                                 self.info.slot)
                     self.lost.set()  # someone may take it over now: stop the work
                     self._active = False
+                return
+            for companion in list(self.companions):
+                try:
+                    companion()
+                except Exception:
+                    log.exception("companion renewal failed for claim %s", self.info.id)
 
 
 class _Heartbeat:

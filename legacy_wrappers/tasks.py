@@ -46,7 +46,14 @@ does not SIGTERM the jobs' own sessions first.
 At ``worker_ready`` the worker warns about every job whose timeout exceeds the broker's
 visibility timeout (such a run is redelivered while it runs; the claim suppresses the copy).
 
-Not done: per-group ``max_concurrency`` (the spec has no such policy yet); ``replace`` overlap.
+Group limit (``policies.group`` + ``policies.max_concurrency``): after the claim is won (and
+the overlap check passed) the run takes a permit of its group's Redis semaphore
+(:mod:`legacy_wrappers.concurrency`), renewed by the claim's heartbeat and released when the
+run is recorded. A full group publishes a retry in 2-5 s and parks the claim ``deferred``
+(attempts unchanged, resumable only by the same lineage); no row is written for a deferral.
+Shadow runs ignore the limit.
+
+Not done: ``replace`` overlap.
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, cast
 
+import redis
 from celery import Task
 from celery.exceptions import Reject
 from celery.signals import worker_init, worker_ready, worker_shutdown, worker_shutting_down
@@ -79,6 +87,7 @@ from bridge.authority import owner_at
 from bridge.celery_app import app
 from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, InfraError
+from bridge.redis_conn import unreachable
 from bridge.spec import (
     JOB_ID_RE,
     CallableHandler,
@@ -99,6 +108,7 @@ from legacy_wrappers.claims import (
     Lease,
     RetryGrant,
 )
+from legacy_wrappers.concurrency import Permit, Semaphores
 from legacy_wrappers.runner import OutcomeStatus, RunOutcome, run_callable, run_command
 
 __all__ = ["TASK_NAME", "app", "run_job"]
@@ -113,6 +123,7 @@ SLOT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|\+00:00)$")
 INFRA_RETRY_SECONDS = 30
 SHUTDOWN_FLAG_ENV = "CRON_BRIDGE_SHUTDOWN_FLAG"  # not BRIDGE_*: settings reject unknown names
 WAIT_POLL_SECONDS = 1.0
+GROUP_RETRY_SECONDS = (2.0, 5.0)  # a slot deferred by a full group retries after this (uniform)
 
 
 class Role(StrEnum):
@@ -132,6 +143,7 @@ class RunStatus(StrEnum):
     SUPPRESSED = "suppressed"
     OBSERVED = "observed"
     STOOD_DOWN = "stood-down"
+    DEFERRED = "deferred"  # a task result only: a deferral writes no runs row
 
 
 # --- pure core ----------------------------------------------------------------------------------
@@ -308,6 +320,7 @@ class WorkerContext:
         self.settings = settings
         self.registry = Registry(settings.database_url)
         self.claims = Claims(self.registry)
+        self.semaphores = Semaphores(settings, ttl=self.claims.terms.duration.total_seconds())
         self.host = socket.gethostname()
         self.pid = os.getpid()
 
@@ -689,7 +702,41 @@ def authoritative(
             ),
         )
         return RunStatus.SKIPPED.value
-    return run_claimed(task, ctx, spec, req, lease, fired_at)
+    group, limit = spec.policies.group, spec.policies.max_concurrency
+    if group is None or limit is None:
+        return run_claimed(task, ctx, spec, req, lease, fired_at)
+    permit = group_permit(ctx, group, limit, lease)
+    if permit is None:
+        return defer_for_group(task, spec, req, lease)
+    lease.companions.append(permit.renew)  # the permit lives exactly as long as the claim
+    try:
+        return run_claimed(task, ctx, spec, req, lease, fired_at)
+    finally:
+        permit.release()
+
+
+def group_permit(ctx: WorkerContext, group: str, limit: int, lease: Lease) -> Permit | None:
+    """The run's group permit, ``None`` when the group is full. A Redis error parks the claim
+    and raises InfraError (the task retries through its infrastructure path, 30 s)."""
+    try:
+        return ctx.semaphores.group(group).permit(lease.info.holder, limit)
+    except (redis.RedisError, OSError) as e:
+        lease.defer()  # nothing ran: the retry of this lineage resumes the claim
+        raise unreachable(ctx.settings.redis_url, e) from e
+
+
+def defer_for_group(task: Task, spec: JobSpec, req: JobRequest, lease: Lease) -> str:
+    """The group is full: publish a retry, then park the claim (see legacy_wrappers.concurrency
+    for why this order loses nothing and runs nothing twice). No runs row is written."""
+    delay = random.uniform(*GROUP_RETRY_SECONDS)
+    task.retry(countdown=delay, throw=False)
+    if not lease.defer():
+        log.warning("claim on %s %s was lost before it could be deferred", req.job_id,
+                    req.slot.isoformat())
+    log.info("group %s is at its limit of %s: %s %s deferred, retry in %.1f s",
+             spec.policies.group, spec.policies.max_concurrency, req.job_id,
+             req.slot.isoformat(), delay)
+    return RunStatus.DEFERRED.value
 
 
 def run_claimed(
@@ -773,4 +820,5 @@ def _warn_long_timeouts(**_: Any) -> None:
     finally:  # the MainProcess keeps no connection a later forked child could inherit
         if _CONTEXT is not None:
             _CONTEXT.registry.dispose()
+            _CONTEXT.semaphores.close()
             _CONTEXT = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -121,6 +122,14 @@ def rewrite_cmd(
 
 
 def _default_shim() -> str:
+    """Next to this bridge (one install's console scripts share a directory), else on PATH,
+    else :data:`DEFAULT_SHIM` (as ``--help`` says)."""
+    bases = [os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else "",
+             os.path.dirname(sys.executable)]
+    for base in bases:
+        candidate = os.path.join(base, "bridge-cron-shell") if base else ""
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
     found = shutil.which("bridge-cron-shell")
     return os.path.abspath(found) if found else DEFAULT_SHIM
 

@@ -1,0 +1,232 @@
+"""Real processes for the chaos tests: a registry, a Celery client, real ``celery worker`` /
+``celery beat`` subprocesses (each in its own session so a test can SIGKILL / SIGSTOP it whole)
+and the side-effect file every job appends ``<job> <slot>`` to (see ``sidefx.py``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import text
+
+from bridge.celery_app import make_app
+from bridge.config import Settings
+from bridge.spec import CallableHandler, Dialect, JobSpec, Policies, ScheduleSpec
+from bridge.store.db import Registry, upgrade
+from bridge.store.models import Base, RunRow
+from bridge.store.repos import AuthorityRepo, JobRepo, Owner
+
+ROOT = Path(__file__).resolve().parents[2]
+CELERY = str(Path(sys.executable).with_name("celery"))
+PREFIX = "{bridge}:"
+CHAOS_APP = "tests.chaos.chaos_app"
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30, logs: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{logs}")
+
+
+def parse_slot(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def slot_text(slot: datetime) -> str:
+    return slot.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def contiguous(slots: list[datetime], step: timedelta = timedelta(seconds=1)) -> list[datetime]:
+    """The slots missing between the first and the last (empty when contiguous)."""
+    if not slots:
+        return []
+    have, gaps, t = set(slots), [], min(slots)
+    while t < max(slots):
+        if t not in have:
+            gaps.append(t)
+        t += step
+    return gaps
+
+
+def empty_registry(url: str) -> None:
+    reg = Registry(url, check_schema=False)
+    upgrade(reg.engine)
+    with reg.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(text(f"DELETE FROM {table.name}"))
+    reg.dispose()
+
+
+class Proc:
+    def __init__(self, popen: subprocess.Popen[bytes], log: Path) -> None:
+        self.popen, self.log = popen, log
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            os.killpg(self.popen.pid, sig)
+
+    def _group(self, sig: int) -> None:
+        """Signal the whole session: a wrapper (``faketime``) may exit before its child."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+
+    def kill(self) -> None:
+        self._group(signal.SIGCONT)
+        self._group(signal.SIGKILL)
+        if self.popen.poll() is None:
+            self.popen.wait(timeout=20)
+
+    def stop(self, timeout: float = 20) -> None:
+        self._group(signal.SIGCONT)
+        self._group(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:  # the group is gone when nobody answers signal 0
+            try:
+                os.killpg(self.popen.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        self.kill()
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class Chaos:
+    def __init__(self, tmp: Path, redis_url: str, db_url: str | None = None) -> None:
+        self.tmp = tmp
+        self.redis_url = redis_url
+        self.db_url = db_url or f"sqlite:///{tmp / 'registry.db'}"
+        self.registry = Registry(self.db_url)
+        self.record = tmp / "effects.txt"
+        self.client: Celery = make_app(Settings(redis_url=redis_url, database_url=self.db_url))
+        self.procs: list[Proc] = []
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+        env.update(
+            BRIDGE_REDIS_URL=redis_url, BRIDGE_DATABASE_URL=self.db_url,
+            BRIDGE_REDBEAT_LOCK_TIMEOUT="3", BRIDGE_WORKER_SHUTDOWN_GRACE="2",
+            BRIDGE_VISIBILITY_TIMEOUT="3600", BRIDGE_HEALTH_INTERVAL="3600",
+            XDG_DATA_HOME=str(tmp / "xdg-data"), XDG_CONFIG_HOME=str(tmp / "xdg-config"),
+            PYTHONPATH=str(ROOT), RECORDING_FILE=str(self.record), TZ="UTC",
+        )
+        self.env = env
+
+    # --- registry -------------------------------------------------------------------------------
+
+    def add_job(self, job_id: str, expression: str = "* * * * * ?", *, dialect: str = "quartz",
+                timezone: str = "UTC", owner: Owner | None = Owner.CELERY, delay: float = 0.0,
+                hold: float = 0.0,
+                start: datetime | None = None, end: datetime | None = None,
+                **policies: Any) -> JobSpec:
+        spec = JobSpec(
+            id=job_id,
+            schedule=ScheduleSpec(dialect=Dialect(dialect), expression=expression,
+                                  timezone=timezone, start=start, end=end),
+            handler=CallableHandler(target="tests.chaos.sidefx:append",
+                                    kwargs=(("path", str(self.record)), ("delay", delay),
+                                            ("hold", hold))),
+            policies=Policies(**policies),
+        )
+        with self.registry.session() as s:
+            JobRepo(s).upsert(spec)
+            if owner is not None:
+                AuthorityRepo(s).append(job_id, owner, effective_slot=None, actor="chaos",
+                                        reason="chaos test")
+        return spec
+
+    def runs(self, job_id: str | None = None) -> list[RunRow]:
+        with self.registry.session() as s:
+            q = s.query(RunRow)
+            if job_id is not None:
+                q = q.filter(RunRow.job_id == job_id)
+            return list(q.order_by(RunRow.id))
+
+    # --- processes ------------------------------------------------------------------------------
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+        log = self.tmp / f"{name}-{len(self.procs)}.log"
+        with log.open("wb") as out:
+            popen = subprocess.Popen(argv, env={**self.env, **(env or {})}, cwd=self.tmp,
+                                     stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        proc = Proc(popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, concurrency: int = 2, app: str = "legacy_wrappers.tasks",
+               env: dict[str, str] | None = None, wait: bool = True) -> Proc:
+        n = len(self.procs)
+        proc = self.spawn("worker", [
+            CELERY, "-A", app, "worker", "-P", "prefork", "-c", str(concurrency), "-Q", "bridge",
+            "-n", f"chaos{n}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+            "--without-heartbeat", "-l", "INFO"], env)
+        if wait:
+            wait_for("the worker to be ready", lambda: "ready." in proc.text(), 60, proc.text())
+        return proc
+
+    def beat(self, env: dict[str, str] | None = None, prefix: list[str] | None = None,
+             app: str = "bridge.celery_app") -> Proc:
+        n = len(self.procs)
+        return self.spawn("beat", [
+            *(prefix or []), CELERY, "-A", app, "beat", "-S", "bridge.scheduler:BridgeScheduler",
+            "-l", "INFO", "-s", str(self.tmp / f"beat-schedule-{n}")], env)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+        self.client.close()
+        self.registry.dispose()
+
+    def tail_logs(self, lines: int = 30) -> str:
+        return "\n".join(f"--- {p.log.name}\n" + "\n".join(p.text().splitlines()[-lines:])
+                         for p in self.procs)
+
+    # --- side effects ---------------------------------------------------------------------------
+
+    def effects(self) -> list[tuple[str, datetime]]:
+        if not self.record.exists():
+            return []
+        out = []
+        for line in self.record.read_text().splitlines():
+            if line.strip():
+                job_id, slot = line.split()
+                out.append((job_id, parse_slot(slot)))
+        return out
+
+    def slots_of(self, job_id: str) -> list[datetime]:
+        return sorted(s for j, s in self.effects() if j == job_id)
+
+    def duplicates(self) -> dict[tuple[str, datetime], int]:
+        return {k: n for k, n in Counter(self.effects()).items() if n > 1}
+
+    def queue_empty(self) -> bool:
+        import redis
+
+        r = redis.Redis.from_url(self.redis_url)
+        try:
+            return int(r.llen("bridge")) == 0
+        finally:
+            r.close()
