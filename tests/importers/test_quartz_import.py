@@ -1166,7 +1166,8 @@ def test_job_without_mapping_is_imported_unmapped() -> None:
         (
             '[[handler]]\njob_class = "a.B"\ncomand = "x"\n',
             "handlers.toml:3: unknown key 'comand' (known: callable, command, dry_run_callable, "
-            "dry_run_command, env, group, job, job_class, match, max_concurrency, queue, shadow, shell, timeout, user)",
+            "dry_run_command, env, group, job, job_class, match, max_concurrency, queue, shadow, "
+            "shell, timeout, user)",
         ),
         ('[[handler]]\ncommand = "x"\n', "handlers.toml:1: 'job_class' is required"),
         (
