@@ -46,7 +46,10 @@ def retired_prefix(day: date, job_id: str) -> str:
     return f"{PREFIX} {day.isoformat()} {job_id}: "
 
 
-def job_lines(text: str, *, file: str, timezone: str = "UTC") -> dict[str, int]:
+def job_lines(
+    text: str, *, file: str, timezone: str = "UTC", kind: str | None = None,
+    user: str | None = None,
+) -> dict[str, int]:
     """Job id -> 1-based line number of every active job line of a crontab (rewritten or not:
     the shim's inserted lines are transparent to the parser). Ids are computed on the file with
     its retired lines restored (line numbers do not change), so already retired lines keep
@@ -54,7 +57,7 @@ def job_lines(text: str, *, file: str, timezone: str = "UTC") -> dict[str, int]:
     """
     undone = restore(text)
     retired = {job_id for job_id, _ in undone.retired}
-    parsed = parse_crontab(undone.text, file=file, timezone=timezone)
+    parsed = parse_crontab(undone.text, file=file, timezone=timezone, kind=kind, user=user)
     return {
         item.id: item.source.line
         for item in parsed.items

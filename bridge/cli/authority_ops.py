@@ -345,13 +345,22 @@ def _retire(text: str, origin: str, now: datetime,
         if not jobs:
             raise InputError(f"no registry jobs were imported from {origin}",
                              hint="pass --source with the imported path")
-        zone = next(iter(jobs.values())).schedule.timezone
-        lines = retiring.job_lines(text, file=origin, timezone=zone)
+        first = next(iter(jobs.values()))
+        kind, user = imported_as(first)
+        lines = retiring.job_lines(text, file=origin, timezone=first.schedule.timezone,
+                                   kind=kind, user=user)
         histories = AuthorityRepo(s).histories(list(jobs))
         decisions = [_eligible(s, jobs[i], histories.get(i, []), now, stable)
                      for i in sorted(jobs) if i in lines]
     chosen = {d.job_id: lines[d.job_id] for d in decisions if d.eligible}
     return retiring.retire(text, chosen, now.date()), decisions
+
+
+def imported_as(spec: JobSpec) -> tuple[str, str | None]:
+    """How the file was parsed at import (its kind, and the user of a user crontab), so the
+    legacy commands read it the same way without repeating --system/--user."""
+    user = getattr(spec.handler, "user", None)
+    return spec.source.kind.value, user if spec.source.kind.value == "user-crontab" else None
 
 
 def _render_retire(absolute: str, out_file: str | None, restored: bool,

@@ -71,7 +71,11 @@ def rewrite_cmd(
     with STATE.registry().session() as s:
         jobs = {j.id: j.spec for j in JobRepo(s).list(source_file=origin)}
     zone = next(iter(jobs.values())).schedule.timezone if jobs else STATE.settings.timezone
-    kind = "cron.d" if system else None
+    kind: str | None = "cron.d" if system else None
+    if jobs and not system and user is None:  # read the file the way it was imported
+        from bridge.cli.authority_ops import imported_as
+
+        kind, user = imported_as(next(iter(jobs.values())))
     if check_only:
         result = check(text, file=origin, registry=jobs, timezone=zone, kind=kind, user=user)
         if as_json:
