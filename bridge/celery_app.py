@@ -54,9 +54,13 @@ def broker_settings(settings: Settings) -> dict[str, Any]:
         "unacked_restore_interval": min(10, max(1, settings.visibility_timeout // 10)),
         "unacked_restore_throttle": 1,
     }
+    conf: dict[str, Any] = {"broker_url": settings.redis_url}
     if is_sentinel(settings.redis_url):
         transport["master_name"] = settings.redis_sentinel_master
-    return {"broker_url": settings.redis_url, "broker_transport_options": transport}
+    elif settings.redis_url.startswith(("redis://", "rediss://")):
+        conf["broker_transport"] = "bridge.transport:Transport"  # survives garbage on a queue
+    conf["broker_transport_options"] = transport
+    return conf
 
 
 def make_app(settings: Settings | None = None) -> Celery:
