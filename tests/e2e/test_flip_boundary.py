@@ -38,9 +38,9 @@ from tests.e2e.harness import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 
 JOB = "e2e.flip-boundary"
-LEAD = 35  # seconds from the window start to the flip to Celery
-HELD = 40  # seconds Celery owns the job
-AFTER = 40  # seconds of legacy ownership again before the end
+LEAD = 25  # seconds from the window start to the flip to Celery
+HELD = 25  # seconds Celery owns the job
+AFTER = 25  # seconds of legacy ownership again before the end
 
 
 @pytest.fixture

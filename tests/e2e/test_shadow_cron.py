@@ -12,7 +12,7 @@ consuming only the ``bridge`` queue. Specs set after the import (through the reg
 * ``stopped``: routed to a queue no worker consumes -> ``missing_celery`` on every slot (its
   timeout and tolerance are small so the slots leave the grace window within seconds).
 
-After three cron minutes ``bridge shadow report --json`` (the real CLI) must say exactly that
+After two cron minutes ``bridge shadow report --json`` (the real CLI) must say exactly that
 and exit 1. The cron.d file is always removed.
 """
 
@@ -36,7 +36,7 @@ from tests.wrappers.test_shim_cron import Daemon, not_near_the_tick
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(330)]
 
-SLOTS = 3  # cron minutes compared
+SLOTS = 2  # cron minutes compared
 NOBODY = "e2e-nobody"  # a queue no worker consumes
 
 
