@@ -556,21 +556,27 @@ def observe(ctx: WorkerContext, req: JobRequest, fired_at: datetime, note: str |
     )
 
 
-def suppressed_shadow(ctx: WorkerContext, req: JobRequest, fired_at: datetime) -> str:
-    record(
+def suppressed(
+    ctx: WorkerContext, req: JobRequest, fired_at: datetime, error: str, attempts: int = 1
+) -> str:
+    """Record that this delivery did not run the slot because another one holds it."""
+    fields = run_fields(
+        req.job_id,
+        req.slot,
+        Role.SUPPRESSED,
+        RunStatus.SUPPRESSED.value,
         ctx,
-        run_fields(
-            req.job_id,
-            req.slot,
-            Role.SUPPRESSED,
-            RunStatus.SUPPRESSED.value,
-            ctx,
-            fired_at=fired_at,
-            task_state="IGNORED",
-            error="slot already shadowed by another delivery",
-        ),
+        fired_at=fired_at,
+        error=error,
+        task_state="IGNORED",
+        attempts=attempts,
     )
+    record(ctx, fields)
     return RunStatus.SUPPRESSED.value
+
+
+def suppressed_shadow(ctx: WorkerContext, req: JobRequest, fired_at: datetime) -> str:
+    return suppressed(ctx, req, fired_at, "slot already shadowed by another delivery")
 
 
 def shadow(ctx: WorkerContext, spec: JobSpec, req: JobRequest, fired_at: datetime) -> str:
@@ -664,21 +670,7 @@ def authoritative(
     grant = RetryGrant(policy.max_retries + 1) if (task.request.retries or 0) > 0 else None
     result = acquire(ctx.claims, req, holder, grant)
     if isinstance(result, AlreadyClaimed):
-        record(
-            ctx,
-            run_fields(
-                req.job_id,
-                req.slot,
-                Role.SUPPRESSED,
-                RunStatus.SUPPRESSED.value,
-                ctx,
-                fired_at=fired_at,
-                error=result.reason,
-                attempts=result.claim.attempts,
-                task_state="IGNORED",
-            ),
-        )
-        return RunStatus.SUPPRESSED.value
+        return suppressed(ctx, req, fired_at, result.reason, result.claim.attempts)
     lease = result
     if (
         spec.policies.overlap is OverlapPolicy.FORBID
@@ -731,11 +723,17 @@ def defer_for_group(task: Task, spec: JobSpec, req: JobRequest, lease: Lease) ->
     delay = random.uniform(*GROUP_RETRY_SECONDS)
     task.retry(countdown=delay, throw=False)
     if not lease.defer():
-        log.warning("claim on %s %s was lost before it could be deferred", req.job_id,
-                    req.slot.isoformat())
-    log.info("group %s is at its limit of %s: %s %s deferred, retry in %.1f s",
-             spec.policies.group, spec.policies.max_concurrency, req.job_id,
-             req.slot.isoformat(), delay)
+        log.warning(
+            "claim on %s %s was lost before it could be deferred", req.job_id, req.slot.isoformat()
+        )
+    log.info(
+        "group %s is at its limit of %s: %s %s deferred, retry in %.1f s",
+        spec.policies.group,
+        spec.policies.max_concurrency,
+        req.job_id,
+        req.slot.isoformat(),
+        delay,
+    )
     return RunStatus.DEFERRED.value
 
 
