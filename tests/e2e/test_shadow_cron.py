@@ -33,6 +33,7 @@ from bridge.spec import CommandHandler, ComparePolicy, ShadowMode
 from bridge.store.repos import JobRepo
 from tests.e2e.harness import SHIM, World, iso, wait_for
 from tests.wrappers.test_shim_cron import Daemon, not_near_the_tick
+from tests.wrappers.test_shim_cron import cron_files as cron_files  # shared fixture, not copied
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(330)]
 
@@ -50,25 +51,6 @@ def daemon() -> Iterator[Daemon]:
     d.ensure()
     yield d
     d.stop()
-
-
-@pytest.fixture
-def cron_files() -> Iterator[Callable[[str, str], Path]]:
-    """Install files in /etc/cron.d atomically; every one is removed at the end, always."""
-    installed: list[Path] = []
-
-    def install(name: str, text: str) -> Path:
-        target = Path("/etc/cron.d") / name
-        tmp = Path("/etc/cron.d") / f".{name}.tmp"
-        tmp.write_text(text)
-        tmp.chmod(0o644)
-        os.replace(tmp, target)
-        installed.append(target)
-        return target
-
-    yield install
-    for path in installed:
-        path.unlink(missing_ok=True)
 
 
 @pytest.fixture
