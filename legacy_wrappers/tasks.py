@@ -80,7 +80,7 @@ import redis
 from celery import Task
 from celery.exceptions import Reject
 from celery.signals import worker_init, worker_ready, worker_shutdown, worker_shutting_down
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Table, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.authority import owner_at
@@ -100,7 +100,9 @@ from bridge.spec import (
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
 from bridge.store.repos import AuthorityEvent, AuthorityRepo, JobRepo, Owner
+from legacy_wrappers.admission import audited, slot_problem
 from legacy_wrappers.claims import (
+    Action,
     AlreadyClaimed,
     Claims,
     ClaimState,
@@ -109,7 +111,23 @@ from legacy_wrappers.claims import (
     RetryGrant,
 )
 from legacy_wrappers.concurrency import Permit, Semaphores
-from legacy_wrappers.runner import OutcomeStatus, RunOutcome, run_callable, run_command
+from legacy_wrappers.runner import (
+    CommandRun,
+    OutcomeStatus,
+    RunOutcome,
+    run_callable,
+    run_command,
+)
+from legacy_wrappers.takeover import (
+    LOST,
+    RUNNING,
+    Settle,
+    StartedRecord,
+    decide_takeover,
+    lost_note,
+    started_key,
+    wait_group_gone,
+)
 
 __all__ = ["TASK_NAME", "app", "run_job"]
 
@@ -144,6 +162,17 @@ class RunStatus(StrEnum):
     OBSERVED = "observed"
     STOOD_DOWN = "stood-down"
     DEFERRED = "deferred"  # a task result only: a deferral writes no runs row
+    RUNNING = RUNNING  # a started authoritative run whose outcome is not recorded yet
+    LOST = LOST  # its holder died mid-run, outcome unknown, on_lost=skip (see takeover.py)
+
+
+class RunFailed(Exception):
+    """Raised (after the outcome is recorded) so Flower shows a failed run as FAILURE with its
+    exit code and output digest. Declared in the task's ``throws``: no traceback, no retry."""
+
+
+class RunLost(Exception):
+    """Raised after a slot was recorded ``lost``: Flower shows it as FAILURE ("lost ...")."""
 
 
 # --- pure core ----------------------------------------------------------------------------------
@@ -388,8 +417,6 @@ def record(ctx: WorkerContext, fields: dict[str, Any]) -> None:
 
 
 def update_run(ctx: WorkerContext, record_key: str, fields: dict[str, Any]) -> None:
-    from sqlalchemy import update
-
     changes = {k: v for k, v in fields.items() if k != "record_key"}
     with ctx.registry.engine.begin() as conn:
         conn.execute(update(RUNS).where(RUNS.c.record_key == record_key).values(**changes))
@@ -404,8 +431,12 @@ def execute(
     *,
     interrupted: Callable[[], bool],
     dry_run: bool = False,
+    on_start: Callable[[CommandRun], None] | None = None,
 ) -> RunOutcome | None:
-    """Run the job's handler (or its dry-run form); None when there is nothing to run."""
+    """Run the job's handler (or its dry-run form); None when there is nothing to run.
+
+    ``on_start`` (command handlers) gets the gated process before it may exec: it records the
+    pid durably; if it raises, the command never runs and the exception propagates."""
     handler, timeout = spec.handler, spec.policies.timeout_seconds
     grace = float(ctx.settings.worker_shutdown_grace)
     if isinstance(handler, CommandHandler):
@@ -418,6 +449,8 @@ def execute(
             extra_env=extra,
             command=command,
             interrupted=interrupted,
+            on_start=on_start,
+            gated=on_start is not None,
         )
     if isinstance(handler, CallableHandler):
         if dry_run and handler.dry_run_target is None:
@@ -438,6 +471,7 @@ def execute(
     max_retries=None,
     typing=False,
     ignore_result=True,
+    throws=(RunFailed, RunLost),
 )
 def run_job(self: Task, *args: Any, **kwargs: Any) -> str:
     """Run one slot of one job (see the module docstring for the guarantees)."""
@@ -480,13 +514,19 @@ def dispatch(task: Task, ctx: WorkerContext, req: JobRequest, fired_at: datetime
             ctx, Rejection(req.job_id, req.slot, f"unknown job id '{req.job_id}'"), fired_at
         )
     spec = stored.spec
+    problem = slot_problem(spec, req.slot, fired_at)
+    if problem is not None:
+        with ctx.registry.session() as s:
+            allowed = audited(s, req.job_id, task.request.id)
+        if not allowed:
+            return reject(ctx, Rejection(req.job_id, req.slot, problem), fired_at)
     owner = owner_of(history, req.slot)
     if not spec.mapped:
         return observe(ctx, req, fired_at, "unmapped handler: observed only, never executed")
     if owner is Owner.LEGACY:
-        if handed_back(history, req.slot):
+        if handed_back(history, req.slot) and spec.policies.shadow_mode is ShadowMode.OBSERVE:
             return stand_down(ctx, req, fired_at)
-        return shadow(ctx, spec, req, fired_at)
+        return shadow(ctx, spec, req, fired_at)  # dry-run / execute shadows resume after rollback
     if stored.paused:
         record(
             ctx,
@@ -672,6 +712,15 @@ def authoritative(
     if isinstance(result, AlreadyClaimed):
         return suppressed(ctx, req, fired_at, result.reason, result.claim.attempts)
     lease = result
+    previous = lease.took_over_from
+    if (
+        lease.action is Action.TAKEOVER
+        and previous is not None
+        and previous.state is ClaimState.RUNNING  # expired unrenewed: its holder died
+    ):
+        settled = settle_takeover(ctx, spec, req, lease, fired_at)
+        if settled is not None:
+            return settled
     if (
         spec.policies.overlap is OverlapPolicy.FORBID
         and ctx.claims.live_before(req.job_id, req.slot) is not None
@@ -737,6 +786,85 @@ def defer_for_group(task: Task, spec: JobSpec, req: JobRequest, lease: Lease) ->
     return RunStatus.DEFERRED.value
 
 
+def previous_start(ctx: WorkerContext, spec: JobSpec, req: JobRequest,
+                   attempt: int) -> tuple[StartedRecord | None, RunRow | None]:
+    key = started_key(req.job_id, req.slot, attempt)
+    with ctx.registry.session() as s:
+        row = s.query(RunRow).filter(RunRow.record_key == key).one_or_none()
+    if row is None:
+        return None, None
+    record = StartedRecord(row.status, row.pid, row.host,
+                           callable_handler=isinstance(spec.handler, CallableHandler))
+    return record, row
+
+
+def settle_takeover(
+    ctx: WorkerContext, spec: JobSpec, req: JobRequest, lease: Lease, fired_at: datetime
+) -> str | None:
+    """Settle a dead holder's run before running anything (see legacy_wrappers.takeover);
+    None: go on and run the slot."""
+    previous = lease.took_over_from
+    assert previous is not None
+    record, row = previous_start(ctx, spec, req, previous.attempts)
+    action = decide_takeover(record, spec.policies.on_lost)
+    if action is Settle.RUN:
+        return None
+    assert record is not None and row is not None
+    key = started_key(req.job_id, req.slot, previous.attempts)
+    if action is Settle.COMPLETE:  # it finished before its holder died: never run it again
+        verdict = claim_verdict_of(row.status)
+        lease.complete(verdict)
+        log.info("%s %s: finished (%s) before its holder died; claim completed from the "
+                 "record", req.job_id, req.slot.isoformat(), row.status)
+        return row.status
+    with lease:  # keep our lease alive while the old command's process group goes away
+        gone = wait_group_gone(record.pid, record.host,
+                               bound=float(ctx.settings.worker_shutdown_grace) + 15)
+    if action is Settle.LOST:
+        note = f"{lost_note(previous.holder, record.pid, record.host)}; {gone}"
+        now = datetime.now(UTC)
+
+        def mark_lost(conn: Connection) -> None:
+            conn.execute(update(RUNS).where(RUNS.c.record_key == key)
+                         .values(status=LOST, task_state="FAILURE", finished_at=now, error=note))
+
+        lease.complete(ClaimState.LOST, also=mark_lost)
+        log.warning("%s %s: lost (%s)", req.job_id, req.slot.isoformat(), note)
+        raise RunLost(f"{req.job_id} {slot_arg(req.slot)}: lost: {note}")
+    note = f"holder {previous.holder} died mid-run, outcome unknown; on_lost=rerun: run again"
+    with ctx.registry.engine.begin() as conn:
+        conn.execute(update(RUNS).where(RUNS.c.record_key == key, RUNS.c.status == RUNNING)
+                     .values(status=OutcomeStatus.INTERRUPTED.value, task_state="FAILURE",
+                             finished_at=datetime.now(UTC), error=f"{note}; {gone}"))
+    return None
+
+
+def claim_verdict_of(status: str) -> ClaimState:
+    if status == OutcomeStatus.SUCCEEDED.value:
+        return ClaimState.SUCCEEDED
+    if status == OutcomeStatus.INTERRUPTED.value:
+        return ClaimState.INTERRUPTED
+    return ClaimState.FAILED
+
+
+def slot_arg(slot: datetime) -> str:
+    return slot.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record_start(ctx: WorkerContext, req: JobRequest, lease: Lease, fired_at: datetime,
+                 key: str) -> None:
+    """The durable "started" record: inserted before the command is forked."""
+    record(ctx, {**run_fields(req.job_id, req.slot, Role.AUTHORITATIVE, RUNNING, ctx,
+                              fired_at=fired_at, attempts=lease.attempts, task_state="STARTED",
+                              record_key=key),
+                 "started_at": datetime.now(UTC)})
+
+
+def record_pid(ctx: WorkerContext, key: str, pid: int) -> None:
+    with ctx.registry.engine.begin() as conn:
+        conn.execute(update(RUNS).where(RUNS.c.record_key == key).values(pid=pid))
+
+
 def run_claimed(
     task: Task,
     ctx: WorkerContext,
@@ -745,45 +873,70 @@ def run_claimed(
     lease: Lease,
     fired_at: datetime,
 ) -> str:
+    key = started_key(req.job_id, req.slot, lease.attempts)
     with lease:
+        record_start(ctx, req, lease, fired_at, key)
         outcome = execute(
-            spec, ctx, interrupted=lambda: SHUTDOWN.requested() or lease.lost.is_set()
+            spec, ctx, interrupted=lambda: SHUTDOWN.requested() or lease.lost.is_set(),
+            on_start=lambda run: record_pid(ctx, key, run.pid),
         )
-    assert outcome is not None
-    lost = lease.lost.is_set()
-    policy = spec.policies.retry
-    retrying = should_retry(outcome, lease.attempts, policy, lost)
-    if retrying:  # publish first: a crash before the verdict is written cannot lose the retry
+        assert outcome is not None
+        lost = lease.lost.is_set()
+        error = outcome.error
+        if lost:
+            error = f"{error or outcome.status.value}; lease lost (taken over or ran out unrenewed)"
+        policy = spec.policies.retry
+        retrying = should_retry(outcome, lease.attempts, policy, lost)
+        state = "RETRY" if retrying else ("SUCCESS" if outcome.ok else "FAILURE")
+        fields = run_fields(
+            req.job_id,
+            req.slot,
+            Role.AUTHORITATIVE,
+            outcome.status.value,
+            ctx,
+            fired_at=fired_at,
+            outcome=outcome,
+            error=error,
+            attempts=lease.attempts,
+            task_state=state,
+        )
+        finished = record_finish(ctx, req, key, fields)  # first thing after the exit
+    if retrying:  # before the verdict: a crash before the verdict cannot lose the retry
         delay = retry_delay(policy, lease.attempts, random.random())
         task.retry(countdown=delay, throw=False)
-    error = outcome.error
-    if lost:
-        error = f"{error or outcome.status.value}; lease lost (taken over or ran out unrenewed)"
-    state = "RETRY" if retrying else ("SUCCESS" if outcome.ok else "FAILURE")
-    fields = run_fields(
-        req.job_id,
-        req.slot,
-        Role.AUTHORITATIVE,
-        outcome.status.value,
-        ctx,
-        fired_at=fired_at,
-        outcome=outcome,
-        error=error,
-        attempts=lease.attempts,
-        task_state=state,
-    )
     try:
-        lease.complete(claim_verdict(outcome), also=lambda conn: insert_run(conn, fields))
+        lease.complete(claim_verdict(outcome))
     except InfraError as e:  # the run happened: never re-run it because we could not say so
         log.error(
-            "run of %s %s finished (%s) but could not be recorded: %s; its claim will "
-            "expire unrenewed",
+            "run of %s %s finished (%s) but its claim could not be completed: %s; the "
+            "takeover completes it from the %s record",
             req.job_id,
             req.slot.isoformat(),
             outcome.status.value,
             e,
+            "finished" if finished else "started",
         )
+    if not retrying and not outcome.ok:
+        digest = (outcome.output_digest or "")[:16]
+        raise RunFailed(f"{req.job_id} {slot_arg(req.slot)}: {outcome.status.value}, exit "
+                        f"{outcome.exit_status}, output sha256 {digest}: "
+                        f"{error or 'no error text'}")
     return outcome.status.value
+
+
+def record_finish(ctx: WorkerContext, req: JobRequest, key: str,
+                  fields: dict[str, Any]) -> bool:
+    """The durable "finished" record: the started row gets the outcome (False if it could not
+    be written: the claim then expires and the takeover finds the run in flight)."""
+    changes = {k: v for k, v in fields.items() if k != "record_key"}
+    try:
+        with ctx.registry.engine.begin() as conn:
+            conn.execute(update(RUNS).where(RUNS.c.record_key == key).values(**changes))
+    except Exception as e:
+        log.error("run of %s %s finished (%s) but could not be recorded: %s", req.job_id,
+                  req.slot.isoformat(), fields.get("status"), e)
+        return False
+    return True
 
 
 # --- worker signals -------------------------------------------------------------------------------
