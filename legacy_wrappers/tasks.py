@@ -135,6 +135,7 @@ log = logging.getLogger(__name__)
 
 TASK_NAME = "bridge.run_job"
 RUNS = cast(Table, RunRow.__table__)
+ABANDONED = "abandoned"
 MAX_ARGS_JSON = 512
 REJECTED_SLOT = datetime(1970, 1, 1, tzinfo=UTC)  # stands in for a slot that could not be read
 SLOT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|\+00:00)$")
@@ -163,6 +164,7 @@ class RunStatus(StrEnum):
     STOOD_DOWN = "stood-down"
     DEFERRED = "deferred"  # a task result only: a deferral writes no runs row
     RUNNING = RUNNING  # a started authoritative run whose outcome is not recorded yet
+    ABANDONED = "abandoned"  # a started row whose command was never released (never ran)
     LOST = LOST  # its holder died mid-run, outcome unknown, on_lost=skip (see takeover.py)
 
 
@@ -355,14 +357,19 @@ class WorkerContext:
 
 
 _CONTEXT: WorkerContext | None = None
+_CONTEXT_LOCK = threading.Lock()  # the threads pool: one context per process, made once
 
 
 def context() -> WorkerContext:
     global _CONTEXT
-    if _CONTEXT is None or _CONTEXT.pid != os.getpid():
-        settings = getattr(app.conf, "bridge_settings", None) or load_settings()
-        _CONTEXT = WorkerContext(settings)
-    return _CONTEXT
+    ctx = _CONTEXT
+    if ctx is not None and ctx.pid == os.getpid():
+        return ctx
+    with _CONTEXT_LOCK:
+        if _CONTEXT is None or _CONTEXT.pid != os.getpid():
+            settings = getattr(app.conf, "bridge_settings", None) or load_settings()
+            _CONTEXT = WorkerContext(settings)
+        return _CONTEXT
 
 
 # --- recording -----------------------------------------------------------------------------------
@@ -807,10 +814,17 @@ def settle_takeover(
     assert previous is not None
     record, row = previous_start(ctx, spec, req, previous.attempts)
     action = decide_takeover(record, spec.policies.on_lost)
+    key = started_key(req.job_id, req.slot, previous.attempts)
     if action is Settle.RUN:
+        if record is not None:  # gated and never released: it never ran
+            with ctx.registry.engine.begin() as conn:
+                conn.execute(update(RUNS).where(RUNS.c.record_key == key,
+                                                RUNS.c.status == RUNNING)
+                             .values(status=ABANDONED, finished_at=datetime.now(UTC),
+                                     error=f"holder {previous.holder} died before the command "
+                                           "was released: it never ran"))
         return None
     assert record is not None and row is not None
-    key = started_key(req.job_id, req.slot, previous.attempts)
     if action is Settle.COMPLETE:  # it finished before its holder died: never run it again
         verdict = claim_verdict_of(row.status)
         lease.complete(verdict)
