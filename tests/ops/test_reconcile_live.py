@@ -72,7 +72,8 @@ def test_a_slot_whose_worker_was_killed_is_stuck_then_repaired_once(
     ops: OpsHarness, cli: Any
 ) -> None:
     started, done, pids = ops.tmp / "started.txt", ops.tmp / "done.txt", ops.tmp / "pids.txt"
-    ops.add_job("long", f"echo $$ >> {pids}; echo go >> {started}; sleep 8; echo ok >> {done}")
+    ops.add_job("long", f"echo $$ >> {pids}; echo go >> {started}; sleep 8; echo ok >> {done}",
+                on_lost="rerun")
     slot = top_of_hour()
     worker = ops.start_worker()
     ops.client.send_task("bridge.run_job", args=["long", slot_text(slot)], queue="bridge")
@@ -101,4 +102,4 @@ def test_a_slot_whose_worker_was_killed_is_stuck_then_repaired_once(
     assert again.code == 0 and again.json()["repairs"] == [], again.out
     assert lines(started) == ["go", "go"] and lines(done) == ["ok"]
     runs = [(r.role, r.status, r.attempts) for r in ops.runs("long")]
-    assert runs == [("authoritative", "succeeded", 2)]
+    assert runs == [("authoritative", "interrupted", 1), ("authoritative", "succeeded", 2)]

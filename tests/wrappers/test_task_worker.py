@@ -312,7 +312,8 @@ def test_forbid_skips_a_slot_while_the_previous_one_still_runs(harness: Harness)
     harness.send("exclusive", S2)
     wait_for("the skip", lambda: any(r.status == "skipped" for r in harness.runs("exclusive")))
     harness.send("exclusive", S2)  # the skip is sticky: a re-send does not run the slot
-    wait_for("three rows", lambda: len(harness.runs("exclusive")) == 3)
+    wait_for("three rows, the first run finished", lambda: len(harness.runs("exclusive")) == 3
+             and "running" not in {r.status for r in harness.runs("exclusive")})
     by_slot = {(r.slot, r.role, r.status, r.error) for r in harness.runs("exclusive")}
     assert by_slot == {
         (slot(S1), "authoritative", "succeeded", None),
