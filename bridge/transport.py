@@ -70,6 +70,7 @@ class Channel(kombu_redis.Channel):
         self._alive_at = 0.0
         self._swept = False
         self._warned_multi = False
+        self._indexed: set[str] = set()
 
     # --- keys -----------------------------------------------------------------------------------
 
@@ -94,6 +95,7 @@ class Channel(kombu_redis.Channel):
         with self.conn_or_acquire() as client:
             client.set(self.alive_key, "1", ex=self.alive_ttl)
         self._alive_at = now
+        self._indexed.clear()  # re-register our inflight lists now and then (a sweep may drop one)
 
     def restore_dead_inflight(self) -> int:
         """Move the items of every dead channel's inflight list back to the head of its queue."""
@@ -135,8 +137,10 @@ class Channel(kombu_redis.Channel):
             self.restore_dead_inflight()
         key = keys[0]
         inflight = self.inflight_key(key)
-        with self.conn_or_acquire() as client:
-            client.hset(INFLIGHT_INDEX, inflight, key)
+        if inflight not in self._indexed:  # registered once per channel and queue
+            with self.conn_or_acquire() as client:
+                client.hset(INFLIGHT_INDEX, inflight, key)
+            self._indexed.add(inflight)
         self._blmove_source = (queues[0], key)
         self._in_poll = self.client.connection
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]

@@ -29,12 +29,26 @@ legacy). Then:
   is published *before* the verdict is written so a crash in between cannot lose it, and the
   retry re-claims the slot with a :class:`RetryGrant` (same lineage, attempts below
   ``max_retries + 1``; a takeover after a crash also counts as an attempt).
+  Around the command the run writes two durable records (:mod:`legacy_wrappers.takeover`): a
+  ``running`` row before the process is forked, given its pid before the gated command may
+  exec, and the outcome on that same row the moment the command exits (before the retry is
+  published and the claim's verdict written). A takeover of an expired claim reads the previous
+  attempt's row first: finished -> the claim completes from it (never run again); never
+  released -> run; in flight -> wait for its process group to be gone, then ``lost`` (the job's
+  ``on_lost=skip``, the default: the claim ends ``lost``, :class:`RunLost` is raised so Flower
+  shows a FAILURE) or run again (``rerun``). A failed run (retries spent) raises
+  :class:`RunFailed` after it is recorded: a Celery FAILURE with the exit code and the output
+  digest, never retried by Celery (``throws``).
+* **Admission** (:mod:`legacy_wrappers.admission`): a slot more than 60 s in the future or off
+  the job's schedule is ``rejected`` (no claim) unless an audit record names the task id.
 * **Legacy owns the slot** (shadow; never claims): ``observe`` records an ``observed`` row;
   ``dry-run`` runs ``dry_run_command`` (else the real command) with ``BRIDGE_SHADOW=1`` in its
   environment, or a callable's ``dry_run_target`` (a callable without one is only observed: a
   Python function has no environment contract to honour); ``execute`` runs the real handler.
   Shadow rows use role ``shadow``; each slot is shadowed at most once (a unique ``record_key``
   is inserted before running; a duplicate delivery records ``suppressed``). No shadow retries.
+  After a rollback (Celery owned the job and legacy took it back) ``observe`` jobs record a
+  ``stand-down``; ``dry-run`` / ``execute`` jobs are shadowed again as before the flip.
 * Unmapped handlers are never executed: ``observed`` only, whoever owns the slot.
 
 Warm shutdown (``worker_shutting_down``, MainProcess): a flag file inherited by the pool's

@@ -200,7 +200,7 @@ def test_each_slot_runs_once_through_duplicates_resends_and_a_sigkill(harness: H
 
 @pytest.mark.integration
 def test_a_run_killed_mid_command_is_recorded_lost_and_never_rerun_by_default(
-    harness: Harness,
+    harness: Harness, cli: Any
 ) -> None:
     """Issue 20: the command had started (its side effect may have happened) when its worker
     died; under the default ``on_lost=skip`` the takeover records the slot ``lost`` (outcome
@@ -227,6 +227,14 @@ def test_a_run_killed_mid_command_is_recorded_lost_and_never_rerun_by_default(
     wait_for("the suppressed copy", lambda: any(r.status == "suppressed"
                                                 for r in harness.runs("billing")))
     assert lines(out) == [] and len(lines(started)) == 1
+    # an operator runs it deliberately (audited as trigger.rerun)
+    env = {"BRIDGE_REDIS_URL": harness.redis_url, "BRIDGE_DATABASE_URL": harness.db_url}
+    plain = cli("trigger", "billing", "--slot", S2, env=env)
+    assert plain.code == 1 and "already ran (claim lost" in plain.err
+    rerun = cli("trigger", "billing", "--slot", S2, "--rerun", "--reason", "checked", env=env)
+    assert rerun.code == 0, rerun.err
+    wait_for("the deliberate rerun", lambda: lines(out) == ["done"], 30)
+    assert len(lines(started)) == 2
 
 
 @pytest.mark.integration
