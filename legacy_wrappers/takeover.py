@@ -17,8 +17,8 @@ was cut off), the newcomer reads the previous attempt's started row and decides 
 =============================================  ==================================================
 previous attempt's record                        what the takeover does
 =============================================  ==================================================
-none, or ``running`` without a pid (command      run the slot (the command never started)
-gated and never released)
+none, or ``running`` without a pid (command      run the slot (the command never started; the
+gated and never released)                        old row becomes ``suppressed``, "never ran")
 finished (an outcome is recorded)               complete the claim with that outcome; run nothing
 ``running`` with a pid (command started,         wait until that process group is gone (same
 outcome unknown)                                host; it is killed after a bound), then:

@@ -34,7 +34,8 @@ legacy). Then:
   exec, and the outcome on that same row the moment the command exits (before the retry is
   published and the claim's verdict written). A takeover of an expired claim reads the previous
   attempt's row first: finished -> the claim completes from it (never run again); never
-  released -> run; in flight -> wait for its process group to be gone, then ``lost`` (the job's
+  released -> run (the old row becomes ``suppressed``, "never ran"); in flight -> wait for
+  its process group to be gone, then ``lost`` (the job's
   ``on_lost=skip``, the default: the claim ends ``lost``, :class:`RunLost` is raised so Flower
   shows a FAILURE) or run again (``rerun``). A failed run (retries spent) raises
   :class:`RunFailed` after it is recorded: a Celery FAILURE with the exit code and the output
@@ -149,7 +150,7 @@ log = logging.getLogger(__name__)
 
 TASK_NAME = "bridge.run_job"
 RUNS = cast(Table, RunRow.__table__)
-ABANDONED = "abandoned"
+NEVER_RAN = "never ran"
 MAX_ARGS_JSON = 512
 REJECTED_SLOT = datetime(1970, 1, 1, tzinfo=UTC)  # stands in for a slot that could not be read
 SLOT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|\+00:00)$")
@@ -178,7 +179,6 @@ class RunStatus(StrEnum):
     STOOD_DOWN = "stood-down"
     DEFERRED = "deferred"  # a task result only: a deferral writes no runs row
     RUNNING = RUNNING  # a started authoritative run whose outcome is not recorded yet
-    ABANDONED = "abandoned"  # a started row whose command was never released (never ran)
     LOST = LOST  # its holder died mid-run, outcome unknown, on_lost=skip (see takeover.py)
 
 
@@ -834,9 +834,11 @@ def settle_takeover(
             with ctx.registry.engine.begin() as conn:
                 conn.execute(update(RUNS).where(RUNS.c.record_key == key,
                                                 RUNS.c.status == RUNNING)
-                             .values(status=ABANDONED, finished_at=datetime.now(UTC),
-                                     error=f"holder {previous.holder} died before the command "
-                                           "was released: it never ran"))
+                             .values(role=Role.SUPPRESSED.value,
+                                     status=RunStatus.SUPPRESSED.value, task_state="IGNORED",
+                                     finished_at=datetime.now(UTC),
+                                     error=f"{NEVER_RAN}: holder {previous.holder} died before "
+                                           "the command was released"))
         return None
     assert record is not None and row is not None
     if action is Settle.COMPLETE:  # it finished before its holder died: never run it again

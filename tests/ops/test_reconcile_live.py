@@ -60,6 +60,8 @@ def test_a_slot_missed_without_workers_is_repaired_once(ops: OpsHarness, cli: An
     again = cli(*args, "--repair", env=ops.env)
     assert again.code == 0, again.out
     assert again.json()["findings"] == [] and again.json()["repairs"] == []
+    [made] = again.json()["repaired"]  # the repair stays visible in reconcile's output
+    assert (made["job_id"], made["slot"], made["kind"]) == ("nightly", slot, "missed")
     time.sleep(1)
     assert lines(out) == ["ran"]
     assert [(r.role, r.status) for r in ops.runs("nightly")] == [("authoritative", "succeeded")]

@@ -106,7 +106,9 @@ def test_a_takeover_never_repeats_a_finished_run_and_never_overlaps_a_live_one(
         return claim.state.value, rows
 
     assert final("finished") == ("succeeded", [("succeeded", 1)])
-    assert final("never-released") == ("succeeded", [("abandoned", 1), ("succeeded", 2)])
+    assert final("never-released") == ("succeeded", [("succeeded", 2)])
+    [never] = [r for r in harness.runs("never-released") if r.role == "suppressed"]
+    assert never.status == "suppressed" and never.error and never.error.startswith("never ran")
     assert final("in-flight-skip") == ("lost", [("lost", 1)])
     assert final("in-flight-rerun") == ("succeeded", [("interrupted", 1), ("succeeded", 2)])
     with pytest.raises(ProcessLookupError):
