@@ -11,8 +11,9 @@ The authoritative path of ``bridge.run_job`` writes two durable records around e
   anything else (retry publication, the claim's verdict).
 
 When a claim is *taken over* (its lease expired: the holder stopped renewing it, i.e. died or
-was cut off), the newcomer reads the previous attempt's started row and decides (pure
-:func:`decide_takeover`):
+was cut off), the newcomer reads the latest started row of the slot (of any earlier attempt: a
+takeover that itself died before starting anything leaves none of its own) and decides (pure
+:func:`decide_takeover`; a row a ``rerun`` takeover closed counts as "nothing in flight"):
 
 =============================================  ==================================================
 previous attempt's record                        what the takeover does
@@ -52,6 +53,7 @@ from bridge.spec import LostPolicy
 RUNNING = "running"
 LOST = "lost"
 LOST_NOTE = "outcome unknown"
+RERUN_NOTE = "rerun: holder died mid-run, outcome unknown"  # a row a rerun takeover closed
 
 
 class Settle(StrEnum):
@@ -69,20 +71,25 @@ class StartedRecord:
     pid: int | None
     host: str | None
     callable_handler: bool = False
+    closed_by_takeover: bool = False  # a rerun takeover closed it; nothing has run since
 
     @property
     def finished(self) -> bool:
-        return self.status != RUNNING
+        return self.status != RUNNING and not self.closed_by_takeover
 
     @property
     def in_flight(self) -> bool:
-        return not self.finished and (self.pid is not None or self.callable_handler)
+        return self.status == RUNNING and (self.pid is not None or self.callable_handler)
+
+
+def started_prefix(job_id: str, slot: datetime) -> str:
+    digest = hashlib.sha256(f"{job_id}\0{slot.isoformat()}".encode()).hexdigest()[:40]
+    return f"celery-run:{digest}:"
 
 
 def started_key(job_id: str, slot: datetime, attempt: int) -> str:
     """The record key of the started row of one attempt of one slot (unique in ``runs``)."""
-    digest = hashlib.sha256(f"{job_id}\0{slot.isoformat()}".encode()).hexdigest()[:40]
-    return f"celery-run:{digest}:{attempt}"
+    return f"{started_prefix(job_id, slot)}{attempt}"
 
 
 def decide_takeover(previous: StartedRecord | None, on_lost: LostPolicy) -> Settle:

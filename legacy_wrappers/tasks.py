@@ -96,7 +96,7 @@ from celery import Task
 from celery.exceptions import Reject
 from celery.signals import worker_init, worker_ready, worker_shutdown, worker_shutting_down
 from sqlalchemy import Connection, Table, insert, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bridge.authority import owner_at
 from bridge.celery_app import app
@@ -113,6 +113,7 @@ from bridge.spec import (
     ShadowMode,
 )
 from bridge.store.db import Registry
+from bridge.store.db import unreachable as unreachable_db
 from bridge.store.models import RunRow
 from bridge.store.repos import AuthorityEvent, AuthorityRepo, JobRepo, Owner
 from legacy_wrappers.admission import audited, slot_problem
@@ -135,12 +136,14 @@ from legacy_wrappers.runner import (
 )
 from legacy_wrappers.takeover import (
     LOST,
+    RERUN_NOTE,
     RUNNING,
     Settle,
     StartedRecord,
     decide_takeover,
     lost_note,
     started_key,
+    started_prefix,
     wait_group_gone,
 )
 
@@ -808,14 +811,20 @@ def defer_for_group(task: Task, spec: JobSpec, req: JobRequest, lease: Lease) ->
 
 
 def previous_start(ctx: WorkerContext, spec: JobSpec, req: JobRequest,
-                   attempt: int) -> tuple[StartedRecord | None, RunRow | None]:
-    key = started_key(req.job_id, req.slot, attempt)
+                   below: int) -> tuple[StartedRecord | None, RunRow | None]:
+    """The latest started row of the slot among attempts below ``below``."""
+    prefix = started_prefix(req.job_id, req.slot)
     with ctx.registry.session() as s:
-        row = s.query(RunRow).filter(RunRow.record_key == key).one_or_none()
-    if row is None:
+        rows = [r for r in s.query(RunRow).filter(RunRow.job_id == req.job_id,
+                                                  RunRow.slot == req.slot,
+                                                  RunRow.record_key.startswith(prefix))
+                if r.attempts < below]
+    if not rows:
         return None, None
+    row = max(rows, key=lambda r: r.attempts)
     record = StartedRecord(row.status, row.pid, row.host,
-                           callable_handler=isinstance(spec.handler, CallableHandler))
+                           callable_handler=isinstance(spec.handler, CallableHandler),
+                           closed_by_takeover=(row.error or "").startswith(RERUN_NOTE))
     return record, row
 
 
@@ -826,9 +835,9 @@ def settle_takeover(
     None: go on and run the slot."""
     previous = lease.took_over_from
     assert previous is not None
-    record, row = previous_start(ctx, spec, req, previous.attempts)
+    record, row = previous_start(ctx, spec, req, lease.attempts)
     action = decide_takeover(record, spec.policies.on_lost)
-    key = started_key(req.job_id, req.slot, previous.attempts)
+    key = row.record_key if row is not None else ""
     if action is Settle.RUN:
         if record is not None:  # gated and never released: it never ran
             with ctx.registry.engine.begin() as conn:
@@ -861,7 +870,7 @@ def settle_takeover(
         lease.complete(ClaimState.LOST, also=mark_lost)
         log.warning("%s %s: lost (%s)", req.job_id, req.slot.isoformat(), note)
         raise RunLost(f"{req.job_id} {slot_arg(req.slot)}: lost: {note}")
-    note = f"holder {previous.holder} died mid-run, outcome unknown; on_lost=rerun: run again"
+    note = f"{RERUN_NOTE}; holder {previous.holder}; on_lost=rerun: run again"
     with ctx.registry.engine.begin() as conn:
         conn.execute(update(RUNS).where(RUNS.c.record_key == key, RUNS.c.status == RUNNING)
                      .values(status=OutcomeStatus.INTERRUPTED.value, task_state="FAILURE",
@@ -883,11 +892,16 @@ def slot_arg(slot: datetime) -> str:
 
 def record_start(ctx: WorkerContext, req: JobRequest, lease: Lease, fired_at: datetime,
                  key: str) -> None:
-    """The durable "started" record: inserted before the command is forked."""
-    record(ctx, {**run_fields(req.job_id, req.slot, Role.AUTHORITATIVE, RUNNING, ctx,
-                              fired_at=fired_at, attempts=lease.attempts, task_state="STARTED",
-                              record_key=key),
-                 "started_at": datetime.now(UTC)})
+    """The durable "started" record: inserted before the command is forked (a resumed attempt
+    whose start was recorded but whose command never ran reuses its row)."""
+    fields = {**run_fields(req.job_id, req.slot, Role.AUTHORITATIVE, RUNNING, ctx,
+                           fired_at=fired_at, attempts=lease.attempts, task_state="STARTED",
+                           record_key=key),
+              "started_at": datetime.now(UTC)}
+    try:
+        record(ctx, fields)
+    except IntegrityError:
+        update_run(ctx, key, {**fields, "pid": None})
 
 
 def record_pid(ctx: WorkerContext, key: str, pid: int) -> None:
@@ -905,11 +919,15 @@ def run_claimed(
 ) -> str:
     key = started_key(req.job_id, req.slot, lease.attempts)
     with lease:
-        record_start(ctx, req, lease, fired_at, key)
-        outcome = execute(
-            spec, ctx, interrupted=lambda: SHUTDOWN.requested() or lease.lost.is_set(),
-            on_start=lambda run: record_pid(ctx, key, run.pid),
-        )
+        try:
+            record_start(ctx, req, lease, fired_at, key)
+            outcome = execute(
+                spec, ctx, interrupted=lambda: SHUTDOWN.requested() or lease.lost.is_set(),
+                on_start=lambda run: record_pid(ctx, key, run.pid),
+            )
+        except SQLAlchemyError as e:  # the start could not be recorded: nothing ran
+            lease.defer()  # only this lineage's infrastructure retry resumes it
+            raise unreachable_db(ctx.registry.url, e) from e
         assert outcome is not None
         lost = lease.lost.is_set()
         error = outcome.error

@@ -40,6 +40,10 @@ def test_the_previous_attempts_record_decides_what_a_takeover_does() -> None:
     assert decide_takeover(in_flight, LostPolicy.SKIP) is Settle.LOST
     assert decide_takeover(in_process, LostPolicy.SKIP) is Settle.LOST
     assert decide_takeover(in_flight, LostPolicy.RERUN) is Settle.RERUN
+    # a row a rerun takeover closed, whose own takeover then died before starting anything:
+    # nothing is in flight, so the next takeover runs the slot (it does not "complete" it)
+    closed = StartedRecord("interrupted", 42, "h", closed_by_takeover=True)
+    assert decide_takeover(closed, LostPolicy.RERUN) is Settle.RUN
     assert started_key("a", slot(S1), 1) != started_key("a", slot(S1), 2)
 
 
