@@ -260,7 +260,8 @@ def judge(
         return [stuck]  # a dead holder is reported as soon as its lease expired
     lost = [r for r in rows if r.path == "celery" and r.role == "authoritative"
             and r.status == "lost"]
-    if lost or (claim is not None and claim.state == "lost"):
+    succeeded = any(r.path == "celery" and r.status == "succeeded" for r in executions)
+    if not succeeded and (lost or (claim is not None and claim.state == "lost")):
         detail = lost[0].error if lost and lost[0].error else "outcome unknown"
         return [Finding(Kind.LOST, job.id, slot, detail or "outcome unknown",
                         attempts=claim.attempts if claim else None)]

@@ -123,12 +123,14 @@ def wait_group_gone(
     host: str | None,
     *,
     bound: float,
+    kill: bool = True,
     sleep: Callable[[float], None] = time.sleep,
     alive: Callable[[int], bool] = group_alive,
 ) -> str:
     """Wait until the previous command's process group is gone (never start a takeover while
-    it runs). Only checkable on the same host; past ``bound`` seconds it is killed (SIGKILL to
-    the group: its holder is dead, so nothing will record it anyway). Returns what happened."""
+    it runs). Only checkable on the same host; past ``bound`` seconds it is killed when ``kill``
+    (SIGKILL to the group, before a re-run), else left alone (a ``skip`` takeover starts
+    nothing). Returns what happened."""
     if pid is None:
         return "no process"
     if host != socket.gethostname():
@@ -136,6 +138,8 @@ def wait_group_gone(
     deadline = time.monotonic() + bound
     while alive(pid):
         if time.monotonic() >= deadline:
+            if not kill:
+                return f"process group {pid} still running after {bound:g} s"
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
             sleep(0.2)

@@ -858,7 +858,8 @@ def settle_takeover(
         return row.status
     with lease:  # keep our lease alive while the old command's process group goes away
         gone = wait_group_gone(record.pid, record.host,
-                               bound=float(ctx.settings.worker_shutdown_grace) + 15)
+                               bound=float(ctx.settings.worker_shutdown_grace) + 15,
+                               kill=action is Settle.RERUN)
     if action is Settle.LOST:
         note = f"{lost_note(previous.holder, record.pid, record.host)}; {gone}"
         now = datetime.now(UTC)
