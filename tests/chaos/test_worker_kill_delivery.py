@@ -12,6 +12,7 @@ list's ``alive`` TTL, 30 s).
 from __future__ import annotations
 
 import getpass
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -58,7 +59,7 @@ def test_a_worker_killed_holding_an_unregistered_message_loses_nothing(chaos: Ch
     chaos.client.send_task("bridge.run_job", args=["hourly", slot_text(slot)], queue="bridge")
     wait_for("Redis to hand the message over", lambda: r.llen("bridge") == 0, 10)
     assert r.hlen("unacked") == 0  # the frozen worker never registered it
-    worker.kill()
+    os.killpg(worker.pid, signal.SIGKILL)  # still frozen: no SIGCONT first, it never wakes
     worker.popen.wait(timeout=20)
 
     t0 = time.monotonic()
