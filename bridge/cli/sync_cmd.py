@@ -24,7 +24,7 @@ def sync(
 
     Runs in pipelined batches; entries not made by the bridge are never touched. Safe to run at
     any time (beat also repairs missing entries by itself). A key prefix belongs to the first
-    registry that synced it: a sync from another registry is refused (exit 2) and changes nothing."""
+    registry that synced it: a sync from another registry is refused (exit 2), changing nothing."""
     report = sync_registry(
         STATE.registry(), STATE.settings, apply=not check, take_over=take_over
     )
