@@ -1,28 +1,30 @@
 """Shadow-diff benchmark: 1,000 jobs x 1,000 slots (2,000,000 observations) per backend.
 
-    /work/venv/bin/python bench/compare.py                       # SQLite and PostgreSQL
-    /work/venv/bin/python bench/compare.py --backends sqlite --jobs 100
+    python bench/compare.py                       # SQLite and PostgreSQL (the venv's python)
+    python bench/compare.py --backends sqlite --jobs 100 --out /tmp/compare.json
 
 Setup (not timed): a temporary SQLite registry and a temporary PostgreSQL database on the local
 server (``--pg-admin``, default ``postgresql://postgres@127.0.0.1:5432/postgres``; dropped at
 the end), both migrated with the bridge's Alembic scripts; ``jobs`` hourly vixie jobs
-registered through ``JobRepo``; ``jobs x slots`` legacy + Celery observations bulk-loaded
-(SQLite: DB-API ``executemany``; PostgreSQL: ``COPY``) with a little noise (late firings, failed
-exits, missing Celery firings) so every code path of the comparator runs.
+registered through ``JobRepo``, imported a day before the window (so every slot is expected);
+``jobs x slots`` legacy + Celery observations of a realistic :class:`observations.Workload`
+(mostly matching; some Celery or legacy firings missing, late firings, outcome mismatches,
+slots Celery ran twice) bulk-loaded (SQLite: DB-API ``executemany``; PostgreSQL: ``COPY``).
 
-Timed, in a fresh child process per backend (so the peak RSS is the diff's own): open the
-registry, list the jobs, and run :func:`shadow.report.build_report` over the whole window: per
-job one indexed query of compact rows (slot key, path/role/status code, exit status, row id;
-:mod:`shadow.scan`) whose trivially matching slots are counted without building observations,
-the rest fetched in full by row id in batches and judged by the comparator, then the summary
-and readiness; then again
-with ``--workers`` processes (:func:`shadow.report.build_report_parallel`). Reported: wall
-seconds, CPU seconds of the serial run (the machine may be shared: CPU time is the steadier
-figure), peak RSS of the measuring process (``ru_maxrss``, interpreter and imports included;
-with workers, each worker holds one part's jobs at a time, like the serial process),
-the verdict totals, and a speed reference (``sum(range(1000))`` in microseconds) to scale the
-figures to another machine.
-Targets: under 10 s and under 500 MB. Writes ``bench/results/compare.json``.
+Timed, in a fresh child process per backend: open the registry, list the jobs, and run
+:func:`shadow.report.build_report` over the whole window: per job one indexed query of compact
+rows (slot key, path/role/status code, exit status, row id; :mod:`shadow.scan`) whose trivially
+matching slots are counted without building observations, the rest fetched in full by row id
+in batches and judged by the comparator, then the summary and readiness; then again with
+``--workers`` processes (:func:`shadow.report.build_report_parallel`).
+
+The bench checks itself: the report must find ``jobs x slots`` expected slots and exactly the
+verdicts the workload generated (matches > 0, no ``unexpected_slot``); otherwise it exits
+non-zero naming the difference. Reported: wall seconds, CPU seconds of the serial run, peak
+RSS of the whole process tree (the measuring process and its workers, sampled every 50 ms from
+the parent, and at least the measuring process's own ``ru_maxrss``), the verdict totals, and a
+speed reference (``sum(range(1000))`` in microseconds) to scale the figures to another machine.
+Targets: under 10 s and under 500 MB. Writes ``bench/results/compare.json`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -283,6 +285,8 @@ def main() -> None:
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--pg-admin", default=os.environ.get("BRIDGE_TEST_PG_ADMIN", PG_ADMIN))
     ap.add_argument("--workers", type=int, default=2, help="also time this many processes")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "compare.json"),
+                    help="where to write the JSON results")
     ap.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
@@ -297,12 +301,12 @@ def main() -> None:
     doc = {"jobs": args.jobs, "slots_per_job": args.slots, "cpus": os.cpu_count(),
            "load_average_1m": round(load, 2), "speed_reference_us": round(reference, 1),
            "results": results}
-    out = ROOT / "bench" / "results" / "compare.json"
+    out = Path(args.out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print_table(results)
     print(f"(load average {load:.1f} on {os.cpu_count()} CPUs; sum(range(1000)) took "
-          f"{reference:.1f} us, ~10 on an idle modern core; wrote {out.relative_to(ROOT)})")
+          f"{reference:.1f} us, ~10 on an idle modern core; wrote {out})")
 
 
 if __name__ == "__main__":

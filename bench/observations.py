@@ -1,7 +1,7 @@
 """Observation-store benchmark: ``shadow.record.query`` on 1,000,000 rows in SQLite.
 
-    /work/venv/bin/python bench/observations.py            # 1,000 jobs x 500 slots x 2 paths
-    /work/venv/bin/python bench/observations.py --jobs 100 --slots 100   # a quick run
+    python bench/observations.py            # 1,000 jobs x 500 slots x 2 paths
+    python bench/observations.py --jobs 100 --slots 100   # a quick run
 
 Fills a temporary SQLite registry (migrated by the bridge's own Alembic scripts, so the indexes
 are exactly the production ones) with ``jobs x slots x 2`` rows (legacy + celery, hourly slots),

@@ -24,7 +24,8 @@ Refusals (none of them are overridable unless said so)
     * ``mismatch``: an unresolved shadow mismatch where both paths were seen and disagree
       (``outcome_mismatch``, ``late``, ``duplicate``, ``unexpected_slot``) lies in the
       readiness window (to Celery only); explain it with a ``compare.ignore`` rule or fix it:
-      ``force`` does not skip it. A *missing* side is lack of evidence: not ready.
+      ``force`` does not skip it. A *missing* side is lack of evidence: not ready; so is a
+      ``lost`` run (its outcome is unknown).
     * ``not-ready``: the readiness check failed (to Celery only); ``force`` with a ``reason``
       overrides it and the flip is recorded ``forced``.
     A flip to legacy (the rollback) is never refused for readiness or mismatches.

@@ -81,7 +81,9 @@ def evidence(session: Session, spec: JobSpec, history: list[AuthorityEvent],
     return Evidence(ready, _unresolved(verdicts, ready))
 
 
-ABSENCES = frozenset({Verdict.MISSING_LEGACY, Verdict.MISSING_CELERY})
+# lack of evidence, not disagreement: the job is not ready (a forced flip may override it);
+# a lost run's outcome is unknown, so it proves nothing either way
+ABSENCES = frozenset({Verdict.MISSING_LEGACY, Verdict.MISSING_CELERY, Verdict.LOST})
 
 
 def _unresolved(verdicts: list[SlotVerdict], ready: Readiness) -> tuple[datetime, ...]:

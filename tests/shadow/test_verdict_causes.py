@@ -160,3 +160,29 @@ def test_the_table_and_html_reports_show_lost_distinctly(cli, db_url, tmp_path) 
     r = cli(*args, "--format", "html", "--out", str(page), env=env)
     assert r.code == 1, r.err
     assert "lost (outcome unknown)" in page.read_text()
+
+
+def test_a_lost_shadow_run_makes_the_job_not_ready_for_a_flip_and_force_overrides(
+        cli, db_url) -> None:  # type: ignore[no-untyped-def]
+    """The readiness gate: a lost slot is a finding (not ready; its outcome proves nothing
+    either way, so a forced flip with a reason may override it, unlike a disagreement)."""
+    from datetime import UTC
+
+    from tests.authority.test_authority_cli import env, matched_history, setup_jobs
+
+    spec = make_spec("*/5 * * * *", job_id="j1")
+    registry = setup_jobs(db_url, spec)
+    now = datetime.now(UTC)
+    matched_history(registry, spec, 24, now)
+    with registry.session() as s:  # the newest slot's Celery shadow run died with its worker
+        newest = max(r.slot for r in RunRepo(s).for_job("j1"))
+        RunRepo(s).add(job_id="j1", slot=newest, path="celery", role="shadow", status="lost",
+                       started_at=newest + timedelta(seconds=1), attempts=2, error=LOST_NOTE)
+    registry.dispose()
+    r = cli("authority", "flip", "j1", "--to", "celery", "--json", env=env(db_url))
+    assert r.code == 1, r.out + r.err
+    (refusal,) = r.json()["refused"]
+    assert refusal["kind"] == "not-ready" and "lost at" in refusal["message"]
+    r = cli("authority", "flip", "j1", "--to", "celery", "--force", "--reason", "known kill",
+            env=env(db_url))
+    assert r.code == 0, r.out + r.err
