@@ -25,15 +25,18 @@ JSON document (``--format json``; field names are stable, new fields may be adde
       expected_slots  slots the legacy schedule designates in the window
       compared        verdicts: expected slots + unexpected firings
       counts          {match, missing_celery, missing_legacy, late, duplicate, outcome_mismatch,
-                       pending, unexpected_slot, ignored}: an ignored slot counts only under
-                       "ignored" (its real verdict stays in mismatches[])
+                       pending, unexpected_slot, before_import, lost, ignored}: an ignored slot
+                       counts only under "ignored" (its real verdict stays in mismatches[]);
+                       before_import (a firing at or before the job's import) is not a
+                       finding, lost (a run whose outcome is unknown) is
       ignored_rules   {rule text: slots it explained}
-      unresolved      slots whose verdict is not match/pending and not ignored
+      unresolved      slots whose verdict is not match/pending/before_import and not ignored
       first_slot, last_slot   ISO 8601 or null
       readiness       {ready, basis ("outcome" | "timing-only"), required, evidence (the slots
                        considered), reasons (why not ready)}
       last_mismatch   the newest unresolved slot verdict, or null
-      mismatches      up to 50 newest slot verdicts other than match/pending (ignored included)
+      mismatches      up to 50 newest slot verdicts other than match/pending/before_import
+                      (ignored included)
 
     slot verdict      {slot, verdict, detail, basis ("outcome" | "timing" | "none"),
                        ignored_by (rule text or null), mismatched (fields), legacy, celery}
