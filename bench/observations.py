@@ -1,7 +1,7 @@
 """Observation-store benchmark: ``shadow.record.query`` on 1,000,000 rows in SQLite.
 
-    /work/venv/bin/python bench/observations.py            # 1,000 jobs x 500 slots x 2 paths
-    /work/venv/bin/python bench/observations.py --jobs 100 --slots 100   # a quick run
+    python bench/observations.py            # 1,000 jobs x 500 slots x 2 paths
+    python bench/observations.py --jobs 100 --slots 100   # a quick run
 
 Fills a temporary SQLite registry (migrated by the bridge's own Alembic scripts, so the indexes
 are exactly the production ones) with ``jobs x slots x 2`` rows (legacy + celery, hourly slots),
@@ -59,25 +59,64 @@ def slot_of(i: int, k: int) -> datetime:
     return EPOCH + timedelta(hours=k, minutes=i % 60)
 
 
+# What a slot of the generated workload is (share of slots, by a uniform draw):
+NOISE = (
+    ("missing_celery", 0.002),  # the Celery firing never came
+    ("missing_legacy", 0.001),  # cron did not fire
+    ("late", 0.001),  # legacy fired 120 s late (tolerance 60 s)
+    ("outcome_mismatch", 0.003),  # Celery's run exited 1, legacy's 0
+    ("duplicate", 0.0005),  # Celery ran the slot twice (two hosts)
+)
+
+
+class Workload:
+    """Legacy + Celery observations of ``jobs x slots`` hourly slots (:func:`slot_of`), mostly
+    matching, with the :data:`NOISE` above; :attr:`expected` counts, per verdict, what the
+    comparator must answer once :meth:`rows` has been consumed (the bench checks it)."""
+
+    def __init__(self, jobs: int, slots: int, seed: int = 7) -> None:
+        self.jobs, self.slots, self.seed = jobs, slots, seed
+        self.expected: dict[str, int] = {"match": 0, **{name: 0 for name, _ in NOISE}}
+        self.rows_made = 0
+
+    def _kind(self, draw: float) -> str:
+        edge = 0.0
+        for name, share in NOISE:
+            edge += share
+            if draw < edge:
+                return name
+        return "match"
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        rnd = random.Random(self.seed)
+        digest = "0" * 64
+        for i in range(self.jobs):
+            jid = job_id(i)
+            for k in range(self.slots):
+                slot = slot_of(i, k)
+                kind = self._kind(rnd.random())
+                self.expected[kind] += 1
+                lag = rnd.uniform(0.0, 2.0)
+                firings = [("legacy", "authoritative", lag + (120 if kind == "late" else 0), 0,
+                            "bench-l")]
+                celery_exit = 1 if kind == "outcome_mismatch" else 0
+                firings.append(("celery", "shadow", lag + 0.05, celery_exit, "bench-c1"))
+                if kind == "duplicate":
+                    firings.append(("celery", "shadow", lag + 0.3, 0, "bench-c2"))
+                for path, role, seconds, exit_status, host in firings:
+                    if kind == f"missing_{path}":
+                        continue
+                    fired = slot + timedelta(seconds=seconds)
+                    status = "succeeded" if exit_status == 0 else "failed"
+                    self.rows_made += 1
+                    yield (jid, slot, path, role, status, fired, fired,
+                           fired + timedelta(seconds=3), exit_status, None, 1, digest, None,
+                           host, None, f"{jid}/{slot:%Y%m%dT%H%M%S}/{path}/{host}")
+
+
 def raw_rows(jobs: int, slots: int, seed: int = 7) -> Iterator[tuple[Any, ...]]:
-    """(job, slot, legacy+celery) rows with a little realistic noise: lag, failures, gaps."""
-    rnd = random.Random(seed)
-    digest = "0" * 64
-    for i in range(jobs):
-        jid = job_id(i)
-        for k in range(slots):
-            slot = slot_of(i, k)
-            for path in ("legacy", "celery"):
-                if path == "celery" and rnd.random() < 0.002:
-                    continue  # a missing celery firing
-                lag = rnd.uniform(0.0, 2.0) + (120 if rnd.random() < 0.001 else 0)
-                fired = slot + timedelta(seconds=lag)
-                exit_status = 1 if rnd.random() < 0.003 else 0
-                role = "authoritative" if path == "legacy" else "shadow"
-                status = "succeeded" if exit_status == 0 else "failed"
-                yield (jid, slot, path, role, status, fired, fired, fired + timedelta(seconds=3),
-                       exit_status, None, 1, digest, None, "bench", None,
-                       f"{jid}/{slot:%Y%m%dT%H%M%S}/{path}")
+    """The rows of a :class:`Workload` (legacy + celery, mostly matching, a little noise)."""
+    return Workload(jobs, slots, seed).rows()
 
 
 def _processors(dialect: Any) -> list[Any]:

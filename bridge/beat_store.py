@@ -105,7 +105,9 @@ class WriteBack:
 
 def beat_key(prefix: str) -> str:
     """The liveness hash of the beat holding the lock: ``holder`` (host:pid), ``tick`` (epoch of
-    the last tick), ``backlog`` (slot records waiting for the registry), ``registry_error``."""
+    the last tick), ``backlog`` (slot records waiting for the registry), ``registry_error``;
+    ``batch`` / ``batch_seconds`` / ``batch_at``: messages in the last batch that published
+    any, the seconds it took (planning, publishing, write-back) and when it ended (epoch)."""
     return prefix + ":bridge:beat"
 
 
@@ -163,6 +165,11 @@ class BeatStore:
         ]
         nxt = _text(reply[1])
         return DueBatch(entries, float(nxt) if nxt else None, bool(int(reply[0])))
+
+    def note_batch(self, size: int, seconds: float, at: float) -> None:
+        """Record the last dispatched batch in the liveness hash (see :func:`beat_key`)."""
+        self.client.hset(beat_key(self.prefix), mapping={
+            "batch": str(size), "batch_seconds": f"{seconds:.6f}", "batch_at": repr(at)})
 
     def write_back(self, writes: Sequence[WriteBack], *, token: str) -> int:
         """Write meta + score for each entry, fenced by the lock; returns how many were written."""

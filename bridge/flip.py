@@ -24,7 +24,8 @@ Refusals (none of them are overridable unless said so)
     * ``mismatch``: an unresolved shadow mismatch where both paths were seen and disagree
       (``outcome_mismatch``, ``late``, ``duplicate``, ``unexpected_slot``) lies in the
       readiness window (to Celery only); explain it with a ``compare.ignore`` rule or fix it:
-      ``force`` does not skip it. A *missing* side is lack of evidence: not ready.
+      ``force`` does not skip it. A *missing* side is lack of evidence: not ready; so is a
+      ``lost`` run (its outcome is unknown).
     * ``not-ready``: the readiness check failed (to Celery only); ``force`` with a ``reason``
       overrides it and the flip is recorded ``forced``.
     A flip to legacy (the rollback) is never refused for readiness or mismatches.
@@ -251,3 +252,39 @@ def export_authority(registry: Any, directory: str | None) -> str | None:
         return f"authority files in {directory} not refreshed: {e} " \
                "(run `bridge authority export`)"
     return None
+
+
+# --- before retiring a legacy line ----------------------------------------------------------------
+
+UNFINISHED = "unfinished slot"  # how a retire refusal for an unfinished slot begins
+
+
+def unfinished_slots(session: Session, job_id: str, since: datetime, now: datetime, *,
+                     grace: timedelta, tolerance: timedelta) -> list[tuple[datetime, str]]:
+    """The job's slots in ``(since, now]`` that are not finished: a claim still ``running``
+    (a run under way, or a dead holder's), or a ``missed`` / ``stuck`` reconcile finding not
+    yet repaired or declined. ``(slot, what)`` in slot order; empty when every slot is done."""
+    from bridge.reconcile import REPAIRABLE, Window, load_inputs, reconcile, slot_text
+
+    inputs = load_inputs(session, Window(since, now), job_id=job_id)
+    found: dict[datetime, str] = {}
+    for f in reconcile(inputs.jobs, inputs.histories, inputs.runs, inputs.claims,
+                       Window(since, now), now, grace, tolerance,
+                       repaired=inputs.repaired.keys()):
+        if f.kind in REPAIRABLE:
+            found[f.slot] = f"{f.kind.value}: {f.detail}"
+    for c in inputs.claims:
+        if c.state == "running" and c.slot not in found:
+            found[c.slot] = f"claim running (holder {c.holder}, lease until " \
+                            f"{slot_text(c.expires_at)})"
+    return sorted(found.items())
+
+
+def unfinished_reason(unfinished: Sequence[tuple[datetime, str]]) -> str:
+    """One line: how many slots are unfinished, and the oldest one with what is wrong."""
+    from bridge.reconcile import slot_text
+
+    slot, what = unfinished[0]
+    more = f" (and {len(unfinished) - 1} more)" if len(unfinished) > 1 else ""
+    return (f"{UNFINISHED} {slot_text(slot)}{more}: {what}; wait for it, or repair/decline "
+            "it (bridge reconcile --repair) before retiring")

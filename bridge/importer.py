@@ -60,6 +60,10 @@ def run_import(
     plan = plan_import(registry, results, prune=prune, include_inactive=include_inactive)
     if dry_run or (plan.has_errors and not allow_errors):
         return ImportOutcome(plan, None, None)
+    if sync:
+        from bridge.sync import check_prefix
+
+        check_prefix(registry, settings)  # another registry's prefix: refuse, change nothing
     with registry.session() as s:
         applied = apply_plan(plan, s, actor=actor, now=now)
     report, sync_error = None, None

@@ -20,11 +20,12 @@ name                                        type      labels / meaning
 ``bridge_suppressed_duplicates_total``      counter   job, path: deliveries that lost the claim
 ``bridge_stand_downs_total``                counter   job: legacy firings that stood down
 ``bridge_slot_findings``                    gauge     job, kind (missed|stuck|failed|late|
-                                                      duplicate|skipped): reconciliation of
-                                                      the last ``window`` seconds
-``bridge_shadow_verdicts``                  gauge     job, verdict: shadow comparison of the
-                                                      last ``window`` seconds (legacy-owned
-                                                      jobs with shadow records)
+                                                      duplicate|skipped|lost): reconciliation
+                                                      of the last ``window`` seconds
+``bridge_shadow_verdicts``                  gauge     job, verdict (and ``ignored``): the
+                                                      shadow report's counts over the last
+                                                      ``window`` seconds (jobs legacy owns
+                                                      now, with records in the window)
 ``bridge_authority_jobs``                   gauge     owner: how many jobs each path owns now
 ``bridge_job_owner``                        gauge     job, owner: 1 for the current owner
 ``bridge_beat_last_tick_timestamp_seconds`` gauge     epoch of beat's last tick (liveness hash)
@@ -34,8 +35,17 @@ name                                        type      labels / meaning
 ``bridge_metrics_scrape_errors_total``      counter   scrapes whose SQL/Redis part failed
 =========================================== ========= ======================================
 
-The beat gauges read the liveness hash; the two ``dispatch`` ones appear once beat also writes
-``batch`` and ``batch_seconds`` there (see the README's change note for the scheduler).
+The beat gauges read beat's liveness hash in Redis (``<prefix>:bridge:beat``), which the
+``BridgeScheduler`` holding the lock writes: ``tick`` and ``backlog`` at every tick, ``batch``
+and ``batch_seconds`` after every batch that published messages (one batch = up to 1,000 due
+entries: planning, publishing, write-back). Any process with the Redis URL exposes the same
+values; they are absent until a beat has ticked / dispatched.
+
+Same rules as the reports: ``bridge_shadow_verdicts`` is the verdict counts of
+``bridge shadow report`` over the window (:func:`shadow.report.build_report` itself), so a slot
+before the job's import is never ``missing_legacy`` (a firing at one is ``before_import``), and
+a run lost with its worker is ``lost``. ``bridge_slot_findings{kind="lost"}`` counts slots whose
+authoritative run is ``lost`` (outcome unknown), apart from ``failed`` and ``missed``.
 
 Bounded cost: counters and histograms are aggregated incrementally: each scrape reads only the
 ``runs`` rows added since the previous one (``id > watermark``, at most ``chunk`` rows; rows
@@ -66,6 +76,7 @@ from sqlalchemy import Table, or_, select
 
 from bridge.authority import owner_at
 from bridge.beat_store import beat_key
+from bridge.overview import lost_slots, reconcile_reports_lost
 from bridge.reconcile import Window, check
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
@@ -221,6 +232,9 @@ class BridgeCollector(Collector):
         counts: dict[tuple[str, str], int] = {}
         for f in findings:
             counts[(f.job_id, f.kind.value)] = counts.get((f.job_id, f.kind.value), 0) + 1
+        if not reconcile_reports_lost():
+            for job_id, n in lost_slots(session, window.since, window.until).items():
+                counts[(job_id, "lost")] = n
         verdicts = shadow_verdicts(session, jobs, histories, window, now)
         return Gauges(owners, counts, verdicts)
 
@@ -320,22 +334,23 @@ def _hist(name: str, doc: str, values: dict[tuple[str, str], Hist]) -> Metric:
 
 def shadow_verdicts(session: Any, jobs: Sequence[Any], histories: Any, window: Window,
                     now: datetime) -> dict[tuple[str, str], int]:
-    """Verdict counts per job over the window, for jobs with shadow records (bounded window)."""
-    from shadow.compare import compare_job, split_paths
-    from shadow.record import query
+    """Verdict counts per job over the window: the counts of ``bridge shadow report --since
+    <window>`` (:func:`shadow.report.build_report`, the same code), for the jobs legacy owns
+    now that have records in the window. Zero counts are left out; ``ignored`` is a key like
+    the report's."""
+    from shadow.report import build_report
 
-    out: dict[tuple[str, str], int] = {}
-    for job in jobs:
-        if not job.spec.mapped or owner_at(histories.get(job.id, ()), now) is Owner.CELERY:
-            continue
-        observations = list(query(session, [job.id], window.since, window.until, lean=True))
-        if not observations:
-            continue
-        legacy, celery = split_paths(observations)
-        for v in compare_job(job.spec, window.since, window.until, now, legacy, celery,
-                             history=histories.get(job.id, ())):
-            out[(job.id, v.verdict.value)] = out.get((job.id, v.verdict.value), 0) + 1
-    return out
+    active = set(session.scalars(
+        select(RUNS.c.job_id).where(RUNS.c.slot > window.since, RUNS.c.slot <= window.until)
+        .distinct()))
+    ids = [j.id for j in jobs
+           if j.id in active and owner_at(histories.get(j.id, ()), now) is not Owner.CELERY]
+    if not ids:
+        return {}
+    report = build_report(session, ids, window.since, window.until, now, timeline_limit=0,
+                          mismatch_limit=0)
+    return {(j.spec.id, key): count for j in report.jobs
+            for key, count in j.summary.counts.items() if count}
 
 
 def build_registry(collector: BridgeCollector) -> CollectorRegistry:

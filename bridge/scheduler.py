@@ -259,6 +259,7 @@ class BridgeScheduler(RedBeatScheduler):
     def _dispatch(self, batch: DueBatch, now: float, token: str) -> TickWork | None:
         if not batch.entries:
             return TickWork([], [], [])
+        began = time.perf_counter()
         work = self.plan(batch.entries, now)
         try:
             self.publisher.publish(self.producer, work.firings)
@@ -270,10 +271,20 @@ class BridgeScheduler(RedBeatScheduler):
         self.store().write_back(work.writes, token=token)
         if work.records:
             self.link().record(work.records)
+        if work.firings:
+            self._note_batch(len(work.firings), time.perf_counter() - began)
         if work.firings or work.records:
             logger.info("beat: published %d, recorded %d missed/skipped, %d entries",
                         len(work.firings), len(work.records), len(work.writes))
         return work
+
+    def _note_batch(self, size: int, seconds: float) -> None:
+        """Beat's last batch (messages, seconds from planning to write-back) into the liveness
+        hash, where ``bridge metrics`` reads it from any process. Best effort."""
+        try:
+            self.store().note_batch(size, seconds, time.time())
+        except redis.RedisError:
+            logger.debug("beat: recording the batch statistics failed", exc_info=True)
 
     def _reset_producer(self) -> None:
         self.__dict__.pop("producer", None)

@@ -17,6 +17,9 @@ How a slot is judged (first rule that applies wins)
 
     1. ``duplicate``: a path executed the slot more than once, or both paths executed it as
        ``authoritative`` (invariant 4 broken). Stand-down and suppressed records never count.
+    1b. ``lost``: a path's run of the slot ended ``lost`` (its holder died before recording
+       the outcome; the record's note starts ``outcome unknown``) and no later attempt of that
+       path executed it. A finding, distinct from a failure or a miss.
     2. ``pending``: a side is absent (or an execution whose outcome is needed is still
        ``running``) and the slot is inside the grace window: ``slot > now - grace``; grace is
        ``tolerance_seconds + (policies.timeout_seconds or 300)`` unless given.
@@ -40,6 +43,11 @@ How a slot is judged (first rule that applies wins)
     translation bug on that path, e.g. Celery's ``crontab`` firing at 03:30 EDT where Debian cron
     fires at 03:00 EDT on a spring-forward day).
 
+    ``before_import``: records at a slot of the schedule at or before the job entered the
+    registry (e.g. cron firing 16:07:00 for a job imported at 16:07:43): such a slot is not
+    expected, nothing is compared, and it is never a finding (``unexpected_slot`` stays for
+    instants the schedule does not contain).
+
 Ignore rules (``compare.ignore``, GitHub Scientist's stacked ``ignore``)
     A rule is whitespace-separated terms that must all hold; rules are tried in order and the
     first that matches a non-match, non-pending verdict is recorded in ``ignored_by``. The
@@ -59,9 +67,9 @@ Ignore rules (``compare.ignore``, GitHub Scientist's stacked ``ignore``)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from bridge.authority import owner_at
@@ -74,7 +82,8 @@ from shadow.verdicts import RESOLVED, Basis, IgnoreRuleError, SlotVerdict, Verdi
 
 __all__ = [
     "COUNT_KEYS", "RESOLVED", "Basis", "IgnoreRule", "IgnoreRuleError", "JobSummary", "Side",
-    "SlotVerdict", "Verdict", "build_side", "compare_job", "context_for", "expected_slots",
+    "SlotVerdict", "Verdict", "before_import_verdict", "build_side", "compare_job",
+    "context_for", "expected_slots",
     "grace_for", "judge_records", "judge_slot", "outcome_diffs", "parse_ignore", "split_paths",
     "summarize", "unexpected_verdict",
 ]
@@ -96,14 +105,19 @@ class Side(NamedTuple):
     stood_down: Observation | None
     observed: Observation | None
     fire_time: datetime | None
+    lost: Observation | None = None  # a run whose outcome is unknown, not superseded
 
     @property
     def present(self) -> bool:
-        return bool(self.executions) or self.stood_down is not None or self.observed is not None
+        return (bool(self.executions) or self.stood_down is not None
+                or self.observed is not None or self.lost is not None)
 
     @property
     def main(self) -> Observation | None:
-        """The record that speaks for this side: last execution, else stand-down, observe..."""
+        """The record that speaks for this side: the lost run, else the last execution, else
+        stand-down, observe..."""
+        if self.lost is not None:
+            return self.lost
         if self.executions:
             return self.executions[-1]
         return self.stood_down or self.observed or (self.records[-1] if self.records else None)
@@ -118,14 +132,28 @@ def build_side(path: Path, records: Sequence[Observation]) -> Side:
         st = r.status
         return Side(path, (r,), (r,) if r.executed else (), r if st in STOOD_DOWN else None,
                     r if st is Status.OBSERVED and r.role is Role.OBSERVE else None,
-                    None if st in DECLINED else r.fired_at or r.started_at)
+                    None if st in DECLINED else r.fired_at or r.started_at,
+                    r if st is Status.LOST else None)
     stood = next((r for r in records if r.status in STOOD_DOWN), None)
     observed = next(
         (r for r in records if r.role is Role.OBSERVE and r.status is Status.OBSERVED), None
     )
     times = [t for r in records if r.status not in DECLINED and (t := r.fire_time) is not None]
-    return Side(path, tuple(records), fold_executions(records), stood, observed,
-                min(times) if times else None)
+    executions = fold_executions(records)
+    return Side(path, tuple(records), executions, stood, observed,
+                min(times) if times else None, _lost(records, executions))
+
+
+def _lost(records: Sequence[Observation],
+          executions: Sequence[Observation]) -> Observation | None:
+    """The newest ``lost`` record, unless a later attempt executed the slot after it."""
+    lost = [r for r in records if r.status is Status.LOST]
+    if not lost:
+        return None
+    last = lost[-1]
+    if any(r.attempts > last.attempts for r in executions):
+        return None
+    return last
 
 
 def fold_executions(records: Sequence[Observation]) -> tuple[Observation, ...]:
@@ -197,6 +225,9 @@ def judge_slot(slot: datetime, legacy: Side, celery: Side, ctx: _Context) -> Slo
     duplicate = _duplicate(legacy, celery)
     if duplicate:
         return _verdict(slot, Verdict.DUPLICATE, legacy, celery, duplicate)
+    lost = legacy.lost or celery.lost
+    if lost is not None:
+        return _verdict(slot, Verdict.LOST, legacy, celery, lost_detail(lost))
     if not (legacy.present and celery.present):
         if slot > ctx.now - ctx.grace:
             names = _absent_names(legacy, celery)
@@ -273,6 +304,12 @@ def _quick(slot: datetime, lrec: Observation, crec: Observation,
         "legacy_lag": llag, "celery_lag": clag,
     })
     return v
+
+
+def lost_detail(lost: Observation) -> str:
+    """What a ``lost`` verdict says: which path lost the run, and the record's note."""
+    note = (lost.error or "").strip() or "outcome unknown"
+    return f"{lost.path.value} {lost.role.value} run lost: {note}"
 
 
 def _late(slot: datetime, legacy: Side, celery: Side, tolerance: float) -> str:
@@ -401,13 +438,27 @@ def compare_job(
     history: Sequence[AuthorityEvent] = (),
     expected: Sequence[datetime] | None = None,
     grace: timedelta | None = None,
+    imported: datetime | None = None,
+    before: Collection[datetime] | None = None,
 ) -> list[SlotVerdict]:
     """One verdict per expected slot in ``(after, until]`` plus one per unexpected firing.
 
-    ``expected`` may pass the schedule's slots of the window when the caller has them (many
-    jobs share a schedule); ``grace`` overrides :func:`grace_for`.
+    ``imported``: when the job entered the registry. No slot at or before it is expected
+    (nothing could have observed it); a firing at such a slot of the schedule is judged
+    ``before_import`` (not compared), one at an instant the schedule does not contain stays
+    ``unexpected_slot``. ``expected`` may pass the schedule's slots of the window when the
+    caller has them (many jobs share a schedule; then ``before`` passes the schedule's slots
+    at or before the import); ``grace`` overrides :func:`grace_for`.
     """
-    slots = expected_slots(spec, after, until) if expected is None else expected
+    if expected is None:
+        expected = expected_slots(spec, after, until)
+        if imported is not None and imported > after:
+            before = [t for t in expected if t <= imported]
+            expected = expected[len(before):]
+    elif imported is not None and before is None and imported > after:
+        before = expected_slots(spec, after, min(imported, until))
+        expected = [t for t in expected if t > imported]
+    slots = expected
     ctx = context_for(spec, now, history, grace)
     rules = [parse_ignore(r) for r in spec.compare.ignore]
     by_legacy, by_celery = _by_slot(legacy, after, until), _by_slot(celery, after, until)
@@ -417,10 +468,13 @@ def compare_job(
         verdict = judge_records(slot, by_legacy.pop(slot, none), by_celery.pop(slot, none), ctx)
         out.append(apply_ignore(verdict, rules) if rules else verdict)
     if by_legacy or by_celery:
+        early = frozenset(before or ())
         for slot in set(by_legacy) | set(by_celery):
-            verdict = unexpected_verdict(slot, by_legacy.get(slot, none),
-                                         by_celery.get(slot, none))
-            out.append(apply_ignore(verdict, rules))
+            lrecs, crecs = by_legacy.get(slot, none), by_celery.get(slot, none)
+            if slot in early:
+                out.append(before_import_verdict(slot, lrecs, crecs, imported))
+                continue
+            out.append(apply_ignore(unexpected_verdict(slot, lrecs, crecs), rules))
         out.sort(key=lambda v: v.slot)
     return out
 
@@ -451,6 +505,19 @@ def unexpected_verdict(
     paths = " and ".join(s.path.value for s in (lside, cside) if s.records)
     return _verdict(slot, Verdict.UNEXPECTED_SLOT, lside, cside,
                     f"{paths} fired at an instant the schedule does not contain")
+
+
+def before_import_verdict(slot: datetime, legacy: Sequence[Observation],
+                          celery: Sequence[Observation],
+                          imported: datetime | None) -> SlotVerdict:
+    """The verdict of records at a slot of the schedule at or before the job's import: not
+    compared (the other path could not know the job yet), never a finding."""
+    lside, cside = build_side(Path.LEGACY, legacy), build_side(Path.CELERY, celery)
+    paths = " and ".join(s.path.value for s in (lside, cside) if s.records)
+    when = "" if imported is None else \
+        f" ({imported.astimezone(UTC).isoformat().replace('+00:00', 'Z')})"
+    return _verdict(slot, Verdict.BEFORE_IMPORT, lside, cside,
+                    f"{paths} fired before the job was imported{when}; not compared")
 
 
 # --- the summary ------------------------------------------------------------------------------

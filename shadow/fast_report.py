@@ -47,7 +47,7 @@ class FastPath:
             self.keys[id(p.slots)] = scan.slot_keys(self.session, p.slots)
         rows = scan.compact_rows(self.session, p.spec, self.since, self.until)
         job = scan.prepare(p.spec, p.slots, rows, self.keys[id(p.slots)], history=p.history,
-                           keep_tail=keep)
+                           keep_tail=keep, before=p.before, imported=p.imported)
         self.waiting.append((p, job, keep))
         self.row_count += len(job.row_ids)
         return self.flush() if flush or self.row_count >= BATCH_ROWS else []

@@ -7,7 +7,10 @@ unresolved mismatch (a verdict other than match / pending, not explained by an i
 * *Decided* slots skip ``pending`` ones (their records may still arrive) and ignored ones (an
   ignore rule explains a mismatch, it does not prove a match: an ignored slot neither counts
   towards ``N`` nor breaks the run); ``unexpected_slot`` verdicts are not expected slots, they
-  only block.
+  only block; ``before_import`` verdicts (firings before the job entered the registry) neither
+  count nor block.
+* A ``lost`` slot (a run whose holder died before recording its outcome) is a finding like any
+  mismatch: the job is not ready while one lies in the readiness window.
 * ``N`` is the job's ``compare.ready_after``; by default 3, or 24 for a job that fires more
   often than hourly (median gap between its next slots under one hour).
 * **Basis.** A job compared on outcomes (mapped, shadow mode ``dry-run`` / ``execute``) is
@@ -85,10 +88,13 @@ def required_matches(spec: JobSpec, anchor: datetime | None = None) -> int:
     return DEFAULT_READY_AFTER
 
 
+NOT_DECIDED = frozenset({Verdict.PENDING, Verdict.UNEXPECTED_SLOT, Verdict.BEFORE_IMPORT})
+
+
 def _decided(verdicts: Sequence[SlotVerdict]) -> list[SlotVerdict]:
     return [
         v for v in verdicts
-        if v.verdict not in (Verdict.PENDING, Verdict.UNEXPECTED_SLOT) and v.ignored_by is None
+        if v.verdict not in NOT_DECIDED and v.ignored_by is None
     ]
 
 

@@ -15,6 +15,8 @@ Vocabulary (stored legibly as ``str`` enums):
   ``suppressed`` (the path lost the claim to an execution already under way),
   ``scheduler`` (a record written by the scheduler itself: dispatched, missed, skipped).
 * :class:`Status`: ``succeeded`` | ``failed`` | ``interrupted`` | ``running`` (executions),
+  ``lost`` (an execution whose holder died before recording its outcome: the note in
+  ``error`` starts ``outcome unknown``; the slot is not run again automatically),
   ``observed``, ``stood-down``, ``suppressed``, ``skipped`` | ``missed`` | ``rejected``
   (the path knew the slot and declined it).
 
@@ -103,6 +105,7 @@ class Status(StrEnum):
     REJECTED = "rejected"
     INTERRUPTED = "interrupted"
     RUNNING = "running"
+    LOST = "lost"  # the holder died mid-run: outcome unknown, never re-run automatically
 
 
 EXECUTION_STATUSES = frozenset(

@@ -25,15 +25,18 @@ JSON document (``--format json``; field names are stable, new fields may be adde
       expected_slots  slots the legacy schedule designates in the window
       compared        verdicts: expected slots + unexpected firings
       counts          {match, missing_celery, missing_legacy, late, duplicate, outcome_mismatch,
-                       pending, unexpected_slot, ignored}: an ignored slot counts only under
-                       "ignored" (its real verdict stays in mismatches[])
+                       pending, unexpected_slot, before_import, lost, ignored}: an ignored slot
+                       counts only under "ignored" (its real verdict stays in mismatches[]);
+                       before_import (a firing at or before the job's import) is not a
+                       finding, lost (a run whose outcome is unknown) is
       ignored_rules   {rule text: slots it explained}
-      unresolved      slots whose verdict is not match/pending and not ignored
+      unresolved      slots whose verdict is not match/pending/before_import and not ignored
       first_slot, last_slot   ISO 8601 or null
       readiness       {ready, basis ("outcome" | "timing-only"), required, evidence (the slots
                        considered), reasons (why not ready)}
       last_mismatch   the newest unresolved slot verdict, or null
-      mismatches      up to 50 newest slot verdicts other than match/pending (ignored included)
+      mismatches      up to 50 newest slot verdicts other than match/pending/before_import
+                      (ignored included)
 
     slot verdict      {slot, verdict, detail, basis ("outcome" | "timing" | "none"),
                        ignored_by (rule text or null), mismatched (fields), legacy, celery}
@@ -44,6 +47,7 @@ JSON document (``--format json``; field names are stable, new fields may be adde
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import gc
 import multiprocessing
@@ -52,7 +56,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -66,16 +70,18 @@ from bridge.store.models import JobRow
 from bridge.store.repos import AuthorityEvent, AuthorityRepo, JobRepo, Owner
 from shadow.compare import (
     COUNT_KEYS,
+    RESOLVED,
     JobSummary,
     SlotVerdict,
     Verdict,
     compare_job,
     expected_slots,
+    lost_detail,
     split_paths,
     summarize,
 )
 from shadow.readiness import Readiness, readiness
-from shadow.record import Observation, by_row_id, query
+from shadow.record import Observation, Status, by_row_id, query
 
 SCHEMA = "cron-bridge.shadow-report/1"
 TIMELINE_LIMIT = 500  # newest slots per job drawn in the HTML timeline
@@ -208,7 +214,7 @@ def job_report(
 ) -> JobReport:
     """Summary, readiness and the bounded detail one job contributes to a report
     (``required``: readiness's N when the caller knows it)."""
-    mismatches = [v for v in verdicts if v.verdict not in (Verdict.MATCH, Verdict.PENDING)]
+    mismatches = [v for v in verdicts if v.verdict not in RESOLVED]
     shown = verdicts[-timeline_limit:] if timeline_limit > 0 else []
     return JobReport(
         spec=spec,
@@ -229,7 +235,9 @@ def job_report(
 class _Planned:
     spec: JobSpec
     history: list[AuthorityEvent]
-    slots: list[datetime]
+    slots: list[datetime]  # expected: the schedule's slots of the window after the import
+    before: list[datetime] = field(default_factory=list)  # the schedule's, at/before import
+    imported: datetime | None = None  # when the job entered the registry, if in the window
 
 
 def _plan(session: Session, job_ids: Sequence[str], since: datetime,
@@ -246,9 +254,13 @@ def _plan(session: Session, job_ids: Sequence[str], since: datetime,
         if spec.schedule not in cache:  # many jobs share a schedule: evaluate it once
             cache[spec.schedule] = expected_slots(spec, since, until)
         slots = cache[spec.schedule]
+        before: list[datetime] = []
+        imported = None
         if stored.created_at > since:  # nothing could observe a slot before the import
-            slots = [t for t in slots if t > stored.created_at]
-        planned.append(_Planned(spec, histories.get(job_id, []), slots))
+            imported = stored.created_at
+            split = bisect.bisect_right(slots, imported)
+            slots, before = slots[split:], slots[:split]
+        planned.append(_Planned(spec, histories.get(job_id, []), slots, before, imported))
     return planned
 
 
@@ -262,18 +274,18 @@ def compare_stored(
     history: Sequence[AuthorityEvent] = (),
     expected: Sequence[datetime] | None = None,
     lean: bool = False,
+    before: Sequence[datetime] | None = None,
 ) -> list[SlotVerdict]:
     """Verdicts of one job over ``(since, until]`` from the stored observations (``lean``:
     without output samples and errors, see :func:`shadow.record.query`). No slot before the
-    job's import is expected: nothing could have observed it."""
+    job's import is expected: nothing could have observed it; a firing at such a slot is
+    ``before_import`` (see :func:`shadow.compare.compare_job`)."""
     imported = session.scalar(select(JobRow.created_at).where(JobRow.id == spec.id))
-    if imported is not None and imported > since:
-        since = imported
-        if expected is not None:
-            expected = [t for t in expected if t > since]
+    if imported is not None and imported <= since:
+        imported = None
     legacy, celery = split_paths(query(session, spec.id, since, until, lean=lean))
     return compare_job(spec, since, until, now, legacy, celery, history=history,
-                       expected=expected)
+                       expected=expected, imported=imported, before=before)
 
 
 def _shown(report: JobReport) -> list[SlotVerdict]:
@@ -294,7 +306,12 @@ def hydrate(session: Session, reports: Sequence[JobReport]) -> list[JobReport]:
         return None if o is None else full.get(o.row_id or -1, o)
 
     def fix(v: SlotVerdict) -> SlotVerdict:
-        return replace(v, legacy=one(v.legacy), celery=one(v.celery))
+        fixed = replace(v, legacy=one(v.legacy), celery=one(v.celery))
+        if v.verdict is Verdict.LOST:  # the note (error text) is not in lean records
+            lost = next(o for o in (fixed.celery, fixed.legacy)
+                        if o is not None and o.status is Status.LOST)
+            fixed = replace(fixed, detail=lost_detail(lost))
+        return fixed
 
     out = []
     for r in reports:
@@ -363,7 +380,7 @@ def _build(session: Session, job_ids: Sequence[str], since: datetime, until: dat
 def _general_job(session: Session, p: _Planned, since: datetime, until: datetime,
                  now: datetime, timeline_limit: int, mismatch_limit: int) -> JobReport:
     verdicts = compare_stored(session, p.spec, since, until, now, history=p.history,
-                              expected=p.slots, lean=True)
+                              expected=p.slots, lean=True, before=p.before)
     return job_report(p.spec, verdicts, owner=owner_at(p.history, until),
                       expected=len(p.slots), timeline_limit=timeline_limit,
                       mismatch_limit=mismatch_limit)

@@ -28,13 +28,14 @@ LABELS = {
     "match": "match", "missing_celery": "missing celery", "missing_legacy": "missing legacy",
     "late": "late", "duplicate": "duplicate", "outcome_mismatch": "outcome mismatch",
     "pending": "pending", "unexpected_slot": "unexpected slot", "ignored": "ignored",
+    "before_import": "before import", "lost": "lost (outcome unknown)",
 }
 
 CSS = """
 :root{--bg:#f4f5f7;--card:#fff;--ink:#1f2328;--muted:#656d76;--line:#d0d7de;
 --match:#2f9e44;--pending:#adb5bd;--late:#f08c00;--missing_celery:#e8590c;
 --missing_legacy:#c2255c;--outcome_mismatch:#e03131;--duplicate:#ae3ec9;
---unexpected_slot:#6741d9;--ignored:#868e96}
+--unexpected_slot:#6741d9;--ignored:#868e96;--before_import:#ced4da;--lost:#212529}
 *{box-sizing:border-box}body{margin:0;background:var(--bg);color:var(--ink);
 font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 .top{background:#1f2937;color:#f9fafb;padding:18px 28px}
@@ -106,7 +107,7 @@ function fmt(t, tz){const d=new Date(t*1000);
 function implicated(v, side, lag, tol){
   if(v==='late') return lag!=null && Math.abs(lag)>tol;
   if(v==='outcome_mismatch') return side==='celery';
-  return v==='duplicate' || v==='unexpected_slot';}
+  return v==='duplicate' || v==='unexpected_slot' || v==='lost';}
 function hollow(word){return word && !/succeeded|failed|interrupted|running/.test(word);}
 function draw(card, checked){
   const job = data.jobs[+card.dataset.index]; const box = card.querySelector('.timeline');
@@ -131,7 +132,7 @@ function draw(card, checked){
   for(const p of pts){
     const [slot, vi, ign, llag, clag, lw, cw, detail] = p; const v = ORDER[vi];
     const key = ign ? 'ignored' : v; if(!checked.has(key)) continue; drawn++;
-    const c = color(key), bad = v!=='match' && v!=='pending';
+    const c = color(key), bad = v!=='match' && v!=='pending' && v!=='before_import';
     const tip = fmt(slot, job.tz) + ' · ' + v.replace('_',' ') + (ign?' (ignored)':'') +
       (detail ? ' · ' + detail : '');
     if(v==='unexpected_slot'){

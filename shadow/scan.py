@@ -33,7 +33,12 @@ from sqlalchemy.orm import Session
 
 from bridge.spec import JobSpec
 from bridge.store.repos import AuthorityEvent
-from shadow.compare import context_for, judge_records, unexpected_verdict
+from shadow.compare import (
+    before_import_verdict,
+    context_for,
+    judge_records,
+    unexpected_verdict,
+)
 from shadow.ignore import apply_ignore, parse_ignore
 from shadow.record import RUNS, Observation, Path, by_row_id
 from shadow.verdicts import SlotVerdict
@@ -178,6 +183,8 @@ class Prepared:
     quiet_count: int
     first_quiet: datetime | None
     last_quiet: datetime | None
+    before: frozenset[datetime] = frozenset()  # the schedule's slots at/before the import
+    imported: datetime | None = None
 
     @property
     def row_ids(self) -> list[int]:
@@ -186,7 +193,8 @@ class Prepared:
 
 def prepare(spec: JobSpec, slots: Sequence[datetime], rows: Sequence[CompactRow],
             keys: Mapping[Any, int], *, history: Sequence[AuthorityEvent] = (),
-            keep_tail: int = 0) -> Prepared:
+            keep_tail: int = 0, before: Iterable[datetime] = (),
+            imported: datetime | None = None) -> Prepared:
     """Scan one job's rows; the newest ``keep_tail`` quiet slots are to be judged in full."""
     quiet_at, loud = scan(rows, keys, spec.compare.fields)
     kept_quiet = quiet_at[-keep_tail:] if keep_tail > 0 else []
@@ -204,7 +212,8 @@ def prepare(spec: JobSpec, slots: Sequence[datetime], rows: Sequence[CompactRow]
         flags[k] = 1
     return Prepared(spec, slots, history, flags, groups, unexpected, len(left_out),
                     slots[left_out[0][0]] if left_out else None,
-                    slots[left_out[-1][0]] if left_out else None)
+                    slots[left_out[-1][0]] if left_out else None,
+                    frozenset(before), imported)
 
 
 @dataclass(frozen=True)
@@ -250,6 +259,9 @@ def _judge(job: Prepared, full: Mapping[int, Observation],
         slot = (legacy or celery)[0].slot
         if slot in expected:
             return None
+        if slot in job.before:
+            out.append(before_import_verdict(slot, legacy, celery, job.imported))
+            continue
         out.append(apply_ignore(unexpected_verdict(slot, legacy, celery), rules))
     if job.unexpected:
         out.sort(key=lambda v: v.slot)
@@ -270,9 +282,11 @@ def sparse_verdicts(
     spec: JobSpec, slots: Sequence[datetime], rows: Sequence[CompactRow], keys: Mapping[Any, int],
     now: datetime, load: Callable[[Iterable[int]], Mapping[int, Observation]], *,
     history: Sequence[AuthorityEvent] = (), keep_tail: int = 0,
+    before: Iterable[datetime] = (), imported: datetime | None = None,
 ) -> Sparse | None:
     """:func:`prepare` and :func:`finish` one job, its full records from ``load(row ids)``."""
-    job = prepare(spec, slots, rows, keys, history=history, keep_tail=keep_tail)
+    job = prepare(spec, slots, rows, keys, history=history, keep_tail=keep_tail, before=before,
+                  imported=imported)
     ids = job.row_ids
     return finish(job, load(ids) if ids else {}, now)
 

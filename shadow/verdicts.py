@@ -19,15 +19,20 @@ class Verdict(StrEnum):
     OUTCOME_MISMATCH = "outcome_mismatch"
     PENDING = "pending"
     UNEXPECTED_SLOT = "unexpected_slot"
+    BEFORE_IMPORT = "before_import"  # a firing of a slot at or before the job's import
+    LOST = "lost"  # a run whose holder died before recording its outcome (outcome unknown)
 
 
 class Basis(StrEnum):
     OUTCOME = "outcome"  # both paths executed: outcome fields and timing compared
     TIMING = "timing"  # one side observed or stood down: only timing compared
-    NONE = "none"  # nothing comparable (pending, missing, duplicate, unexpected)
+    NONE = "none"  # nothing comparable (pending, missing, duplicate, unexpected, lost,
+    # before import)
 
 
-RESOLVED = frozenset({Verdict.MATCH, Verdict.PENDING})
+# Not findings: matched, still waiting, or a slot before the job's import (nothing could have
+# compared it; shown, never counted against the job).
+RESOLVED = frozenset({Verdict.MATCH, Verdict.PENDING, Verdict.BEFORE_IMPORT})
 
 
 class IgnoreRuleError(InputError):

@@ -17,9 +17,18 @@ import typer
 from sqlalchemy.orm import Session
 
 from bridge.authority import last_flip, owner_at
-from bridge.cli.context import STATE, emit_json, out
+from bridge.cli.context import STATE, emit_json, err, out
 from bridge.errors import InputError
-from bridge.flip import FlipPlan, Refusal, apply_flips, export_authority, plan_flip
+from bridge.flip import (
+    UNFINISHED,
+    FlipPlan,
+    Refusal,
+    apply_flips,
+    export_authority,
+    plan_flip,
+    unfinished_reason,
+    unfinished_slots,
+)
 from bridge.schedules import compile_schedule
 from bridge.spec import JobSpec
 from bridge.store.repos import (
@@ -72,7 +81,9 @@ def evidence(session: Session, spec: JobSpec, history: list[AuthorityEvent],
     return Evidence(ready, _unresolved(verdicts, ready))
 
 
-ABSENCES = frozenset({Verdict.MISSING_LEGACY, Verdict.MISSING_CELERY})
+# lack of evidence, not disagreement: the job is not ready (a forced flip may override it);
+# a lost run's outcome is unknown, so it proves nothing either way
+ABSENCES = frozenset({Verdict.MISSING_LEGACY, Verdict.MISSING_CELERY, Verdict.LOST})
 
 
 def _unresolved(verdicts: list[SlotVerdict], ready: Readiness) -> tuple[datetime, ...]:
@@ -285,6 +296,12 @@ def _eligible(session: Session, spec: JobSpec, history: list[AuthorityEvent], no
         return first
     since = first.since
     assert since is not None
+    settings = STATE.settings
+    unfinished = unfinished_slots(session, spec.id, since - timedelta(seconds=1), now,
+                                  grace=timedelta(seconds=settings.health_grace),
+                                  tolerance=timedelta(seconds=settings.health_tolerance))
+    if unfinished:
+        return retiring.Eligibility(spec.id, False, unfinished_reason(unfinished), since)
     verdicts = compare_stored(session, spec, since - timedelta(seconds=1), now, now,
                               history=history, lean=True)
     return retiring.eligibility(spec.id, history, now=now, stable=stable,
@@ -317,7 +334,9 @@ def retire_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON report."),
 ) -> None:
     """Comment out the lines of jobs Celery has owned for --stable-days without a mismatch or
-    a failure; every other byte stays as it was. --restore undoes it exactly."""
+    a failure; every other byte stays as it was. --restore undoes it exactly. A job with an
+    unfinished slot (a claim running, a missed or stuck slot not yet repaired or declined)
+    is kept, and the command exits 1."""
     if as_json and out_file is None:
         raise InputError("--json needs --out: stdout would carry the crontab itself")
     absolute, text = _read_crontab(path)
@@ -336,6 +355,12 @@ def retire_cmd(
                                 job_id=job_id, reason=origin,
                                 after={"file": out_file or "-", "line": line})
     _render_retire(absolute, out_file, do_restore, result, decisions, as_json)
+    refused = [d for d in decisions if d.reason.startswith(UNFINISHED)]
+    if refused:  # a line kept because a slot is unfinished: a finding
+        if out_file is None:  # stdout carries the file: say why on stderr
+            for d in refused:
+                err.print(f"kept {d.job_id}: {d.reason}", markup=False, highlight=False)
+        raise typer.Exit(1)
 
 
 def _retire(text: str, origin: str, now: datetime,

@@ -100,6 +100,7 @@ MISMATCH_KEYS = (
     "late",
     "duplicate",
     "unexpected_slot",
+    "lost",
 )
 
 

@@ -75,7 +75,7 @@ def status(
 ) -> None:
     """One screen: Redis and the registry (reachable? versions), beat (holder, last tick),
     workers online and queue depth, jobs by owner, readiness and unresolved shadow mismatches,
-    missed/stuck/failed slots in the last 24 h, quarantined entries.
+    missed/stuck/failed/lost slots in the last 24 h, quarantined entries.
 
     Exit 3 when Redis or the database cannot be reached (one line names the masked URL)."""
     redis_doc, redis_err = _redis_status()
@@ -149,7 +149,9 @@ def _overview_lines(view: dict[str, Any]) -> list[str]:
     if "ready" in sh:
         lines.append(
             f"shadow    {sh['ready']} ready; {sh['jobs_with_unresolved']} job(s) with "
-            f"unresolved mismatches ({sh['unresolved_slots']} slots, last 24 h)"
+            f"unresolved mismatches ({sh['unresolved_slots']} slots"
+            + (f", {sh['lost_slots']} lost" if sh.get("lost_slots") else "")
+            + ", last 24 h)"
         )
     if "missed" in sl:
         lines.append("slots 24h " + ", ".join(f"{k} {v}" for k, v in sl.items()))

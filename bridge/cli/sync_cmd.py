@@ -12,13 +12,22 @@ def sync(
     check: bool = typer.Option(
         False, "--check", help="Report drift only; change nothing (exit 1 on drift)."
     ),
+    take_over: bool = typer.Option(
+        False,
+        "--take-over",
+        help="Hand the RedBeat key prefix to this registry even if another registry holds it "
+        "(for a registry that was moved or recreated; the other registry's entries are deleted).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON document."),
 ) -> None:
     """Create, update, delete and re-score RedBeat entries so Redis matches the registry.
 
     Runs in pipelined batches; entries not made by the bridge are never touched. Safe to run at
-    any time (beat also repairs missing entries by itself)."""
-    report = sync_registry(STATE.registry(), STATE.settings, apply=not check)
+    any time (beat also repairs missing entries by itself). A key prefix belongs to the first
+    registry that synced it: a sync from another registry is refused (exit 2), changing nothing."""
+    report = sync_registry(
+        STATE.registry(), STATE.settings, apply=not check, take_over=take_over
+    )
     if as_json:
         emit_json({"check": check, **report.to_json()})
     else:

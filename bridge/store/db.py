@@ -190,5 +190,18 @@ class Registry:
         except SQLAlchemyError as e:
             raise unreachable(self.url, e) from e
 
+    def identity(self) -> str:
+        """This registry's id (made by migration 0002; created here if the row was lost)."""
+        import uuid
+
+        from bridge.store.models import RegistryMetaRow
+
+        with self.session() as s:
+            row = s.get(RegistryMetaRow, "registry_id")
+            if row is None:
+                row = RegistryMetaRow(key="registry_id", value=uuid.uuid4().hex)
+                s.add(row)
+            return row.value
+
     def dispose(self) -> None:
         self.engine.dispose()

@@ -152,3 +152,12 @@ class AuditRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class RegistryMetaRow(Base):
+    """Facts about the registry itself (``registry_id``: its name in Redis)."""
+
+    __tablename__ = "registry_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bridge.spec import JobSpec
 from bridge.store.db import Registry
 from bridge.store.repos import AuthorityEvent, AuthorityRepo, JobRepo, Owner
 from crontab_import.crontab import parse_crontab
@@ -105,12 +106,13 @@ def test_retire_cli_retires_stable_jobs_and_restores(cli: Any, db_url: str,
     out = tmp_path / "alice.retired"
     r = cli("legacy", "retire", str(src), "--out", str(out), "--stable-days", "7", "--json",
             env=e)
-    assert r.code == 0, r.out + r.err
+    assert r.code == 1, r.out + r.err  # nightly's slots are unfinished (missed): a finding
     doc = r.json()
     assert [x["job_id"] for x in doc["retired"]] == [hourly.id]
     kept = {x["job_id"]: x["reason"] for x in doc["kept"]}
     assert set(kept) == {sp.id for sp in specs} - {hourly.id}
-    assert "unresolved" in kept[nightly.id]  # Celery never recorded a run: missing verdicts
+    assert kept[nightly.id].startswith("unfinished slot ")  # Celery never ran: missed slots
+    assert ": missed: " in kept[nightly.id]
     assert out.read_bytes().decode().count("# bridge-retired ") == 1
     r = cli("legacy", "retire", str(out), "--source", str(src), "--restore", "--out",
             str(tmp_path / "back"), env=e)
@@ -133,3 +135,86 @@ def celery_era(job_id: str, since: datetime, until: datetime) -> list[Observatio
                                status="stood-down", fired_at=fired))  # type: ignore[arg-type]
         slot += timedelta(hours=1)
     return out
+
+
+def _flipped_hourly(db_url: str, tmp_path: Path) -> tuple[Path, JobSpec, datetime]:
+    """The crontab imported, its hourly job owned by Celery for 8 days, every slot run."""
+    src = tmp_path / "alice"
+    src.write_bytes(CRONTAB.encode())
+    parsed = parse_crontab(CRONTAB, file=str(src), timezone="UTC")
+    specs = [i.job for i in parsed.items
+             if i.job is not None and i.status is not ItemStatus.DISABLED]
+    hourly = next(sp for sp in specs if "hourly" in str(sp.handler))
+    now = datetime.now(UTC)
+    flipped_at = (now - timedelta(days=8)).replace(minute=0, second=0, microsecond=0)
+    registry = Registry(db_url)
+    with registry.session() as s:
+        for sp in specs:
+            JobRepo(s).upsert(sp)
+        backdate_imports(s)
+        AuthorityRepo(s).append(hourly.id, Owner.CELERY, actor="t", reason=None,
+                                effective_slot=flipped_at)
+        record_many(s, celery_era(hourly.id, flipped_at, now))
+    registry.dispose()
+    return src, hourly, now.replace(minute=0, second=0, microsecond=0)
+
+
+def test_retire_refuses_a_job_whose_killed_run_left_its_claim_running(
+        cli: Any, db_url: str, tmp_path: Path) -> None:
+    """#14.2: the worker was SIGKILLed mid-run 3 hours ago: its start marker says `running`,
+    its claim stays `running` past its lease. The shadow report calls that slot a timing
+    match; retire must still keep the line (one-line reason, exit 1)."""
+    from sqlalchemy import delete
+
+    from bridge.store.models import ClaimRow, RunRow
+
+    src, hourly, top = _flipped_hourly(db_url, tmp_path)
+    slot = top - timedelta(hours=3)
+    registry = Registry(db_url)
+    with registry.session() as s:
+        s.execute(delete(RunRow).where(RunRow.job_id == hourly.id, RunRow.slot == slot,
+                                       RunRow.path == "celery"))
+        record_many(s, [Observation(job_id=hourly.id, slot=slot, path="celery",  # type: ignore[arg-type]
+                                    role="authoritative", status="running",  # type: ignore[arg-type]
+                                    started_at=slot + timedelta(seconds=1),
+                                    host="w1")])
+        s.add(ClaimRow(job_id=hourly.id, slot=slot, holder="w1:4242", path="celery",
+                       state="running", attempts=1, expires_at=slot + timedelta(minutes=5)))
+    registry.dispose()
+    e = {"BRIDGE_DATABASE_URL": db_url}
+    out = tmp_path / "alice.retired"
+    r = cli("legacy", "retire", str(src), "--out", str(out), "--stable-days", "0", env=e)
+    assert r.code == 1, r.out + r.err
+    stamp = slot.strftime("%Y-%m-%dT%H:%M:%SZ")
+    line = next(x for x in r.out.splitlines() if x.startswith(f"kept {hourly.id}:"))
+    assert f"unfinished slot {stamp}: stuck" in line
+    assert "# bridge-retired" not in out.read_text()
+    r = cli("legacy", "retire", str(src), "--stable-days", "0", env=e)  # stdout: the file
+    assert r.code == 1 and r.out == CRONTAB
+    assert f"kept {hourly.id}: unfinished slot {stamp}" in r.err
+
+
+def test_retire_refuses_while_a_run_is_under_way_or_a_slot_was_missed(
+        cli: Any, db_url: str, tmp_path: Path) -> None:
+    from sqlalchemy import delete
+
+    from bridge.store.models import ClaimRow, RunRow
+
+    src, hourly, top = _flipped_hourly(db_url, tmp_path)
+    missed = top - timedelta(hours=5)
+    registry = Registry(db_url)
+    with registry.session() as s:
+        s.execute(delete(RunRow).where(RunRow.job_id == hourly.id, RunRow.slot == missed,
+                                       RunRow.path == "celery"))
+        s.add(ClaimRow(job_id=hourly.id, slot=top, holder="w1:1", path="celery",
+                       state="running", attempts=1,
+                       expires_at=datetime.now(UTC) + timedelta(minutes=5)))
+    registry.dispose()
+    r = cli("legacy", "retire", str(src), "--out", str(tmp_path / "o"), "--stable-days", "0",
+            "--json", env={"BRIDGE_DATABASE_URL": db_url})
+    assert r.code == 1, r.err
+    kept = {x["job_id"]: x["reason"] for x in r.json()["kept"]}
+    reason = kept[hourly.id]
+    stamp = missed.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert reason.startswith(f"unfinished slot {stamp} (and 1 more): missed"), reason
+    assert "\n" not in reason and r.json()["retired"] == []

@@ -166,7 +166,8 @@ def test_import_with_redis_down_updates_registry_and_exits_3(cli, db_url) -> Non
     r = cli("import", "crontab", str(ALICE), env=env)
     assert r.code == 3
     assert "registry updated but RedBeat sync failed" in r.err and "bridge sync" in r.err
-    assert len(cli("jobs", "list", "--json", env=env).json()["jobs"]) == 5
+    jobs = cli("jobs", "list", "--json", env=env).json()["jobs"]
+    assert len(jobs) == 6  # the six schedulable lines of examples/crontab/alice
 
 
 def test_preview_shows_debian_dst_behaviour_and_json_errors(cli) -> None:  # type: ignore[no-untyped-def]

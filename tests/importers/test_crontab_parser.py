@@ -917,6 +917,7 @@ def test_example_alice_crontab() -> None:
         ("alice-crontab-5", "ok", "0 6 1 * *"),
         ("alice-crontab-6", "unsupported", None),
         ("alice-crontab-7", "disabled", "0 5 * * 1"),
+        ("alice-heartbeat", "ok", "* * * * *"),
     ]
     report = handler(result.items[2])
     assert report.stdin == "orders processed: see dashboard\nrefunds issued: see dashboard\n"

@@ -140,3 +140,88 @@ def _try_scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], floa
         return scrape(port)
     except OSError:
         return None
+
+
+LOST_NOTE = "outcome unknown: worker died mid-run; not run again (policy skip)"
+
+
+def test_shadow_verdicts_follow_the_report_and_lost_slots_are_their_own_finding(
+        ops: OpsHarness) -> None:
+    """#14.6: a job imported 20 minutes ago has no missing_legacy for the 40 slots before its
+    import (the report's rule; a firing of the import minute is before_import); #20: a lost run
+    is ``lost`` in the findings, the outcomes and ``bridge status``, not failed or missed."""
+    from sqlalchemy import update
+
+    from bridge.cli.status_cmd import _overview_lines
+    from bridge.overview import gather
+    from bridge.store.models import JobRow
+    from bridge.store.repos import Owner
+
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    ops.add_job("p", "true", expression="* * * * *", owner=Owner.LEGACY)
+    ops.add_job("l", "true", expression="* * * * *")
+    with ops.registry.session() as s:
+        s.execute(update(JobRow).where(JobRow.id == "p")
+                  .values(created_at=minute - timedelta(minutes=20) + timedelta(seconds=43)))
+        s.execute(update(JobRow).where(JobRow.id == "l")
+                  .values(created_at=minute - timedelta(hours=2)))
+        repo = RunRepo(s)
+        first = minute - timedelta(minutes=20)  # the import minute: cron fired before import
+        repo.add(job_id="p", slot=first, path="legacy", role="authoritative",
+                 status="succeeded", started_at=first + timedelta(seconds=1), exit_status=0)
+        for n in range(19, 0, -1):
+            slot = minute - timedelta(minutes=n)
+            for path, role in (("legacy", "authoritative"), ("celery", "shadow")):
+                repo.add(job_id="p", slot=slot, path=path, role=role, status="succeeded",
+                         started_at=slot + timedelta(seconds=1),
+                         finished_at=slot + timedelta(seconds=2), exit_status=0)
+        lost = minute - timedelta(minutes=5)
+        repo.add(job_id="l", slot=lost, path="celery", role="authoritative", status="lost",
+                 started_at=lost + timedelta(seconds=1), attempts=1, error=LOST_NOTE)
+    port = free_port()
+    server = metrics.serve(ops.settings, port)
+    try:
+        v = scrape(port)
+    finally:
+        server.shutdown()
+    verdicts = {dict(k[1])["verdict"]: n for k, n in v.items()
+                if k[0] == "bridge_shadow_verdicts" and dict(k[1]).get("job") == "p"}
+    assert verdicts.pop("pending", 0) <= 2  # this minute (and the next, if one began)
+    assert verdicts == {"match": 19, "before_import": 1}
+    assert v[("bridge_slot_findings", (("job", "l"), ("kind", "lost")))] == 1
+    assert v[("bridge_runs_total", (("job", "l"), ("outcome", "lost"), ("path", "celery")))] == 1
+    assert ("bridge_runs_total", (("job", "l"), ("outcome", "failed"),
+                                  ("path", "celery"))) not in v
+
+    view = gather(ops.registry, ops.settings, datetime.now(UTC))
+    assert view["slots_24h"]["lost"] == 1 and view["slots_24h"]["failed"] == 0
+    assert view["shadow"]["lost_slots"] == 1
+    lines = _overview_lines(view)
+    assert any(line.startswith("slots 24h") and "lost 1" in line for line in lines), lines
+    assert any(line.startswith("shadow") and "1 lost" in line for line in lines), lines
+
+
+def test_a_real_beat_writes_the_documented_dispatch_metrics(tmp_path: Path,
+                                                           redis_url: str) -> None:
+    """``bridge_beat_dispatch_batch_size`` / ``_duration_seconds``: written by a real
+    ``celery beat -S bridge.scheduler:BridgeScheduler`` into its liveness hash, exposed by a
+    collector in another process (this one)."""
+    import redis
+
+    from tests.integration.test_beat import PREFIX, Harness, job
+
+    h = Harness(tmp_path, redis_url)
+    try:
+        h.add_jobs(job("per-second-a"), job("per-second-b"))
+        h.beat()
+        h.wait_for("beat's first batch", lambda: h.r.hget(f"{PREFIX}:bridge:beat", "batch"),
+                   timeout=60)
+        client = redis.Redis.from_url(redis_url)
+        collector = metrics.BridgeCollector(h.db_url, redis_client=client, prefix=PREFIX)
+        beat = {m.name: m.samples[0].value for m in collector._beat()}
+        client.close()
+        assert 1 <= beat["bridge_beat_dispatch_batch_size"] <= 2 * 1000
+        assert 0 < beat["bridge_beat_dispatch_duration_seconds"] < 30
+        assert beat["bridge_beat_last_tick_timestamp_seconds"] > 0
+    finally:
+        h.close()

@@ -70,7 +70,8 @@ def test_json_report_has_the_documented_fields_and_exits_1_on_a_mismatch(cli, db
     assert set(bad) == JOB_FIELDS and bad["job_id"] == "etc-crontab-bad"
     assert bad["counts"] == {"match": 4, "missing_celery": 0, "missing_legacy": 0, "late": 0,
                              "duplicate": 0, "outcome_mismatch": 1, "pending": 0,
-                             "unexpected_slot": 0, "ignored": 1}
+                             "unexpected_slot": 0, "before_import": 0, "lost": 0,
+                             "ignored": 1}
     assert bad["ignored_rules"] == {"verdict=late lag<=300": 1}
     assert bad["readiness"]["ready"] is False  # last 3 decided: 04:00 (mismatch), 05, 06
     assert bad["readiness"]["evidence"][0] == "2026-03-10T04:00:00Z"

@@ -35,7 +35,8 @@ ROLE_STATUS = [
     ("shadow", "failed"), ("shadow", "interrupted"), ("shadow", "running"),
     ("authoritative", "running"), ("observe", "observed"), ("stand-down", "stood-down"),
     ("suppressed", "suppressed"), ("scheduler", "missed"), ("scheduler", "skipped"),
-    ("observe", "succeeded"), ("shadow", "observed"),
+    ("observe", "succeeded"), ("shadow", "observed"), ("authoritative", "lost"),
+    ("shadow", "lost"),
 ]
 LAGS = [1.0, 1.25, 3.5, 0.0, -2.0, None, 59.995, 60.0, 60.004, 60.02, -59.999, -61.0, 120.0]
 COMMON = {  # the usual records of each path before a flip
@@ -89,12 +90,15 @@ def compact(obs: Observation, spec: JobSpec) -> scan.CompactRow:
 
 
 def both_reports(spec: JobSpec, obs: list[Observation], now: datetime,
-                 history: list[AuthorityEvent], timeline_limit: int) -> tuple[Any, Any]:
+                 history: list[AuthorityEvent], timeline_limit: int,
+                 imported: datetime | None = None) -> tuple[Any, Any]:
     slots = expected_slots(spec, AFTER, UNTIL)
+    before = [t for t in slots if imported is not None and t <= imported]
+    slots = slots[len(before):]
     legacy, celery = split_paths(obs)
     owner = owner_at(history, UNTIL)
     general = job_report(spec, compare_job(spec, AFTER, UNTIL, now, legacy, celery,
-                                           history=history),
+                                           history=history, imported=imported),
                          owner=owner, expected=len(slots), timeline_limit=timeline_limit)
     window = sorted((o for o in obs if AFTER < o.slot <= UNTIL),
                     key=lambda o: (o.slot, o.row_id))
@@ -103,7 +107,7 @@ def both_reports(spec: JobSpec, obs: list[Observation], now: datetime,
     by_id = {o.row_id: o for o in obs}
     sparse = scan.sparse_verdicts(spec, slots, rows, {s: i for i, s in enumerate(slots)}, now,
                                   lambda ids: {i: by_id[i] for i in ids}, history=history,
-                                  keep_tail=keep)
+                                  keep_tail=keep, before=before, imported=imported)
     assert sparse is not None
     fast = sparse_job_report(spec, sparse, owner, expected=len(slots), kept_quiet=keep,
                              timeline_limit=timeline_limit, mismatch_limit=50)
@@ -152,7 +156,8 @@ def test_fast_path_reports_equal_the_general_path_on_seeded_random_streams() -> 
                          ready_after=rnd.choice([None, 1, 4]))
         fast, general = both_reports(spec, _random_stream(rnd),
                                      rnd.choice([LATE_NOW, utc("2026-03-10T12:03:00Z")]),
-                                     rnd.choice([[], FLIP]), rnd.choice([0, 2]))
+                                     rnd.choice([[], FLIP]), rnd.choice([0, 2]),
+                                     rnd.choice([None, None, utc("2026-03-10T03:00:43Z")]))
         assert fast is None or fast == general
 
 
@@ -208,9 +213,16 @@ def _seed(url: str, rnd: random.Random) -> list[str]:
 
 def test_build_report_equals_the_general_path_on_a_real_registry(  # type: ignore[no-untyped-def]
         db_url, monkeypatch) -> None:
+    from sqlalchemy import update
+
+    from bridge.store.models import JobRow
+
     ids = _seed(db_url, random.Random(5))
     reg = Registry(db_url)
     try:
+        with reg.session() as s:  # one job imported inside the window: before_import slots
+            s.execute(update(JobRow).where(JobRow.id == ids[0])
+                      .values(created_at=utc("2026-03-10T05:00:43Z")))
         with reg.session() as s:
             for limit in (0, 2, 500):
                 fast = build_report(s, ids, AFTER, UNTIL, LATE_NOW, timeline_limit=limit)
@@ -219,6 +231,7 @@ def test_build_report_equals_the_general_path_on_a_real_registry(  # type: ignor
                     general = build_report(s, ids, AFTER, UNTIL, LATE_NOW, timeline_limit=limit)
                 assert fast.jobs == general.jobs
                 assert fast.totals()["counts"]["match"] > 0
+                assert fast.jobs[0].summary.counts["before_import"] > 0
     finally:
         reg.dispose()
 
