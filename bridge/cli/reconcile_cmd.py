@@ -52,10 +52,7 @@ def reconcile(
         emit_json({**_document(window, findings, repairs, do_repair, dry_run),
                    "repaired": done})
     else:
-        _render(findings, repairs, dry_run)
-        for r in done:
-            out.print(f"repaired   {r['job_id']:30} {r['slot']}  {r['kind']} by {r['actor']} at "
-                      f"{r['at']} (task {r['task_id']})", highlight=False, markup=False)
+        _render(findings, repairs, dry_run, done)
     if findings:
         raise typer.Exit(1)
 
@@ -92,9 +89,14 @@ def _document(window: Window, findings: list[Finding], repairs: list[Repair], do
     }
 
 
-def _render(findings: list[Finding], repairs: list[Repair], dry_run: bool) -> None:
+def _render(findings: list[Finding], repairs: list[Repair], dry_run: bool,
+            done: list[dict[str, Any]]) -> None:
     for f in findings:
         out.print(f"{f.kind.value:10} {f.job_id:30} {slot_text(f.slot)}  {f.detail}",
+                  highlight=False, markup=False)
+    for made in done:
+        out.print(f"repaired   {made['job_id']:30} {made['slot']}  {made['kind']} by "
+                  f"{made['actor']} at {made['at']} (task {made['task_id']})",
                   highlight=False, markup=False)
     for r in repairs:
         verb = "would repair" if dry_run else ("repaired" if r.task_id else "not repaired")
