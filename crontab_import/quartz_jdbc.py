@@ -46,7 +46,7 @@ Job data (``JOB_DATA``)
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,8 +61,8 @@ from crontab_import.quartz_xml import NS, Node
 
 __all__ = [
     "MISFIRE_NAMES",
-    "StoreRows",
     "TRIGGER_STATES",
+    "StoreRows",
     "decode_job_data",
     "parse_store",
     "read_store",
@@ -181,7 +181,9 @@ def source_name(sched_name: str) -> str:
 # ============================================================================ job data
 
 
-def decode_job_data(blob: bytes | memoryview | None) -> tuple[dict[str, str | None], dict[str, str]]:
+def decode_job_data(
+    blob: bytes | memoryview | None,
+) -> tuple[dict[str, str | None], dict[str, str]]:
     """``JOB_DATA`` -> (values as text, {key: why it is not read}); key ``*`` = the whole map."""
     if blob is None:
         return {}, {}
@@ -194,7 +196,7 @@ def decode_job_data(blob: bytes | memoryview | None) -> tuple[dict[str, str | No
 
 
 def _properties_map(data: bytes) -> tuple[dict[str, str | None], dict[str, str]]:
-    from jproperties import Properties  # type: ignore[import-untyped]
+    from jproperties import Properties
 
     props = Properties()
     try:
@@ -208,7 +210,7 @@ _INTEGRAL = {"java.lang.Integer", "java.lang.Long", "java.lang.Short", "java.lan
 
 
 def _serialized_map(data: bytes) -> tuple[dict[str, str | None], dict[str, str]]:
-    import javaobj.v1 as javaobj  # type: ignore[import-untyped]
+    import javaobj.v1 as javaobj
 
     try:
         obj = javaobj.loads(data)
@@ -307,7 +309,9 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def read_store(url: str, *, table_prefix: str = "QRTZ_", sched_name: str | None = None) -> StoreRows:
+def read_store(
+    url: str, *, table_prefix: str = "QRTZ_", sched_name: str | None = None
+) -> StoreRows:
     """Read one scheduler's definitions from the Quartz tables (see the module docstring).
     InputError (exit 2) for a bad URL, prefix, or scheduler name; InfraError (exit 3) when the
     database cannot be reached."""
@@ -324,8 +328,7 @@ def read_store(url: str, *, table_prefix: str = "QRTZ_", sched_name: str | None 
     except ImportError as e:
         extra = "mysql" if u.get_backend_name() in ("mysql", "mariadb") else "postgres"
         raise InputError(
-            f"--jdbc: the database driver is not installed ({e}); "
-            f"install cron-bridge[{extra}]"
+            f"--jdbc: the database driver is not installed ({e}); install cron-bridge[{extra}]"
         ) from None
     try:
         with engine.connect() as conn:
@@ -376,7 +379,9 @@ class _Reader:
             {
                 r[0]
                 for t in ("JOB_DETAILS", "TRIGGERS")
-                for r in self.conn.execute(text(f"SELECT DISTINCT SCHED_NAME FROM {self.prefix}{t}"))
+                for r in self.conn.execute(
+                    text(f"SELECT DISTINCT SCHED_NAME FROM {self.prefix}{t}")
+                )
             }
         )
         if sched_name is None:
@@ -481,8 +486,7 @@ _CALENDARS_SQL = (
     "SELECT CALENDAR_NAME FROM {p}CALENDARS WHERE SCHED_NAME = :s ORDER BY CALENDAR_NAME"
 )
 _PAUSED_SQL = (
-    "SELECT TRIGGER_GROUP FROM {p}PAUSED_TRIGGER_GRPS WHERE SCHED_NAME = :s "
-    "ORDER BY TRIGGER_GROUP"
+    "SELECT TRIGGER_GROUP FROM {p}PAUSED_TRIGGER_GRPS WHERE SCHED_NAME = :s ORDER BY TRIGGER_GROUP"
 )
 
 
@@ -611,9 +615,8 @@ def _with_store_state(
         unreadable.update({f"trigger:{k}": v for k, v in t.unreadable.items()})
     if unreadable:
         details["job_data_unreadable"] = unreadable
-        notes.append(
-            f"{item.id}: job data not read ({'; '.join(f'{k}: {v}' for k, v in unreadable.items())})"
-        )
+        listed = "; ".join(f"{k}: {v}" for k, v in unreadable.items())
+        notes.append(f"{item.id}: job data not read ({listed})")
     if t is None:
         return replace(item, details=details), notes
     status, action = TRIGGER_STATES.get(
@@ -670,4 +673,3 @@ def _hand_over(item: ImportItem, t: StoreTrigger) -> dict[str, Any]:
         "in_step": bridge_next == quartz_next,
         "skipped_since_prev": skipped,
     }
-

@@ -104,8 +104,8 @@ def trigger_schedule(
             out.schedule = _simple_schedule(t, zone_name, start, end)
         else:
             # a zone only comes from a store (QRTZ_SIMPROP_TRIGGERS); the XML has none
-            zone = _cron_zone(t, zone_name, out)
-            out.schedule = _calendar_schedule(t, zone, start, end)
+            cal_zone = _cron_zone(t, zone_name, out)
+            out.schedule = _calendar_schedule(t, cal_zone, start, end)
             out.unsupported = out.unsupported or calendar_unsupported_reason(out.schedule)
     except _TriggerProblem as e:
         out.errors.append(Issue(e.line, f"trigger {t.key}: {e.message}", e.fatal))
