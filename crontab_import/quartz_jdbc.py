@@ -554,7 +554,8 @@ def parse_store(
     now: datetime,
     default_timezone: str,
 ) -> ParseResult:
-    """Import items for one scheduler's definitions (pure)."""
+    """Import items for one scheduler's definitions (pure). Job data is taken in key order (a
+    JobDataMap is a HashMap: its stored order means nothing and may change on any rewrite)."""
     raws: dict[int, str] = {}
     jobs = []
     for j in rows.jobs:
@@ -562,7 +563,7 @@ def parse_store(
         raws[id(node)] = f"job {j.group}.{j.name} class {j.job_class}"
         jobs.append(QuartzJob(
             name=j.name, group=j.group, job_class=j.job_class, description=j.description,
-            durable=j.durable, recover=j.recover, data=dict(j.data), node=node,
+            durable=j.durable, recover=j.recover, data=dict(sorted(j.data.items())), node=node,
         ))  # fmt: skip
     triggers = []
     for t in rows.triggers:
@@ -571,7 +572,7 @@ def parse_store(
         raws[id(node)] = _raw_trigger(t)
         triggers.append(QuartzTrigger(
             element=kind, name=t.name, group=t.group, job_name=t.job_name,
-            job_group=t.job_group, node=node, values=values, data=dict(t.data),
+            job_group=t.job_group, node=node, values=values, data=dict(sorted(t.data.items())),
         ))  # fmt: skip
     notes = [f"read {len(rows.jobs)} jobs and {len(rows.triggers)} triggers from {rows.origin}"]
     notes += [

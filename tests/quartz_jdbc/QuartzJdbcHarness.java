@@ -1,6 +1,9 @@
 // A real Quartz 2.3.2 scheduler on a JDBC JobStore (JobStoreTX), for the bridge's JDBC import
 // tests. Usage:
 //   java QuartzJdbcHarness DRIVER URL USER PASSWORD DELEGATE PREFIX SCHED_NAME USE_PROPERTIES
+//        [SPOOL_DIR EXPORT_FILE]
+// With the last two (and cron-bridge-quartz.jar on the classpath) the scheduler runs the
+// bridge's plugin, which exports the definitions to EXPORT_FILE when the scheduler starts.
 // Clears the scheduler SCHED_NAME in the tables, schedules a realistic set of jobs through the
 // Quartz API, starts the scheduler (which recovers misfires as at any start-up), puts it in
 // standby, prints one line per trigger and shuts it down:
@@ -72,6 +75,11 @@ public class QuartzJdbcHarness {
         p.setProperty("org.quartz.dataSource.ds.url", a[1]);
         p.setProperty("org.quartz.dataSource.ds.user", a[2]);
         p.setProperty("org.quartz.dataSource.ds.password", a[3]);
+        if (a.length > 9) {
+            p.setProperty("org.quartz.plugin.bridge.class", "cronbridge.quartz.BridgePlugin");
+            p.setProperty("org.quartz.plugin.bridge.spoolDir", a[8]);
+            p.setProperty("org.quartz.plugin.bridge.exportFile", a[9]);
+        }
         boolean props = Boolean.parseBoolean(a[7]);
         Scheduler s = new StdSchedulerFactory(p).getScheduler();
         s.clear();
@@ -141,6 +149,12 @@ public class QuartzJdbcHarness {
 
         s.start();
         Thread.sleep(1500);  // start-up misfire recovery runs before the first acquisition
+        if (a.length > 9) {
+            java.nio.file.Path export = java.nio.file.Paths.get(a[9]);
+            for (int i = 0; i < 600 && !java.nio.file.Files.exists(export); i++) {
+                Thread.sleep(50);
+            }
+        }
         s.standby();
         List<TriggerKey> keys = new ArrayList<>(s.getTriggerKeys(GroupMatcher.anyTriggerGroup()));
         keys.sort(Comparator.comparing(TriggerKey::toString));

@@ -99,13 +99,16 @@ def _classes() -> Path:
 
 def run(
     store: JdbcStore, *, sched_name: str, use_properties: bool, prefix: str = "QRTZ_",
-    jvm_zone: str = "America/New_York",
+    jvm_zone: str = "America/New_York", plugin: tuple[Path, Path, Path] | None = None,
 ) -> dict[str, QuartzTrigger]:  # fmt: skip
-    """Schedule the harness's jobs in ``sched_name`` and report each trigger (group.name)."""
+    """Schedule the harness's jobs in ``sched_name`` and report each trigger (group.name).
+    ``plugin`` = (cron-bridge-quartz.jar, spool dir, export file): run the bridge's plugin."""
+    extra = [] if plugin is None else [str(plugin[1]), str(plugin[2])]
+    cp = classpath(_classes(), *([plugin[0]] if plugin else []))
     proc = subprocess.run(
-        ["java", f"-Duser.timezone={jvm_zone}", "-cp", classpath(_classes()), "QuartzJdbcHarness",
+        ["java", f"-Duser.timezone={jvm_zone}", "-cp", cp, "QuartzJdbcHarness",
          store.driver, store.jdbc_url, store.user, store.password, store.delegate, prefix,
-         sched_name, "true" if use_properties else "false"],
+         sched_name, "true" if use_properties else "false", *extra],
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     if proc.returncode != 0:
@@ -117,3 +120,16 @@ def run(
         _, key, state, times = line.split("\t")
         out[key] = QuartzTrigger(state, tuple(int(t) for t in times.split(",") if t))
     return out
+
+
+@lru_cache(maxsize=1)
+def plugin_jar() -> Path:
+    """cron-bridge-quartz.jar, built once per machine and plugin source."""
+    from legacy_wrappers.quartz import build
+
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in build.sources())).hexdigest()[:12]
+    out = Path(tempfile.gettempdir()) / f"cron-bridge-quartz-{digest}"
+    jar = out / build.JAR_NAME
+    if not jar.exists():
+        build.build(out)
+    return jar
