@@ -126,12 +126,12 @@ def test_the_reader_transaction_refuses_writes(quartz: Quartz) -> None:
         with engine.connect() as conn:
             _begin_read_only(conn)
             assert conn.execute(text("SELECT COUNT(*) FROM QRTZ_TRIGGERS")).scalar()
-            with pytest.raises(DBAPIError, match="(?i)read.only"):
+            with pytest.raises(DBAPIError, match=r"(?i)read.only"):
                 conn.execute(text("UPDATE QRTZ_TRIGGERS SET PRIORITY = 1"))
     finally:
         engine.dispose()
     if quartz.store.backend == "mariadb":  # still untouched, seen from another session
-        with maria_admin(quartz.store.sqlalchemy_url.rsplit("/", 1)[1]) as admin:
-            with admin.cursor() as cur:
-                cur.execute("SELECT COUNT(*) FROM QRTZ_TRIGGERS WHERE PRIORITY = 1")
-                assert cur.fetchone() == (0,)
+        database = quartz.store.sqlalchemy_url.rsplit("/", 1)[1]
+        with maria_admin(database) as admin, admin.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM QRTZ_TRIGGERS WHERE PRIORITY = 1")
+            assert cur.fetchone() == (0,)
