@@ -639,6 +639,11 @@ def _with_store_state(
         quartz["bridge_action"] = action
     elif item.status is not ItemStatus.OK:
         quartz["bridge_action"] = f"{item.status.value}: {item.reason}"
+    if quartz.get("in_step") and new_status is ItemStatus.OK:
+        notes.append(
+            f"{item.id}: hand-over: Quartz last fired {quartz['prev_fire'] or 'never'}, fires "
+            f"next at {quartz['next_fire']} = the bridge's slot {quartz['bridge_next']}"
+        )
     if quartz.get("in_step") is False and new_status is ItemStatus.OK:
         notes.append(
             f"{item.id}: Quartz's next fire time {quartz['next_fire']} is not a slot of the "

@@ -150,7 +150,7 @@ def render(outcome: ImportOutcome, timezone: str, dry_run: bool) -> None:
         table.add_row(
             f"[{style}]{e.status.value}[/{style}]",
             e.id or "",
-            f"{e.file}:{e.line}",
+            f"{e.file}:{e.line}" if e.line is not None else e.file,
             sched or "",
             doc["next"][0] if doc["next"] else "",
             detail,
