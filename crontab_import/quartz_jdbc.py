@@ -498,17 +498,25 @@ def _iso(ms: int) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
+def _iso_or_none(ms: int | None) -> str | None:
+    try:
+        return None if ms is None else _iso(ms)
+    except (OverflowError, ValueError):
+        return None
+
+
 def _trigger_values(t: StoreTrigger) -> tuple[str, dict[str, str | None]]:
     kind = _TYPES.get(t.type, "simple")
     names = MISFIRE_NAMES.get(kind, {})
     misfire = names.get(t.misfire, f"{t.misfire} (unknown to Quartz 2.3 for {t.type} triggers)")
+    start, end = _iso_or_none(t.start_ms), _iso_or_none(t.end_ms)
     values: dict[str, str | None] = {
         "description": t.description,
         "priority": str(t.priority),
         "calendar-name": t.calendar,
-        "start-time": _iso(t.start_ms),
+        "start-time": start,
         "start-time-seconds-in-future": None,
-        "end-time": _iso(t.end_ms) if t.end_ms is not None else None,
+        "end-time": end,
         "misfire-instruction": f"MISFIRE_INSTRUCTION_{misfire}",
         "cron-expression": t.cron_expression,
         "time-zone": t.time_zone,
@@ -518,6 +526,13 @@ def _trigger_values(t: StoreTrigger) -> tuple[str, dict[str, str | None]]:
         "volatility": None,
     }
     refused = _REFUSED_TYPES.get(t.type)
+    if t.state == "COMPLETE":  # past its last fire: converting it would only find it never fires
+        refused = TRIGGER_STATES["COMPLETE"][1]
+    if start is None or (t.end_ms is not None and end is None):
+        refused = (
+            f"start {t.start_ms} / end {t.end_ms} ms: outside the years 0001..9999 (UTC) "
+            "the bridge supports"
+        )
     if t.type not in _TYPES and refused is None:
         refused = f"trigger type {t.type!r}: not a Quartz 2.3 built-in the bridge reproduces"
     if refused is None and t.type == "CAL_INT" and (t.preserve_hour or t.skip_day):
@@ -538,9 +553,9 @@ def _raw_trigger(t: StoreTrigger) -> str:
         parts.append(f"repeat {t.repeat_count} every {t.repeat_interval} ms")
     if t.type == "CAL_INT":
         parts.append(f"every {t.repeat_interval} {t.interval_unit} zone {t.time_zone}")
-    parts.append(f"start {_iso(t.start_ms)}")
+    parts.append(f"start {_iso_or_none(t.start_ms) or t.start_ms}")
     if t.end_ms is not None:
-        parts.append(f"end {_iso(t.end_ms)}")
+        parts.append(f"end {_iso_or_none(t.end_ms) or t.end_ms}")
     parts.append(f"misfire {t.misfire} priority {t.priority}")
     if t.calendar:
         parts.append(f"calendar {t.calendar}")
@@ -626,8 +641,8 @@ def _with_store_state(
     quartz: dict[str, Any] = {
         "state": t.state,
         "bridge_action": action,
-        "next_fire": _iso(t.next_fire_ms) if t.next_fire_ms else None,
-        "prev_fire": _iso(t.prev_fire_ms) if t.prev_fire_ms else None,
+        "next_fire": _iso_or_none(t.next_fire_ms),
+        "prev_fire": _iso_or_none(t.prev_fire_ms),
         "times_triggered": t.times_triggered,
     }
     quartz.update(_hand_over(item, t))
@@ -662,8 +677,8 @@ def _hand_over(item: ImportItem, t: StoreTrigger) -> dict[str, Any]:
     from bridge.schedules import compile_schedule
 
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    quartz_next = epoch + timedelta(seconds=t.next_fire_ms // 1000)
     try:
+        quartz_next = epoch + timedelta(seconds=t.next_fire_ms // 1000)
         ev = compile_schedule(item.job.schedule)
         bridge_next = ev.next_after(quartz_next - timedelta(seconds=1))
         skipped = 0
