@@ -369,6 +369,8 @@ def quartz(
     now = datetime.now(UTC)
     if sum(map(bool, (paths, jdbc, export))) != 1:
         raise InputError("give Quartz XML files, or --jdbc URL, or --export FILE (one of them)")
+    if not jdbc and (sched_name or table_prefix != "QRTZ_"):
+        raise InputError("--table-prefix and --sched-name need --jdbc URL")
     if jdbc or export:
         results = [_quartz_store(jdbc, export, table_prefix, sched_name, mapping, now, zone)]
     else:

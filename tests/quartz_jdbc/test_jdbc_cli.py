@@ -118,6 +118,8 @@ def test_store_errors_are_one_line_with_exit_codes(
     assert down.code == 3 and down.err.startswith("error: cannot read the Quartz database")
     both = cli("import", "quartz", "x.xml", "--jdbc", url, env=env)
     assert both.code == 2 and "one of them" in both.err
+    alone = cli("import", "quartz", "x.xml", "--sched-name", "props", env=env)
+    assert alone.code == 2 and "need --jdbc URL" in alone.err
 
 
 def test_the_reader_transaction_refuses_writes(quartz: Quartz) -> None:
