@@ -126,3 +126,14 @@ def quartz(request: pytest.FixtureRequest) -> Quartz:
     fixture = "pg_quartz" if request.param == "postgresql" else "maria_quartz"
     result: Quartz = request.getfixturevalue(fixture)
     return result
+
+
+@pytest.fixture(scope="session")
+def plugin_built(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """tests/quartz_plugin's runner classes and the plugin jar, built once per session."""
+    from tests.quartz_plugin import harness as plugin_harness
+
+    reason = plugin_harness.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    return plugin_harness.compile_all(tmp_path_factory.mktemp("quartz-plugin-build"))

@@ -65,12 +65,9 @@ def tables(pg_store: harness.JdbcStore) -> Iterator[harness.JdbcStore]:
 
 
 def test_a_jdbc_store_scheduler_is_imported_shadowed_and_flipped_slot_exactly(
-    tables: harness.JdbcStore, tmp_path: Path, redis_url: str
+    tables: harness.JdbcStore, tmp_path: Path, redis_url: str, plugin_built: plugin_harness.Built
 ) -> None:
-    reason = plugin_harness.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    base = plugin_harness.compile_all(tmp_path / "build")
+    base = plugin_built
     extra = (str(harness._classes()), str(harness.JAVA_DIR / "postgresql.jar"))
     built = JdbcBuilt(base.plugin_jar, base.classes, extra)
     world = World(tmp_path, redis_url, built)

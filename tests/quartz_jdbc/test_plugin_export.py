@@ -4,6 +4,7 @@ plan as reading its JDBC tables, and the fire times of the running Quartz."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -129,3 +130,47 @@ def test_a_broken_export_is_one_line_exit_2(cli, tmp_path: Path) -> None:  # typ
     assert r.err.strip().splitlines() == [
         f'error: {bad}: not a cron-bridge Quartz export (no "format": "cron-bridge-quartz-export")'
     ]
+
+
+def test_a_ram_store_scheduler_exports_the_jobs_its_xml_defines(
+    plugin_built, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Any JobStore: a RAMJobStore scheduler (jobs loaded from a job XML by Quartz itself)
+    exports the same jobs and schedules the XML importer reads from that file."""
+    from crontab_import.quartz import parse_file
+    from tests.quartz_plugin import harness as plugin_harness
+    from tests.quartz_plugin.test_quartz_plugin import job
+
+    xml = tmp_path / "jobs.xml"
+    xml.write_text(plugin_harness.job_xml([
+        job(tmp_path, "ram", "tick", [("tick", "0 0 * * * ?")]),
+        job(tmp_path, "ram", "multi", [("even", "0 0/2 * * * ?"), ("odd", "0 1/2 * * * ?")]),
+    ]))  # fmt: skip
+    export = tmp_path / "export.json"
+    props = plugin_harness.properties(
+        [xml], tmp_path / "spool", None,
+        extra={"org.quartz.plugin.bridge.exportFile": str(export)},
+    )  # fmt: skip
+    quartz = plugin_harness.QuartzProcess(plugin_built, tmp_path, props)
+    quartz.start()
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=30)
+        while not export.exists() and datetime.now(UTC) < deadline:
+            time.sleep(0.05)
+    finally:
+        assert quartz.stop() == 0, quartz.output()
+    from_export = {i.id: i for i in _parse(read_export(str(export))).items}
+    now = datetime.now(UTC)
+    from_xml = {i.id: i for i in parse_file(xml, now=now, default_timezone="UTC").items}
+    assert set(from_export) == set(from_xml) == {"ram.tick", "ram.multi.even", "ram.multi.odd"}
+    for job_id, item in from_export.items():
+        a, b = item.job, from_xml[job_id].job
+        assert a is not None and b is not None
+        assert (a.schedule.expression, a.schedule.timezone) == (
+            b.schedule.expression, b.schedule.timezone,
+        )  # fmt: skip
+        assert a.policies == b.policies, job_id
+        # the same data (a store's job data is in key order; a file's in the file's order)
+        assert a.handler.job_class == b.handler.job_class  # type: ignore[union-attr]
+        assert dict(a.handler.job_data) == dict(b.handler.job_data)  # type: ignore[union-attr]
+        assert item.details["quartz"]["in_step"] is True
