@@ -15,6 +15,8 @@ from crontab_import.quartz_jdbc import _begin_read_only
 from tests.quartz_jdbc import harness
 from tests.quartz_jdbc.conftest import Quartz, ddl, maria_admin
 
+pytestmark = [pytest.mark.java, pytest.mark.integration]
+
 
 def _env(redis_url: str, tmp_path: Path) -> dict[str, str]:
     return {

@@ -17,6 +17,8 @@ from crontab_import.model import ItemStatus
 from crontab_import.quartz_jdbc import parse_store, read_store
 from tests.quartz_jdbc.conftest import SCHEDULERS, Quartz
 
+pytestmark = [pytest.mark.java, pytest.mark.integration]
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 IMPORTED = {
     "billing.invoice-run.nightly": "billing.nightly",

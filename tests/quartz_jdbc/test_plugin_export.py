@@ -22,6 +22,8 @@ from tests.quartz_jdbc import harness
 from tests.quartz_jdbc.conftest import ddl
 from tests.quartz_jdbc.test_jdbc_import import EPOCH, IMPORTED
 
+pytestmark = [pytest.mark.java, pytest.mark.integration]
+
 PREFIX = "QRTZX_"
 
 
