@@ -622,8 +622,6 @@ def _with_store_state(
     job = jobs.get(f"{job_info.get('group')}.{job_info.get('name')}")
     unreadable: dict[str, str] = {}
     if job is not None:
-        details["nonconcurrent"] = job.nonconcurrent
-        details["persist_job_data"] = job.update_data
         unreadable.update(job.unreadable)
     trig = details.get("trigger")
     t = triggers.get(f"{trig['group']}.{trig['name']}") if trig else None
@@ -645,6 +643,10 @@ def _with_store_state(
         "prev_fire": _iso_or_none(t.prev_fire_ms),
         "times_triggered": t.times_triggered,
     }
+    if job is not None:
+        quartz.update(
+            recover=job.recover, nonconcurrent=job.nonconcurrent, persist_job_data=job.update_data
+        )
     quartz.update(_hand_over(item, t))
     details["quartz"] = quartz
     reason = item.reason

@@ -87,6 +87,9 @@ def test_states_refusals_misfire_zone_and_priority_are_in_the_plan(
     assert nightly.details["misfire"] == "MISFIRE_INSTRUCTION_DO_NOTHING"
     assert nightly.details["misfire_policy"] == "skip"
     assert nightly.details["trigger"]["priority"] == 7
+    assert {k: nightly.details["quartz"][k] for k in ("recover", "nonconcurrent")} == {
+        "recover": False, "nonconcurrent": False,
+    }  # fmt: skip
     assert nightly.job is not None and nightly.job.schedule.timezone == "America/New_York"
     month_end = items["billing.invoice-run.month-end"]
     assert month_end.details["misfire"] == "MISFIRE_INSTRUCTION_FIRE_ONCE_NOW"
