@@ -90,6 +90,7 @@ class SourceKind(StrEnum):
     SYSTEM_CRONTAB = "system-crontab"  # /etc/crontab
     CRON_D = "cron.d"
     QUARTZ_XML = "quartz-xml"
+    QUARTZ_STORE = "quartz-store"  # a Quartz JobStore: JDBC tables or the plugin's export
     MANUAL = "manual"
 
 

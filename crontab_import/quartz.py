@@ -118,6 +118,7 @@ __all__ = [
     "XSI_NS",
     "HandlerMap",
     "HandlerRule",
+    "import_definitions",
     "load_handler_map",
     "misfire_policy",
     "parse_file",
@@ -146,6 +147,12 @@ class _Context:
     triggers_per_job: Counter[str] = field(default_factory=Counter)
     trigger_names: Counter[tuple[str, str]] = field(default_factory=Counter)
     duplicate_triggers: dict[str, list[int]] = field(default_factory=dict)
+    # Definitions read from a Quartz store (crontab_import.quartz_jdbc) rather than a file:
+    # their source kind, their text by element (``raws``), no line numbers, and no issue
+    # refuses the whole source (the store already holds every definition it accepted).
+    kind: SourceKind = SourceKind.QUARTZ_XML
+    raws: dict[int, str] = field(default_factory=dict)
+    whole_file: bool = True
 
 
 @dataclass
@@ -263,6 +270,8 @@ def _bridge_policies(
 
 def _raw(ctx: _Context, node: Node) -> str:
     """The source lines of an element (capped at _RAW_MAX characters)."""
+    if id(node) in ctx.raws:
+        return ctx.raws[id(node)][:_RAW_MAX]
     first, last = max(node.line - 1, 0), max(node.end_line, node.line)
     lines = [ln[:_RAW_MAX] for ln in ctx.lines[first : min(last, first + 200)]]
     return "\n".join(lines).strip()[:_RAW_MAX]
@@ -335,6 +344,11 @@ def _fill(t: QuartzTrigger, job: QuartzJob, ctx: _Context, draft: _Draft) -> Non
                 fatal=False,
             )
         )
+    refused = t.values.get("refused")  # a store's trigger type the bridge cannot reproduce
+    if refused is not None:
+        draft.details["misfire"] = t.values["misfire-instruction"]
+        draft.unsupported = refused
+        return
     calendar = t.values["calendar-name"]
     if calendar is not None:
         draft.details["calendar"] = calendar
@@ -349,7 +363,7 @@ def _fill(t: QuartzTrigger, job: QuartzJob, ctx: _Context, draft: _Draft) -> Non
 
 def _finish(t: QuartzTrigger, draft: _Draft, ctx: _Context) -> ImportItem:
     source = SourceLocation(
-        file=ctx.file, line=t.node.line, raw=_raw(ctx, t.node), kind=SourceKind.QUARTZ_XML
+        file=ctx.file, line=t.node.line or None, raw=_raw(ctx, t.node), kind=ctx.kind
     )
     job = None
     if draft.id and draft.schedule is not None and draft.handler is not None:
@@ -412,7 +426,7 @@ def _job_items(jobs: list[QuartzJob], ctx: _Context) -> tuple[list[ImportItem], 
             )
             continue
         source = SourceLocation(
-            file=ctx.file, line=job.node.line, raw=_raw(ctx, job.node), kind=SourceKind.QUARTZ_XML
+            file=ctx.file, line=job.node.line or None, raw=_raw(ctx, job.node), kind=ctx.kind
         )
         items.append(ImportItem(
             status=ItemStatus.UNSUPPORTED, source=source, id=_sanitize(job.key),
@@ -510,26 +524,60 @@ def _import(root: Node, ctx: _Context) -> ParseResult:
     jobs, job_issues = read_jobs(root)
     ctx.jobs, dup_issues = _index_jobs(jobs, root)
     triggers = read_triggers(root)
+    return _assemble(triggers, ctx, [*issues, *pre_issues, *job_issues, *dup_issues], notes)
+
+
+def _assemble(
+    triggers: list[QuartzTrigger], ctx: _Context, issues: list[Issue], notes: list[str]
+) -> ParseResult:
+    """The items of ``ctx.jobs`` and ``triggers``: shared by the XML and the store importers."""
     _count_triggers(triggers, ctx)
     drafts = [(t, _draft_trigger(t, ctx)) for t in triggers]
     items = [_finish(t, d, ctx) for t, d in drafts]
     job_items, orphan_issues = _job_items(list(ctx.jobs.values()), ctx)
-    issues += [*pre_issues, *job_issues, *dup_issues, *orphan_issues]
+    issues = [*issues, *orphan_issues]
     issues += [i for _, d in drafts for i in d.errors]
     items = _dedupe_ids(items + job_items)
     fatal = sorted((i for i in issues if i.fatal), key=lambda i: i.line or 0)
-    if fatal:
+    if fatal and ctx.whole_file:
         items = _deactivate(items, fatal[0])
     unique = sorted(
         {(i.line or 0, i.message): i for i in issues}.values(),
         key=lambda i: (i.line or 0, i.message),
     )
+    first_line = 1 if ctx.whole_file else None
     return ParseResult(
         file=ctx.file,
         items=tuple(items),
-        errors=tuple(ImportError_(ctx.file, i.line or 1, i.message) for i in unique),
+        errors=tuple(ImportError_(ctx.file, i.line or first_line, i.message) for i in unique),
         notes=tuple(notes + _phase_notes(items)),
     )
+
+
+def import_definitions(
+    jobs: list[QuartzJob],
+    triggers: list[QuartzTrigger],
+    *,
+    source: str,
+    raws: dict[int, str],
+    handlers: HandlerMap | None,
+    now: datetime,
+    default_timezone: str,
+    notes: list[str],
+    kind: SourceKind,
+) -> ParseResult:
+    """Items for jobs and triggers read from a Quartz store (JDBC tables, a plugin export),
+    converted exactly as the XML importer converts a file's. ``source`` names the store (the
+    plan's "file", the unit of pruning); ``raws`` is each row's text by ``id(node)``."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    ctx = _Context(
+        file=source, lines=[], handlers=handlers, now=now, zone_name=default_timezone,
+        zone=_default_zone(default_timezone), version="store", kind=kind, raws=raws,
+        whole_file=False,
+    )  # fmt: skip
+    ctx.jobs = {j.key: j for j in jobs}
+    return _assemble(triggers, ctx, [], notes)
 
 
 def _count_triggers(triggers: list[QuartzTrigger], ctx: _Context) -> None:

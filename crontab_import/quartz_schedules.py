@@ -103,7 +103,9 @@ def trigger_schedule(
         elif t.kind == "simple":
             out.schedule = _simple_schedule(t, zone_name, start, end)
         else:
-            out.schedule = _calendar_schedule(t, zone_name, start, end)
+            # a zone only comes from a store (QRTZ_SIMPROP_TRIGGERS); the XML has none
+            cal_zone = _cron_zone(t, zone_name, out)
+            out.schedule = _calendar_schedule(t, cal_zone, start, end)
             out.unsupported = out.unsupported or calendar_unsupported_reason(out.schedule)
     except _TriggerProblem as e:
         out.errors.append(Issue(e.line, f"trigger {t.key}: {e.message}", e.fatal))

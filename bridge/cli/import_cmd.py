@@ -94,7 +94,10 @@ def entry_json(e: PlanEntry) -> dict[str, Any]:
                            "repair": job.policies.repair.value}
         if e.status in (PlanStatus.CREATE, PlanStatus.UPDATE, PlanStatus.UNCHANGED):
             doc["next"] = _next_slots(job)
-    for key in ("trigger", "misfire", "job_class", "handler", "mapped", "misfire_note"):
+    for key in (
+        "trigger", "misfire", "job_class", "handler", "mapped", "misfire_note",
+        "quartz", "job_data_unreadable",
+    ):  # fmt: skip
         if key in e.details:
             doc[key] = e.details[key]
     if job is not None and "handler" not in doc and e.details.get("kind") == "quartz":
@@ -149,7 +152,7 @@ def render(outcome: ImportOutcome, timezone: str, dry_run: bool) -> None:
         table.add_row(
             f"[{style}]{e.status.value}[/{style}]",
             e.id or "",
-            f"{e.file}:{e.line}",
+            f"{e.file}:{e.line}" if e.line is not None else e.file,
             sched or "",
             doc["next"][0] if doc["next"] else "",
             detail,
@@ -316,7 +319,7 @@ def crontab(
 
 @app.command("quartz")
 def quartz(
-    paths: list[str] = typer.Argument(..., help="Quartz job_scheduling_data XML files."),
+    paths: list[str] = typer.Argument(None, help="Quartz job_scheduling_data XML files."),
     handlers: str = typer.Option(
         None,
         "--handlers",
@@ -341,17 +344,42 @@ def quartz(
         False, "--allow-errors", help="Import the valid jobs even when some are rejected (exit 1)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as one JSON document."),
+    jdbc: str = typer.Option(
+        None,
+        "--jdbc",
+        help="Read a live Quartz JDBC JobStore (read-only): SQLAlchemy URL of its PostgreSQL, "
+        "MySQL or MariaDB database.",
+    ),
+    table_prefix: str = typer.Option(
+        "QRTZ_", "--table-prefix", help="With --jdbc: the JobStore's tablePrefix."
+    ),
+    sched_name: str = typer.Option(
+        None,
+        "--sched-name",
+        help="With --jdbc: the scheduler (SCHED_NAME) to import when the tables hold several.",
+    ),
+    export: str = typer.Option(
+        None, "--export", help="Read the JSON export written by the bridge's Quartz plugin."
+    ),
 ) -> None:
-    """Import Quartz job XML (2.0 and 1.8): one bridge job per trigger."""
+    """Import Quartz job XML (2.0 and 1.8), a live JDBC JobStore (--jdbc) or the plugin's
+    export (--export): one bridge job per trigger."""
     from crontab_import import quartz as parser
 
-    files = _check_paths(paths)
     zone = timezone or STATE.settings.timezone
     mapping = parser.load_handler_map(handlers) if handlers else None
     now = datetime.now(UTC)
-    results = [
-        parser.parse_file(p, handlers=mapping, now=now, default_timezone=zone) for p in files
-    ]
+    if sum(map(bool, (paths, jdbc, export))) != 1:
+        raise InputError("give Quartz XML files, or --jdbc URL, or --export FILE (one of them)")
+    if not jdbc and (sched_name or table_prefix != "QRTZ_"):
+        raise InputError("--table-prefix and --sched-name need --jdbc URL")
+    if jdbc or export:
+        results = [_quartz_store(jdbc, export, table_prefix, sched_name, mapping, now, zone)]
+    else:
+        files = _check_paths(paths)
+        results = [
+            parser.parse_file(p, handlers=mapping, now=now, default_timezone=zone) for p in files
+        ]
     results = with_shadow_mode(results, shadow_mode)
     finish(
         results,
@@ -362,3 +390,25 @@ def quartz(
         allow_errors=allow_errors,
         timezone=zone,
     )
+
+
+def _quartz_store(
+    jdbc: str | None,
+    export: str | None,
+    table_prefix: str,
+    sched_name: str | None,
+    mapping: Any,
+    now: datetime,
+    zone: str,
+) -> ParseResult:
+    """One Quartz scheduler's definitions from its JDBC tables or from the plugin's export."""
+    from crontab_import import quartz_jdbc
+
+    if jdbc:
+        rows = quartz_jdbc.read_store(jdbc, table_prefix=table_prefix, sched_name=sched_name)
+    else:
+        from crontab_import import quartz_export
+
+        assert export is not None
+        rows = quartz_export.read_export(_check_paths([export])[0])
+    return quartz_jdbc.parse_store(rows, handlers=mapping, now=now, default_timezone=zone)

@@ -43,7 +43,14 @@ import org.slf4j.LoggerFactory;
  * org.quartz.plugin.bridge.jobIdMapping = auto         (auto | job | trigger)
  * org.quartz.plugin.bridge.jobIdMapFile = /etc/cron-bridge/quartz-ids.properties (optional)
  * org.quartz.plugin.bridge.queueSize = 10000           (records waiting for the disk)
+ * org.quartz.plugin.bridge.exportFile = /var/lib/cron-bridge/quartz-export.json (optional)
+ * org.quartz.plugin.bridge.exportIntervalSeconds = 300 (re-export period; 0 = at start only)
  * </pre>
+ *
+ * <p>{@code exportFile}: the scheduler's job and trigger definitions, whatever its JobStore, for
+ * {@code bridge import quartz --export FILE} (see {@link Exporter}); written when the scheduler
+ * starts (after its start-up misfire recovery) and every {@code exportIntervalSeconds} by a
+ * daemon thread. A failed export is logged and retried at the next period.
  *
  * <p>Job ids: {@code auto} is the importer's rule (crontab_import/quartz.py):
  * {@code <job-group>.<job-name>} when the job has one trigger, {@code
@@ -76,6 +83,9 @@ public class BridgePlugin implements SchedulerPlugin, TriggerListener, JobListen
     private final ConcurrentHashMap<String, Object[]> ids = new ConcurrentHashMap<>();
     private SpoolWriter writer;
     private AuthorityCache authority;
+    private String exportFile;
+    private long exportIntervalSeconds = 300;
+    private java.util.concurrent.ScheduledExecutorService exporter;
 
     // --- properties (set by StdSchedulerFactory from org.quartz.plugin.<name>.*) ---------------
 
@@ -86,6 +96,8 @@ public class BridgePlugin implements SchedulerPlugin, TriggerListener, JobListen
     public void setQueueSize(int v) { queueSize = v; }
     public void setJobIdMapping(String v) { jobIdMapping = v; }
     public void setJobIdMapFile(String v) { jobIdMapFile = v; }
+    public void setExportFile(String v) { exportFile = v; }
+    public void setExportIntervalSeconds(long v) { exportIntervalSeconds = v; }
 
     public long getDroppedCount() { return writer == null ? 0 : writer.droppedCount(); }
 
@@ -132,10 +144,43 @@ public class BridgePlugin implements SchedulerPlugin, TriggerListener, JobListen
 
     @Override
     public void start() {
+        if (exportFile == null || exportFile.trim().isEmpty()) {
+            return;
+        }
+        Path file = Paths.get(exportFile.trim());
+        exporter = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "cron-bridge-export-" + name);
+            t.setDaemon(true);
+            return t;
+        });
+        Runnable export = () -> {
+            try {
+                Exporter.write(scheduler, file);
+            } catch (Throwable t) {
+                LOG.warn("cron-bridge plugin {}: cannot export to {}: {}", name, file, t.toString());
+            }
+        };
+        if (exportIntervalSeconds > 0) {
+            exporter.scheduleWithFixedDelay(export, 0, exportIntervalSeconds,
+                    java.util.concurrent.TimeUnit.SECONDS);
+        } else {
+            exporter.execute(export);
+        }
+    }
+
+    /** Write the export now (the same as the periodic export), e.g. from an admin endpoint. */
+    public void exportNow() throws SchedulerException, IOException {
+        if (exportFile == null || exportFile.trim().isEmpty()) {
+            throw new SchedulerConfigException("cron-bridge plugin " + name + ": no exportFile");
+        }
+        Exporter.write(scheduler, Paths.get(exportFile.trim()));
     }
 
     @Override
     public void shutdown() {
+        if (exporter != null) {
+            exporter.shutdownNow();
+        }
         if (writer != null) {
             writer.stop(10_000);
             LOG.info("cron-bridge plugin {}: {} record(s) spooled, {} dropped", name,
