@@ -98,7 +98,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bridge.errors import BridgeError, ConfigError, ScheduleError
+from bridge.errors import BridgeError, ConfigError, InputError, ScheduleError
 from bridge.schedules.cronfields import FIELDS, expand_macro, parse_fields
 from bridge.spec import (
     ENV_NAME_RE,
@@ -110,12 +110,15 @@ from bridge.spec import (
     SourceKind,
     SourceLocation,
 )
+from crontab_import.filetrust import FileTrust, read_source
 from crontab_import.model import ImportError_, ImportItem, ItemStatus, ParseResult
 
 MAX_COMMAND_BYTES = 998  # Debian: a 999-byte command is "command too long"
 MAX_ENV_LINE_BYTES = 998  # Debian reads only this much of an environment line
 MAX_FIELD_CHARS = 999  # Debian: a 1000-character time field is rejected
 MAX_USER_CRONTAB_LINES = 10000  # crontab(1): "maximum number of lines is 10000"
+DEFAULT_MAX_LINES = 10000  # import limit per file (--max-lines), checked before parsing
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # import limit per file (--max-bytes)
 BLANKS = " \t"
 C_SPACE = " \t\n\v\f\r"  # C isspace(), what cron's environment parser trims
 CRON_D_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -150,11 +153,67 @@ def parse_file(
     kind: SourceKind | str | None = None,
     user: str | None = None,
     dialect: Dialect | str = Dialect.VIXIE,
+    check_owner: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_lines: int = DEFAULT_MAX_LINES,
 ) -> ParseResult:
-    """Read ``path`` (bytes) and parse it; the only I/O of this module."""
-    data = Path(path).read_bytes()
-    return parse_crontab(
+    """Read ``path`` (bytes) and parse it; the only I/O of this module.
+
+    Bounded: a file larger than ``max_bytes`` or with more than ``max_lines`` lines is refused
+    (:class:`bridge.errors.InputError`, exit 2) before any line is parsed, having read at most
+    ``max_bytes + 1`` bytes. ``check_owner``: apply cron's file-trust rules
+    (:mod:`crontab_import.filetrust`); a file cron refuses keeps its jobs listed as INACTIVE
+    with cron's reason, and they are never imported."""
+    opts = _options(str(path), timezone, kind, user, dialect)
+    data, trust = read_source(
+        str(path),
+        kind=opts.kind,
+        user=opts.user,
+        check_owner=check_owner,
+        max_bytes=max_bytes,
+    )
+    check_limits(data, str(path), max_bytes=max_bytes, max_lines=max_lines)
+    result = parse_crontab(
         data, file=str(path), timezone=timezone, kind=kind, user=user, dialect=dialect
+    )
+    return with_trust(result, trust)
+
+
+def check_limits(data: bytes, file: str, *, max_bytes: int, max_lines: int) -> None:
+    """Refuse, before parsing, a file over the import limits (an InputError at file:line)."""
+    if len(data) > max_bytes:
+        raise InputError(
+            f"file larger than {max_bytes} bytes: refused before parsing",
+            file=file,
+            hint="raise --max-bytes if this is intended",
+        )
+    if data.count(b"\n", 0, len(data)) >= max_lines:
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        if lines > max_lines:
+            raise InputError(
+                f"more than {max_lines} lines ({lines}): refused before parsing",
+                file=file,
+                line=max_lines + 1,
+                hint="raise --max-lines if this is intended",
+            )
+
+
+def with_trust(result: ParseResult, trust: FileTrust) -> ParseResult:
+    """Mark every job of a file cron refuses INACTIVE with cron's reason (never imported)."""
+    if trust.refused is None:
+        return replace(result, trust=trust)
+    reason = trust.reason
+    items = tuple(
+        replace(
+            i,
+            status=ItemStatus.INACTIVE if i.status is ItemStatus.OK else i.status,
+            reason=reason if i.status is ItemStatus.OK else i.reason,
+            details={**i.details, "refused_by_cron": trust.refused},
+        )
+        for i in result.items
+    )
+    return replace(
+        result, items=items, trust=trust, notes=(*result.notes, f"{result.file}: {reason}")
     )
 
 
@@ -784,8 +843,10 @@ def _location(state: _State, line: _Line) -> SourceLocation:
     )
 
 
-def _details(state: _State, user: str | None) -> dict[str, Any]:
-    return {"user": user, "dialect": state.opts.dialect.value, "kind": state.opts.kind.value}
+def _details(state: _State, user: str | None, line: int) -> dict[str, Any]:
+    details = {"user": user, "dialect": state.opts.dialect.value, "kind": state.opts.kind.value}
+    id_line = state.override_lines.get(line)
+    return details if id_line is None else {**details, "id_line": id_line}
 
 
 def _add_item(
@@ -804,7 +865,7 @@ def _add_item(
             id=job_id,
             job=job,
             reason=reason,
-            details=_with_warnings(_details(state, user), job),
+            details=_with_warnings(_details(state, user, line.number), job),
         )
     )
 

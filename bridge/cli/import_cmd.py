@@ -26,6 +26,8 @@ from bridge.spec import (
     describe_schedule,
 )
 from bridge.store.repos import current_actor
+from crontab_import.crontab import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES
+from crontab_import.filetrust import NOT_VERIFIED, is_live_path
 from crontab_import.model import ImportItem, ParseResult
 from crontab_import.plan import PlanEntry, PlanStatus
 
@@ -44,6 +46,10 @@ STATUS_STYLE = {
     "unsupported": "magenta",
     "error": "bold red",
 }
+ADOPT_HELP = (
+    "Take over job ids that another source (host, file, kind) owns, e.g. a `# bridge: id=` "
+    "naming another file's job; audited as import.adopt. Without it that is an error."
+)
 HOST_SPOOLS = ("/var/spool/cron/crontabs", "/var/spool/cron")
 
 
@@ -83,6 +89,8 @@ def entry_json(e: PlanEntry) -> dict[str, Any]:
         "changed": list(e.changed),
         "next": [],
     }
+    if e.adopted_from is not None:
+        doc["adopted_from"] = e.adopted_from.to_json()
     if job is not None:
         s = job.schedule
         doc["schedule"] = {
@@ -110,6 +118,7 @@ def outcome_json(outcome: ImportOutcome, timezone: str, dry_run: bool) -> dict[s
         "jobs": [entry_json(e) for e in plan.entries],
         "errors": [e.to_json() for e in plan.errors],
         "notes": list(plan.notes),
+        "trust": [t.to_json() for t in plan.trust],
         "applied": None if outcome.applied is None else vars(outcome.applied),
         "sync": None if outcome.sync is None else outcome.sync.to_json(),
         "sync_error": outcome.sync_error,
@@ -143,6 +152,8 @@ def render(outcome: ImportOutcome, timezone: str, dry_run: bool) -> None:
         doc = entry_json(e)
         sched = describe_schedule(e.job.schedule) if e.job else ""
         detail = e.reason or (", ".join(e.changed[:4]) if e.changed else _handler_text(e))
+        if e.adopted_from is not None:
+            detail = f"adopts from {e.adopted_from.file}; {detail}"
         style = STATUS_STYLE.get(e.status.value, "")
         table.add_row(
             f"[{style}]{e.status.value}[/{style}]",
@@ -155,6 +166,9 @@ def render(outcome: ImportOutcome, timezone: str, dry_run: bool) -> None:
     out.print(table)
     for note in plan.notes:
         out.print(f"note: {note}", markup=False, highlight=False)
+    for trust in plan.trust:
+        if not trust.checked:
+            err.print(f"warning: {trust.file}: {NOT_VERIFIED}", markup=False, highlight=False)
     for error in plan.errors:
         err.print(f"error: {error}", markup=False, highlight=False)
     s = plan.summary()
@@ -186,6 +200,7 @@ def finish(
     include_inactive: bool,
     allow_errors: bool,
     timezone: str,
+    adopt: bool = False,
 ) -> None:
     outcome = run_import(
         STATE.registry(),
@@ -196,6 +211,7 @@ def finish(
         prune=prune,
         include_inactive=include_inactive,
         allow_errors=allow_errors,
+        adopt=adopt,
     )
     if as_json:
         emit_json(outcome_json(outcome, timezone, dry_run))
@@ -279,6 +295,19 @@ def crontab(
         "--allow-errors",
         help="Import the valid jobs even when some lines are rejected (exit 1).",
     ),
+    adopt: bool = typer.Option(False, "--adopt", help=ADOPT_HELP),
+    check_owner: bool = typer.Option(
+        False,
+        "--check-owner",
+        help="Apply cron's owner/mode/link rules to copies too (always applied to "
+        "/etc/crontab, /etc/cron.d/* and /var/spool/cron/crontabs/*).",
+    ),
+    max_lines: int = typer.Option(
+        DEFAULT_MAX_LINES, "--max-lines", min=1, help="Refuse a file with more lines than this."
+    ),
+    max_bytes: int = typer.Option(
+        DEFAULT_MAX_BYTES, "--max-bytes", min=1, help="Refuse a file larger than this."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as one JSON document."),
 ) -> None:
     """Import crontab files: every job line becomes a registry job + RedBeat entry.
@@ -296,7 +325,14 @@ def crontab(
     zone = timezone or STATE.settings.timezone
     results = [
         parser.parse_file(
-            p, kind="cron.d" if system else None, user=user, timezone=zone, dialect=dialect
+            p,
+            kind="cron.d" if system else None,
+            user=user,
+            timezone=zone,
+            dialect=dialect,
+            check_owner=check_owner or is_live_path(p),
+            max_bytes=max_bytes,
+            max_lines=max_lines,
         )
         for p in files
     ]
@@ -309,6 +345,7 @@ def crontab(
         include_inactive=include_inactive,
         allow_errors=allow_errors,
         timezone=zone,
+        adopt=adopt,
     )
 
 
@@ -338,6 +375,7 @@ def quartz(
     allow_errors: bool = typer.Option(
         False, "--allow-errors", help="Import the valid jobs even when some are rejected (exit 1)."
     ),
+    adopt: bool = typer.Option(False, "--adopt", help=ADOPT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as one JSON document."),
 ) -> None:
     """Import Quartz job XML (2.0 and 1.8): one bridge job per trigger."""
@@ -359,4 +397,5 @@ def quartz(
         include_inactive=False,
         allow_errors=allow_errors,
         timezone=zone,
+        adopt=adopt,
     )

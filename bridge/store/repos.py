@@ -43,6 +43,22 @@ def current_actor() -> str:
 
 
 @dataclass(frozen=True)
+class SourceOwner:
+    """The source a job id belongs to: the import of (host, file, kind) that created it."""
+
+    host: str | None
+    file: str
+    kind: str
+
+    def same_source(self, other: SourceOwner) -> bool:
+        hosts_match = self.host is None or other.host is None or self.host == other.host
+        return hosts_match and self.file == other.file and self.kind == other.kind
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"host": self.host, "file": self.file, "kind": self.kind}
+
+
+@dataclass(frozen=True)
 class StoredJob:
     spec: JobSpec
     spec_hash: str
@@ -131,6 +147,17 @@ class JobRepo:
         )
         return set(self.s.scalars(query))
 
+    def owners(self) -> dict[str, SourceOwner]:
+        """Every live job's owning source: (host, file, kind); host None for rows imported
+        before the registry recorded hosts (they match any host)."""
+        query = select(
+            JobRow.id, JobRow.source_host, JobRow.source_file, JobRow.source_kind
+        ).where(JobRow.deleted_at.is_(None))
+        return {
+            r.id: SourceOwner(r.source_host, r.source_file, r.source_kind)
+            for r in self.s.execute(query)
+        }
+
     def count(self) -> int:
         query = select(func.count()).select_from(JobRow).where(JobRow.deleted_at.is_(None))
         return int(self.s.scalar(query) or 0)
@@ -162,9 +189,10 @@ class JobRepo:
         self.s.flush()
         return ("update" if previous else "create"), previous
 
-    def write_many(self, specs: Sequence[JobSpec]) -> None:
+    def write_many(self, specs: Sequence[JobSpec], *, host: str | None = None) -> None:
         """Create, update or revive many jobs in bulk (one SELECT per 500 ids, then one
-        INSERT and one UPDATE executemany) — the import path for thousands of lines."""
+        INSERT and one UPDATE executemany) — the import path for thousands of lines.
+        ``host``: the importing machine, recorded as part of each job's owning source."""
         now = utcnow()
         deleted: dict[str, datetime | None] = {}
         ids = [spec.id for spec in specs]
@@ -174,6 +202,8 @@ class JobRepo:
         inserts, updates = [], []
         for spec in specs:
             values = _row_values(spec, now)
+            if host is not None:
+                values["source_host"] = host
             if spec.id not in deleted:
                 inserts.append({**values, "created_at": now, "paused": False})
             else:
