@@ -91,7 +91,7 @@ def check(st: os.stat_result, kind: SourceKind, user: str | None) -> tuple[str, 
             return (
                 "WRONG FILE OWNER",
                 f"owned by {_owner_name(st.st_uid)}; a user crontab must be owned by "
-                f"{user} or root",
+                + (f"{user} or root" if user != "root" else "root"),
             )
         if mode != 0o600:
             return "INSECURE MODE", f"mode {mode:04o}; a user crontab must be mode 0600"

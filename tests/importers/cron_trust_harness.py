@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -79,7 +80,7 @@ def _place(case: dict[str, Any], work: Path, out: Path) -> None:
     if case["where"] == "crontab":
         target = work / f"etc-crontab-{case['name']}"
     else:
-        target = WHERE[case["where"]] / case["file"]
+        target = WHERE[case["where"]] / (case.get("file") or case["name"])
     real = target
     if case.get("link") == "symlink":
         real = work / f"symlink-target-{case['name']}"
@@ -97,9 +98,7 @@ def _place(case: dict[str, Any], work: Path, out: Path) -> None:
 def inside(spec_path: str, result_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     work = Path(spec["work"])
-    out = work / "out"
-    out.mkdir(exist_ok=True)
-    os.chmod(out, 0o1777)
+    out = Path(spec["out"])
     _setup_namespace(work)
     lines: list[str] = []
     _syslog(lines)
@@ -135,16 +134,19 @@ def run_cron(
     """Run the harness in a fresh mount namespace; ``control``: the case whose marker says a
     minute has been processed (needed with ``wait_minute``)."""
     work.mkdir(parents=True, exist_ok=True)
-    os.chmod(work, 0o755)
+    # the markers' directory must be reachable by every user a job runs as (pytest's own
+    # temporary directories are 0700)
+    out = Path(tempfile.mkdtemp(prefix="cron-trust-out-", dir="/tmp"))
+    os.chmod(out, 0o1777)
     spec = work / "spec.json"
     result = work / "result.json"
-    spec.write_text(
-        json.dumps(
-            {"cases": cases, "wait_minute": wait_minute, "work": str(work), "control": control}
-        )
-    )
+    doc = {"cases": cases, "wait_minute": wait_minute, "work": str(work), "out": str(out)}
+    spec.write_text(json.dumps({**doc, "control": control}))
     cmd = ["unshare", "--mount", "--fork", sys.executable, __file__, str(spec), str(result)]
-    subprocess.run(cmd, check=True, timeout=200)
+    try:
+        subprocess.run(cmd, check=True, timeout=200)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     return json.loads(result.read_text())  # type: ignore[no-any-return]
 
 
