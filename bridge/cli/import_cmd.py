@@ -376,6 +376,12 @@ def quartz(
         False, "--allow-errors", help="Import the valid jobs even when some are rejected (exit 1)."
     ),
     adopt: bool = typer.Option(False, "--adopt", help=ADOPT_HELP),
+    max_jobs: int = typer.Option(
+        10000, "--max-jobs", min=1, help="Refuse a file with more triggers than this."
+    ),
+    max_bytes: int = typer.Option(
+        DEFAULT_MAX_BYTES, "--max-bytes", min=1, help="Refuse a file larger than this."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as one JSON document."),
 ) -> None:
     """Import Quartz job XML (2.0 and 1.8): one bridge job per trigger."""
@@ -386,7 +392,15 @@ def quartz(
     mapping = parser.load_handler_map(handlers) if handlers else None
     now = datetime.now(UTC)
     results = [
-        parser.parse_file(p, handlers=mapping, now=now, default_timezone=zone) for p in files
+        parser.parse_file(
+            p,
+            handlers=mapping,
+            now=now,
+            default_timezone=zone,
+            max_bytes=max_bytes,
+            max_triggers=max_jobs,
+        )
+        for p in files
     ]
     results = with_shadow_mode(results, shadow_mode)
     finish(
