@@ -64,7 +64,9 @@ def test_max_lines_and_max_bytes_are_configurable(cli, redis_url, db_url, tmp_pa
     assert r.json()["applied"]["created"] == 12
 
 
-def test_a_fifty_megabyte_quartz_file_is_refused_from_its_size(cli, redis_url, db_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_fifty_megabyte_quartz_file_is_refused_from_its_size(  # type: ignore[no-untyped-def]
+    cli, redis_url, db_url, tmp_path
+) -> None:
     env = env_for(redis_url, db_url)
     big = tmp_path / "jobs.xml"
     with big.open("w") as f:
