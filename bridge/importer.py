@@ -2,8 +2,9 @@
 
 A failed import changes nothing: the plan is applied only when it has no errors (or with
 ``allow_errors``, the error lines are left out and listed), inside one transaction; Redis is
-synced only after the commit, and a failed sync leaves the registry right (``bridge sync`` or
-beat's own repair completes it).
+synced only after the commit. The commit carries a ``sync_pending`` mark (:mod:`bridge.sync`)
+that only a completed sync removes, so a sync that fails or is killed leaves the import
+resumable and visible: ``bridge sync --check`` reports it, ``bridge sync`` completes it.
 """
 
 from __future__ import annotations
@@ -88,6 +89,18 @@ def run_import(
         check_prefix(registry, settings)  # another registry's prefix: refuse, change nothing
     with registry.session() as s:
         applied = apply_plan(plan, s, actor=actor, now=now)
+        if sync and plan.changes:
+            from bridge.sync import mark_pending
+
+            mark_pending(
+                s,
+                {
+                    "marked_at": datetime.now(UTC).isoformat(),
+                    "actor": actor,
+                    "files": list(plan.files),
+                    "changes": len(plan.changes),
+                },
+            )
     report, sync_error = None, None
     if sync:
         from bridge.sync import sync_registry
