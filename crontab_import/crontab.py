@@ -772,6 +772,8 @@ def split_command(raw: str) -> tuple[str, str | None]:
     empty and does not already end with one. ``cat%line1%line2\\%x`` -> ``("cat",
     "line1\\nline2%x\\n")``; ``cat%`` -> ``("cat", "")``. Verified on the Debian daemon.
     """
+    if "%" not in raw and "\\" not in raw:
+        return raw, None  # the common case, without the character loop
     out: list[str] = []
     i = 0
     while i < len(raw):

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bridge.errors import NotFoundError, SpecError
@@ -105,6 +105,9 @@ def _decode(text: str) -> JobSpec:
     except ValueError as e:
         raise SpecError(f"stored job spec is not valid JSON: {e}") from e
     return JobSpec.from_json(data)
+
+
+WRITE_CHUNK = 2000  # rows per executemany on the bulk import path
 
 
 class JobRepo:
@@ -199,20 +202,25 @@ class JobRepo:
         for i in range(0, len(ids), 500):
             query = select(JobRow.id, JobRow.deleted_at).where(JobRow.id.in_(ids[i : i + 500]))
             deleted.update({row.id: row.deleted_at for row in self.s.execute(query)})
-        inserts, updates = [], []
-        for spec in specs:
-            values = _row_values(spec, now)
-            if host is not None:
-                values["source_host"] = host
-            if spec.id not in deleted:
-                inserts.append({**values, "created_at": now, "paused": False})
-            else:
-                revived = {"created_at": now} if deleted[spec.id] is not None else {}
-                updates.append({**values, **revived, "deleted_at": None})
-        if inserts:
-            self.s.execute(insert(JobRow), inserts)
-        if updates:
-            self.s.execute(update(JobRow), updates)
+        # Core executemany in chunks (no ORM bulk machinery, and only one chunk of row dicts
+        # alive at a time): the import path stays linear and bounded at 100k jobs.
+        conn = self.s.connection()
+        table = JobRow.__table__
+        for i in range(0, len(specs), WRITE_CHUNK):
+            inserts, updates = [], []
+            for spec in specs[i : i + WRITE_CHUNK]:
+                values = _row_values(spec, now)
+                if host is not None:
+                    values["source_host"] = host
+                if spec.id not in deleted:
+                    inserts.append({**values, "created_at": now, "paused": False})
+                else:
+                    revived = {"created_at": now} if deleted[spec.id] is not None else {}
+                    updates.append({**values, **revived, "deleted_at": None})
+            if inserts:
+                conn.execute(table.insert(), inserts)  # type: ignore[attr-defined]
+            if updates:
+                self.s.execute(update(JobRow), updates)
 
     def delete_many(self, job_ids: Sequence[str]) -> None:
         now = utcnow()
@@ -284,8 +292,9 @@ class AuthorityRepo:
             for j in ids
             if j not in have
         ]
-        if rows:
-            self.s.execute(insert(AuthorityEventRow), rows)
+        table = AuthorityEventRow.__table__
+        for i in range(0, len(rows), WRITE_CHUNK):
+            self.s.connection().execute(table.insert(), rows[i : i + WRITE_CHUNK])  # type: ignore[attr-defined]
 
     def append(
         self,
@@ -378,8 +387,10 @@ class AuditRepo:
     def append_many(self, records: Sequence[dict[str, Any]], *, actor: str) -> None:
         """Many records at once; each dict has action, job_id, reason, before, after."""
         now = utcnow()
-        if records:
-            self.s.execute(insert(AuditRow), [{"at": now, "actor": actor, **r} for r in records])
+        table = AuditRow.__table__
+        for i in range(0, len(records), WRITE_CHUNK):
+            rows = [{"at": now, "actor": actor, **r} for r in records[i : i + WRITE_CHUNK]]
+            self.s.connection().execute(table.insert(), rows)  # type: ignore[attr-defined]
 
     def query(
         self, *, job_id: str | None = None, since: datetime | None = None, limit: int = 1000
