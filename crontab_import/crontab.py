@@ -94,12 +94,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.errors import BridgeError, ConfigError, InputError, ScheduleError
-from bridge.schedules.cronfields import FIELDS, expand_macro, parse_fields
+from bridge.schedules.cronfields import FIELDS, CronFields, expand_macro, parse_fields
 from bridge.spec import (
     ENV_NAME_RE,
     JOB_ID_RE,
@@ -640,13 +641,13 @@ class _JobParts:
     command: str  # raw command text (before % processing)
 
 
+_TOKEN_RE = re.compile(r"[^ \t]*")
+
+
 def _take(text: str) -> tuple[str, str, bool]:
     """First blank-delimited token, the rest after the blanks, whether blanks followed it."""
-    end = 0
-    while end < len(text) and text[end] not in BLANKS:
-        end += 1
-    rest = text[end:]
-    return text[:end], rest.lstrip(BLANKS), rest != ""
+    end = _TOKEN_RE.match(text).end()  # type: ignore[union-attr]  # always matches
+    return text[:end], text[end:].lstrip(BLANKS), end < len(text)
 
 
 def _parse_job(state: _State, text: str) -> _JobParts | str:
@@ -671,7 +672,7 @@ def _schedule_part(rest: str) -> tuple[str | None, str] | str:
             if problem:
                 return problem
             tokens.append(token)
-        return parse_fields(" ".join(tokens)).expression, rest
+        return _fields(" ".join(tokens)).expression, rest
     except ScheduleError as e:
         return e.message
 
@@ -757,6 +758,18 @@ def _schedulable_job(
     _add_item(state, line, status, job_id, job, NEVER_FIRES_REASON if never else None, parsed.user)
 
 
+@lru_cache(maxsize=4096)
+def _fields(expression: str) -> CronFields:
+    """parse_fields, once per distinct expression (big crontabs repeat a few schedules)."""
+    return parse_fields(expression)
+
+
+@lru_cache(maxsize=4096)
+def _warnings(expression: str) -> tuple[str, ...]:
+    return tuple(_fields(expression).warnings)
+
+
+@lru_cache(maxsize=4096)
 def _never_fires(schedule: ScheduleSpec) -> bool:
     from bridge.schedules.cron import never_fires  # written alongside; imported lazily
 
@@ -876,7 +889,7 @@ def _with_warnings(details: dict[str, Any], job: JobSpec | None) -> dict[str, An
     """Text Debian skips inside a time field (``5#2`` runs as ``5``) is said, not hidden."""
     if job is None or not job.schedule.expression:
         return details
-    warnings = parse_fields(job.schedule.expression).warnings
+    warnings = _warnings(job.schedule.expression)
     return {**details, "warnings": list(warnings)} if warnings else details
 
 
