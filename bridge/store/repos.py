@@ -84,6 +84,11 @@ def _stored(row: Any, known: Mapping[str, JobSpec] | None = None) -> StoredJob:
     )
 
 
+def _hinted(row: Any, hints: Mapping[str, JobSpec]) -> JobSpec | None:
+    hint = hints.get(row.spec_hash)
+    return hint if hint is not None and hint.id == row.id else None
+
+
 def _row_values(spec: JobSpec, now: datetime) -> dict[str, Any]:
     return {
         "id": spec.id,
@@ -128,21 +133,45 @@ class JobRepo:
         self, *, source_file: str | None = None, known: Iterable[JobSpec] = ()
     ) -> list[StoredJob]:
         """Jobs in id order. ``known``: specs the caller already holds; a row whose hash equals
-        one of theirs is not decoded again (the hash covers the whole spec)."""
+        one of theirs is not read nor decoded again (the hash covers the whole spec)."""
         columns = (
             JobRow.id,
-            JobRow.spec,
             JobRow.spec_hash,
             JobRow.paused,
             JobRow.paused_reason,
             JobRow.created_at,
             JobRow.updated_at,
         )
-        query = select(*columns).where(JobRow.deleted_at.is_(None)).order_by(JobRow.id)
-        if source_file is not None:
-            query = query.where(JobRow.source_file == source_file)
         hints = {spec.spec_hash(): spec for spec in known}
-        return [_stored(r, hints) for r in self.s.execute(query)]
+        live = JobRow.deleted_at.is_(None)
+        if not hints:
+            full = select(JobRow.spec, *columns).where(live).order_by(JobRow.id)
+            if source_file is not None:
+                full = full.where(JobRow.source_file == source_file)
+            return [_stored(r) for r in self.s.execute(full)]
+        light = select(*columns).where(live).order_by(JobRow.id)
+        if source_file is not None:
+            light = light.where(JobRow.source_file == source_file)
+        rows = list(self.s.execute(light))
+        missing = [r.id for r in rows if _hinted(r, hints) is None]
+        texts: dict[str, str] = {}
+        for i in range(0, len(missing), 500):
+            chunk = select(JobRow.id, JobRow.spec).where(JobRow.id.in_(missing[i : i + 500]))
+            texts.update((r.id, r.spec) for r in self.s.execute(chunk))
+        out = []
+        for r in rows:
+            spec = _hinted(r, hints)
+            out.append(
+                StoredJob(
+                    spec=spec if spec is not None else _decode(texts[r.id]),
+                    spec_hash=r.spec_hash,
+                    paused=r.paused,
+                    paused_reason=r.paused_reason,
+                    created_at=r.created_at,
+                    updated_at=r.updated_at,
+                )
+            )
+        return out
 
     def ids_from_source(self, source_file: str) -> set[str]:
         query = select(JobRow.id).where(
