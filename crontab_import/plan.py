@@ -268,7 +268,7 @@ def apply_plan(plan: Plan, session: Session, *, actor: str, now: datetime) -> Ap
     AuthorityRepo(session).start_legacy(
         created, actor=actor, reason="imported: the legacy scheduler owns every slot"
     )
-    audit.append_many([_audit(e) for e in plan.changes], actor=actor)
+    audit.append_many((_audit(e) for e in plan.changes), actor=actor)
     return ApplyResult(len(created), len(writes) - len(created), len(deletes))
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -413,12 +414,13 @@ class AuditRepo:
             )
         )
 
-    def append_many(self, records: Sequence[dict[str, Any]], *, actor: str) -> None:
-        """Many records at once; each dict has action, job_id, reason, before, after."""
+    def append_many(self, records: Iterable[dict[str, Any]], *, actor: str) -> None:
+        """Many records at once; each dict has action, job_id, reason, before, after. Consumed
+        a chunk at a time (a generator keeps only one chunk of records alive)."""
         now = utcnow()
         table = AuditRow.__table__
-        for i in range(0, len(records), WRITE_CHUNK):
-            rows = [{"at": now, "actor": actor, **r} for r in records[i : i + WRITE_CHUNK]]
+        it = iter(records)
+        while rows := [{"at": now, "actor": actor, **r} for r in islice(it, WRITE_CHUNK)]:
             self.s.connection().execute(table.insert(), rows)  # type: ignore[attr-defined]
 
     def query(
