@@ -13,6 +13,10 @@ Settings that matter for "exactly once per slot":
   this would be delivered twice; the claim suppresses the duplicate, and the worker warns at
   start-up about any job whose timeout exceeds it.
 * ``worker_send_task_events`` + ``task_send_sent_event``: Flower sees every task.
+* ``broker_transport`` ``bridge.transport:Transport`` (plain Redis URLs): consumes with an atomic
+  ``BLMOVE`` into a per-worker inflight list, so a worker killed between taking a message and
+  registering it as unacknowledged loses nothing (``priority_steps=[0]`` keeps one key per
+  queue for it).
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ def broker_settings(settings: Settings) -> dict[str, Any]:
         # look for messages of dead workers every few seconds, not kombu's 10 x 10 s
         "unacked_restore_interval": min(10, max(1, settings.visibility_timeout // 10)),
         "unacked_restore_throttle": 1,
+        # one Redis key per queue (the bridge publishes no priorities): lets the bridge transport
+        # consume with an atomic BLMOVE instead of BRPOP (bridge/transport.py)
+        "priority_steps": [0],
     }
     conf: dict[str, Any] = {"broker_url": settings.redis_url}
     if is_sentinel(settings.redis_url):

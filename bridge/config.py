@@ -182,12 +182,12 @@ class Settings:
     authority_dir: str = ""
     worker_shutdown_grace: int = 20
     rehydrate_interval: int = 300
-    health_interval: int = 300
+    health_interval: int = 60
     health_window: int = 7200
     health_grace: int = 300
     health_tolerance: int = 60
     health_beat_stale: int = 60
-    health_repair: bool = False
+    health_repair: bool = True
     alert_webhook_url: str = ""
     alert_webhook_secret: str = ""
     alert_command: str = ""

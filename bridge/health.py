@@ -3,9 +3,15 @@
 Every run (scheduled by beat every ``health_interval`` seconds, see the README) it:
 
 1. reconciles the last ``health_window`` seconds (:mod:`bridge.reconcile`) and raises one alert
-   per ``missed``, ``stuck``, ``failed``, ``late`` and ``duplicate`` finding (``duplicate`` is
-   critical: invariant 4 was broken); ``skipped`` slots are policy, not alerts. With
-   ``health_repair`` on it also repairs missed/stuck slots (audited as ``repair``);
+   per ``missed``, ``stuck``, ``failed``, ``late``, ``lost`` and ``duplicate`` finding
+   (``duplicate`` is critical: invariant 4 was broken); ``skipped`` slots are policy, not
+   alerts. With ``health_repair`` on (the default) it also repairs missed and stuck slots of
+   every job whose ``repair`` policy is ``auto`` (the default), through the claim, each audited
+   as ``repair`` (a slot re-sent less than ``max(2 x interval, 30 s)`` ago is not re-sent).
+   **Bound**: a stuck slot (dead holder) is repaired at the first run after its lease expired
+   (lease 30 s), a missed slot at the first run after its grace: within ``interval`` (60 s by
+   default) plus the queue's latency. The takeover then settles a dead holder's run by the
+   job's ``on_lost`` policy (``lost`` + alert, or one re-run);
 2. checks **beat liveness** from the liveness hash beat stamps every tick
    (:func:`bridge.beat_store.beat_key`): no hash, or a ``tick`` older than
    ``health_beat_stale`` seconds, is a critical alert;
@@ -19,9 +25,9 @@ key: a finding alerts once; a beat or worker outage alerts once per hour it last
 part of its key).
 
 Settings (:class:`bridge.config.Settings`, ``BRIDGE_<NAME>`` in the environment):
-``health_interval`` (300), ``health_window`` (7200), ``health_grace`` (300),
+``health_interval`` (60), ``health_window`` (7200), ``health_grace`` (300),
 ``health_tolerance`` (60),
-``health_beat_stale`` (60), ``health_repair`` (false), ``alert_webhook_url``,
+``health_beat_stale`` (60), ``health_repair`` (true), ``alert_webhook_url``,
 ``alert_webhook_secret``, ``alert_command`` (a shell-split argv), ``alert_dedupe_ttl``
 (604800).
 """
@@ -40,14 +46,16 @@ from bridge.alerts import Alert, Delivery, RedisDeduper, Severity, deliver, sink
 from bridge.beat_store import beat_key
 from bridge.celery_app import app
 from bridge.config import Settings, load_settings
-from bridge.reconcile import Finding, Kind, Window, check, repair, slot_text
+from bridge.reconcile import Finding, Kind, Repair, Window, check, repair, slot_text
 from bridge.store.db import Registry
 from bridge.store.repos import current_actor
 
 log = logging.getLogger("bridge.health")
 
 TASK_NAME = "bridge.reconcile"
-ALERTED_KINDS = frozenset({Kind.MISSED, Kind.STUCK, Kind.FAILED, Kind.LATE, Kind.DUPLICATE})
+ALERTED_KINDS = frozenset(
+    {Kind.MISSED, Kind.STUCK, Kind.FAILED, Kind.LATE, Kind.DUPLICATE, Kind.LOST}
+)
 
 
 def setting(settings: Any, name: str, default: Any) -> Any:
@@ -64,12 +72,12 @@ def setting(settings: Any, name: str, default: Any) -> Any:
 
 @dataclass(frozen=True)
 class HealthConfig:
-    interval: int = 300
+    interval: int = 60
     window: int = 7200
     grace: int = 300
     tolerance: int = 60
     beat_stale: int = 60
-    repair: bool = False
+    repair: bool = True
     webhook_url: str | None = None
     webhook_secret: str | None = None
     command: tuple[str, ...] = ()
@@ -112,7 +120,7 @@ class HealthFacts:
 
 
 def finding_alert(f: Finding, now: datetime) -> Alert:
-    severity = Severity.CRITICAL if f.kind is Kind.DUPLICATE else Severity.WARNING
+    severity = Severity.CRITICAL if f.kind in (Kind.DUPLICATE, Kind.LOST) else Severity.WARNING
     slot = slot_text(f.slot)
     return Alert(key=f.key, kind=f.kind.value, severity=severity,
                  summary=f"{f.job_id} {slot}: {f.kind.value}", detail=f.detail,
@@ -196,6 +204,7 @@ class HealthReport:
     facts: HealthFacts
     deliveries: Sequence[Delivery]
     repaired: int
+    repairs: Sequence[Repair] = ()
 
 
 def run_health(celery_app: Any, settings: Settings, redis_client: Any,
@@ -216,16 +225,23 @@ def run_health(celery_app: Any, settings: Settings, redis_client: Any,
             queue_lengths={q: int(redis_client.llen(q)) for q in needed},
         )
         repaired = 0
+        done: list[Repair] = []
         if config.repair:
             done = repair(celery_app, registry, findings, inputs, now,
-                          actor=f"health:{current_actor()}", dry_run=False)
+                          actor=f"health:{current_actor()}", dry_run=False,
+                          cooldown=timedelta(seconds=max(2 * config.interval, 30)),
+                          honour_policy=True)
             repaired = sum(1 for r in done if r.task_id)
+            for r in done:
+                log.warning("health: %s %s %s: %s%s", "repaired" if r.task_id else "not repaired",
+                            r.finding.job_id, slot_text(r.finding.slot), r.finding.kind.value,
+                            f" (task {r.task_id})" if r.task_id else f" ({r.note})")
     finally:
         registry.dispose()
     alerts = health_alerts(facts, now, config.beat_stale)
     sinks = sinks_from(config.webhook_url, config.webhook_secret, config.command)
     dedupe = RedisDeduper(redis_client, settings.redbeat_key_prefix, config.dedupe_ttl)
-    return HealthReport(facts, deliver(alerts, sinks, dedupe), repaired)
+    return HealthReport(facts, deliver(alerts, sinks, dedupe), repaired, done)
 
 
 @app.task(name=TASK_NAME, ignore_result=True, acks_late=False)

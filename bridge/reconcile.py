@@ -17,14 +17,20 @@ Finding kinds (:class:`Kind`, stored legibly):
 * ``missed``: no authoritative execution, no claim and no scheduler record after the grace.
   Repairable.
 * ``stuck``: a ``running`` claim whose lease expired (the holder is gone) or an ``abandoned``
-  one: repairable, the claim allows a takeover. Reported but not yet repairable (the claim
-  refuses while the lease is alive): a live lease whose holder process is known dead (same host,
-  pid gone) and a live lease held past the job's timeout.
+  one: repairable, the claim allows a takeover. Reported as soon as the lease expired (30 s
+  without renewal), without waiting for the grace: the repair's takeover then settles the dead
+  holder's run by the job's ``on_lost`` policy (:mod:`legacy_wrappers.takeover`). Reported
+  after the grace but not yet repairable (the claim refuses while the lease is alive): a live
+  lease whose holder process is known dead (same host, pid gone) and a live lease held past the
+  job's timeout.
 * ``failed``: the slot's executions failed and the retry budget is spent.
 * ``late``: the first execution started more than ``tolerance`` (+ the job's jitter) after the
   slot (not reported for a slot a repair re-sent).
 * ``duplicate``: more than one authoritative execution of one slot (two successes, two rows of
   the same attempt, or executions from both paths). Must never happen: loud, whoever owns it.
+* ``lost``: the holder died after the command started and before its outcome was recorded, and
+  the job's ``on_lost`` is ``skip``: the slot is recorded ``lost`` ("outcome unknown"), alerted,
+  never repaired automatically (``bridge trigger JOB --slot S --rerun --reason`` runs it).
 * ``skipped``: the slot was declined by policy (paused, overlap forbid, misfire skip); the
   reason comes from the record (or the job's pause reason).
 
@@ -33,6 +39,8 @@ to the job's queue; the task claims ``(job, slot)`` first, so a slot that actual
 run again (a late repair of a slot that completed meanwhile is recorded ``suppressed``). Every
 repair is appended to the audit log (action ``repair``, ``after = {"slot", "kind", "task_id"}``).
 A slot repaired less than ``cooldown`` ago is not re-sent (its repair is presumably queued).
+The periodic health task honours each job's ``repair`` policy (``alert-only`` jobs are only
+alerted); ``bridge reconcile --repair`` is an operator's explicit act and repairs every job.
 """
 
 from __future__ import annotations
@@ -87,6 +95,7 @@ class Kind(StrEnum):
     LATE = "late"
     DUPLICATE = "duplicate"
     SKIPPED = "skipped"
+    LOST = "lost"
 
 
 REPAIRABLE = frozenset({Kind.MISSED, Kind.STUCK})
@@ -244,15 +253,24 @@ def judge(
     if duplicate is not None:
         return [Finding(Kind.DUPLICATE, job.id, slot, duplicate,
                         attempts=len(executions))]
-    if not expected or owner_at(history, slot) is not Owner.CELERY or slot + grace > now:
+    if not expected or owner_at(history, slot) is not Owner.CELERY:
         return []
     stuck = stuck_finding(job, slot, claim, now, grace)
-    if stuck is not None:
-        return [stuck]
+    if stuck is not None and (stuck.repairable or slot + grace <= now):
+        return [stuck]  # a dead holder is reported as soon as its lease expired
+    lost = [r for r in rows if r.path == "celery" and r.role == "authoritative"
+            and r.status == "lost"]
+    succeeded = any(r.path == "celery" and r.status == "succeeded" for r in executions)
+    if not succeeded and (lost or (claim is not None and claim.state == "lost")):
+        detail = lost[0].error if lost and lost[0].error else "outcome unknown"
+        return [Finding(Kind.LOST, job.id, slot, detail or "outcome unknown",
+                        attempts=claim.attempts if claim else None)]
+    if slot + grace > now:
+        return []
     celery = [r for r in executions if r.path == "celery"]
     if celery:
         return outcome_findings(job, slot, celery, claim, tolerance)
-    if claim is not None and claim.state in ("succeeded", "running"):
+    if claim is not None and claim.state in ("succeeded", "running", "deferred"):
         return []  # a run is under way or finished; its record may still be on its way
     declined = [r for r in rows if r.path == "celery" and r.status in DECLINED]
     if declined or (claim is not None and claim.state == "skipped"):
@@ -451,16 +469,22 @@ def plan_repairs(
     inputs: ReconcileInputs,
     now: datetime,
     cooldown: timedelta,
+    *,
+    honour_policy: bool = False,
 ) -> list[tuple[Finding, str, str | None]]:
-    """Pure: ``(finding, queue, why not)`` for each repairable finding (``None``: send it)."""
+    """Pure: ``(finding, queue, why not)`` for each repairable finding (``None``: send it).
+    ``honour_policy``: a job whose ``repair`` policy is ``alert-only`` is not sent."""
     queues = {j.id: j.spec.policies.queue for j in inputs.jobs}
+    alert_only = {j.id for j in inputs.jobs if j.spec.policies.repair.value == "alert-only"}
     out: list[tuple[Finding, str, str | None]] = []
     for f in findings:
         if not f.repairable:
             continue
         sent = inputs.repaired.get((f.job_id, f.slot))
         blocked = None
-        if sent is not None and now - sent < cooldown:
+        if honour_policy and f.job_id in alert_only:
+            blocked = "repair policy alert-only: alerted, not repaired"
+        elif sent is not None and now - sent < cooldown:
             blocked = f"repair already sent at {sent.isoformat()}"
         out.append((f, queues.get(f.job_id, "bridge"), blocked))
     return out
@@ -476,10 +500,12 @@ def repair(
     actor: str,
     dry_run: bool,
     cooldown: timedelta = timedelta(minutes=10),
+    honour_policy: bool = False,
 ) -> list[Repair]:
     """Re-send missed and stuck slots through the claim; audit each one (see the module doc)."""
     out: list[Repair] = []
-    for finding, queue, blocked in plan_repairs(findings, inputs, now, cooldown):
+    plan = plan_repairs(findings, inputs, now, cooldown, honour_policy=honour_policy)
+    for finding, queue, blocked in plan:
         if blocked is not None or dry_run:
             out.append(Repair(finding, queue, None, blocked or "dry run: would re-send"))
             continue

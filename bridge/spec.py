@@ -69,6 +69,22 @@ class ShadowMode(StrEnum):
     EXECUTE = "execute"  # run the real handler: explicit opt-in for side-effect-free jobs
 
 
+class LostPolicy(StrEnum):
+    """What happens to a slot whose run's holder died after the command started and before its
+    outcome was recorded (the outcome is unknown: the side effect may or may not have happened).
+    """
+
+    SKIP = "skip"  # record the slot ``lost`` ("outcome unknown"), alert, never re-run it by itself
+    RERUN = "rerun"  # run it again (safe only for idempotent handlers)
+
+
+class RepairPolicy(StrEnum):
+    """Whether the periodic health task repairs this job's missed and stuck slots by itself."""
+
+    AUTO = "auto"  # re-send through the claim (audited as ``repair``)
+    ALERT_ONLY = "alert-only"  # only alert; an operator repairs (`bridge reconcile --repair`)
+
+
 class SourceKind(StrEnum):
     USER_CRONTAB = "user-crontab"
     SYSTEM_CRONTAB = "system-crontab"  # /etc/crontab
@@ -225,9 +241,16 @@ class Policies:
     group: str | None = None
     jitter_seconds: int = 0
     max_concurrency: int | None = None  # runs of ``group`` at once, across all workers
+    on_lost: LostPolicy = LostPolicy.SKIP  # prefer skip over double-run (issue 20)
+    repair: RepairPolicy = RepairPolicy.AUTO
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overlap", OverlapPolicy(self.overlap))
+        try:
+            object.__setattr__(self, "on_lost", LostPolicy(self.on_lost))
+            object.__setattr__(self, "repair", RepairPolicy(self.repair))
+        except ValueError as e:
+            raise SpecError(str(e)) from e
         object.__setattr__(self, "misfire", MisfirePolicy(self.misfire))
         object.__setattr__(self, "shadow_mode", ShadowMode(self.shadow_mode))
         if self.overlap is OverlapPolicy.REPLACE:
@@ -349,14 +372,20 @@ def _names(cls: type) -> tuple[str, ...]:
 # Fields added after SPEC_VERSION 1 was published: left out of the document while unset, so a
 # spec that does not use them keeps its canonical JSON, and therefore its stored spec_hash.
 _OMITTED_WHEN_NONE: dict[type, frozenset[str]] = {Policies: frozenset({"max_concurrency"})}
+# Likewise left out while they hold their default (so existing specs keep their hash).
+_OMITTED_WHEN_DEFAULT: dict[type, dict[str, Any]] = {
+    Policies: {"on_lost": LostPolicy.SKIP, "repair": RepairPolicy.AUTO}
+}
 
 
 def _encoded_items(obj: Any) -> dict[str, Any]:
     omit = _OMITTED_WHEN_NONE.get(type(obj), frozenset())
+    defaults = _OMITTED_WHEN_DEFAULT.get(type(obj), {})
     return {
         name: _encode(value)
         for name in _names(type(obj))
-        if (value := getattr(obj, name)) is not None or name not in omit
+        if ((value := getattr(obj, name)) is not None or name not in omit)
+        and not (name in defaults and value == defaults[name])
     }
 
 

@@ -71,9 +71,12 @@ Known differences from Debian (checked, reported)
 Commented-out jobs and directives
   A comment whose text after ``#`` and blanks parses as a valid job line of the file's kind
   (with a command) is a DISABLED item: listed, never imported. In the run of comment lines
-  directly above a job line (or a commented-out one), ``# bridge: id=<job-id>`` overrides the
-  job's id (checked with :data:`bridge.spec.JOB_ID_RE`; a bad one is an error at that line)
-  and ``# Name: <text>`` (Cronitor style) becomes its description. A blank or environment
+  directly above a job line (or a commented-out one), ``# bridge: key=value ...`` sets: ``id``
+  (overrides the job's id, checked with :data:`bridge.spec.JOB_ID_RE`), ``on-lost``
+  (``skip``/``rerun``: :class:`bridge.spec.LostPolicy`) and ``repair`` (``auto``/``alert-only``:
+  :class:`bridge.spec.RepairPolicy`), e.g. ``# bridge: id=billing on-lost=rerun``; an unknown
+  key or a bad value is an error at that line. ``# Name: <text>`` (Cronitor style) becomes its
+  description. A blank or environment
   line in between ends the run; a directive above no job is noted.
 
 Job ids
@@ -107,6 +110,9 @@ from bridge.spec import (
     CommandHandler,
     Dialect,
     JobSpec,
+    LostPolicy,
+    Policies,
+    RepairPolicy,
     ScheduleSpec,
     SourceKind,
     SourceLocation,
@@ -127,6 +133,8 @@ USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$")
 DIRECTIVE_RE = re.compile(r"^#[ \t]*bridge:[ \t]*(.*?)[ \t]*$")
 NAME_RE = re.compile(r"^#[ \t]*name:[ \t]*(.*?)[ \t]*$", re.IGNORECASE)
 ID_DIRECTIVE_RE = re.compile(r"^id=(\S*)$")
+DIRECTIVE_KEYS = {"on-lost": ("on_lost", LostPolicy), "repair": ("repair", RepairPolicy)}
+DIRECTIVE_SYNTAX = "expected '# bridge: id=<job-id> on-lost=skip|rerun repair=auto|alert-only'"
 REBOOT_REASON = "@reboot has no schedule; it stays in the legacy crontab"
 NEVER_FIRES_REASON = "never fires under cron"
 EMPTY_COMMAND_REASON = "empty command: cron accepts the line but runs nothing"
@@ -298,6 +306,7 @@ class _Pending:
     id_line: int | None = None
     name: str | None = None
     first_line: int | None = None
+    policies: dict[str, Any] = field(default_factory=dict)  # Policies field -> value
 
 
 @dataclass
@@ -314,6 +323,7 @@ class _State:
     invalid_line: int | None = None  # first line Debian rejects
     override_lines: dict[int, int] = field(default_factory=dict)  # job line -> directive line
     bridge_job: str | None = None  # from a BRIDGE_JOB= line inserted by `bridge legacy rewrite`
+    claimed_policies: dict[str, Any] = field(default_factory=dict)  # directives of the last job
 
     def error(self, line: int | None, message: str, *, debian_rejects: bool) -> None:
         self.errors.append(ImportError_(self.opts.file, line, message))
@@ -448,14 +458,28 @@ def _comment_line(state: _State, line: _Line) -> None:
 
 def _directive(state: _State, number: int, body: str) -> None:
     state.pending.first_line = state.pending.first_line or number
-    m = ID_DIRECTIVE_RE.match(body)
-    if m is None:
-        state.error(
-            number,
-            f"bad bridge directive in '{body}' (expected '# bridge: id=<job-id>')",
-            debian_rejects=False,
-        )
-    elif not JOB_ID_RE.match(m.group(1)):
+    for token in body.split() or [""]:
+        key, eq, value = token.partition("=")
+        if key == "id" and eq:
+            _id_directive(state, number, token)
+        elif key in DIRECTIVE_KEYS and eq:
+            name, enum = DIRECTIVE_KEYS[key]
+            try:
+                state.pending.policies[name] = enum(value)
+            except ValueError:
+                allowed = "|".join(v.value for v in enum)
+                state.error(number, f"bad {key} value in '{token}' (expected {key}={allowed})",
+                            debian_rejects=False)
+        else:
+            state.error(number, f"bad bridge directive in '{body}' ({DIRECTIVE_SYNTAX})",
+                        debian_rejects=False)
+            return
+
+
+def _id_directive(state: _State, number: int, token: str) -> None:
+    m = ID_DIRECTIVE_RE.match(token)
+    assert m is not None
+    if not JOB_ID_RE.match(m.group(1)):
         state.error(
             number,
             f"bad job id in '{m.group(1)}' (letters, digits, '.', '_', '@', "
@@ -468,7 +492,7 @@ def _directive(state: _State, number: int, body: str) -> None:
 
 def _end_directive_run(state: _State) -> None:
     p = state.pending
-    if p.id is not None or p.name is not None:
+    if p.id is not None or p.name is not None or p.policies:
         state.note(p.first_line, "directive is not directly above a job line (ignored)")
     state.pending = _Pending()
 
@@ -814,6 +838,7 @@ def _claim(state: _State, line: _Line) -> tuple[str, str | None]:
     """The next job ordinal's id (or the pending override) and the pending description."""
     state.ordinal += 1
     pending, state.pending = state.pending, _Pending()
+    state.claimed_policies = pending.policies
     if pending.id is not None and pending.id_line is not None:
         state.override_lines[line.number] = pending.id_line
         return pending.id, pending.name
@@ -849,6 +874,7 @@ def _build_job(
         handler=handler,
         source=_location(state, line),
         description=description,
+        policies=Policies(**state.claimed_policies),
     )
 
 

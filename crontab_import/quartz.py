@@ -64,8 +64,10 @@ from bridge.errors import BridgeError, InputError, ParseError, ScheduleError
 from bridge.spec import (
     Handler,
     JobSpec,
+    LostPolicy,
     MisfirePolicy,
     Policies,
+    RepairPolicy,
     ScheduleSpec,
     SourceKind,
     SourceLocation,
@@ -210,7 +212,9 @@ def _handler(
     data = {**job.data, **t.data}
     job_data = tuple((k, v or "") for k, v in job.data.items())
     unmapped = UnmappedHandler(job_class=job.job_class or "", job_data=job_data)
-    draft.handler, draft.policies = unmapped, Policies(misfire=misfire)
+    extra = _bridge_policies(t, job, data, draft)
+    data = {k: v for k, v in data.items() if k not in BRIDGE_DATA_KEYS}  # not the handler's
+    draft.handler, draft.policies = unmapped, Policies(misfire=misfire, **extra)
     draft.details.update(handler=None, mapped=False)
     if ctx.handlers is None or job.job_class is None:
         return
@@ -232,9 +236,32 @@ def _handler(
         return
     draft.policies = Policies(
         misfire=misfire, timeout_seconds=rule.timeout, queue=rule.queue, shadow_mode=rule.shadow,
-        group=rule.group, max_concurrency=rule.max_concurrency,
+        group=rule.group, max_concurrency=rule.max_concurrency, **extra,
     )
     draft.details.update(handler=handler_details(rule, draft.handler), mapped=True)
+
+
+BRIDGE_DATA_KEYS = {"bridge.on-lost": ("on_lost", LostPolicy),
+                    "bridge.repair": ("repair", RepairPolicy)}
+
+
+def _bridge_policies(
+    t: QuartzTrigger, job: QuartzJob, data: dict[str, str | None], draft: _Draft
+) -> dict[str, Any]:
+    """Policies set in the (merged) job-data-map: ``bridge.on-lost`` = ``skip`` | ``rerun``,
+    ``bridge.repair`` = ``auto`` | ``alert-only``; a bad value is an error at the trigger."""
+    out: dict[str, Any] = {}
+    for key, (name, enum) in BRIDGE_DATA_KEYS.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        try:
+            out[name] = enum(value.strip())
+        except ValueError:
+            allowed = " | ".join(v.value for v in enum)
+            draft.errors.append(Issue(t.node.line, f"job {job.key}: job-data-map {key} "
+                                      f"'{value}' is not one of {allowed}", fatal=False))
+    return out
 
 
 def _raw(ctx: _Context, node: Node) -> str:

@@ -29,7 +29,13 @@ States (stored legibly, :class:`ClaimState`): ``running``; terminal ``succeeded`
 :meth:`Claims.abandon_expired`; it may be taken over like any expired lease); ``deferred``
 (won but parked unrun by :meth:`Lease.defer`, e.g. while the job's group is at its
 ``max_concurrency``: only the same lineage resumes it, with ``attempts`` unchanged since nothing
-ran).
+ran); ``lost`` (terminal: a holder died after its command started and before its outcome was
+recorded, and the job's ``on_lost`` policy is ``skip``; never taken over automatically, only
+released by ``bridge trigger --rerun``).
+
+Every won lease says how it was won (:attr:`Lease.action`: ``None`` for a fresh claim, else the
+:class:`Action`) and from which state (:attr:`Lease.took_over_from`), so the task can settle a
+dead holder's run before it runs anything (:mod:`legacy_wrappers.takeover`).
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ class ClaimState(StrEnum):
     INTERRUPTED = "interrupted"
     SKIPPED = "skipped"
     DEFERRED = "deferred"
+    LOST = "lost"  # the holder died mid-run, outcome unknown, on_lost=skip: terminal
 
 
 RETRYABLE_STATES = frozenset({ClaimState.FAILED, ClaimState.INTERRUPTED})
@@ -307,7 +314,7 @@ class Claims:
             return None
         info = replace(existing, holder=str(holder), path=path, state=ClaimState.RUNNING,
                        attempts=attempts, expires_at=expires)
-        return Lease(self, info)
+        return Lease(self, info, action=action, took_over_from=existing)
 
     # --- queries for policies and reconciliation ----------------------------------------------
 
@@ -351,9 +358,18 @@ class Lease:
     long as its claim does; an exception in one is logged and does not touch the claim.
     """
 
-    def __init__(self, claims: Claims, info: ClaimInfo) -> None:
+    def __init__(
+        self,
+        claims: Claims,
+        info: ClaimInfo,
+        *,
+        action: Action | None = None,
+        took_over_from: ClaimInfo | None = None,
+    ) -> None:
         self.claims = claims
         self.info = info
+        self.action = action  # None: a fresh claim; else how an existing one was won
+        self.took_over_from = took_over_from  # the claim as it was before we won it
         self.lost = threading.Event()
         self.completed: ClaimState | None = None
         self._beat_lock = threading.Lock()

@@ -23,6 +23,13 @@ Command handlers (facts verified against the real daemon: tests/wrappers/test_ru
 * Unlike cron, a command does not outlive its runner: if the runner's process is SIGKILLed, a
   watchdog (one ``sh`` per process) kills the job's process group, so a crashed run cannot overlap
   the run that takes its slot over.
+* **Gated start** (``gated=True``, what ``bridge.run_job`` uses): the process is forked as a tiny
+  ``/bin/sh`` that first reads one line (``go``) from its stdin pipe, then execs the job's shell
+  with the rest of the pipe as the job's stdin (same pid, so
+  ``pid == pgid == sid`` still holds and argv is exactly cron's). The caller records "started,
+  pid N" durably (``on_start``) and only then releases the gate; if the caller dies first, the
+  gate reads EOF and exits 127 without running anything. So a recorded start with a pid means
+  the command may have run, and no recorded pid means it certainly did not.
 
 Not replicated: pam_limits / pam_loginuid / /etc/security/pam_env.conf (only the two plain
 files are read), MAILTO mail, the worker's umask (inherited, 022 under systemd like cron's).
@@ -63,6 +70,12 @@ CRON_SPOOL_DIR = "/var/spool/cron"
 PAM_ENV_FILES = ("/etc/environment", "/etc/default/locale")
 DEFAULT_GRACE = 10.0
 POLL_SECONDS = 0.1
+GATE_SHELL = "/bin/sh"
+# reads one line from stdin (EOF: the runner died before releasing it -> never run; shells read
+# a pipe byte by byte, so nothing after that line is consumed), then becomes the job's shell in
+# place (same pid / process group / session) with the rest of the pipe as its stdin
+GATE_SCRIPT = 'IFS= read -r _ || exit 127; exec "$@"'
+GATE_LINE = b"go\n"
 
 
 class OutcomeStatus(StrEnum):
@@ -240,28 +253,63 @@ class CommandRun:
     """One started command. :meth:`wait` pumps its pipes; :meth:`terminate` may come from any
     thread (warm shutdown) and makes the outcome ``interrupted``."""
 
-    def __init__(self, plan: ExecPlan, *, grace: float = DEFAULT_GRACE) -> None:
+    def __init__(
+        self, plan: ExecPlan, *, grace: float = DEFAULT_GRACE, gated: bool = False
+    ) -> None:
         self.plan = plan
         self.grace = grace
         self._interrupt = threading.Event()
         self.capture = _Capture()
-        self.proc = self._spawn(plan)
+        self._gated = gated
+        self.proc = self._spawn(plan, gated)
         WATCHDOG.watch(self.proc.pid)
 
-    @staticmethod
-    def _spawn(plan: ExecPlan) -> subprocess.Popen[bytes]:
+    @property
+    def pid(self) -> int:
+        """The command's pid, which is also its process group and session id."""
+        return self.proc.pid
+
+    def _spawn(self, plan: ExecPlan, gated: bool) -> subprocess.Popen[bytes]:
         ident: dict[str, Any] = {}
         if plan.switch_user:
             a = plan.account
             ident = {"user": a.uid, "group": a.gid, "extra_groups": _groups(a)}
+        argv = list(plan.argv)
+        if gated:
+            argv = [GATE_SHELL, "-c", GATE_SCRIPT, "bridge-gate", *argv]
         try:
             return subprocess.Popen(
-                list(plan.argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, cwd=working_directory(plan.home), env=dict(plan.env),
                 start_new_session=True, close_fds=True, **ident,
             )
         except OSError as e:
             raise RunnerError(f"cannot start {plan.argv[0]}: {e.strerror or e}") from e
+
+    def release(self) -> None:
+        """Let a gated command exec (no-op when not gated or already released)."""
+        if self._gated:
+            self._gated = False
+            assert self.proc.stdin is not None
+            with contextlib.suppress(OSError):
+                os.write(self.proc.stdin.fileno(), GATE_LINE)  # 3 bytes into an empty pipe
+
+    def abandon(self) -> None:
+        """Never release a gated command: close the gate, reap the gate shell (exit 127)."""
+        self.close_gate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        WATCHDOG.release(self.proc.pid)
+
+    def close_gate(self) -> None:
+        """Close the gate unreleased: a gated command then exits 127 without running."""
+        if self._gated:
+            self._gated = False
+            assert self.proc.stdin is not None
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
 
     def terminate(self) -> None:
         self._interrupt.set()
@@ -459,13 +507,13 @@ def _status(reason: OutcomeStatus | None, code: int | None) -> OutcomeStatus:
 
 def start_command(
     handler: CommandHandler, *, extra_env: Mapping[str, str] | None = None,
-    command: str | None = None, grace: float = DEFAULT_GRACE,
+    command: str | None = None, grace: float = DEFAULT_GRACE, gated: bool = False,
 ) -> CommandRun:
     """Plan and spawn (raises RunnerError with the reason when it may not or cannot start)."""
     account = lookup_account(handler.user)
     plan = plan_command(handler, account, os.geteuid(), read_pam_env(),
                         extra_env=extra_env, command=command)
-    return CommandRun(plan, grace=grace)
+    return CommandRun(plan, grace=grace, gated=gated)
 
 
 def run_command(
@@ -473,19 +521,28 @@ def run_command(
     extra_env: Mapping[str, str] | None = None, command: str | None = None,
     interrupted: Callable[[], bool] | None = None,
     on_start: Callable[[CommandRun], None] | None = None,
+    gated: bool = False,
 ) -> RunOutcome:
     """Run ``handler`` as cron would. Never raises for the job's own failures.
 
     ``command`` replaces the command text (the shadow dry-run form); ``interrupted`` is polled
-    every 0.1 s (warm shutdown); ``on_start`` receives the :class:`CommandRun` (to terminate it).
+    every 0.1 s (warm shutdown); ``on_start`` receives the :class:`CommandRun` (to terminate it,
+    or, with ``gated``, to record its pid durably before it is released to exec: an exception
+    from ``on_start`` then closes the gate, the command never runs, and the exception propagates).
     """
     started, t0 = _now(), time.monotonic()
     try:
-        run = start_command(handler, extra_env=extra_env, command=command, grace=grace)
+        run = start_command(handler, extra_env=extra_env, command=command, grace=grace,
+                            gated=gated)
     except RunnerError as e:
         return _error_outcome(started, str(e))
     if on_start is not None:
-        on_start(run)
+        try:
+            on_start(run)
+        except BaseException:
+            run.abandon()
+            raise
+    run.release()
     reason, code = run.wait(timeout, interrupted)
     status = _status(reason, code)
     error = None

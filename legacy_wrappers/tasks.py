@@ -29,12 +29,27 @@ legacy). Then:
   is published *before* the verdict is written so a crash in between cannot lose it, and the
   retry re-claims the slot with a :class:`RetryGrant` (same lineage, attempts below
   ``max_retries + 1``; a takeover after a crash also counts as an attempt).
+  Around the command the run writes two durable records (:mod:`legacy_wrappers.takeover`): a
+  ``running`` row before the process is forked, given its pid before the gated command may
+  exec, and the outcome on that same row the moment the command exits (before the retry is
+  published and the claim's verdict written). A takeover of an expired claim reads the previous
+  attempt's row first: finished -> the claim completes from it (never run again); never
+  released -> run (the old row becomes ``suppressed``, "never ran"); in flight -> wait for
+  its process group to be gone, then ``lost`` (the job's
+  ``on_lost=skip``, the default: the claim ends ``lost``, :class:`RunLost` is raised so Flower
+  shows a FAILURE) or run again (``rerun``). A failed run (retries spent) raises
+  :class:`RunFailed` after it is recorded: a Celery FAILURE with the exit code and the output
+  digest, never retried by Celery (``throws``).
+* **Admission** (:mod:`legacy_wrappers.admission`): a slot more than 60 s in the future or off
+  the job's schedule is ``rejected`` (no claim) unless an audit record names the task id.
 * **Legacy owns the slot** (shadow; never claims): ``observe`` records an ``observed`` row;
   ``dry-run`` runs ``dry_run_command`` (else the real command) with ``BRIDGE_SHADOW=1`` in its
   environment, or a callable's ``dry_run_target`` (a callable without one is only observed: a
   Python function has no environment contract to honour); ``execute`` runs the real handler.
   Shadow rows use role ``shadow``; each slot is shadowed at most once (a unique ``record_key``
   is inserted before running; a duplicate delivery records ``suppressed``). No shadow retries.
+  After a rollback (Celery owned the job and legacy took it back) ``observe`` jobs record a
+  ``stand-down``; ``dry-run`` / ``execute`` jobs are shadowed again as before the flip.
 * Unmapped handlers are never executed: ``observed`` only, whoever owns the slot.
 
 Warm shutdown (``worker_shutting_down``, MainProcess): a flag file inherited by the pool's
@@ -80,8 +95,8 @@ import redis
 from celery import Task
 from celery.exceptions import Reject
 from celery.signals import worker_init, worker_ready, worker_shutdown, worker_shutting_down
-from sqlalchemy import Connection, Table, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Table, insert, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bridge.authority import owner_at
 from bridge.celery_app import app
@@ -98,9 +113,12 @@ from bridge.spec import (
     ShadowMode,
 )
 from bridge.store.db import Registry
+from bridge.store.db import unreachable as unreachable_db
 from bridge.store.models import RunRow
 from bridge.store.repos import AuthorityEvent, AuthorityRepo, JobRepo, Owner
+from legacy_wrappers.admission import audited, slot_problem
 from legacy_wrappers.claims import (
+    Action,
     AlreadyClaimed,
     Claims,
     ClaimState,
@@ -109,7 +127,25 @@ from legacy_wrappers.claims import (
     RetryGrant,
 )
 from legacy_wrappers.concurrency import Permit, Semaphores
-from legacy_wrappers.runner import OutcomeStatus, RunOutcome, run_callable, run_command
+from legacy_wrappers.runner import (
+    CommandRun,
+    OutcomeStatus,
+    RunOutcome,
+    run_callable,
+    run_command,
+)
+from legacy_wrappers.takeover import (
+    LOST,
+    RERUN_NOTE,
+    RUNNING,
+    Settle,
+    StartedRecord,
+    decide_takeover,
+    lost_note,
+    started_key,
+    started_prefix,
+    wait_group_gone,
+)
 
 __all__ = ["TASK_NAME", "app", "run_job"]
 
@@ -117,6 +153,7 @@ log = logging.getLogger(__name__)
 
 TASK_NAME = "bridge.run_job"
 RUNS = cast(Table, RunRow.__table__)
+NEVER_RAN = "never ran"
 MAX_ARGS_JSON = 512
 REJECTED_SLOT = datetime(1970, 1, 1, tzinfo=UTC)  # stands in for a slot that could not be read
 SLOT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|\+00:00)$")
@@ -144,6 +181,17 @@ class RunStatus(StrEnum):
     OBSERVED = "observed"
     STOOD_DOWN = "stood-down"
     DEFERRED = "deferred"  # a task result only: a deferral writes no runs row
+    RUNNING = RUNNING  # a started authoritative run whose outcome is not recorded yet
+    LOST = LOST  # its holder died mid-run, outcome unknown, on_lost=skip (see takeover.py)
+
+
+class RunFailed(Exception):
+    """Raised (after the outcome is recorded) so Flower shows a failed run as FAILURE with its
+    exit code and output digest. Declared in the task's ``throws``: no traceback, no retry."""
+
+
+class RunLost(Exception):
+    """Raised after a slot was recorded ``lost``: Flower shows it as FAILURE ("lost ...")."""
 
 
 # --- pure core ----------------------------------------------------------------------------------
@@ -326,14 +374,19 @@ class WorkerContext:
 
 
 _CONTEXT: WorkerContext | None = None
+_CONTEXT_LOCK = threading.Lock()  # the threads pool: one context per process, made once
 
 
 def context() -> WorkerContext:
     global _CONTEXT
-    if _CONTEXT is None or _CONTEXT.pid != os.getpid():
-        settings = getattr(app.conf, "bridge_settings", None) or load_settings()
-        _CONTEXT = WorkerContext(settings)
-    return _CONTEXT
+    ctx = _CONTEXT
+    if ctx is not None and ctx.pid == os.getpid():
+        return ctx
+    with _CONTEXT_LOCK:
+        if _CONTEXT is None or _CONTEXT.pid != os.getpid():
+            settings = getattr(app.conf, "bridge_settings", None) or load_settings()
+            _CONTEXT = WorkerContext(settings)
+        return _CONTEXT
 
 
 # --- recording -----------------------------------------------------------------------------------
@@ -388,8 +441,6 @@ def record(ctx: WorkerContext, fields: dict[str, Any]) -> None:
 
 
 def update_run(ctx: WorkerContext, record_key: str, fields: dict[str, Any]) -> None:
-    from sqlalchemy import update
-
     changes = {k: v for k, v in fields.items() if k != "record_key"}
     with ctx.registry.engine.begin() as conn:
         conn.execute(update(RUNS).where(RUNS.c.record_key == record_key).values(**changes))
@@ -404,8 +455,12 @@ def execute(
     *,
     interrupted: Callable[[], bool],
     dry_run: bool = False,
+    on_start: Callable[[CommandRun], None] | None = None,
 ) -> RunOutcome | None:
-    """Run the job's handler (or its dry-run form); None when there is nothing to run."""
+    """Run the job's handler (or its dry-run form); None when there is nothing to run.
+
+    ``on_start`` (command handlers) gets the gated process before it may exec: it records the
+    pid durably; if it raises, the command never runs and the exception propagates."""
     handler, timeout = spec.handler, spec.policies.timeout_seconds
     grace = float(ctx.settings.worker_shutdown_grace)
     if isinstance(handler, CommandHandler):
@@ -418,6 +473,8 @@ def execute(
             extra_env=extra,
             command=command,
             interrupted=interrupted,
+            on_start=on_start,
+            gated=on_start is not None,
         )
     if isinstance(handler, CallableHandler):
         if dry_run and handler.dry_run_target is None:
@@ -438,6 +495,7 @@ def execute(
     max_retries=None,
     typing=False,
     ignore_result=True,
+    throws=(RunFailed, RunLost),
 )
 def run_job(self: Task, *args: Any, **kwargs: Any) -> str:
     """Run one slot of one job (see the module docstring for the guarantees)."""
@@ -480,13 +538,19 @@ def dispatch(task: Task, ctx: WorkerContext, req: JobRequest, fired_at: datetime
             ctx, Rejection(req.job_id, req.slot, f"unknown job id '{req.job_id}'"), fired_at
         )
     spec = stored.spec
+    problem = slot_problem(spec, req.slot, fired_at)
+    if problem is not None:
+        with ctx.registry.session() as s:
+            allowed = audited(s, req.job_id, task.request.id)
+        if not allowed:
+            return reject(ctx, Rejection(req.job_id, req.slot, problem), fired_at)
     owner = owner_of(history, req.slot)
     if not spec.mapped:
         return observe(ctx, req, fired_at, "unmapped handler: observed only, never executed")
     if owner is Owner.LEGACY:
-        if handed_back(history, req.slot):
+        if handed_back(history, req.slot) and spec.policies.shadow_mode is ShadowMode.OBSERVE:
             return stand_down(ctx, req, fired_at)
-        return shadow(ctx, spec, req, fired_at)
+        return shadow(ctx, spec, req, fired_at)  # dry-run / execute shadows resume after rollback
     if stored.paused:
         record(
             ctx,
@@ -672,6 +736,15 @@ def authoritative(
     if isinstance(result, AlreadyClaimed):
         return suppressed(ctx, req, fired_at, result.reason, result.claim.attempts)
     lease = result
+    previous = lease.took_over_from
+    if (
+        lease.action is Action.TAKEOVER
+        and previous is not None
+        and previous.state is ClaimState.RUNNING  # expired unrenewed: its holder died
+    ):
+        settled = settle_takeover(ctx, spec, req, lease, fired_at)
+        if settled is not None:
+            return settled
     if (
         spec.policies.overlap is OverlapPolicy.FORBID
         and ctx.claims.live_before(req.job_id, req.slot) is not None
@@ -737,6 +810,106 @@ def defer_for_group(task: Task, spec: JobSpec, req: JobRequest, lease: Lease) ->
     return RunStatus.DEFERRED.value
 
 
+def previous_start(ctx: WorkerContext, spec: JobSpec, req: JobRequest,
+                   below: int) -> tuple[StartedRecord | None, RunRow | None]:
+    """The latest started row of the slot among attempts below ``below``."""
+    prefix = started_prefix(req.job_id, req.slot)
+    with ctx.registry.session() as s:
+        rows = [r for r in s.query(RunRow).filter(RunRow.job_id == req.job_id,
+                                                  RunRow.slot == req.slot,
+                                                  RunRow.record_key.startswith(prefix))
+                if r.attempts < below]
+    if not rows:
+        return None, None
+    row = max(rows, key=lambda r: r.attempts)
+    record = StartedRecord(row.status, row.pid, row.host,
+                           callable_handler=isinstance(spec.handler, CallableHandler),
+                           closed_by_takeover=(row.error or "").startswith(RERUN_NOTE))
+    return record, row
+
+
+def settle_takeover(
+    ctx: WorkerContext, spec: JobSpec, req: JobRequest, lease: Lease, fired_at: datetime
+) -> str | None:
+    """Settle a dead holder's run before running anything (see legacy_wrappers.takeover);
+    None: go on and run the slot."""
+    previous = lease.took_over_from
+    assert previous is not None
+    record, row = previous_start(ctx, spec, req, lease.attempts)
+    action = decide_takeover(record, spec.policies.on_lost)
+    key = row.record_key if row is not None else ""
+    if action is Settle.RUN:
+        if record is not None:  # gated and never released: it never ran
+            with ctx.registry.engine.begin() as conn:
+                conn.execute(update(RUNS).where(RUNS.c.record_key == key,
+                                                RUNS.c.status == RUNNING)
+                             .values(role=Role.SUPPRESSED.value,
+                                     status=RunStatus.SUPPRESSED.value, task_state="IGNORED",
+                                     finished_at=datetime.now(UTC),
+                                     error=f"{NEVER_RAN}: holder {previous.holder} died before "
+                                           "the command was released"))
+        return None
+    assert record is not None and row is not None
+    if action is Settle.COMPLETE:  # it finished before its holder died: never run it again
+        verdict = claim_verdict_of(row.status)
+        lease.complete(verdict)
+        log.info("%s %s: finished (%s) before its holder died; claim completed from the "
+                 "record", req.job_id, req.slot.isoformat(), row.status)
+        return row.status
+    with lease:  # keep our lease alive while the old command's process group goes away
+        gone = wait_group_gone(record.pid, record.host,
+                               bound=float(ctx.settings.worker_shutdown_grace) + 15,
+                               kill=action is Settle.RERUN)
+    if action is Settle.LOST:
+        note = f"{lost_note(previous.holder, record.pid, record.host)}; {gone}"
+        now = datetime.now(UTC)
+
+        def mark_lost(conn: Connection) -> None:
+            conn.execute(update(RUNS).where(RUNS.c.record_key == key)
+                         .values(status=LOST, task_state="FAILURE", finished_at=now, error=note))
+
+        lease.complete(ClaimState.LOST, also=mark_lost)
+        log.warning("%s %s: lost (%s)", req.job_id, req.slot.isoformat(), note)
+        raise RunLost(f"{req.job_id} {slot_arg(req.slot)}: lost: {note}")
+    note = f"{RERUN_NOTE}; holder {previous.holder}; on_lost=rerun: run again"
+    with ctx.registry.engine.begin() as conn:
+        conn.execute(update(RUNS).where(RUNS.c.record_key == key, RUNS.c.status == RUNNING)
+                     .values(status=OutcomeStatus.INTERRUPTED.value, task_state="FAILURE",
+                             finished_at=datetime.now(UTC), error=f"{note}; {gone}"))
+    return None
+
+
+def claim_verdict_of(status: str) -> ClaimState:
+    if status == OutcomeStatus.SUCCEEDED.value:
+        return ClaimState.SUCCEEDED
+    if status == OutcomeStatus.INTERRUPTED.value:
+        return ClaimState.INTERRUPTED
+    return ClaimState.FAILED
+
+
+def slot_arg(slot: datetime) -> str:
+    return slot.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record_start(ctx: WorkerContext, req: JobRequest, lease: Lease, fired_at: datetime,
+                 key: str) -> None:
+    """The durable "started" record: inserted before the command is forked (a resumed attempt
+    whose start was recorded but whose command never ran reuses its row)."""
+    fields = {**run_fields(req.job_id, req.slot, Role.AUTHORITATIVE, RUNNING, ctx,
+                           fired_at=fired_at, attempts=lease.attempts, task_state="STARTED",
+                           record_key=key),
+              "started_at": datetime.now(UTC)}
+    try:
+        record(ctx, fields)
+    except IntegrityError:
+        update_run(ctx, key, {**fields, "pid": None})
+
+
+def record_pid(ctx: WorkerContext, key: str, pid: int) -> None:
+    with ctx.registry.engine.begin() as conn:
+        conn.execute(update(RUNS).where(RUNS.c.record_key == key).values(pid=pid))
+
+
 def run_claimed(
     task: Task,
     ctx: WorkerContext,
@@ -745,45 +918,74 @@ def run_claimed(
     lease: Lease,
     fired_at: datetime,
 ) -> str:
+    key = started_key(req.job_id, req.slot, lease.attempts)
     with lease:
-        outcome = execute(
-            spec, ctx, interrupted=lambda: SHUTDOWN.requested() or lease.lost.is_set()
+        try:
+            record_start(ctx, req, lease, fired_at, key)
+            outcome = execute(
+                spec, ctx, interrupted=lambda: SHUTDOWN.requested() or lease.lost.is_set(),
+                on_start=lambda run: record_pid(ctx, key, run.pid),
+            )
+        except SQLAlchemyError as e:  # the start could not be recorded: nothing ran
+            lease.defer()  # only this lineage's infrastructure retry resumes it
+            raise unreachable_db(ctx.registry.url, e) from e
+        assert outcome is not None
+        lost = lease.lost.is_set()
+        error = outcome.error
+        if lost:
+            error = f"{error or outcome.status.value}; lease lost (taken over or ran out unrenewed)"
+        policy = spec.policies.retry
+        retrying = should_retry(outcome, lease.attempts, policy, lost)
+        state = "RETRY" if retrying else ("SUCCESS" if outcome.ok else "FAILURE")
+        fields = run_fields(
+            req.job_id,
+            req.slot,
+            Role.AUTHORITATIVE,
+            outcome.status.value,
+            ctx,
+            fired_at=fired_at,
+            outcome=outcome,
+            error=error,
+            attempts=lease.attempts,
+            task_state=state,
         )
-    assert outcome is not None
-    lost = lease.lost.is_set()
-    policy = spec.policies.retry
-    retrying = should_retry(outcome, lease.attempts, policy, lost)
-    if retrying:  # publish first: a crash before the verdict is written cannot lose the retry
+        finished = record_finish(ctx, req, key, fields)  # first thing after the exit
+    if retrying:  # before the verdict: a crash before the verdict cannot lose the retry
         delay = retry_delay(policy, lease.attempts, random.random())
         task.retry(countdown=delay, throw=False)
-    error = outcome.error
-    if lost:
-        error = f"{error or outcome.status.value}; lease lost (taken over or ran out unrenewed)"
-    state = "RETRY" if retrying else ("SUCCESS" if outcome.ok else "FAILURE")
-    fields = run_fields(
-        req.job_id,
-        req.slot,
-        Role.AUTHORITATIVE,
-        outcome.status.value,
-        ctx,
-        fired_at=fired_at,
-        outcome=outcome,
-        error=error,
-        attempts=lease.attempts,
-        task_state=state,
-    )
     try:
-        lease.complete(claim_verdict(outcome), also=lambda conn: insert_run(conn, fields))
+        lease.complete(claim_verdict(outcome))
     except InfraError as e:  # the run happened: never re-run it because we could not say so
         log.error(
-            "run of %s %s finished (%s) but could not be recorded: %s; its claim will "
-            "expire unrenewed",
+            "run of %s %s finished (%s) but its claim could not be completed: %s; the "
+            "takeover completes it from the %s record",
             req.job_id,
             req.slot.isoformat(),
             outcome.status.value,
             e,
+            "finished" if finished else "started",
         )
+    if not retrying and not outcome.ok:
+        digest = (outcome.output_digest or "")[:16]
+        raise RunFailed(f"{req.job_id} {slot_arg(req.slot)}: {outcome.status.value}, exit "
+                        f"{outcome.exit_status}, output sha256 {digest}: "
+                        f"{error or 'no error text'}")
     return outcome.status.value
+
+
+def record_finish(ctx: WorkerContext, req: JobRequest, key: str,
+                  fields: dict[str, Any]) -> bool:
+    """The durable "finished" record: the started row gets the outcome (False if it could not
+    be written: the claim then expires and the takeover finds the run in flight)."""
+    changes = {k: v for k, v in fields.items() if k != "record_key"}
+    try:
+        with ctx.registry.engine.begin() as conn:
+            conn.execute(update(RUNS).where(RUNS.c.record_key == key).values(**changes))
+    except Exception as e:
+        log.error("run of %s %s finished (%s) but could not be recorded: %s", req.job_id,
+                  req.slot.isoformat(), fields.get("status"), e)
+        return False
+    return True
 
 
 # --- worker signals -------------------------------------------------------------------------------

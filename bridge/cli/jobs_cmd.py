@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import typer
 from rich.table import Table
 
 from bridge.cli.context import STATE, emit_json, out
-from bridge.store.repos import JobRepo, StoredJob
+from bridge.errors import InputError
+from bridge.spec import LostPolicy, RepairPolicy
+from bridge.store.repos import AuditRepo, JobRepo, StoredJob, current_actor
 
 app = typer.Typer(help="List and inspect the jobs in the registry.", no_args_is_help=True)
 
@@ -24,6 +27,8 @@ def job_summary(job: StoredJob) -> dict[str, Any]:
         "handler": handler.kind,
         "mapped": spec.mapped,
         "paused": job.paused,
+        "on_lost": spec.policies.on_lost.value,
+        "repair": spec.policies.repair.value,
         "source": {"file": spec.source.file, "line": spec.source.line},
         "spec_hash": job.spec_hash,
         "updated_at": job.updated_at.isoformat(),
@@ -69,4 +74,57 @@ def show(
     out.print(
         f"[bold]{job.id}[/bold]  hash {job.spec_hash}  updated {job.updated_at:%Y-%m-%d %H:%M:%SZ}"
     )
+    out.print(f"on-lost {doc['on_lost']}  repair {doc['repair']}", highlight=False)
     out.print_json(json.dumps(doc["spec"]))
+
+
+def _choice(value: str | None, enum: type[LostPolicy] | type[RepairPolicy], option: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return enum(value)
+    except ValueError as e:
+        allowed = " | ".join(v.value for v in enum)
+        raise InputError(f"{option} '{value}': expected {allowed}") from e
+
+
+@app.command("set")
+def set_policies(
+    job_id: str = typer.Argument(..., help="The job id."),
+    on_lost: str = typer.Option(None, "--on-lost", help="skip | rerun: a run whose holder died "
+                                "mid-run (outcome unknown) is recorded lost, or re-run."),
+    repair: str = typer.Option(None, "--repair", help="auto | alert-only: may the health task "
+                               "repair missed / stuck slots by itself?"),
+    reason: str = typer.Option(None, "--reason", help="Why, for the audit log."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Set a job's execution policies (audited as ``jobs.set``). A re-import of the job's source
+    file sets them back to what the file says (directive / job-data key, else the defaults)."""
+    lost_value = _choice(on_lost, LostPolicy, "--on-lost")
+    repair_value = _choice(repair, RepairPolicy, "--repair")
+    if lost_value is None and repair_value is None:
+        raise InputError("nothing to set: give --on-lost and/or --repair")
+    with STATE.registry().session() as s:
+        jobs = JobRepo(s)
+        job = jobs.require(job_id)
+        before = job.spec.policies
+        changes: dict[str, Any] = {}
+        if lost_value is not None:
+            changes["on_lost"] = lost_value
+        if repair_value is not None:
+            changes["repair"] = repair_value
+        policies = replace(before, **changes)
+        if policies != before:
+            jobs.upsert(job.spec.with_(policies=policies))
+            AuditRepo(s).append(
+                "jobs.set", actor=STATE.actor or current_actor(), job_id=job_id, reason=reason,
+                before={"on_lost": before.on_lost.value, "repair": before.repair.value},
+                after={"on_lost": policies.on_lost.value, "repair": policies.repair.value},
+            )
+    doc = {"job_id": job_id, "on_lost": policies.on_lost.value,
+           "repair": policies.repair.value, "changed": policies != before}
+    if as_json:
+        emit_json(doc)
+        return
+    out.print(f"{job_id}: on-lost {doc['on_lost']}, repair {doc['repair']}"
+              + ("" if doc["changed"] else " (unchanged)"), highlight=False, markup=False)

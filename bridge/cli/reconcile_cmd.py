@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import typer
 
@@ -26,7 +27,8 @@ def reconcile(
 ) -> None:
     """Compare every Celery-owned slot of the window with the runs and claims on record.
 
-    Findings: missed, failed, stuck, late, duplicate, skipped. Exit 1 when there are any."""
+    Findings: missed, failed, stuck, lost, late, duplicate, skipped. Exit 1 when there are any.
+    Repairs already made in the window (by the health task or an operator) are listed too."""
     now = datetime.now(UTC)
     try:
         window = Window(parse_since(since, now), now)
@@ -45,12 +47,30 @@ def reconcile(
                              actor=STATE.actor or current_actor(), dry_run=dry_run)
         finally:
             app.close()
+    done = repairs_made(registry, window, job)
     if as_json:
-        emit_json(_document(window, findings, repairs, do_repair, dry_run))
+        emit_json({**_document(window, findings, repairs, do_repair, dry_run),
+                   "repaired": done})
     else:
-        _render(findings, repairs, dry_run)
+        _render(findings, repairs, dry_run, done)
     if findings:
         raise typer.Exit(1)
+
+
+def repairs_made(registry: Any, window: Window, job: str | None) -> list[dict[str, Any]]:
+    """Every repair recorded in the window (the health task's and operators'), oldest first."""
+    from sqlalchemy import select
+
+    from bridge.store.models import AuditRow
+
+    query = select(AuditRow).where(AuditRow.action == "repair", AuditRow.at > window.since)
+    if job:
+        query = query.where(AuditRow.job_id == job)
+    with registry.session() as s:
+        rows = list(s.scalars(query.order_by(AuditRow.id)))
+    return [{"job_id": a.job_id, "slot": (a.after or {}).get("slot"),
+             "kind": (a.after or {}).get("kind"), "task_id": (a.after or {}).get("task_id"),
+             "actor": a.actor, "at": a.at.isoformat()} for a in rows]
 
 
 def _document(window: Window, findings: list[Finding], repairs: list[Repair], do_repair: bool,
@@ -69,9 +89,14 @@ def _document(window: Window, findings: list[Finding], repairs: list[Repair], do
     }
 
 
-def _render(findings: list[Finding], repairs: list[Repair], dry_run: bool) -> None:
+def _render(findings: list[Finding], repairs: list[Repair], dry_run: bool,
+            done: list[dict[str, Any]]) -> None:
     for f in findings:
         out.print(f"{f.kind.value:10} {f.job_id:30} {slot_text(f.slot)}  {f.detail}",
+                  highlight=False, markup=False)
+    for made in done:
+        out.print(f"repaired   {made['job_id']:30} {made['slot']}  {made['kind']} by "
+                  f"{made['actor']} at {made['at']} (task {made['task_id']})",
                   highlight=False, markup=False)
     for r in repairs:
         verb = "would repair" if dry_run else ("repaired" if r.task_id else "not repaired")

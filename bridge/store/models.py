@@ -118,6 +118,7 @@ class RunRow(Base):
     host: Mapped[str | None] = mapped_column(String(255))
     error: Mapped[str | None] = mapped_column(Text)
     record_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    pid: Mapped[int | None] = mapped_column(Integer)  # a started command's process group
 
 
 class ClaimRow(Base):

@@ -600,7 +600,8 @@ def test_a_directive_also_names_a_commented_out_job() -> None:
             "bad job id in '' (letters, digits, '.', '_', '@', '-'; "
             "at most 200; starting with a letter or digit)",
         ),
-        ("# bridge: name=x", "bad bridge directive in 'name=x' (expected '# bridge: id=<job-id>')"),
+        ("# bridge: name=x", "bad bridge directive in 'name=x' (expected '# bridge: id=<job-id> "
+         "on-lost=skip|rerun repair=auto|alert-only')"),
     ],
 )
 def test_a_bad_directive_is_an_error_at_its_line(directive: str, message: str) -> None:

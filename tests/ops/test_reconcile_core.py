@@ -173,3 +173,34 @@ def test_holder_gone_only_for_a_dead_pid_on_this_host() -> None:
     assert not holder_gone(f"task@{host}:{os.getpid()}")
     assert not holder_gone(f"task@elsewhere:{finished.pid}")
     assert not holder_gone("no-instance")
+
+
+def test_a_lost_slot_is_its_own_finding_never_repaired_and_not_missed() -> None:
+    note = "outcome unknown: holder t@h:1 died after the command started"
+    found = reconcile([job()], owned(Owner.CELERY), [run("lost", error=note)],
+                      [claim("lost", expires_in=-900, attempts=2)], WINDOW, NOW, GRACE, TOL)
+    assert [(f.kind.value, f.repairable, f.detail) for f in found] == [("lost", False, note)]
+    from bridge.health import finding_alert
+
+    assert finding_alert(found[0], NOW).severity.value == "critical"
+
+
+def test_a_dead_holder_is_reported_as_soon_as_its_lease_expired_even_inside_the_grace() -> None:
+    just_now = S + timedelta(seconds=45)  # the slot is 45 s old: well inside the 5 min grace
+    expired = ClaimFact("j", S, "t@h:1", "running", 1, S + timedelta(seconds=40))
+    [f] = reconcile([job()], owned(Owner.CELERY), [], [expired], WINDOW, just_now, GRACE, TOL)
+    assert f.kind.value == "stuck" and f.repairable
+    live = ClaimFact("j", S, "t@h:1", "running", 1, S + timedelta(seconds=60))
+    assert reconcile([job()], owned(Owner.CELERY), [], [live], WINDOW, just_now, GRACE,
+                     TOL) == []
+
+
+def test_the_health_task_honours_an_alert_only_repair_policy() -> None:
+    j = job(repair="alert-only")
+    missed = reconcile([j], owned(Owner.CELERY), [], [], WINDOW, NOW, GRACE, TOL)
+    inputs = ReconcileInputs([j], owned(Owner.CELERY), [], [], {})
+    [(_, _, blocked)] = plan_repairs(missed, inputs, NOW, timedelta(minutes=10),
+                                     honour_policy=True)
+    assert blocked is not None and "alert-only" in blocked
+    [(_, _, manual)] = plan_repairs(missed, inputs, NOW, timedelta(minutes=10))
+    assert manual is None  # `bridge reconcile --repair` is an operator's explicit act

@@ -60,6 +60,8 @@ def test_a_slot_missed_without_workers_is_repaired_once(ops: OpsHarness, cli: An
     again = cli(*args, "--repair", env=ops.env)
     assert again.code == 0, again.out
     assert again.json()["findings"] == [] and again.json()["repairs"] == []
+    [made] = again.json()["repaired"]  # the repair stays visible in reconcile's output
+    assert (made["job_id"], made["slot"], made["kind"]) == ("nightly", slot, "missed")
     time.sleep(1)
     assert lines(out) == ["ran"]
     assert [(r.role, r.status) for r in ops.runs("nightly")] == [("authoritative", "succeeded")]
@@ -72,7 +74,8 @@ def test_a_slot_whose_worker_was_killed_is_stuck_then_repaired_once(
     ops: OpsHarness, cli: Any
 ) -> None:
     started, done, pids = ops.tmp / "started.txt", ops.tmp / "done.txt", ops.tmp / "pids.txt"
-    ops.add_job("long", f"echo $$ >> {pids}; echo go >> {started}; sleep 8; echo ok >> {done}")
+    ops.add_job("long", f"echo $$ >> {pids}; echo go >> {started}; sleep 8; echo ok >> {done}",
+                on_lost="rerun")
     slot = top_of_hour()
     worker = ops.start_worker()
     ops.client.send_task("bridge.run_job", args=["long", slot_text(slot)], queue="bridge")
@@ -101,4 +104,4 @@ def test_a_slot_whose_worker_was_killed_is_stuck_then_repaired_once(
     assert again.code == 0 and again.json()["repairs"] == [], again.out
     assert lines(started) == ["go", "go"] and lines(done) == ["ok"]
     runs = [(r.role, r.status, r.attempts) for r in ops.runs("long")]
-    assert runs == [("authoritative", "succeeded", 2)]
+    assert runs == [("authoritative", "interrupted", 1), ("authoritative", "succeeded", 2)]

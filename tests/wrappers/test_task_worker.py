@@ -28,6 +28,7 @@ from bridge.spec import (
     CommandHandler,
     Dialect,
     JobSpec,
+    LostPolicy,
     OverlapPolicy,
     Policies,
     RetryPolicy,
@@ -162,7 +163,8 @@ def test_each_slot_runs_once_through_duplicates_resends_and_a_sigkill(harness: H
     out = harness.tmp / "out.txt"
     started = harness.tmp / "started.txt"
     harness.add_job("append-s1", f"echo {S1} >> {out}")
-    harness.add_job("append-s2", f"echo go >> {started}; sleep 4; echo {S2} >> {out}")
+    harness.add_job("append-s2", f"echo go >> {started}; sleep 4; echo {S2} >> {out}",
+                    on_lost=LostPolicy.RERUN)
     harness.start_worker()
 
     harness.send("append-s1", S1)
@@ -191,7 +193,47 @@ def test_each_slot_runs_once_through_duplicates_resends_and_a_sigkill(harness: H
     assert lines(out) == [S1, S2]
     s2 = harness.runs("append-s2")
     done = [r for r in s2 if r.role == "authoritative"]
-    assert [(r.status, r.attempts) for r in done] == [("succeeded", 2)]
+    assert [(r.status, r.attempts) for r in done] == [("interrupted", 1), ("succeeded", 2)]
+    assert done[0].error and "on_lost=rerun" in done[0].error
+    assert len(lines(started)) == 2
+
+
+@pytest.mark.integration
+def test_a_run_killed_mid_command_is_recorded_lost_and_never_rerun_by_default(
+    harness: Harness, cli: Any
+) -> None:
+    """Issue 20: the command had started (its side effect may have happened) when its worker
+    died; under the default ``on_lost=skip`` the takeover records the slot ``lost`` (outcome
+    unknown) instead of running it again, and the claim ends ``lost`` for good."""
+    out, started = harness.tmp / "out.txt", harness.tmp / "started.txt"
+    harness.add_job("billing", f"echo go >> {started}; sleep 4; echo done >> {out}")
+    harness.start_worker()
+    harness.send("billing", S2)
+    wait_for("the command to start", lambda: lines(started))
+    claim = harness.claims.get("billing", slot(S2))
+    assert claim is not None and claim.state == "running"
+    os.kill(int(claim.holder.rsplit(":", 1)[1]), signal.SIGKILL)  # the pool child dies mid-run
+    lost = wait_for("the lost record", lambda: [r for r in harness.runs("billing")
+                                                 if r.status == "lost"], 90)
+    time.sleep(2)
+    assert len(lines(started)) == 1 and lines(out) == []  # never started again
+    [row] = lost
+    assert (row.role, row.path, row.attempts) == ("authoritative", "celery", 1)
+    assert row.error and row.error.startswith("outcome unknown")
+    assert row.pid is not None and row.finished_at is not None
+    final = harness.claims.get("billing", slot(S2))
+    assert final is not None and (final.state, final.attempts) == ("lost", 2)
+    harness.send("billing", S2)  # a later delivery (e.g. the broker's redelivery) is refused
+    wait_for("the suppressed copy", lambda: any(r.status == "suppressed"
+                                                for r in harness.runs("billing")))
+    assert lines(out) == [] and len(lines(started)) == 1
+    # an operator runs it deliberately (audited as trigger.rerun)
+    env = {"BRIDGE_REDIS_URL": harness.redis_url, "BRIDGE_DATABASE_URL": harness.db_url}
+    plain = cli("trigger", "billing", "--slot", S2, env=env)
+    assert plain.code == 1 and "already ran (claim lost" in plain.err
+    rerun = cli("trigger", "billing", "--slot", S2, "--rerun", "--reason", "checked", env=env)
+    assert rerun.code == 0, rerun.err
+    wait_for("the deliberate rerun", lambda: lines(out) == ["done"], 30)
     assert len(lines(started)) == 2
 
 
@@ -278,7 +320,8 @@ def test_forbid_skips_a_slot_while_the_previous_one_still_runs(harness: Harness)
     harness.send("exclusive", S2)
     wait_for("the skip", lambda: any(r.status == "skipped" for r in harness.runs("exclusive")))
     harness.send("exclusive", S2)  # the skip is sticky: a re-send does not run the slot
-    wait_for("three rows", lambda: len(harness.runs("exclusive")) == 3)
+    wait_for("three rows, the first run finished", lambda: len(harness.runs("exclusive")) == 3
+             and "running" not in {r.status for r in harness.runs("exclusive")})
     by_slot = {(r.slot, r.role, r.status, r.error) for r in harness.runs("exclusive")}
     assert by_slot == {
         (slot(S1), "authoritative", "succeeded", None),
