@@ -5,8 +5,10 @@ Each case runs in a fresh subprocess so its peak RSS is its own. A private redis
 loopback port, no persistence) and a temporary SQLite registry are used.
 
     python bench/import.py            # 1k and 10k lines
-    python bench/import.py --big      # also 100k lines
-Writes bench/results/import.json and prints a table.
+    python bench/import.py --big      # also 100k lines (past the default --max-lines: raised)
+Writes bench/results/import.json and prints a table. Checks its own workload: every job line
+of the generated file must be created in the registry and in RedBeat, and python-crontab must
+see the same number of jobs; otherwise it exits non-zero.
 """
 
 from __future__ import annotations
@@ -41,13 +43,18 @@ SCHEDULES = [
 ]
 
 
-def make_file(path: Path, lines: int) -> None:
+ENV_LINES = ["SHELL=/bin/sh", "PATH=/usr/bin:/bin", "MAILTO=ops@example.com"]
+
+
+def make_file(path: Path, lines: int) -> int:
+    """Write ``lines`` lines; returns the number of job lines."""
     rnd = random.Random(lines)
-    out = ["SHELL=/bin/sh", "PATH=/usr/bin:/bin", "MAILTO=ops@example.com"]
+    out = list(ENV_LINES)
     for i in range(lines - len(out)):
         sched = rnd.choice(SCHEDULES)
         out.append(f"{sched} root /usr/bin/env echo job-{i} --batch {rnd.randint(1, 999)}")
     path.write_text("\n".join(out) + "\n")
+    return lines - len(ENV_LINES)
 
 
 def free_port() -> int:
@@ -65,16 +72,18 @@ def bridge_case(path: str, redis_url: str, db_url: str) -> dict[str, float]:
     settings = load_settings({"BRIDGE_REDIS_URL": redis_url, "BRIDGE_DATABASE_URL": db_url})
     registry = Registry(db_url)
     t0 = time.perf_counter()
-    result = parse_file(path, timezone="UTC", kind="cron.d")
+    result = parse_file(path, timezone="UTC", kind="cron.d", max_lines=1_000_000)
     t1 = time.perf_counter()
     outcome = run_import(registry, settings, [result], actor="bench")
     t2 = time.perf_counter()
-    assert outcome.applied is not None and outcome.sync is not None, outcome.plan.errors[:3]
+    if outcome.applied is None or outcome.sync is None:
+        raise SystemExit(f"bench: nothing imported: {outcome.plan.errors[:3]} {outcome.sync_error}")
     return {
         "parse_s": t1 - t0,
         "plan_apply_sync_s": t2 - t1,
         "total_s": t2 - t0,
         "jobs": float(outcome.applied.created),
+        "redbeat_created": float(len(outcome.sync.created)),
     }
 
 
@@ -138,11 +147,17 @@ def main() -> None:
     try:
         for n in sizes:
             path = work / f"bench-{n}"
-            make_file(path, n)
+            expected = make_file(path, n)
             db_url = f"sqlite:///{work / f'registry-{n}.db'}"
             redis_url = f"redis://127.0.0.1:{port}/{sizes.index(n)}"
             bridge = run_child("bridge", path, redis_url, db_url)
             stock = run_child("stock", path, redis_url, db_url)
+            seen = (bridge["jobs"], bridge["redbeat_created"], stock["jobs"])
+            if seen != (expected, expected, expected):
+                raise SystemExit(
+                    f"bench: degenerate workload at {n} lines: expected {expected} jobs, "
+                    f"got registry/redbeat/python-crontab {seen}"
+                )
             rows.append(
                 {
                     "lines": n,

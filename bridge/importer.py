@@ -2,12 +2,14 @@
 
 A failed import changes nothing: the plan is applied only when it has no errors (or with
 ``allow_errors``, the error lines are left out and listed), inside one transaction; Redis is
-synced only after the commit, and a failed sync leaves the registry right (``bridge sync`` or
-beat's own repair completes it).
+synced only after the commit. The commit carries a ``sync_pending`` mark (:mod:`bridge.sync`)
+that only a completed sync removes, so a sync that fails or is killed leaves the import
+resumable and visible: ``bridge sync --check`` reports it, ``bridge sync`` completes it.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +20,12 @@ from bridge.redbeat import SyncReport
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
 from crontab_import.model import ParseResult
-from crontab_import.plan import ApplyResult, Plan, apply_plan, make_plan
+from crontab_import.plan import ApplyResult, Ownership, Plan, apply_plan, make_plan
+
+
+def this_host() -> str:
+    """The importing machine: part of every imported job's owning source."""
+    return socket.gethostname()
 
 
 @dataclass(frozen=True)
@@ -35,12 +42,23 @@ def plan_import(
     *,
     prune: bool,
     include_inactive: bool,
+    adopt: bool = False,
+    host: str | None = None,
 ) -> Plan:
     with registry.session() as s:
         repo = JobRepo(s)
         existing = {j.id: j for j in repo.list()}
         by_file = {r.file: repo.ids_from_source(r.file) for r in results}
-    return make_plan(results, existing, by_file, prune=prune, include_inactive=include_inactive)
+        owners = repo.owners()
+    ownership = Ownership(owners, host or this_host(), adopt)
+    return make_plan(
+        results,
+        existing,
+        by_file,
+        prune=prune,
+        include_inactive=include_inactive,
+        ownership=ownership,
+    )
 
 
 def run_import(
@@ -55,9 +73,14 @@ def run_import(
     allow_errors: bool = False,
     sync: bool = True,
     now: datetime | None = None,
+    adopt: bool = False,
 ) -> ImportOutcome:
+    """``adopt``: take over job ids another source owns (audited as ``import.adopt``);
+    without it such an id is an error at its line and nothing is imported."""
     now = now or datetime.now(UTC)
-    plan = plan_import(registry, results, prune=prune, include_inactive=include_inactive)
+    plan = plan_import(
+        registry, results, prune=prune, include_inactive=include_inactive, adopt=adopt
+    )
     if dry_run or (plan.has_errors and not allow_errors):
         return ImportOutcome(plan, None, None)
     if sync:
@@ -66,6 +89,18 @@ def run_import(
         check_prefix(registry, settings)  # another registry's prefix: refuse, change nothing
     with registry.session() as s:
         applied = apply_plan(plan, s, actor=actor, now=now)
+        if sync and plan.changes:
+            from bridge.sync import mark_pending
+
+            mark_pending(
+                s,
+                {
+                    "marked_at": datetime.now(UTC).isoformat(),
+                    "actor": actor,
+                    "files": list(plan.files),
+                    "changes": len(plan.changes),
+                },
+            )
     report, sync_error = None, None
     if sync:
         from bridge.sync import sync_registry

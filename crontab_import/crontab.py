@@ -97,12 +97,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bridge.errors import BridgeError, ConfigError, ScheduleError
-from bridge.schedules.cronfields import FIELDS, expand_macro, parse_fields
+from bridge.errors import BridgeError, ConfigError, InputError, ScheduleError
+from bridge.schedules.cronfields import FIELDS, CronFields, expand_macro, parse_fields
 from bridge.spec import (
     ENV_NAME_RE,
     JOB_ID_RE,
@@ -116,12 +117,15 @@ from bridge.spec import (
     SourceKind,
     SourceLocation,
 )
+from crontab_import.filetrust import FileTrust, read_source
 from crontab_import.model import ImportError_, ImportItem, ItemStatus, ParseResult
 
 MAX_COMMAND_BYTES = 998  # Debian: a 999-byte command is "command too long"
 MAX_ENV_LINE_BYTES = 998  # Debian reads only this much of an environment line
 MAX_FIELD_CHARS = 999  # Debian: a 1000-character time field is rejected
 MAX_USER_CRONTAB_LINES = 10000  # crontab(1): "maximum number of lines is 10000"
+DEFAULT_MAX_LINES = 10000  # import limit per file (--max-lines), checked before parsing
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # import limit per file (--max-bytes)
 BLANKS = " \t"
 C_SPACE = " \t\n\v\f\r"  # C isspace(), what cron's environment parser trims
 CRON_D_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -158,11 +162,67 @@ def parse_file(
     kind: SourceKind | str | None = None,
     user: str | None = None,
     dialect: Dialect | str = Dialect.VIXIE,
+    check_owner: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_lines: int = DEFAULT_MAX_LINES,
 ) -> ParseResult:
-    """Read ``path`` (bytes) and parse it; the only I/O of this module."""
-    data = Path(path).read_bytes()
-    return parse_crontab(
+    """Read ``path`` (bytes) and parse it; the only I/O of this module.
+
+    Bounded: a file larger than ``max_bytes`` or with more than ``max_lines`` lines is refused
+    (:class:`bridge.errors.InputError`, exit 2) before any line is parsed, having read at most
+    ``max_bytes + 1`` bytes. ``check_owner``: apply cron's file-trust rules
+    (:mod:`crontab_import.filetrust`); a file cron refuses keeps its jobs listed as INACTIVE
+    with cron's reason, and they are never imported."""
+    opts = _options(str(path), timezone, kind, user, dialect)
+    data, trust = read_source(
+        str(path),
+        kind=opts.kind,
+        user=opts.user,
+        check_owner=check_owner,
+        max_bytes=max_bytes,
+    )
+    check_limits(data, str(path), max_bytes=max_bytes, max_lines=max_lines)
+    result = parse_crontab(
         data, file=str(path), timezone=timezone, kind=kind, user=user, dialect=dialect
+    )
+    return with_trust(result, trust)
+
+
+def check_limits(data: bytes, file: str, *, max_bytes: int, max_lines: int) -> None:
+    """Refuse, before parsing, a file over the import limits (an InputError at file:line)."""
+    if len(data) > max_bytes:
+        raise InputError(
+            f"file larger than {max_bytes} bytes: refused before parsing",
+            file=file,
+            hint="raise --max-bytes if this is intended",
+        )
+    if data.count(b"\n", 0, len(data)) >= max_lines:
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        if lines > max_lines:
+            raise InputError(
+                f"more than {max_lines} lines ({lines}): refused before parsing",
+                file=file,
+                line=max_lines + 1,
+                hint="raise --max-lines if this is intended",
+            )
+
+
+def with_trust(result: ParseResult, trust: FileTrust) -> ParseResult:
+    """Mark every job of a file cron refuses INACTIVE with cron's reason (never imported)."""
+    if trust.refused is None:
+        return replace(result, trust=trust)
+    reason = trust.reason
+    items = tuple(
+        replace(
+            i,
+            status=ItemStatus.INACTIVE if i.status is ItemStatus.OK else i.status,
+            reason=reason if i.status is ItemStatus.OK else i.reason,
+            details={**i.details, "refused_by_cron": trust.refused},
+        )
+        for i in result.items
+    )
+    return replace(
+        result, items=items, trust=trust, notes=(*result.notes, f"{result.file}: {reason}")
     )
 
 
@@ -605,13 +665,13 @@ class _JobParts:
     command: str  # raw command text (before % processing)
 
 
+_TOKEN_RE = re.compile(r"[^ \t]*")
+
+
 def _take(text: str) -> tuple[str, str, bool]:
     """First blank-delimited token, the rest after the blanks, whether blanks followed it."""
-    end = 0
-    while end < len(text) and text[end] not in BLANKS:
-        end += 1
-    rest = text[end:]
-    return text[:end], rest.lstrip(BLANKS), rest != ""
+    end = _TOKEN_RE.match(text).end()  # type: ignore[union-attr]  # always matches
+    return text[:end], text[end:].lstrip(BLANKS), end < len(text)
 
 
 def _parse_job(state: _State, text: str) -> _JobParts | str:
@@ -636,7 +696,7 @@ def _schedule_part(rest: str) -> tuple[str | None, str] | str:
             if problem:
                 return problem
             tokens.append(token)
-        return parse_fields(" ".join(tokens)).expression, rest
+        return _fields(" ".join(tokens)).expression, rest
     except ScheduleError as e:
         return e.message
 
@@ -722,6 +782,18 @@ def _schedulable_job(
     _add_item(state, line, status, job_id, job, NEVER_FIRES_REASON if never else None, parsed.user)
 
 
+@lru_cache(maxsize=4096)
+def _fields(expression: str) -> CronFields:
+    """parse_fields, once per distinct expression (big crontabs repeat a few schedules)."""
+    return parse_fields(expression)
+
+
+@lru_cache(maxsize=4096)
+def _warnings(expression: str) -> tuple[str, ...]:
+    return tuple(_fields(expression).warnings)
+
+
+@lru_cache(maxsize=4096)
 def _never_fires(schedule: ScheduleSpec) -> bool:
     from bridge.schedules.cron import never_fires  # written alongside; imported lazily
 
@@ -737,6 +809,8 @@ def split_command(raw: str) -> tuple[str, str | None]:
     empty and does not already end with one. ``cat%line1%line2\\%x`` -> ``("cat",
     "line1\\nline2%x\\n")``; ``cat%`` -> ``("cat", "")``. Verified on the Debian daemon.
     """
+    if "%" not in raw and "\\" not in raw:
+        return raw, None  # the common case, without the character loop
     out: list[str] = []
     i = 0
     while i < len(raw):
@@ -810,8 +884,10 @@ def _location(state: _State, line: _Line) -> SourceLocation:
     )
 
 
-def _details(state: _State, user: str | None) -> dict[str, Any]:
-    return {"user": user, "dialect": state.opts.dialect.value, "kind": state.opts.kind.value}
+def _details(state: _State, user: str | None, line: int) -> dict[str, Any]:
+    details = {"user": user, "dialect": state.opts.dialect.value, "kind": state.opts.kind.value}
+    id_line = state.override_lines.get(line)
+    return details if id_line is None else {**details, "id_line": id_line}
 
 
 def _add_item(
@@ -830,7 +906,7 @@ def _add_item(
             id=job_id,
             job=job,
             reason=reason,
-            details=_with_warnings(_details(state, user), job),
+            details=_with_warnings(_details(state, user, line.number), job),
         )
     )
 
@@ -839,7 +915,7 @@ def _with_warnings(details: dict[str, Any], job: JobSpec | None) -> dict[str, An
     """Text Debian skips inside a time field (``5#2`` runs as ``5``) is said, not hidden."""
     if job is None or not job.schedule.expression:
         return details
-    warnings = parse_fields(job.schedule.expression).warnings
+    warnings = _warnings(job.schedule.expression)
     return {**details, "warnings": list(warnings)} if warnings else details
 
 

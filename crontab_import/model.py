@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from bridge.spec import JobSpec, SourceLocation
+from crontab_import.filetrust import FileTrust
 
 
 class ItemStatus(StrEnum):
@@ -64,6 +65,7 @@ class ParseResult:
     items: tuple[ImportItem, ...] = ()
     errors: tuple[ImportError_, ...] = ()
     notes: tuple[str, ...] = ()
+    trust: FileTrust | None = None  # cron's file-trust verdict (crontab files read from disk)
 
     @property
     def ok(self) -> bool:

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bridge.spec import JobSpec
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo, StoredJob
+from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo, SourceOwner, StoredJob
+from crontab_import.filetrust import FileTrust
 from crontab_import.model import ImportError_, ImportItem, ItemStatus, ParseResult
 
 
@@ -48,6 +49,8 @@ class PlanEntry:
     changed: tuple[str, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
     previous: StoredJob | None = None
+    adopted_from: SourceOwner | None = None  # --adopt took this id over from another source
+    owner: SourceOwner | None = None  # the source this entry's job belongs to after the import
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Plan:
     errors: tuple[ImportError_, ...]
     notes: tuple[str, ...]
     files: tuple[str, ...]
+    trust: tuple[FileTrust, ...] = ()  # cron's file-trust verdict per crontab file read
 
     def count(self, status: PlanStatus) -> int:
         return sum(1 for e in self.entries if e.status is status)
@@ -94,16 +98,63 @@ def _keep_import_time_start(job: JobSpec, item: ImportItem, previous: StoredJob)
     return job.with_(schedule=replace(job.schedule, start=old.start))
 
 
-def _item_entry(
-    item: ImportItem, existing: Mapping[str, StoredJob], include_inactive: bool
-) -> PlanEntry:
-    importable = item.status is ItemStatus.OK or (
+@dataclass(frozen=True)
+class Ownership:
+    """Who owns which id (the registry's view) and who is importing now."""
+
+    owners: Mapping[str, SourceOwner]
+    host: str | None
+    adopt: bool = False
+
+    def source_of(self, item: ImportItem) -> SourceOwner:
+        return SourceOwner(self.host, item.source.file, item.source.kind.value)
+
+
+def _foreign_owner(
+    item: ImportItem, job: JobSpec, ownership: Ownership | None
+) -> SourceOwner | None:
+    """The other source that owns ``job.id`` (None when it is this item's own source)."""
+    if ownership is None:
+        return None
+    stored = ownership.owners.get(job.id)
+    if stored is None or stored.same_source(ownership.source_of(item)):
+        return None
+    return stored
+
+
+def _owner_error(item: ImportItem, job_id: str, other: SourceOwner) -> ImportError_:
+    host = f", host {other.host}" if other.host else ""
+    line = item.details.get("id_line") or item.source.line
+    return ImportError_(
+        item.source.file,
+        line,
+        f"job id '{job_id}' belongs to {other.file} ({other.kind}{host}); refusing to take "
+        "it over (pass --adopt to move it to this file, audited)",
+    )
+
+
+def _importable(item: ImportItem, include_inactive: bool) -> bool:
+    if item.details.get("refused_by_cron"):
+        return False  # cron never reads the file: not even --include-inactive imports it
+    return item.status is ItemStatus.OK or (
         item.status is ItemStatus.INACTIVE and include_inactive
     )
+
+
+def _item_entry(
+    item: ImportItem,
+    existing: Mapping[str, StoredJob],
+    include_inactive: bool,
+    ownership: Ownership | None = None,
+    owner_errors: list[ImportError_] | None = None,
+) -> PlanEntry:
+    importable = _importable(item, include_inactive)
     job = item.job
     previous = existing.get(job.id) if job is not None else None
     if importable and job is not None and previous is not None:
         job = _keep_import_time_start(job, item, previous)
+    foreign = _foreign_owner(item, job, ownership) if importable and job is not None else None
+    owner = ownership.source_of(item) if ownership is not None else None
 
     def entry(status: PlanStatus, changed: tuple[str, ...] = ()) -> PlanEntry:
         return PlanEntry(
@@ -116,8 +167,15 @@ def _item_entry(
             changed=changed,
             details=item.details,
             previous=previous,
+            adopted_from=foreign,
+            owner=owner,
         )
 
+    if foreign is not None and job is not None and not (ownership and ownership.adopt):
+        error = _owner_error(item, job.id, foreign)
+        if owner_errors is not None:
+            owner_errors.append(error)
+        return replace(entry(PlanStatus.ERROR), job=None, reason=error.message, adopted_from=None)
     if not importable or job is None:
         return entry(PlanStatus(item.status.value))
     if previous is None:
@@ -152,9 +210,17 @@ def make_plan(
     *,
     prune: bool = True,
     include_inactive: bool = False,
+    ownership: Ownership | None = None,
 ) -> Plan:
-    entries = [_item_entry(i, existing, include_inactive) for r in results for i in r.items]
-    errors = [e for r in results for e in r.errors] + _duplicate_errors(entries)
+    """``ownership``: refuse (or, with ``adopt``, take over and mark) a job id that another
+    source owns; None skips the check."""
+    owner_errors: list[ImportError_] = []
+    entries = [
+        _item_entry(i, existing, include_inactive, ownership, owner_errors)
+        for r in results
+        for i in r.items
+    ]
+    errors = [e for r in results for e in r.errors] + owner_errors + _duplicate_errors(entries)
     # Only a job that vanished from its file is deleted: one that is still there, commented
     # out (e.g. retired after a flip), inactive or unsupported keeps its registry entry.
     kept = {e.id for e in entries if e.id is not None}
@@ -179,6 +245,7 @@ def make_plan(
             n if n.startswith(r.file) else f"{r.file}: {n}" for r in results for n in r.notes
         ),
         files=tuple(r.file for r in results),
+        trust=tuple(r.trust for r in results if r.trust is not None),
     )
 
 
@@ -194,27 +261,40 @@ def apply_plan(plan: Plan, session: Session, *, actor: str, now: datetime) -> Ap
     jobs, audit = JobRepo(session), AuditRepo(session)
     writes = [e for e in plan.changes if e.status is not PlanStatus.DELETE]
     deletes = [e for e in plan.changes if e.status is PlanStatus.DELETE]
-    jobs.write_many([e.job for e in writes if e.job is not None])
+    host = next((e.owner.host for e in writes if e.owner is not None), None)
+    jobs.write_many([e.job for e in writes if e.job is not None], host=host)
     jobs.delete_many([e.id for e in deletes if e.id is not None])
     created = [e.id for e in writes if e.status is PlanStatus.CREATE and e.id is not None]
     AuthorityRepo(session).start_legacy(
         created, actor=actor, reason="imported: the legacy scheduler owns every slot"
     )
-    audit.append_many([_audit(e) for e in plan.changes], actor=actor)
+    audit.append_many((_audit(e) for e in plan.changes), actor=actor)
     return ApplyResult(len(created), len(writes) - len(created), len(deletes))
 
 
 def _audit(entry: PlanEntry) -> dict[str, object]:
-    before = {"spec_hash": entry.previous.spec_hash} if entry.previous else None
-    after = (
+    before: dict[str, Any] | None = (
+        {"spec_hash": entry.previous.spec_hash} if entry.previous else None
+    )
+    after: dict[str, Any] | None = (
         None
         if entry.job is None or entry.status is PlanStatus.DELETE
         else {"spec_hash": entry.job.spec_hash(), "changed": list(entry.changed)}
     )
+    action = f"import.{entry.status.value}"
+    if entry.adopted_from is not None:
+        action = "import.adopt"
+        before = {**(before or {}), "owner": entry.adopted_from.to_json()}
+        if after is not None and entry.owner is not None:
+            after["owner"] = entry.owner.to_json()
     return {
-        "action": f"import.{entry.status.value}",
+        "action": action,
         "job_id": entry.id,
         "before": before,
         "after": after,
-        "reason": entry.reason if entry.status is PlanStatus.DELETE else None,
+        "reason": (
+            f"adopted from {entry.adopted_from.file}"
+            if entry.adopted_from is not None
+            else entry.reason if entry.status is PlanStatus.DELETE else None
+        ),
     }

@@ -51,6 +51,7 @@ Handler map (TOML, ``load_handler_map``)
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -59,7 +60,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bridge.errors import BridgeError, ParseError, ScheduleError
+from bridge.errors import BridgeError, InputError, ParseError, ScheduleError
 from bridge.spec import (
     Handler,
     JobSpec,
@@ -127,6 +128,8 @@ __all__ = [
 ]
 
 _RAW_MAX = 4000
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # import limit per file (--max-bytes)
+DEFAULT_MAX_TRIGGERS = 10000  # import limit per file (--max-jobs)
 
 
 # ============================================================================ building items
@@ -491,14 +494,16 @@ def parse_quartz_xml(
     handlers: HandlerMap | None = None,
     now: datetime,
     default_timezone: str,
+    max_triggers: int | None = None,
 ) -> ParseResult:
     """Read one job_scheduling_data document (see the module docstring). Never raises for bad
-    input; raises ScheduleError for a bad ``default_timezone``, ValueError for a naive ``now``."""
+    input; raises ScheduleError for a bad ``default_timezone``, ValueError for a naive ``now``,
+    InputError past ``max_triggers`` (as soon as the SAX reader meets one trigger too many)."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     zone = _default_zone(default_timezone)
     try:
-        root = read_tree(data)
+        root = read_tree(data, max_triggers=max_triggers)
     except ParseError as e:
         line = e.line if e.line is not None else 1
         return ParseResult(file=file, errors=(ImportError_(file, line, e.message),))
@@ -617,12 +622,36 @@ def parse_file(
     handlers: HandlerMap | None = None,
     now: datetime,
     default_timezone: str,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_triggers: int = DEFAULT_MAX_TRIGGERS,
 ) -> ParseResult:
-    """Read ``path`` and parse it; ParseError when the file cannot be read."""
+    """Read ``path`` and parse it; ParseError when the file cannot be read.
+
+    Bounded: a file larger than ``max_bytes`` is refused from its size, before it is read;
+    more than ``max_triggers`` triggers stop the reading at the first one too many (both an
+    :class:`InputError` naming the file, exit 2)."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            data = b"" if size > max_bytes else f.read(max_bytes + 1)
     except OSError as e:
         raise ParseError(f"cannot read Quartz XML: {e.strerror or e}", file=str(path)) from e
-    return parse_quartz_xml(
-        data, file=str(path), handlers=handlers, now=now, default_timezone=default_timezone
-    )
+    if size > max_bytes or len(data) > max_bytes:
+        raise InputError(
+            f"file larger than {max_bytes} bytes: refused before parsing",
+            file=str(path),
+            hint="raise --max-bytes if this is intended",
+        )
+    try:
+        return parse_quartz_xml(
+            data,
+            file=str(path),
+            handlers=handlers,
+            now=now,
+            default_timezone=default_timezone,
+            max_triggers=max_triggers,
+        )
+    except InputError as e:
+        if e.file is None and not isinstance(e, ParseError):
+            raise e.at(str(path), e.line) from None
+        raise

@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 from defusedxml.common import DefusedXmlException, DTDForbidden
 from defusedxml.expatreader import DefusedExpatParser
 
-from bridge.errors import ParseError
+from bridge.errors import InputError, ParseError
 
 __all__ = [
     "CRON_MISFIRES",
@@ -119,11 +119,13 @@ class Node:
 
 
 class _TreeBuilder(ContentHandler):
-    def __init__(self) -> None:
+    def __init__(self, max_triggers: int | None = None) -> None:
         super().__init__()
         self.root: Node | None = None
         self._stack: list[Node] = []
         self._locator: Any = None
+        self._max_triggers = max_triggers
+        self._triggers = 0
 
     def setDocumentLocator(self, locator: Any) -> None:
         self._locator = locator
@@ -135,6 +137,14 @@ class _TreeBuilder(ContentHandler):
         if len(self._stack) >= MAX_DEPTH:
             raise ParseError(f"elements nested deeper than {MAX_DEPTH} levels", line=self._line())
         ns, local = name
+        if local == "trigger" and self._max_triggers is not None:
+            self._triggers += 1
+            if self._triggers > self._max_triggers:
+                raise InputError(
+                    f"more than {self._max_triggers} triggers: refused while reading",
+                    line=self._line(),
+                    hint="raise --max-jobs if this is intended",
+                )
         node = Node(tag=local, ns=ns or "", line=self._line(), attrs=dict(attrs.items()))
         if self._stack:
             self._stack[-1].parts.append(node)
@@ -150,9 +160,12 @@ class _TreeBuilder(ContentHandler):
             self._stack[-1].parts.append(content)
 
 
-def read_tree(data: bytes) -> Node:
-    """Parse with defusedxml (no DTD, no entities, no external references) into a Node tree."""
-    builder = _TreeBuilder()
+def read_tree(data: bytes, *, max_triggers: int | None = None) -> Node:
+    """Parse with defusedxml (no DTD, no entities, no external references) into a Node tree.
+
+    ``max_triggers``: an :class:`InputError` (not a ParseError: the import stops) as soon as
+    the document's ``trigger`` elements exceed it, before the rest is read."""
+    builder = _TreeBuilder(max_triggers)
     parser = DefusedExpatParser(
         namespaceHandling=1, forbid_dtd=True, forbid_entities=True, forbid_external=True
     )

@@ -26,6 +26,8 @@ from bridge.spec import (
     describe_schedule,
 )
 from bridge.store.repos import current_actor
+from crontab_import.crontab import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES
+from crontab_import.filetrust import NOT_VERIFIED, is_live_path
 from crontab_import.model import ImportItem, ParseResult
 from crontab_import.plan import PlanEntry, PlanStatus
 
@@ -44,6 +46,10 @@ STATUS_STYLE = {
     "unsupported": "magenta",
     "error": "bold red",
 }
+ADOPT_HELP = (
+    "Take over job ids that another source (host, file, kind) owns, e.g. a `# bridge: id=` "
+    "naming another file's job; audited as import.adopt. Without it that is an error."
+)
 HOST_SPOOLS = ("/var/spool/cron/crontabs", "/var/spool/cron")
 
 
@@ -83,6 +89,8 @@ def entry_json(e: PlanEntry) -> dict[str, Any]:
         "changed": list(e.changed),
         "next": [],
     }
+    if e.adopted_from is not None:
+        doc["adopted_from"] = e.adopted_from.to_json()
     if job is not None:
         s = job.schedule
         doc["schedule"] = {
@@ -115,6 +123,7 @@ def outcome_json(outcome: ImportOutcome, timezone: str, dry_run: bool) -> dict[s
         "jobs": [entry_json(e) for e in plan.entries],
         "errors": [e.to_json() for e in plan.errors],
         "notes": list(plan.notes),
+        "trust": [t.to_json() for t in plan.trust],
         "applied": None if outcome.applied is None else vars(outcome.applied),
         "sync": None if outcome.sync is None else outcome.sync.to_json(),
         "sync_error": outcome.sync_error,
@@ -148,6 +157,8 @@ def render(outcome: ImportOutcome, timezone: str, dry_run: bool) -> None:
         doc = entry_json(e)
         sched = describe_schedule(e.job.schedule) if e.job else ""
         detail = e.reason or (", ".join(e.changed[:4]) if e.changed else _handler_text(e))
+        if e.adopted_from is not None:
+            detail = f"adopts from {e.adopted_from.file}; {detail}"
         style = STATUS_STYLE.get(e.status.value, "")
         table.add_row(
             f"[{style}]{e.status.value}[/{style}]",
@@ -160,6 +171,9 @@ def render(outcome: ImportOutcome, timezone: str, dry_run: bool) -> None:
     out.print(table)
     for note in plan.notes:
         out.print(f"note: {note}", markup=False, highlight=False)
+    for trust in plan.trust:
+        if not trust.checked:
+            err.print(f"warning: {trust.file}: {NOT_VERIFIED}", markup=False, highlight=False)
     for error in plan.errors:
         err.print(f"error: {error}", markup=False, highlight=False)
     s = plan.summary()
@@ -191,6 +205,7 @@ def finish(
     include_inactive: bool,
     allow_errors: bool,
     timezone: str,
+    adopt: bool = False,
 ) -> None:
     outcome = run_import(
         STATE.registry(),
@@ -201,6 +216,7 @@ def finish(
         prune=prune,
         include_inactive=include_inactive,
         allow_errors=allow_errors,
+        adopt=adopt,
     )
     if as_json:
         emit_json(outcome_json(outcome, timezone, dry_run))
@@ -284,6 +300,19 @@ def crontab(
         "--allow-errors",
         help="Import the valid jobs even when some lines are rejected (exit 1).",
     ),
+    adopt: bool = typer.Option(False, "--adopt", help=ADOPT_HELP),
+    check_owner: bool = typer.Option(
+        False,
+        "--check-owner",
+        help="Apply cron's owner/mode/link rules to copies too (always applied to "
+        "/etc/crontab, /etc/cron.d/* and /var/spool/cron/crontabs/*).",
+    ),
+    max_lines: int = typer.Option(
+        DEFAULT_MAX_LINES, "--max-lines", min=1, help="Refuse a file with more lines than this."
+    ),
+    max_bytes: int = typer.Option(
+        DEFAULT_MAX_BYTES, "--max-bytes", min=1, help="Refuse a file larger than this."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as one JSON document."),
 ) -> None:
     """Import crontab files: every job line becomes a registry job + RedBeat entry.
@@ -301,7 +330,14 @@ def crontab(
     zone = timezone or STATE.settings.timezone
     results = [
         parser.parse_file(
-            p, kind="cron.d" if system else None, user=user, timezone=zone, dialect=dialect
+            p,
+            kind="cron.d" if system else None,
+            user=user,
+            timezone=zone,
+            dialect=dialect,
+            check_owner=check_owner or is_live_path(p),
+            max_bytes=max_bytes,
+            max_lines=max_lines,
         )
         for p in files
     ]
@@ -314,6 +350,7 @@ def crontab(
         include_inactive=include_inactive,
         allow_errors=allow_errors,
         timezone=zone,
+        adopt=adopt,
     )
 
 
@@ -342,6 +379,13 @@ def quartz(
     ),
     allow_errors: bool = typer.Option(
         False, "--allow-errors", help="Import the valid jobs even when some are rejected (exit 1)."
+    ),
+    adopt: bool = typer.Option(False, "--adopt", help=ADOPT_HELP),
+    max_jobs: int = typer.Option(
+        10000, "--max-jobs", min=1, help="Refuse a file with more triggers than this."
+    ),
+    max_bytes: int = typer.Option(
+        DEFAULT_MAX_BYTES, "--max-bytes", min=1, help="Refuse a file larger than this."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as one JSON document."),
     jdbc: str = typer.Option(
@@ -374,11 +418,23 @@ def quartz(
     if not jdbc and (sched_name or table_prefix != "QRTZ_"):
         raise InputError("--table-prefix and --sched-name need --jdbc URL")
     if jdbc or export:
-        results = [_quartz_store(jdbc, export, table_prefix, sched_name, mapping, now, zone)]
+        results = [
+            _quartz_store(
+                jdbc, export, table_prefix, sched_name, mapping, now, zone, max_jobs, max_bytes
+            )
+        ]
     else:
         files = _check_paths(paths)
         results = [
-            parser.parse_file(p, handlers=mapping, now=now, default_timezone=zone) for p in files
+            parser.parse_file(
+                p,
+                handlers=mapping,
+                now=now,
+                default_timezone=zone,
+                max_bytes=max_bytes,
+                max_triggers=max_jobs,
+            )
+            for p in files
         ]
     results = with_shadow_mode(results, shadow_mode)
     finish(
@@ -389,6 +445,7 @@ def quartz(
         include_inactive=False,
         allow_errors=allow_errors,
         timezone=zone,
+        adopt=adopt,
     )
 
 
@@ -400,15 +457,30 @@ def _quartz_store(
     mapping: Any,
     now: datetime,
     zone: str,
+    max_jobs: int,
+    max_bytes: int,
 ) -> ParseResult:
-    """One Quartz scheduler's definitions from its JDBC tables or from the plugin's export."""
+    """One Quartz scheduler's definitions from its JDBC tables or from the plugin's export.
+
+    The same bounds as for XML: an export larger than ``max_bytes`` is refused before it is
+    read; more than ``max_jobs`` triggers are refused before anything is planned."""
     from crontab_import import quartz_jdbc
 
     if jdbc:
         rows = quartz_jdbc.read_store(jdbc, table_prefix=table_prefix, sched_name=sched_name)
+        origin = rows.origin
     else:
         from crontab_import import quartz_export
 
         assert export is not None
-        rows = quartz_export.read_export(_check_paths([export])[0])
+        path = _check_paths([export])[0]
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise InputError(f"{path}: {size} bytes, more than --max-bytes {max_bytes}")
+        rows = quartz_export.read_export(path)
+        origin = path
+    if len(rows.triggers) > max_jobs:
+        raise InputError(
+            f"{origin}: {len(rows.triggers)} triggers, more than --max-jobs {max_jobs}: refused"
+        )
     return quartz_jdbc.parse_store(rows, handlers=mapping, now=now, default_timezone=zone)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from bridge.cli.context import STATE, emit_json, out
-from bridge.sync import sync_registry
+from bridge.sync import pending, sync_registry
 
 
 def sync(
@@ -24,13 +24,23 @@ def sync(
 
     Runs in pipelined batches; entries not made by the bridge are never touched. Safe to run at
     any time (beat also repairs missing entries by itself). A key prefix belongs to the first
-    registry that synced it: a sync from another registry is refused (exit 2), changing nothing."""
-    report = sync_registry(
-        STATE.registry(), STATE.settings, apply=not check, take_over=take_over
-    )
+    registry that synced it: a sync from another registry is refused (exit 2), changing nothing.
+    --check also exits 1 when an import's RedBeat sync did not complete (failed or killed)."""
+    registry = STATE.registry()
+    report = sync_registry(registry, STATE.settings, apply=not check, take_over=take_over)
+    unfinished = pending(registry)
     if as_json:
-        emit_json({"check": check, **report.to_json()})
+        emit_json({"check": check, **report.to_json(), "pending_import": unfinished})
     else:
+        if unfinished is not None:
+            what = "was" if check else "is now"
+            out.print(
+                f"import of {', '.join(unfinished.get('files', [])) or '?'} at "
+                f"{unfinished.get('marked_at', '?')} by {unfinished.get('actor', '?')} "
+                f"{what} not fully synced to RedBeat" + (" (run `bridge sync`)" if check else ""),
+                markup=False,
+                highlight=False,
+            )
         verb = "would" if check else "did"
         for name in ("created", "updated", "deleted", "rescored"):
             ids = getattr(report, name)
@@ -38,5 +48,5 @@ def sync(
                 shown = ", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "")
                 out.print(f"{verb} {name[:-1]}e {len(ids)}: {shown}".replace("ee ", "e "))
         out.print(f"{report.unchanged} unchanged" + ("; drift found" if report.drift else ""))
-    if check and report.drift:
+    if check and (report.drift or unfinished is not None):
         raise typer.Exit(1)

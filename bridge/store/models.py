@@ -66,6 +66,7 @@ class JobRow(Base):
     source_file: Mapped[str] = mapped_column(String(1000), index=True)
     source_line: Mapped[int | None] = mapped_column(Integer)
     source_kind: Mapped[str] = mapped_column(String(32))
+    source_host: Mapped[str | None] = mapped_column(String(255))  # who imported it (0003)
     dialect: Mapped[str] = mapped_column(String(32))
     spec: Mapped[str] = mapped_column(Text)  # canonical JSON of the JobSpec (versioned)
     spec_version: Mapped[int] = mapped_column(Integer)

@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from itertools import islice
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bridge.errors import NotFoundError, SpecError
@@ -40,6 +41,22 @@ def current_actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return f"uid:{os.getuid()}"
+
+
+@dataclass(frozen=True)
+class SourceOwner:
+    """The source a job id belongs to: the import of (host, file, kind) that created it."""
+
+    host: str | None
+    file: str
+    kind: str
+
+    def same_source(self, other: SourceOwner) -> bool:
+        hosts_match = self.host is None or other.host is None or self.host == other.host
+        return hosts_match and self.file == other.file and self.kind == other.kind
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"host": self.host, "file": self.file, "kind": self.kind}
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,11 @@ def _stored(row: Any, known: Mapping[str, JobSpec] | None = None) -> StoredJob:
     )
 
 
+def _hinted(row: Any, hints: Mapping[str, JobSpec]) -> JobSpec | None:
+    hint = hints.get(row.spec_hash)
+    return hint if hint is not None and hint.id == row.id else None
+
+
 def _row_values(spec: JobSpec, now: datetime) -> dict[str, Any]:
     return {
         "id": spec.id,
@@ -91,6 +113,9 @@ def _decode(text: str) -> JobSpec:
     return JobSpec.from_json(data)
 
 
+WRITE_CHUNK = 2000  # rows per executemany on the bulk import path
+
+
 class JobRepo:
     def __init__(self, session: Session) -> None:
         self.s = session
@@ -109,27 +134,62 @@ class JobRepo:
         self, *, source_file: str | None = None, known: Iterable[JobSpec] = ()
     ) -> list[StoredJob]:
         """Jobs in id order. ``known``: specs the caller already holds; a row whose hash equals
-        one of theirs is not decoded again (the hash covers the whole spec)."""
+        one of theirs is not read nor decoded again (the hash covers the whole spec)."""
         columns = (
             JobRow.id,
-            JobRow.spec,
             JobRow.spec_hash,
             JobRow.paused,
             JobRow.paused_reason,
             JobRow.created_at,
             JobRow.updated_at,
         )
-        query = select(*columns).where(JobRow.deleted_at.is_(None)).order_by(JobRow.id)
-        if source_file is not None:
-            query = query.where(JobRow.source_file == source_file)
         hints = {spec.spec_hash(): spec for spec in known}
-        return [_stored(r, hints) for r in self.s.execute(query)]
+        live = JobRow.deleted_at.is_(None)
+        if not hints:
+            full = select(JobRow.spec, *columns).where(live).order_by(JobRow.id)
+            if source_file is not None:
+                full = full.where(JobRow.source_file == source_file)
+            return [_stored(r) for r in self.s.execute(full)]
+        light = select(*columns).where(live).order_by(JobRow.id)
+        if source_file is not None:
+            light = light.where(JobRow.source_file == source_file)
+        rows = list(self.s.execute(light))
+        missing = [r.id for r in rows if _hinted(r, hints) is None]
+        texts: dict[str, str] = {}
+        for i in range(0, len(missing), 500):
+            chunk = select(JobRow.id, JobRow.spec).where(JobRow.id.in_(missing[i : i + 500]))
+            texts.update((r.id, r.spec) for r in self.s.execute(chunk))
+        out = []
+        for r in rows:
+            spec = _hinted(r, hints)
+            out.append(
+                StoredJob(
+                    spec=spec if spec is not None else _decode(texts[r.id]),
+                    spec_hash=r.spec_hash,
+                    paused=r.paused,
+                    paused_reason=r.paused_reason,
+                    created_at=r.created_at,
+                    updated_at=r.updated_at,
+                )
+            )
+        return out
 
     def ids_from_source(self, source_file: str) -> set[str]:
         query = select(JobRow.id).where(
             JobRow.deleted_at.is_(None), JobRow.source_file == source_file
         )
         return set(self.s.scalars(query))
+
+    def owners(self) -> dict[str, SourceOwner]:
+        """Every live job's owning source: (host, file, kind); host None for rows imported
+        before the registry recorded hosts (they match any host)."""
+        query = select(
+            JobRow.id, JobRow.source_host, JobRow.source_file, JobRow.source_kind
+        ).where(JobRow.deleted_at.is_(None))
+        return {
+            r.id: SourceOwner(r.source_host, r.source_file, r.source_kind)
+            for r in self.s.execute(query)
+        }
 
     def count(self) -> int:
         query = select(func.count()).select_from(JobRow).where(JobRow.deleted_at.is_(None))
@@ -162,27 +222,35 @@ class JobRepo:
         self.s.flush()
         return ("update" if previous else "create"), previous
 
-    def write_many(self, specs: Sequence[JobSpec]) -> None:
+    def write_many(self, specs: Sequence[JobSpec], *, host: str | None = None) -> None:
         """Create, update or revive many jobs in bulk (one SELECT per 500 ids, then one
-        INSERT and one UPDATE executemany) — the import path for thousands of lines."""
+        INSERT and one UPDATE executemany) — the import path for thousands of lines.
+        ``host``: the importing machine, recorded as part of each job's owning source."""
         now = utcnow()
         deleted: dict[str, datetime | None] = {}
         ids = [spec.id for spec in specs]
         for i in range(0, len(ids), 500):
             query = select(JobRow.id, JobRow.deleted_at).where(JobRow.id.in_(ids[i : i + 500]))
             deleted.update({row.id: row.deleted_at for row in self.s.execute(query)})
-        inserts, updates = [], []
-        for spec in specs:
-            values = _row_values(spec, now)
-            if spec.id not in deleted:
-                inserts.append({**values, "created_at": now, "paused": False})
-            else:
-                revived = {"created_at": now} if deleted[spec.id] is not None else {}
-                updates.append({**values, **revived, "deleted_at": None})
-        if inserts:
-            self.s.execute(insert(JobRow), inserts)
-        if updates:
-            self.s.execute(update(JobRow), updates)
+        # Core executemany in chunks (no ORM bulk machinery, and only one chunk of row dicts
+        # alive at a time): the import path stays linear and bounded at 100k jobs.
+        conn = self.s.connection()
+        table = JobRow.__table__
+        for i in range(0, len(specs), WRITE_CHUNK):
+            inserts, updates = [], []
+            for spec in specs[i : i + WRITE_CHUNK]:
+                values = _row_values(spec, now)
+                if host is not None:
+                    values["source_host"] = host
+                if spec.id not in deleted:
+                    inserts.append({**values, "created_at": now, "paused": False})
+                else:
+                    revived = {"created_at": now} if deleted[spec.id] is not None else {}
+                    updates.append({**values, **revived, "deleted_at": None})
+            if inserts:
+                conn.execute(table.insert(), inserts)  # type: ignore[attr-defined]
+            if updates:
+                self.s.execute(update(JobRow), updates)
 
     def delete_many(self, job_ids: Sequence[str]) -> None:
         now = utcnow()
@@ -254,8 +322,9 @@ class AuthorityRepo:
             for j in ids
             if j not in have
         ]
-        if rows:
-            self.s.execute(insert(AuthorityEventRow), rows)
+        table = AuthorityEventRow.__table__
+        for i in range(0, len(rows), WRITE_CHUNK):
+            self.s.connection().execute(table.insert(), rows[i : i + WRITE_CHUNK])  # type: ignore[attr-defined]
 
     def append(
         self,
@@ -345,11 +414,14 @@ class AuditRepo:
             )
         )
 
-    def append_many(self, records: Sequence[dict[str, Any]], *, actor: str) -> None:
-        """Many records at once; each dict has action, job_id, reason, before, after."""
+    def append_many(self, records: Iterable[dict[str, Any]], *, actor: str) -> None:
+        """Many records at once; each dict has action, job_id, reason, before, after. Consumed
+        a chunk at a time (a generator keeps only one chunk of records alive)."""
         now = utcnow()
-        if records:
-            self.s.execute(insert(AuditRow), [{"at": now, "actor": actor, **r} for r in records])
+        table = AuditRow.__table__
+        it = iter(records)
+        while rows := [{"at": now, "actor": actor, **r} for r in islice(it, WRITE_CHUNK)]:
+            self.s.connection().execute(table.insert(), rows)  # type: ignore[attr-defined]
 
     def query(
         self, *, job_id: str | None = None, since: datetime | None = None, limit: int = 1000

@@ -70,7 +70,7 @@ def check_invariants(result: ParseResult, file: str, data: str | bytes) -> None:
         assert (
             {"user", "dialect", "kind"}
             <= set(item.details)
-            <= {"user", "dialect", "kind", "warnings"}
+            <= {"user", "dialect", "kind", "warnings", "id_line"}
         )
         if item.status in (ItemStatus.OK, ItemStatus.INACTIVE):
             assert item.job is not None and item.job.id == item.id
