@@ -98,8 +98,10 @@ def entry_json(e: PlanEntry) -> dict[str, Any]:
             "expression": s.expression,
             "timezone": s.timezone,
         }
-        doc["policies"] = {"on_lost": job.policies.on_lost.value,
-                           "repair": job.policies.repair.value}
+        doc["policies"] = {
+            "on_lost": job.policies.on_lost.value,
+            "repair": job.policies.repair.value,
+        }
         if e.status in (PlanStatus.CREATE, PlanStatus.UPDATE, PlanStatus.UNCHANGED):
             doc["next"] = _next_slots(job)
     for key in (
