@@ -11,8 +11,8 @@
 # PostgreSQL shim case need the local PostgreSQL server (BRIDGE_TEST_PG_ADMIN).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-/work/venv/bin/python}"
-[ -x "$PY" ] || PY="${PWD}/.venv/bin/python"
+PY="${PYTHON:-${PWD}/.venv/bin/python}"   # the repo's own venv (relative to this script)
+[ -x "$PY" ] || { echo "no python at $PY: create .venv (README) or set PYTHON"; exit 2; }
 SOAK_ARGS="${SOAK_ARGS:---jobs 300 --minutes 3}"
 STEPS="${ONLY:-dispatch import overhead shim observations compare boundary soak report}"
 mkdir -p bench/results/logs
