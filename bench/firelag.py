@@ -106,7 +106,7 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=15)
 
 
-# --- cron ------------------------------------------------------------------------------------------
+# --- cron --------------------------------------------------------------------------------
 
 
 def run_cron(n: int, minutes: int, work: Path) -> dict[str, Any]:
@@ -138,7 +138,7 @@ def run_cron(n: int, minutes: int, work: Path) -> dict[str, Any]:
     return collect("cron", out, n, measured, {"daemon": cron})
 
 
-# --- bridge ----------------------------------------------------------------------------------------
+# --- bridge --------------------------------------------------------------------------------
 
 
 def setup_registry(url: str, n: int, out: Path) -> None:
@@ -162,7 +162,19 @@ def setup_registry(url: str, n: int, out: Path) -> None:
 
 
 def run_bridge(n: int, minutes: int, work: Path, pool: str, concurrency: int,
-               workers: int) -> dict[str, Any]:
+               workers: int, registry: str) -> dict[str, Any]:
+    if registry == "postgresql":
+        sys.path.insert(0, str(ROOT / "bench"))
+        from pgtemp import disposable_pg
+
+        with disposable_pg("firelag") as url:
+            return _run_bridge(n, minutes, work, pool, concurrency, workers, url)
+    return _run_bridge(n, minutes, work, pool, concurrency, workers,
+                       f"sqlite:///{work / 'registry.db'}")
+
+
+def _run_bridge(n: int, minutes: int, work: Path, pool: str, concurrency: int,
+                workers: int, db_url: str) -> dict[str, Any]:
     out = work / "bridge-out"
     out.mkdir()
     port = free_port()
@@ -170,7 +182,6 @@ def run_bridge(n: int, minutes: int, work: Path, pool: str, concurrency: int,
         [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
          "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(work)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    db_url = f"sqlite:///{work / 'registry.db'}"
     setup_registry(db_url, n, out)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
     env.update(BRIDGE_REDIS_URL=f"redis://127.0.0.1:{port}/0", BRIDGE_DATABASE_URL=db_url,
@@ -190,7 +201,7 @@ def run_bridge(n: int, minutes: int, work: Path, pool: str, concurrency: int,
         with (work / "beat.log").open("wb") as log:
             procs.append(subprocess.Popen(
                 [CELERY, "-A", "bridge.celery_app", "beat", "-S",
-                 "bridge.scheduler:BridgeScheduler", "-l", "WARNING", "-s",
+                 "bridge.scheduler:BridgeScheduler", "-l", "INFO", "-s",
                  str(work / "beat-schedule")], env=env, cwd=work, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True))
         if time.time() > first - 5:
@@ -206,10 +217,51 @@ def run_bridge(n: int, minutes: int, work: Path, pool: str, concurrency: int,
         redis_proc.wait()
     return collect("bridge", out, n, measured,
                    {"worker": f"bridge worker --pool {pool} --concurrency {concurrency}",
-                    "workers": workers, "registry": "sqlite"})
+                    "workers": workers, "registry": db_url.split(":", 1)[0].split("+")[0],
+                    "breakdown": breakdown(db_url, work / "beat.log", measured)})
 
 
-# --- shared ----------------------------------------------------------------------------------------
+def breakdown(db_url: str, beat_log: Path, measured: list[float]) -> dict[str, Any]:
+    """Where the bridge's lag goes: beat's publishing (its log), the task's start (the runs
+    row's ``fired_at``), the claim + spawn until the command ran (``started_at``)."""
+    import re
+
+    from sqlalchemy import create_engine, text
+
+    published = []
+    for line in beat_log.read_text(errors="replace").splitlines():
+        m = re.match(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}): INFO/[^\]]*\] "
+                     r"beat: published (\d+)", line)
+        if m:
+            t = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            published.append((t.timestamp() + int(m.group(2)) / 1000, int(m.group(3))))
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT slot, fired_at, started_at FROM runs WHERE role = "
+                                 "'authoritative'")).fetchall()
+    engine.dispose()
+
+    def epoch(value: Any) -> float:
+        t = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return float(t.replace(tzinfo=UTC).timestamp())
+
+    task = [epoch(f) - epoch(s) for s, f, _ in rows if f and epoch(s) in measured]
+    spawn = [epoch(st) - epoch(f) for s, f, st in rows if f and st and epoch(s) in measured]
+    out: dict[str, Any] = {}
+    for m in measured:
+        batch = [(t - m, k) for t, k in published if m <= t < m + 60]
+        if batch:
+            out.setdefault("beat_published_s", []).append(
+                {"first": round(batch[0][0], 3), "last": round(batch[-1][0], 3),
+                 "messages": sum(k for _, k in batch)})
+    if task:
+        out["task_start_minus_slot"] = summary(task)
+    if spawn:
+        out["command_started_minus_task_start"] = summary(spawn)
+    return out
+
+
+# --- shared --------------------------------------------------------------------------------
 
 
 def settle(out: Path, n: int, measured: list[float], proc: subprocess.Popen[bytes],
@@ -242,8 +294,14 @@ def main() -> None:
     ap.add_argument("--pool", default="threads")
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--workers", type=int, default=1, help="worker processes (each -c ...)")
+    ap.add_argument("--registry", choices=("sqlite", "postgresql"), default="sqlite",
+                    help="the bridge's registry (postgresql: a disposable database on the "
+                         "local server, BRIDGE_TEST_PG_ADMIN)")
+    ap.add_argument("--sides", default="cron,bridge",
+                    help="which sides to run (default both; one side is for exploring only)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
+    sides = set(args.sides.split(","))
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     if not sizes or min(sizes) < 1 or args.minutes < 1:
         raise SystemExit("firelag: --sizes and --minutes must be positive")
@@ -251,12 +309,15 @@ def main() -> None:
     for n in sizes:
         work = Path(tempfile.mkdtemp(prefix=f"bench-firelag-{n}-"))
         try:
-            cron = run_cron(n, args.minutes, work)
+            cron = run_cron(n, args.minutes, work) if "cron" in sides else None
             print(f"N={n} cron:   {cron}", flush=True)
-            bridge = run_bridge(n, args.minutes, work, args.pool, args.concurrency, args.workers)
+            bridge = run_bridge(n, args.minutes, work, args.pool, args.concurrency,
+                                args.workers, args.registry) if "bridge" in sides else None
             print(f"N={n} bridge: {bridge}", flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        if cron is None or bridge is None:
+            continue
         rows.append({"n": n, "cron": cron, "bridge": bridge,
                      "ratio_p50": round(bridge["p50_s"] / max(cron["p50_s"], 1e-6), 2),
                      "ratio_p99": round(bridge["p99_s"] / max(cron["p99_s"], 1e-6), 2),
