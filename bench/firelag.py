@@ -209,7 +209,16 @@ def _run_bridge(n: int, minutes: int, work: Path, pool: str, concurrency: int,
         for proc in procs:
             if proc.poll() is not None:
                 raise SystemExit(f"firelag: a bridge process died at start-up; see {work}")
+        wait_until(first - 2)  # worker start-up is not the burst's cost
+        cpu_before = [cpu_seconds(p.pid) for p in procs[:workers]]
         settle(out, n, measured, procs[-1], work / "beat.log")
+        time.sleep(2)  # the last runs' records
+        cpu_after = [cpu_seconds(p.pid) for p in procs[:workers]]
+        worker_cpu = {"worker_cpu_s_per_run_ms": round(1000 * sum(
+            a[0] - b[0] for a, b in zip(cpu_after, cpu_before, strict=True)) / (n * minutes), 2),
+            "children_cpu_s_per_run_ms": round(1000 * sum(
+                a[1] - b[1] for a, b in zip(cpu_after, cpu_before, strict=True)) /
+                (n * minutes), 2)}
     finally:
         for proc in procs:
             kill_group(proc)
@@ -218,7 +227,15 @@ def _run_bridge(n: int, minutes: int, work: Path, pool: str, concurrency: int,
     return collect("bridge", out, n, measured,
                    {"worker": f"bridge worker --pool {pool} --concurrency {concurrency}",
                     "workers": workers, "registry": db_url.split(":", 1)[0].split("+")[0],
-                    "breakdown": breakdown(db_url, work / "beat.log", measured)})
+                    "breakdown": {**breakdown(db_url, work / "beat.log", measured),
+                                  **worker_cpu}})
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(own, reaped children's) CPU seconds of a process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
 def breakdown(db_url: str, beat_log: Path, measured: list[float]) -> dict[str, Any]:
