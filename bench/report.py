@@ -184,10 +184,14 @@ def compare_section() -> str:
 
 
 def firelag_section() -> str:
-    d = load("firelag.json")
     title = "## Start lag: the real cron daemon vs the bridge, same jobs (`bench/firelag.py`)"
-    if not d:
+    names = sorted(p.name for p in RESULTS.glob("firelag*.json"))
+    if not names:
         return f"{title}\n\nnot run\n"
+    return "\n".join([title, ""] + [firelag_run(name, load(name)) for name in names])
+
+
+def firelag_run(name: str, d: dict[str, Any]) -> str:
     rows = []
     for r in d["rows"]:
         for side in ("cron", "bridge"):
@@ -197,8 +201,7 @@ def firelag_section() -> str:
             rows.append([r["n"], how, s["runs"], s["p50_s"], s["p99_s"], s["max_s"]])
         rows.append([r["n"], "**ratio bridge / cron**", "—", f"{r['ratio_p50']}x",
                      f"{r['ratio_p99']}x", "—"])
-    parts = [title, "",
-             f"`firelag.json`, measured {d['measured_at']}, {d['host']['cpus']} CPUs, load "
+    parts = [f"`{name}`, measured {d['measured_at']}, {d['host']['cpus']} CPUs, load "
              f"{f(d['host']['load_average_1m'])} at the end. N every-minute jobs, each "
              f"`{d['command']}`; the figure is the command's own clock reading minus the minute it "
              "was due for. cron and the bridge run one after the other in the same run, each with "
