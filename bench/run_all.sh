@@ -5,16 +5,20 @@
 #   bash bench/run_all.sh                 # the standard sizes below
 #   SOAK_ARGS="--jobs 1000 --minutes 10" bash bench/run_all.sh    # the full soak (+10 min)
 #   ONLY="soak report" bash bench/run_all.sh                        # a subset, in this order
+#   FIRELAG_ARGS="--sizes 1000 --minutes 2" bash bench/run_all.sh  # the start-lag bench's sizes
 #
 # Each step's output goes to bench/results/logs/<step>.log; a failing step is reported and the
-# others still run (exit 1 at the end if any failed). Needs redis-server; compare.py and the
-# PostgreSQL shim case need the local PostgreSQL server (BRIDGE_TEST_PG_ADMIN).
+# others still run (exit 1 at the end if any failed); every bench exits non-zero when its workload
+# turned out degenerate (fewer messages, runs or records than it says). Needs redis-server;
+# compare.py and the PostgreSQL shim case need the local PostgreSQL server (BRIDGE_TEST_PG_ADMIN);
+# firelag.py runs the real cron daemon in a private mount namespace, so it needs root.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-/work/venv/bin/python}"
-[ -x "$PY" ] || PY="${PWD}/.venv/bin/python"
+PY="${PYTHON:-${PWD}/.venv/bin/python}"   # the repo's own venv (relative to this script)
+[ -x "$PY" ] || { echo "no python at $PY: create .venv (README) or set PYTHON"; exit 2; }
 SOAK_ARGS="${SOAK_ARGS:---jobs 300 --minutes 3}"
-STEPS="${ONLY:-dispatch import overhead shim observations compare boundary soak report}"
+FIRELAG_ARGS="${FIRELAG_ARGS:---sizes 100,1000}"
+STEPS="${ONLY:-dispatch firelag import overhead shim observations compare boundary soak report}"
 mkdir -p bench/results/logs
 "$PY" -c "import matplotlib" 2>/dev/null || "$PY" -m pip install -q 'matplotlib>=3.8'
 
@@ -39,7 +43,8 @@ for step in $STEPS; do
         dispatch)     run dispatch "$PY" bench/dispatch.py --repeat 2 ;;
         import)       run import "$PY" bench/import.py ;;
         overhead)     run overhead "$PY" bench/overhead.py --runs 300 ;;
-        shim)         [ -f bench/shim.py ] && run shim "$PY" bench/shim.py --runs 60 ;;
+        firelag)      run firelag "$PY" bench/firelag.py $FIRELAG_ARGS ;;
+        shim)         run shim "$PY" bench/shim.py --runs 60 --pg ;;
         observations) run observations "$PY" bench/observations.py ;;
         compare)      run compare "$PY" bench/compare.py --jobs 300 ;;
         boundary)     [ -f bench/boundary.py ] && run boundary "$PY" bench/boundary.py --slots 180 ;;

@@ -9,13 +9,19 @@ variables), timed from the parent's ``fork`` to the child's exit (what cron wait
   the authority cache, claim, run, complete claim + runs row);
 * ``shim_sqlite_down`` — registry unreachable (missing SQLite file): cached authority, spool;
 * ``shim_pg_down``     — registry unreachable (dead PostgreSQL port): psycopg import, spool;
-* ``shim_postgresql``  — with ``--pg-url`` (a migrated, disposable database): as shim_sqlite.
+* ``shim_postgresql``  — a live PostgreSQL registry (``--pg``: a disposable database on the
+  local server, ``BRIDGE_TEST_PG_ADMIN``; or ``--pg-url``, a disposable database): as
+  shim_sqlite, through libpq.
+
+Every timed run must exit 0 and every recorded case must leave exactly one new record (a run row
+in the registry, or a spool line for the outage cases): a shim that silently skipped its work
+would look fast, so the bench exits 1 instead.
 
 Cases are interleaved run by run so a busy shared machine affects them alike. Claims and spool
 files are removed between runs (untimed) so every run takes the common path (a fresh slot).
 Results: ``bench/results/shim.json`` and a table of p50/p99 and the p50 added vs plain sh.
 
-    python bench/shim.py [--runs 100] [--pg-url postgresql+psycopg://.../bench_db]
+    .venv/bin/python bench/shim.py [--runs 100] [--pg | --pg-url postgresql+psycopg://.../db]
 """
 
 from __future__ import annotations
@@ -92,6 +98,38 @@ def cleaner(url: str) -> Callable[[], None]:
     return clean_pg
 
 
+def run_counter(url: str) -> Callable[[], int]:
+    """Untimed: how many runs rows the registry holds."""
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1]
+
+        def count_sqlite() -> int:
+            with sqlite3.connect(path) as conn:
+                return int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+
+        return count_sqlite
+    import psycopg
+
+    conninfo = "postgresql://" + url.split("://", 1)[1]
+
+    def count_pg() -> int:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM runs").fetchone()
+            return int(row[0]) if row else 0
+
+    return count_pg
+
+
+def spool_counter(spool: Path) -> Callable[[], int]:
+    """Untimed: how many records the spool holds (one JSON line each)."""
+
+    def count() -> int:
+        return sum(len(p.read_text().splitlines()) for p in spool.glob("*.jsonl")) \
+            if spool.exists() else 0
+
+    return count
+
+
 def cron_env(work: Path, **extra: str) -> dict[str, str]:
     env = {"HOME": str(work), "LOGNAME": "root", "PATH": "/usr/bin:/bin", "SHELL": SHIM,
            "BRIDGE_SHELL": "/bin/sh", "BRIDGE_SPOOL_DIR": str(work / "spool"),
@@ -139,10 +177,20 @@ def measure(runs: int, pg_url: str | None) -> dict[str, Any]:
             seed(pg_url)
             cleaners["shim_postgresql"] = cleaner(pg_url)
         plan = cases(work, sqlite_url, pg_url)
+        counters = {"shim_sqlite": run_counter(sqlite_url)}
+        if pg_url:
+            counters["shim_postgresql"] = run_counter(pg_url)
+        for name in plan:
+            if name.endswith("_down"):
+                counters[name] = spool_counter(work / "spool")
         timings: dict[str, list[float]] = {name: [] for name in plan}
         for i in range(WARMUP + runs):
             for name, (argv, env) in plan.items():
+                before = counters[name]() if name in counters else 0
                 elapsed = timed(argv, env, work)
+                if name in counters and counters[name]() - before != 1:
+                    raise SystemExit(f"degenerate workload: {name} run {i} left "
+                                     f"{counters[name]() - before} records, 1 expected")
                 if i >= WARMUP:
                     timings[name].append(elapsed)
                 if name in cleaners:
@@ -173,10 +221,19 @@ def summarize(timings: dict[str, list[float]], runs: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--pg-url", default=None, help="a migrated, disposable PostgreSQL db")
+    parser.add_argument("--pg-url", default=None, help="a disposable PostgreSQL database")
+    parser.add_argument("--pg", action="store_true",
+                        help="create (and drop) a disposable database on the local server")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
-    result = measure(args.runs, args.pg_url)
+    if args.pg and not args.pg_url:
+        sys.path.insert(0, str(HERE))
+        from pgtemp import disposable_pg
+
+        with disposable_pg("shim") as url:
+            result = measure(args.runs, url)
+    else:
+        result = measure(args.runs, args.pg_url)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'case':<18} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10}")

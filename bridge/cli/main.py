@@ -29,6 +29,7 @@ from bridge.cli import (
     shadow_cmd,
     status_cmd,
     sync_cmd,
+    worker_cmd,
 )
 from bridge.cli.context import STATE, err
 from bridge.errors import BridgeError, ExitCode
@@ -77,6 +78,7 @@ app.command("trigger")(ops_cmd.trigger)
 app.command("reconcile")(reconcile_cmd.reconcile)
 app.add_typer(metrics_cmd.app, name="metrics")
 app.command("flower")(flower_cmd.flower)
+app.command("worker")(worker_cmd.worker)
 app.add_typer(db_cmd.app, name="db")
 app.command("status")(status_cmd.status)
 app.command("sync")(sync_cmd.sync)
