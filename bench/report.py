@@ -30,10 +30,22 @@ def load(name: str) -> Any:
 
 
 def mtime(name: str) -> str:
+    """When a result was measured: its file's time when it changed since the last commit,
+    else the commit that recorded it (a fresh clone's file times say nothing)."""
+    import subprocess
+
     path = RESULTS / name
     if not path.exists():
         return "—"
-    return datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    git = ["git", "-C", str(RESULTS)]
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", name],
+                           capture_output=True, text=True).stdout.strip()
+    committed = subprocess.run([*git, "log", "-1", "--format=%ct", "--", name],
+                               capture_output=True, text=True).stdout.strip()
+    if committed and not dirty:
+        when = datetime.fromtimestamp(int(committed), UTC)
+    return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def f(value: Any, digits: int = 2) -> str:
@@ -99,13 +111,15 @@ def import_section() -> str:
              r["python_crontab"]["peak_rss_mb"]] for r in d["rows"]]
     return "\n".join([
         "## Import of big cron.d files (`bench/import.py`)", "",
-        f"`import.json`, {mtime('import.json')}. The bridge parses with Debian's rules, plans "
+        f"`import.json`, {mtime('import.json')}, `.venv/bin/python bench/import.py --big`. The "
+        "bench fails unless every job line is created in the registry and in RedBeat and "
+        "python-crontab counts the same jobs. The bridge parses with Debian's rules, plans "
         "against the registry, applies in one SQL transaction (SQLite) and syncs RedBeat; "
         "python-crontab only parses. Not like for like: the stock column is the floor of "
         "parsing alone.", "",
         table(["lines", "bridge parse s", "bridge plan+apply+sync s", "bridge total s",
                "bridge lines/s", "bridge peak MiB", "python-crontab s", "python-crontab lines/s",
-               "python-crontab peak MiB"], rows), ""])
+               "python-crontab peak MiB"], rows), "", notes("import")])
 
 
 def overhead_section() -> str:
@@ -162,24 +176,38 @@ def observations_section() -> str:
                 "—", d["all_jobs_day"]["rows"]]]), ""])
 
 
+def notes(name: str) -> str:
+    """Hand-written analysis kept next to the generated tables (bench/notes/NAME.md)."""
+    path = Path(__file__).with_name("notes") / f"{name}.md"
+    return path.read_text().strip() + "\n" if path.exists() else ""
+
+
 def compare_section() -> str:
     parts = ["## Shadow diff (`bench/compare.py`)", ""]
-    for name in ("compare.json", "compare-full.json"):
-        d = load(name)
-        if not d:
-            continue
-        parts.append(f"`{name}`, {mtime(name)}: {d['jobs']} jobs x {d['slots_per_job']} slots "
-                     f"(legacy + Celery observations), {d['cpus']} CPUs, load "
-                     f"{f(d['load_average_1m'])}. No stock counterpart exists (Celery has no "
-                     "shadow comparison). Target: under 10 s and 500 MB.")
+    d = load("compare.json")
+    if not d:
+        return "\n".join([*parts, "not run", ""])
+    gen = d["results"][0].get("generated", {})
+    parts.append(f"`compare.json`, {mtime('compare.json')}, `.venv/bin/python bench/compare.py`: "
+                 f"{d['jobs']} jobs x {d['slots_per_job']} slots, every job imported a day "
+                 f"before the window, {d['cpus']} CPUs, load {f(d['load_average_1m'])}. No "
+                 "stock counterpart exists (Celery has no shadow comparison). Target: under "
+                 "10 s and 500 MB.")
+    parts.append("")
+    if gen:
+        parts.append("Workload as generated (the bench exits non-zero unless the report finds "
+                     "exactly these verdicts, `jobs x slots` expected slots and matches > 0): "
+                     + ", ".join(f"{k} {f(v)}" for k, v in sorted(gen.items())) + ". Peak MB "
+                     "is the whole process tree, sampled every 50 ms.")
         parts.append("")
-        parts.append(table(
-            ["backend", "observation rows", "processes", "seconds", "CPU s", "peak MiB",
-             "duplicates found", "within target"],
-            [[r["backend"], r["rows"], r["workers"], r["seconds"], r["cpu_seconds"],
-              r["peak_rss_mb"], r["counts"].get("duplicate", 0),
-              "yes" if r["within_target"] else "no"] for r in d["results"]]))
-        parts.append("")
+    parts.append(table(
+        ["backend", "observation rows", "expected slots", "matches", "processes", "seconds",
+         "CPU s", "peak MB", "within target"],
+        [[r["backend"], r["rows"], r.get("slots", "—"), r["counts"].get("match", 0),
+          r["workers"], r["seconds"], r["cpu_seconds"], r["peak_rss_mb"],
+          "yes" if r["within_target"] else "no"] for r in d["results"]]))
+    parts.append("")
+    parts.append(notes("compare"))
     return "\n".join(parts)
 
 

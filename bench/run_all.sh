@@ -41,12 +41,12 @@ echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 for step in $STEPS; do
     case "$step" in
         dispatch)     run dispatch "$PY" bench/dispatch.py --repeat 2 ;;
-        import)       run import "$PY" bench/import.py ;;
+        import)       run import "$PY" bench/import.py --big ;;
         overhead)     run overhead "$PY" bench/overhead.py --runs 300 ;;
         firelag)      run firelag "$PY" bench/firelag.py $FIRELAG_ARGS ;;
         shim)         run shim "$PY" bench/shim.py --runs 60 --pg ;;
         observations) run observations "$PY" bench/observations.py ;;
-        compare)      run compare "$PY" bench/compare.py --jobs 300 ;;
+        compare)      run compare "$PY" bench/compare.py ;;
         boundary)     [ -f bench/boundary.py ] && run boundary "$PY" bench/boundary.py --slots 180 ;;
         soak)         run soak "$PY" bench/soak.py $SOAK_ARGS ;;
         report)       run report "$PY" bench/report.py ;;
