@@ -4,18 +4,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 
 import typer
 
 from bridge.cli.context import STATE, emit_json, out
-from bridge.errors import InputError
+from bridge.errors import InputError, NotFoundError
 from bridge.reconcile import Finding, Repair, Window, check, parse_since, repair, slot_text
 from bridge.store.repos import current_actor
 
 
 def reconcile(
     since: str = typer.Option("24h", "--since", help="Window start: 30m, 6h, 2d or ISO-8601."),
-    job: str = typer.Option(None, "--job", help="Only this job."),
+    job: str = typer.Option(None, "--job", help="Only this job, or the jobs a glob matches."),
     do_repair: bool = typer.Option(
         False, "--repair", help="Re-enqueue missed and stuck slots through the claim."
     ),
@@ -32,9 +33,15 @@ def reconcile(
         window = Window(parse_since(since, now), now)
     except ValueError as e:
         raise InputError(str(e)) from e
+    if grace < 0 or tolerance < 0:
+        raise InputError("--grace and --tolerance must be >= 0")
     registry = STATE.registry()
+    selected = _select(job)
     findings, inputs = check(registry, window, now, grace=timedelta(seconds=grace),
-                             tolerance=timedelta(seconds=tolerance), job_id=job)
+                             tolerance=timedelta(seconds=tolerance),
+                             job_id=job if selected is None else None)
+    if selected is not None:
+        findings = [f for f in findings if f.job_id in selected]
     repairs: list[Repair] = []
     if do_repair or dry_run:
         from bridge.celery_app import make_app
@@ -51,6 +58,19 @@ def reconcile(
         _render(findings, repairs, dry_run)
     if findings:
         raise typer.Exit(1)
+
+
+def _select(job: str | None) -> set[str] | None:
+    """The job ids a glob ``--job`` names (None: no glob, ``check`` filters by exact id)."""
+    if job is None or not any(c in job for c in "*?["):
+        return None
+    from bridge.store.repos import JobRepo
+
+    with STATE.registry().session() as s:
+        ids = {j.id for j in JobRepo(s).list() if fnmatchcase(j.id, job)}
+    if not ids:
+        raise NotFoundError(f"no job matches '{job}'", hint="see `bridge jobs list`")
+    return ids
 
 
 def _document(window: Window, findings: list[Finding], repairs: list[Repair], do_repair: bool,
