@@ -211,6 +211,15 @@ def _http_url(value: Any) -> str:
     return text
 
 
+def _patterns(value: Any) -> str:
+    items = value if isinstance(value, list) else _text(value).split(",")
+    names = [str(p).strip() for p in items if str(p).strip()]
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9_*?\[\]!-]+", name):
+            raise ValueError(f"pattern {name!r}: only letters, digits, _ and the globs * ? [ ]")
+    return ",".join(names)
+
+
 def _path(value: Any) -> str:
     return str(Path(str(value)).expanduser())
 
@@ -243,6 +252,7 @@ class Settings:
     alert_dedupe_ttl: int = 604800
     metrics_port: int = 0
     metrics_address: str = "127.0.0.1"
+    secret_env_patterns: str = ""  # added to bridge.secrets.DEFAULT_PATTERNS
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -253,6 +263,13 @@ class Settings:
             object.__setattr__(self, "spool_dir", str(data_home() / "spool"))
         if not self.authority_dir:
             object.__setattr__(self, "authority_dir", str(data_home() / "authority"))
+
+    @property
+    def secret_patterns(self) -> tuple[str, ...]:
+        """Names of environment variables whose values are masked in output (globs)."""
+        from bridge.secrets import patterns
+
+        return patterns(self.secret_env_patterns)
 
     @property
     def masked_redis_url(self) -> str:
@@ -300,6 +317,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "alert_dedupe_ttl": _positive_int,
     "metrics_port": _non_negative_int,
     "metrics_address": _text,
+    "secret_env_patterns": lambda v: _patterns(v),
 }
 
 

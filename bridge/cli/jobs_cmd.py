@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from bridge.cli.context import STATE, emit_json, out
+from bridge.secrets import mask_spec
 from bridge.store.repos import JobRepo, StoredJob
 
 app = typer.Typer(help="List and inspect the jobs in the registry.", no_args_is_help=True)
@@ -60,7 +61,8 @@ def show(
     """Show one job's full spec, as stored (versioned JSON)."""
     with STATE.registry().session() as s:
         job = JobRepo(s).require(job_id)
-    doc = {**job_summary(job), "spec": job.spec.to_json(), "paused_reason": job.paused_reason}
+    spec = mask_spec(job.spec.to_json(), STATE.settings.secret_patterns)  # values stay stored
+    doc = {**job_summary(job), "spec": spec, "paused_reason": job.paused_reason}
     if as_json:
         emit_json(doc)
         return

@@ -254,3 +254,72 @@ def test_reconcile_job_takes_a_glob_and_errors_are_json_under_json(cli, tmp_path
     assert r.code == 2 and "no job 'nope'" in r.json()["error"]  # type: ignore[index]
     r = cli("reconcile", "--since", "yesterday-ish", "--json", env=env)
     assert r.code == 2 and "error" in r.json()  # type: ignore[operator]
+
+
+# --- issue 15.3: secrets stay secret ----------------------------------------------------------
+
+SECRET_CRONTAB = """\
+PGPASSWORD=hunter2-pg
+SENTRY_DSN=https://dsn-value@example
+PGUSER=billing
+30 2 * * * /usr/bin/env echo nightly
+"""
+
+
+def test_secret_env_values_are_masked_in_the_plan_and_jobs_show_but_stored(  # type: ignore[no-untyped-def]
+    cli, redis_url: str, tmp_path
+) -> None:
+    import json
+
+    crontab = tmp_path / "alice"
+    crontab.write_text(SECRET_CRONTAB)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    env = {"BRIDGE_DATABASE_URL": db, "BRIDGE_REDIS_URL": redis_url, "BRIDGE_TIMEZONE": "UTC",
+           "BRIDGE_SECRET_ENV_PATTERNS": "*DSN*"}
+    r = cli("import", "crontab", str(crontab), "--json", env=env)
+    assert r.code == 0, r.err
+    [job] = r.json()["jobs"]  # type: ignore[index]
+    assert job["env"] == {"PGPASSWORD": "***", "SENTRY_DSN": "***", "PGUSER": "billing"}
+    for args in (("jobs", "show", job["id"]), ("jobs", "show", job["id"], "--json")):
+        r = cli(*args, env=env)
+        assert r.code == 0, r.err
+        assert "hunter2-pg" not in r.out and "dsn-value" not in r.out and "billing" in r.out
+        assert '"***"' in r.out
+    doc = cli("jobs", "show", job["id"], "--json", env=env).json()
+    assert ["PGPASSWORD", "***"] in doc["spec"]["handler"]["env"]  # type: ignore[index]
+    reg = Registry(db)  # the job still needs the value: the registry keeps it
+    with reg.session() as s:
+        stored = JobRepo(s).require(job["id"]).spec.handler
+    reg.dispose()
+    assert dict(stored.env)["PGPASSWORD"] == "hunter2-pg"  # type: ignore[union-attr]
+    audit = cli("audit", "log", "--json", env=env).out
+    assert "hunter2-pg" not in audit and json.loads(audit)["entries"]
+
+
+def test_a_celery_message_carries_only_the_job_id_and_the_slot(redis_url: str) -> None:
+    """What beat publishes for a job with secrets in its environment, read raw from Redis."""
+    import base64
+    import json
+    from datetime import UTC, datetime
+
+    import redis
+
+    from bridge.beat_publish import BatchPublisher, Firing
+    from bridge.celery_app import make_app
+    from bridge.config import load_settings
+
+    app = make_app(load_settings({"BRIDGE_REDIS_URL": redis_url}))
+    slot = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
+    try:
+        with app.producer_or_acquire() as producer:
+            BatchPublisher(app).publish(producer, [Firing("alice-crontab-1", slot, "bridge")])
+    finally:
+        app.close()
+    client = redis.Redis.from_url(redis_url)
+    [raw] = client.lrange("bridge", 0, -1)
+    client.close()
+    message = json.loads(raw)
+    body = json.loads(base64.b64decode(message["body"]))
+    assert body[0] == ["alice-crontab-1", "2026-03-08T07:00:00Z"] and body[1] == {}
+    assert message["headers"]["task"] == "bridge.run_job"
+    assert b"hunter2" not in raw and b"env" not in base64.b64decode(message["body"])
