@@ -198,8 +198,10 @@ def _append_to(path: str, line: bytes, wait: float, exclusive: bool = False) -> 
 def append(spool_dir: str, record: Mapping[str, Any], *, now: datetime | None = None) -> str:
     """Append one record durably; returns the file written. Raises OSError when the spool
     cannot be written at all (the caller decides where the record goes then)."""
+    from bridge.fsperm import private_dir
+
     line = encode(record)
-    os.makedirs(spool_dir, mode=0o700, exist_ok=True)
+    private_dir(spool_dir)  # 0700 for every directory created, whatever the umask
     now = now or datetime.now(UTC)
     host = os.uname().nodename
     path = os.path.join(spool_dir, shim_file_name(now, host, os.getuid()))
@@ -396,8 +398,10 @@ def _reject(
 ) -> None:
     if not rejects:
         return
+    from bridge.fsperm import private_dir
+
     directory = os.path.join(spool_dir, REJECTED_DIR)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    private_dir(directory)
     data = b"".join(raw.rstrip(b"\n") + b"\n" for _, raw, _ in rejects)
     fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
@@ -413,7 +417,9 @@ def _retire(path: str, archive_dir: str | None) -> None:
     if archive_dir is None:
         os.unlink(path)
         return
-    os.makedirs(archive_dir, mode=0o700, exist_ok=True)
+    from bridge.fsperm import private_dir
+
+    private_dir(archive_dir)
     name = os.path.basename(path)
     target = os.path.join(archive_dir, name)
     if os.path.exists(target):  # the shim reuses a file name all day: never overwrite an archive
