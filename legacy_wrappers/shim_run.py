@@ -314,6 +314,9 @@ def record(firing: Firing, row: dict[str, Any], claim: ClaimRef | None,
         except Exception as e:
             _drop_store(firing, first_line(e))
             row = {**row, "error": "; ".join(n for n in (row["error"], firing.notes[-1]) if n)}
+            if claim is not None:  # the upload completes it (legacy_wrappers.spool)
+                row.update(claim_holder=claim.holder, claim_attempts=claim.attempts,
+                           claim_state=state)
     spool_record(firing, row)
 
 
