@@ -13,6 +13,8 @@ from bridge.errors import InputError, NotFoundError
 from bridge.reconcile import Finding, Repair, Window, check, parse_since, repair, slot_text
 from bridge.store.repos import current_actor
 
+MAX_WINDOW = timedelta(days=92)  # the work grows with the window's slots: bounded
+
 
 def reconcile(
     since: str = typer.Option("24h", "--since", help="Window start: 30m, 6h, 2d or ISO-8601."),
@@ -31,8 +33,11 @@ def reconcile(
     now = datetime.now(UTC)
     try:
         window = Window(parse_since(since, now), now)
-    except ValueError as e:
-        raise InputError(str(e)) from e
+    except (ValueError, OverflowError) as e:
+        raise InputError(f"bad --since {since!r}: {e}") from e
+    if not timedelta(0) < window.until - window.since <= MAX_WINDOW:
+        raise InputError(f"--since {since!r}: the window must be in the past and at most "
+                         f"{MAX_WINDOW.days} days long")
     if grace < 0 or tolerance < 0:
         raise InputError("--grace and --tolerance must be >= 0")
     registry = STATE.registry()
