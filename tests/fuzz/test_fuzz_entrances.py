@@ -212,9 +212,15 @@ def test_any_settings_are_valid_or_a_config_error(tmp_path: Path, run_cli: Any,
         env["BRIDGE_CONFIG"] = str(tmp_path / "bridge.toml")
     try:
         load_settings(env)
+        valid = True
     except ConfigError:
-        pass
-    result = run_cli("schedule", "preview", "--expr", "* * * * *", "--timezone", "UTC",
-                     "--after", "2026-01-01T00:00Z", "--count", "1", "--json", env=env)
+        valid = False
+    # no --timezone: the command reads the settings (the zone), so it must validate them all
+    result = run_cli("schedule", "preview", "--expr", "* * * * *", "--after",
+                     "2026-01-01T00:00Z", "--count", "1", "--json", env=env)
     check_contract(result, env)
-    assert result.code in (0, 2) and "error" in json.loads(result.out) or result.code == 0
+    doc = json.loads(result.out)
+    if valid:
+        assert result.code == 0 and len(doc["slots"]) == 1, doc
+    else:
+        assert result.code == 2 and "error" in doc, (result.code, doc)
