@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bridge.config import load_settings
@@ -43,3 +45,17 @@ def test_the_setting_adds_patterns_to_the_defaults() -> None:
     assert patterns(["x*"]) == (*DEFAULT_PATTERNS, "X*")
     with pytest.raises(ConfigError, match="BRIDGE_SECRET_ENV_PATTERNS"):
         load_settings({"BRIDGE_SECRET_ENV_PATTERNS": "a b"})
+
+
+def test_a_failing_webhook_is_logged_without_its_password(caplog: pytest.LogCaptureFixture) -> None:
+    from bridge.alerts import Alert, Severity, WebhookSink
+    from tests.conftest import free_port
+
+    sink = WebhookSink(f"http://ops:hunter2@127.0.0.1:{free_port()}/hook", secret="s3cret",
+                       attempts=1, timeout=2)
+    alert = Alert("k", "missed", Severity.WARNING, "j missed", "detail")
+    with caplog.at_level("WARNING", logger="bridge.alerts"):
+        assert sink.send(alert) is False
+    assert "webhook http://ops:***@127.0.0.1" in caplog.text
+    assert "hunter2" not in caplog.text and "s3cret" not in caplog.text
+    assert "s3cret" not in json.dumps(alert.to_json())
