@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bridge.cli.main import command
@@ -95,6 +95,13 @@ def seeded(tmp_path: Path, redis_url: str, run_cli: Any) -> dict[str, Any]:
 
 @examples(250)
 @given(argv=cli_argv())
+@example(argv=["db", "upgrade", ""])  # each found by the long profile, kept as a regression
+@example(argv=["db", "upgrade", "fuzz-1"])
+@example(argv=["shadow", "report", "--since", "1970-01-01T00:00Z", "--json"])
+@example(argv=["shadow", "calibrate", "fuzz-1", "--since", "99999999d"])
+@example(argv=["reconcile", "--since", "99999999d", "--json"])
+@example(argv=["audit", "log", "--since", "99999999d"])
+@example(argv=["reconcile", "--job", "fuzz-*", "--json"])
 def test_any_command_line_keeps_the_cli_contract(seeded: dict[str, Any], run_cli: Any,
                                                  argv: list[str]) -> None:
     before = dump(seeded["db"])
