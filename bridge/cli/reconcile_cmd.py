@@ -38,8 +38,9 @@ def reconcile(
     if not timedelta(0) < window.until - window.since <= MAX_WINDOW:
         raise InputError(f"--since {since!r}: the window must be in the past and at most "
                          f"{MAX_WINDOW.days} days long")
-    if grace < 0 or tolerance < 0:
-        raise InputError("--grace and --tolerance must be >= 0")
+    limit = int(MAX_WINDOW.total_seconds())
+    if not (0 <= grace <= limit and 0 <= tolerance <= limit):
+        raise InputError(f"--grace and --tolerance must be between 0 and {limit} seconds")
     registry = STATE.registry()
     selected = _select(job)
     findings, inputs = check(registry, window, now, grace=timedelta(seconds=grace),

@@ -102,6 +102,7 @@ def seeded(tmp_path: Path, redis_url: str, run_cli: Any) -> dict[str, Any]:
 @example(argv=["reconcile", "--since", "99999999d", "--json"])
 @example(argv=["audit", "log", "--since", "99999999d"])
 @example(argv=["reconcile", "--job", "fuzz-*", "--json"])
+@example(argv=["reconcile", "--grace", "86400000000000"])
 def test_any_command_line_keeps_the_cli_contract(seeded: dict[str, Any], run_cli: Any,
                                                  argv: list[str]) -> None:
     before = dump(seeded["db"])
