@@ -151,3 +151,13 @@ def test_beat_under_a_fast_fake_clock_fires_the_oracles_slots_across_dst(
           f"(fake clock at {started_fake:%H:%M}Z when checked)")
     if not_checked:  # the vixie half passed; say loudly that the quartz half was not checked
         pytest.skip("quartz jobs not checked: " + "; ".join(not_checked))
+
+
+def test_without_java_the_quartz_oracle_says_why_instead_of_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a machine without a JDK sees (issue 15.7): a reason, turned into a skip above."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java, no javac
+    at = TRANSITIONS["berlin-fall"][1]
+    with pytest.raises(NoQuartzOracle, match="java is not installed"):
+        quartz_oracle("0 0 * * * ?", "Europe/Berlin", at - BEFORE, at + AFTER)

@@ -294,6 +294,10 @@ def test_secret_env_values_are_masked_in_the_plan_and_jobs_show_but_stored(  # t
     assert dict(stored.env)["PGPASSWORD"] == "hunter2-pg"  # type: ignore[union-attr]
     audit = cli("audit", "log", "--json", env=env).out
     assert "hunter2-pg" not in audit and json.loads(audit)["entries"]
+    for args in (("shadow", "report", "--json"), ("authority", "status", "--json"),
+                 ("jobs", "list", "--json"), ("reconcile", "--json")):
+        r = cli(*args, env=env)
+        assert r.code in (0, 1) and "hunter2-pg" not in r.out + r.err, args
 
 
 def test_a_celery_message_carries_only_the_job_id_and_the_slot(redis_url: str) -> None:
