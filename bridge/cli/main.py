@@ -42,7 +42,7 @@ from bridge.cli import (
     sync_cmd,
 )
 from bridge.cli.context import STATE, emit_json, err
-from bridge.errors import BridgeError, ExitCode
+from bridge.errors import BridgeError, ExitCode, InputError
 
 app = typer.Typer(
     name="bridge",
@@ -180,6 +180,8 @@ def run(argv: list[str] | None = None) -> None:
         a == "--format" and b == "json" for a, b in itertools.pairwise(words))
     code = 0
     try:
+        if any("\x00" in a for a in args):  # no path, id or value can hold one (execve can't)
+            raise InputError("an argument contains a NUL character")
         result = command().main(args=args, prog_name="bridge", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except BridgeError as e:
