@@ -40,7 +40,7 @@ KWARGS = st.one_of(st.just({}), st.dictionaries(TEXT, JSON, max_size=2))
 SLOT_OK = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
-@examples(400)
+@examples(1000)
 @given(args=ARGS, kwargs=KWARGS)
 def test_the_request_parser_never_raises_and_accepts_only_id_and_slot(
     args: list[Any], kwargs: dict[str, Any]
@@ -65,7 +65,7 @@ def worker(tmp_path: Path, redis_url: str) -> Iterator[tuple[Chaos, Any]]:
 
 @pytest.mark.integration
 @pytest.mark.timeout(240)
-@examples(10)
+@examples(15)
 @given(args=ARGS, kwargs=KWARGS, raw=st.binary(max_size=64))
 def test_a_real_worker_answers_garbage_messages_and_keeps_serving(
     worker: tuple[Chaos, Any], args: list[Any], kwargs: dict[str, Any], raw: bytes

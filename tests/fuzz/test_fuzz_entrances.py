@@ -93,7 +93,7 @@ def seeded(tmp_path: Path, redis_url: str, run_cli: Any) -> dict[str, Any]:
     return {"env": env, "db": db, "dir": tmp_path}
 
 
-@examples(250)
+@examples(600)
 @given(argv=cli_argv())
 @example(argv=["db", "upgrade", ""])  # each found by the long profile, kept as a regression
 @example(argv=["db", "upgrade", "fuzz-1"])
@@ -128,7 +128,7 @@ CRON_LINE = st.one_of(
                      "# bridge: id=../x", "MAILTO", "=x"]))
 
 
-@examples(80)
+@examples(150)
 @given(lines=st.lists(CRON_LINE, max_size=8), raw=st.binary(max_size=40),
        system=st.booleans())
 def test_any_crontab_text_keeps_the_contract(seeded: dict[str, Any], run_cli: Any,
@@ -148,7 +148,7 @@ XML = (ROOT / "examples" / "quartz" / "jobs.xml").read_bytes()
 HANDLERS = ROOT / "examples" / "quartz" / "handlers.toml"
 
 
-@examples(60)
+@examples(120)
 @given(cut=st.floats(0, 1), junk=st.binary(max_size=30), where=st.floats(0, 1),
        keep_tail=st.booleans())
 def test_any_quartz_xml_keeps_the_contract(seeded: dict[str, Any], run_cli: Any, cut: float,
@@ -184,7 +184,7 @@ BATCH_LINE = st.one_of(CASE.map(lambda c: json.dumps(c).encode()), JSON_VALUE.ma
     lambda v: json.dumps(v).encode()), st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")))
 
 
-@examples(300)
+@examples(500)
 @given(lines=st.lists(BATCH_LINE, max_size=6))
 def test_any_batch_answers_every_line_without_an_internal_error(lines: list[bytes]) -> None:
     sink = io.StringIO()
@@ -205,7 +205,7 @@ URLISH = st.sampled_from(["redis://localhost:abc/0", "redis://:pw@h:6379/0?passw
                           "postgresql://[::1/db", "http://x", "rediss://h/0?ssl_cert_reqs=no"])
 
 
-@examples(80)
+@examples(150)
 @given(env=st.dictionaries(st.sampled_from(SETTING_NAMES), st.one_of(URLISH, TEXT), max_size=4),
        toml=st.one_of(st.none(), st.text(max_size=80), st.sampled_from([
            "[bridge]\nredis_url = 5", "[bridge]\nnope = 1", "bridge = 3",
