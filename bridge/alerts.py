@@ -115,7 +115,9 @@ class WebhookSink:
             problem = self._post(alert)
             if problem is None:
                 return True
-            log.warning("webhook %s attempt %d/%d failed: %s", self.url, attempt + 1,
+            from bridge.config import mask_url  # a URL's password never reaches a log line
+
+            log.warning("webhook %s attempt %d/%d failed: %s", mask_url(self.url), attempt + 1,
                         self.attempts, problem)
         return False
 

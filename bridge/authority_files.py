@@ -31,8 +31,12 @@ where the last appended event effective at or before ``S`` wins (:func:`bridge.a
 the registry answers, for every slot, with a single sorted lookup.
 
 Writes are atomic (a temporary file in the same directory, fsync, ``rename``): a reader sees
-the old file or the new one, never a mix. Mode 0644: the owner is not a secret, and cron
-users other than the exporting one must be able to read it.
+the old file or the new one, never a mix. Mode 0644, and the directories created for them
+0755, whatever the umask: the owner is not a secret (the file holds no environment), and
+cron users other than the exporting one must be able to read it -- but nobody else may write
+it. :func:`read_trusted` (the legacy shim's reader) refuses a file or directory that is group-
+or other-writable or owned by anyone but the reading user or root: such a file could have
+been planted to make a legacy line stand down (or run a slot Celery owns) during an outage.
 
 This module imports nothing heavy (no SQLAlchemy) at import time: the shim reads it on every
 run. :func:`export` imports the store lazily.
@@ -205,6 +209,48 @@ def read(directory: str | os.PathLike[str], job_id: str) -> Authority | None:
     return authority
 
 
+def read_trusted(directory: str | os.PathLike[str], job_id: str) -> Authority | None:
+    """:func:`read`, but only a file this user may trust (see the module docstring): raises
+    :class:`AuthorityFileError` naming the reason for a directory or file that is group/other-
+    writable or owned by another user than this one or root. None when there is no file."""
+    from bridge.fsperm import untrusted_reason
+
+    path = path_for(directory, job_id)
+    try:
+        dir_reason = untrusted_reason(os.stat(os.fspath(directory)))
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise AuthorityFileError(f"{directory}: cannot read: {e}") from e
+    if dir_reason is not None:
+        raise AuthorityFileError(f"{directory}: untrusted authority directory: {dir_reason}")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise AuthorityFileError(f"{path}: cannot read (a symlink?): {e}") from e
+    with os.fdopen(fd, "rb") as f:
+        reason = untrusted_reason(os.fstat(f.fileno()))
+        if reason is not None:
+            raise AuthorityFileError(f"{path}: untrusted authority file: {reason}")
+        data = f.read(1 << 20)
+    try:
+        authority = parse(data.decode("utf-8"), where=path)
+    except UnicodeDecodeError as e:
+        raise AuthorityFileError(f"{path}: cannot read: {e}") from e
+    if authority.job_id != job_id:
+        raise AuthorityFileError(f"{path}: names job {authority.job_id!r}, not {job_id!r}")
+    return authority
+
+
+def _make_dirs(directory: str) -> None:
+    """Create ``directory`` and missing parents 0755 (readable, writable by us only)."""
+    from bridge.fsperm import private_dir
+
+    private_dir(directory or ".", 0o755)
+
+
 def write(directory: str | os.PathLike[str], authority: Authority) -> bool:
     """Write the job's file atomically if its content changed; True when written.
 
@@ -217,7 +263,7 @@ def write(directory: str | os.PathLike[str], authority: Authority) -> bool:
                 return False
     except OSError:
         pass
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    _make_dirs(os.path.dirname(path))
     _atomic_write(path, data)
     return True
 

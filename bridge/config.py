@@ -74,39 +74,88 @@ def mask_url(url: str) -> str:
     return ";".join(_mask_one(part) for part in url.split(";"))
 
 
+_QUERY_SECRET = re.compile(r"(?i)([?&](?:password|passwd|pass|pwd|secret|token)=)[^&#]*")
+
+
 def _mask_one(url: str) -> str:
+    url = _QUERY_SECRET.sub(r"\1***", url)
     try:
         parts = urlsplit(url)
+        password, port = parts.password, parts.port
     except ValueError:
-        return re.sub(r"//[^@/]*@", "//***@", url)
-    if parts.password is None:
+        return re.sub(r"//([^@/:]*):[^@/]*@", r"//\1:***@", url)
+    if password is None:
         return url
     user = parts.username or ""
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    netloc = f"{user}:***@{host}{port}"
+    netloc = f"{user}:***@{host}{f':{port}' if port else ''}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 # --- validators -------------------------------------------------------------------------------
 
 
+# Query parameters kombu / redis-py read from the URL itself: given twice they crash the client.
+_REDIS_RESERVED_QUERY = frozenset(
+    {"password", "username", "userid", "user", "hostname", "host", "port", "transport",
+     "virtual_host"})
+_REDIS_NUMERIC_QUERY = {
+    "db": int, "socket_timeout": float, "socket_connect_timeout": float, "socket_read_size": int,
+    "max_connections": int, "health_check_interval": int, "timeout": float, "protocol": int,
+    "ssl_min_version": int}
+
+
+def _network_parts(url: str, what: str) -> Any:
+    """``urlsplit`` with a checked port (ValueError naming the problem, never a crash later)."""
+    from urllib.parse import parse_qsl
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises for a non-numeric or out-of-range port
+    except ValueError as e:
+        raise ValueError(f"{what} {mask_url(url)!r}: {e}") from e
+    if any(ord(c) < 32 or c.isspace() for c in url):
+        raise ValueError(f"{what} {mask_url(url)!r} contains blanks or control characters")
+    return parts, parse_qsl(parts.query, keep_blank_values=True)
+
+
 def _redis_url(value: str) -> str:
     schemes = ("redis://", "rediss://", "unix://", "sentinel://", "sentinels://")
-    parts = [p.strip() for p in value.split(";") if p.strip()]
+    parts = [p.strip() for p in _text(value).split(";") if p.strip()]
     if not parts or not all(p.startswith(schemes) for p in parts):
         raise ValueError(f"must start with one of {', '.join(schemes)}")
     kinds = {p.split("://", 1)[0].rstrip("s") for p in parts}
     if len(parts) > 1 and kinds != {"sentinel"}:
         raise ValueError("only sentinel:// URLs may be listed with ';'")
+    for part in parts:
+        split, query = _network_parts(part, "URL")
+        db = split.path.strip("/")
+        if not part.startswith("unix://") and db and not db.isdigit():
+            raise ValueError(f"database number {db!r} must be a non-negative integer")
+        for key, item in query:
+            if key.lower() in _REDIS_RESERVED_QUERY:
+                raise ValueError(f"'{key}=' is not accepted in the query: put credentials in "
+                                 "the URL's user-info part, before the host")
+            if key in _REDIS_NUMERIC_QUERY:
+                try:
+                    _REDIS_NUMERIC_QUERY[key](item)
+                except ValueError as e:
+                    raise ValueError(f"query parameter {key}={item!r} must be a number") from e
     return ";".join(parts)
 
 
 def _database_url(value: str) -> str:
+    value = _text(value)
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
         raise ValueError("must be a sqlite:/// or postgresql:// URL")
+    if value.startswith("postgresql"):
+        split, _query = _network_parts(value, "URL")
+        if not split.path.strip("/"):
+            raise ValueError("names no database (postgresql://user:pw@host:port/DBNAME)")
+    elif "\x00" in value:
+        raise ValueError("contains a NUL character")
     if value.startswith("postgresql://"):
         value = "postgresql+psycopg://" + value[len("postgresql://") :]
     return value
@@ -162,6 +211,15 @@ def _http_url(value: Any) -> str:
     return text
 
 
+def _patterns(value: Any) -> str:
+    items = value if isinstance(value, list) else _text(value).split(",")
+    names = [str(p).strip() for p in items if str(p).strip()]
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9_*?\[\]!-]+", name):
+            raise ValueError(f"pattern {name!r}: only letters, digits, _ and the globs * ? [ ]")
+    return ",".join(names)
+
+
 def _path(value: Any) -> str:
     return str(Path(str(value)).expanduser())
 
@@ -194,6 +252,7 @@ class Settings:
     alert_dedupe_ttl: int = 604800
     metrics_port: int = 0
     metrics_address: str = "127.0.0.1"
+    secret_env_patterns: str = ""  # added to bridge.secrets.DEFAULT_PATTERNS
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -204,6 +263,13 @@ class Settings:
             object.__setattr__(self, "spool_dir", str(data_home() / "spool"))
         if not self.authority_dir:
             object.__setattr__(self, "authority_dir", str(data_home() / "authority"))
+
+    @property
+    def secret_patterns(self) -> tuple[str, ...]:
+        """Names of environment variables whose values are masked in output (globs)."""
+        from bridge.secrets import patterns
+
+        return patterns(self.secret_env_patterns)
 
     @property
     def masked_redis_url(self) -> str:
@@ -251,6 +317,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "alert_dedupe_ttl": _positive_int,
     "metrics_port": _non_negative_int,
     "metrics_address": _text,
+    "secret_env_patterns": lambda v: _patterns(v),
 }
 
 

@@ -24,6 +24,13 @@ Format (version 1)
   (``group.name``). Until the Quartz ingest maps keys to job ids, a record without ``job_id``
   is rejected (quarantined, not lost).
 
+  Claim completion (optional): a record the shim spooled *after* it had claimed the slot (the
+  registry went away while the command ran) carries ``claim_holder``, ``claim_attempts`` and
+  ``claim_state`` (the final state: ``succeeded`` | ``failed`` | ``interrupted``). The upload
+  completes that claim in the same transaction as the record -- only while the claim is still
+  ``running`` under that holder and attempt (a claim taken over meanwhile is left to its new
+  holder) -- so an outage never leaves a claim ``running`` with an expired lease for good.
+
 Writers (:func:`append`)
   Append with ``O_APPEND``, one ``write`` per complete line, then ``fsync``, while holding an
   exclusive POSIX record lock (``lockf``; Java's ``FileChannel.lock()`` takes the same lock) on
@@ -84,6 +91,9 @@ COLUMNS = (
 )
 
 
+CLAIM_STATES = frozenset({"succeeded", "failed", "interrupted"})
+
+
 class SpoolError(ValueError):
     """A spool line that is not a valid version 1 record (the reason says why)."""
 
@@ -137,6 +147,22 @@ def decode(line: bytes) -> dict[str, Any]:
         if name in out:
             out[name] = _time(out[name], name)
     return out
+
+
+def claim_of(line: bytes) -> dict[str, Any] | None:
+    """The claim a valid record asks to complete (see the module docstring), or None."""
+    body = json.loads(line)
+    holder, attempts, state = (body.get(k) for k in ("claim_holder", "claim_attempts",
+                                                     "claim_state"))
+    if holder is None and attempts is None and state is None:
+        return None
+    if not isinstance(holder, str) or not holder or len(holder) > 255:
+        raise SpoolError("claim_holder must be a non-empty string (at most 255 characters)")
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+        raise SpoolError("claim_attempts must be a positive integer")
+    if state not in CLAIM_STATES:
+        raise SpoolError(f"claim_state must be one of {sorted(CLAIM_STATES)}")
+    return {"holder": holder, "attempts": attempts, "state": state}
 
 
 # --- writing --------------------------------------------------------------------------------------
@@ -198,8 +224,10 @@ def _append_to(path: str, line: bytes, wait: float, exclusive: bool = False) -> 
 def append(spool_dir: str, record: Mapping[str, Any], *, now: datetime | None = None) -> str:
     """Append one record durably; returns the file written. Raises OSError when the spool
     cannot be written at all (the caller decides where the record goes then)."""
+    from bridge.fsperm import private_dir
+
     line = encode(record)
-    os.makedirs(spool_dir, mode=0o700, exist_ok=True)
+    private_dir(spool_dir)  # 0700 for every directory created, whatever the umask
     now = now or datetime.now(UTC)
     host = os.uname().nodename
     path = os.path.join(spool_dir, shim_file_name(now, host, os.getuid()))
@@ -282,7 +310,8 @@ class _Tally:
 
 @dataclass(frozen=True)
 class _Parsed:
-    records: list[tuple[int, bytes, Any]]  # (line number, raw line, shadow.record.Observation)
+    # (line number, raw line, shadow.record.Observation, claim to complete or None)
+    records: list[tuple[int, bytes, Any, dict[str, Any] | None]]
     rejects: list[tuple[int, bytes, str]]  # (line number, raw line, reason)
     tail: bytes
 
@@ -293,14 +322,14 @@ def parse_spool(data: bytes, *, stale: bool) -> _Parsed:
 
     cut = data.rfind(b"\n") + 1
     complete, tail = data[:cut], data[cut:]
-    records: list[tuple[int, bytes, Any]] = []
+    records: list[tuple[int, bytes, Any, dict[str, Any] | None]] = []
     rejects: list[tuple[int, bytes, str]] = []
     lines = complete.split(b"\n")[:-1] if complete else []
     for number, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
         try:
-            records.append((number, raw, Observation(**decode(raw))))
+            records.append((number, raw, Observation(**decode(raw)), claim_of(raw)))
         except (SpoolError, ValueError, TypeError) as e:
             rejects.append((number, raw, str(e)))
     if tail and stale:
@@ -368,11 +397,27 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
+def _complete_claim(session: Any, obs: Any, claim: dict[str, Any]) -> None:
+    """Complete the claim the shim held when it spooled ``obs`` (fenced: see the docstring)."""
+    from sqlalchemy import update
+
+    from bridge.store.models import ClaimRow
+
+    now = datetime.now(UTC)
+    session.execute(
+        update(ClaimRow)
+        .where(ClaimRow.job_id == obs.job_id, ClaimRow.slot == obs.slot,
+               ClaimRow.holder == claim["holder"], ClaimRow.attempts == claim["attempts"],
+               ClaimRow.state == "running")
+        .values(state=claim["state"], expires_at=now, updated_at=now))
+
+
 def _upload(
-    registry: Registry, records: list[tuple[int, bytes, Any]]
+    registry: Registry, records: list[tuple[int, bytes, Any, dict[str, Any] | None]]
 ) -> tuple[int, list[tuple[int, bytes, str]]]:
-    """Store the records in one transaction: (how many were new, the ones the database refused
-    (e.g. a value too long), each in its own savepoint so one bad line blocks nothing)."""
+    """Store the records (and complete their claims) in one transaction: (how many were new,
+    the ones the database refused (e.g. a value too long), each in its own savepoint so one bad
+    line blocks nothing)."""
     if not records:
         return 0, []
     from sqlalchemy.exc import DataError, IntegrityError
@@ -381,10 +426,12 @@ def _upload(
 
     added, refused = 0, []
     with registry.session() as session:
-        for number, raw, obs in records:
+        for number, raw, obs, claim in records:
             try:
                 with session.begin_nested():
                     added += bool(record(session, obs))
+                    if claim is not None:
+                        _complete_claim(session, obs, claim)
             except (DataError, IntegrityError) as e:  # not OperationalError: unreachable
                 reason = str(getattr(e, "orig", e)).strip().splitlines()[0]
                 refused.append((number, raw, f"refused by the database: {reason}"))
@@ -396,8 +443,10 @@ def _reject(
 ) -> None:
     if not rejects:
         return
+    from bridge.fsperm import private_dir
+
     directory = os.path.join(spool_dir, REJECTED_DIR)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    private_dir(directory)
     data = b"".join(raw.rstrip(b"\n") + b"\n" for _, raw, _ in rejects)
     fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
@@ -413,7 +462,9 @@ def _retire(path: str, archive_dir: str | None) -> None:
     if archive_dir is None:
         os.unlink(path)
         return
-    os.makedirs(archive_dir, mode=0o700, exist_ok=True)
+    from bridge.fsperm import private_dir
+
+    private_dir(archive_dir)
     name = os.path.basename(path)
     target = os.path.join(archive_dir, name)
     if os.path.exists(target):  # the shim reuses a file name all day: never overwrite an archive

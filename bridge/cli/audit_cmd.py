@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import typer
 
 from bridge.cli.context import STATE, emit_json, out
+from bridge.errors import InputError
 from bridge.store.repos import AuditEntry, AuditRepo
 from shadow.report import parse_when
 
@@ -29,7 +30,10 @@ def log_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Audit records, oldest first."""
-    start = parse_when(since, datetime.now(UTC)) if since else None
+    try:
+        start = parse_when(since, datetime.now(UTC)) if since else None
+    except (ValueError, OverflowError) as bad:
+        raise InputError(f"bad --since {since!r}: {bad}") from bad
     with STATE.registry().session() as s:
         entries = list(AuditRepo(s).query(job_id=job, since=start, limit=limit))
     if as_json:

@@ -22,6 +22,8 @@ err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() els
 class AppContext:
     debug: bool = False
     actor: str | None = None
+    json_output: bool = False  # --json was given: errors become {"error": ...} documents too
+    emitted: bool = False  # a JSON document was printed (no second one for an error)
     _settings: Settings | None = None
     _registry: Registry | None = field(default=None, repr=False)
 
@@ -46,5 +48,6 @@ STATE = AppContext()
 
 def emit_json(data: Any) -> None:
     """One JSON document on stdout (stable field names are documented in the README)."""
+    STATE.emitted = True
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
     sys.stdout.flush()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import typer
 
 from bridge.cli.context import STATE, emit_json, out
+from bridge.errors import InputError
 from bridge.store import db
 
 app = typer.Typer(help="Registry schema: apply or inspect migrations.", no_args_is_help=True)
@@ -25,14 +29,26 @@ def _report(state: db.SchemaState, as_json: bool, verb: str) -> None:
         out.print(f"{verb} {reg.masked_url}: schema at {state.current} (head {state.head})")
 
 
+def _migrate(step: Callable[[Any, str], db.SchemaState], revision: str) -> db.SchemaState:
+    """Run an Alembic step; an unknown or ambiguous revision is bad input (exit 2)."""
+    from alembic.util import CommandError
+
+    if not revision.strip():
+        raise InputError("the revision is empty (e.g. 'head', 'base' or '0001')")
+    reg = STATE.registry(check_schema=False)
+    try:
+        return step(reg.engine, revision)
+    except CommandError as e:
+        raise InputError(f"revision {revision!r}: {e}") from e
+
+
 @app.command("upgrade")
 def upgrade(
     revision: str = typer.Argument("head", help="Target revision (default: the newest)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON document."),
 ) -> None:
     """Apply migrations up to REVISION. Safe to run again; refuses a newer database."""
-    reg = STATE.registry(check_schema=False)
-    _report(db.upgrade(reg.engine, revision), as_json, "upgraded")
+    _report(_migrate(db.upgrade, revision), as_json, "upgraded")
 
 
 @app.command("downgrade")
@@ -44,8 +60,7 @@ def downgrade(
     """Revert migrations down to REVISION (drops tables for 'base': needs --yes)."""
     if not yes:
         raise typer.BadParameter("a downgrade can drop registry data; add --yes to confirm")
-    reg = STATE.registry(check_schema=False)
-    _report(db.downgrade(reg.engine, revision), as_json, "downgraded")
+    _report(_migrate(db.downgrade, revision), as_json, "downgraded")
 
 
 @app.command("current")

@@ -17,6 +17,7 @@ from bridge.cli.context import STATE, emit_json, err, out
 from bridge.errors import InputError
 from bridge.importer import ImportOutcome, run_import
 from bridge.schedules import compile_schedule, take
+from bridge.secrets import mask_env
 from bridge.spec import (
     CallableHandler,
     CommandHandler,
@@ -84,7 +85,8 @@ def entry_json(e: PlanEntry) -> dict[str, Any]:
         "schedule": None,
         "command": h.command if isinstance(h, CommandHandler) else None,
         "stdin": h.stdin if isinstance(h, CommandHandler) else None,
-        "env": dict(h.env) if isinstance(h, CommandHandler) else {},
+        "env": mask_env(h.env, STATE.settings.secret_patterns)
+        if isinstance(h, CommandHandler) else {},
         "reason": e.reason,
         "changed": list(e.changed),
         "next": [],

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from bridge.cli.context import STATE, emit_json, out
 from bridge.errors import InputError
+from bridge.secrets import mask_spec
 from bridge.spec import LostPolicy, RepairPolicy
 from bridge.store.repos import AuditRepo, JobRepo, StoredJob, current_actor
 
@@ -65,7 +66,8 @@ def show(
     """Show one job's full spec, as stored (versioned JSON)."""
     with STATE.registry().session() as s:
         job = JobRepo(s).require(job_id)
-    doc = {**job_summary(job), "spec": job.spec.to_json(), "paused_reason": job.paused_reason}
+    spec = mask_spec(job.spec.to_json(), STATE.settings.secret_patterns)  # values stay stored
+    doc = {**job_summary(job), "spec": spec, "paused_reason": job.paused_reason}
     if as_json:
         emit_json(doc)
         return

@@ -1,13 +1,24 @@
 """The ``bridge`` command: parse options, call one service, render (table or ``--json``).
 
 Exit codes: 0 ok, 1 findings (diffs, drift, not ready, refused), 2 bad input, 3 infrastructure
-unreachable. Errors are one line on stderr; ``--debug`` adds the traceback.
+unreachable. Errors are one line on stderr (and ``{"error": ...}`` on stdout under ``--json``
+when the command printed no document); ``--debug`` (before or after the sub-command) adds the
+traceback. The error boundary (:func:`run`) maps what escapes a command: a
+:class:`~bridge.errors.BridgeError` by its own exit code, a connection failure of Redis / the
+database / the broker to 3, an OS error on a named file to 2, and anything else -- a bug -- to
+70 with a short id under which the traceback is saved (``<data dir>/errors/<id>.txt``).
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
+import os
+import re
 import sys
 import traceback
+import uuid
+from typing import Any
 
 import click
 import typer
@@ -31,8 +42,8 @@ from bridge.cli import (
     sync_cmd,
     worker_cmd,
 )
-from bridge.cli.context import STATE, err
-from bridge.errors import BridgeError, ExitCode
+from bridge.cli.context import STATE, emit_json, err
+from bridge.errors import BridgeError, ExitCode, InputError
 
 app = typer.Typer(
     name="bridge",
@@ -84,16 +95,96 @@ app.command("status")(status_cmd.status)
 app.command("sync")(sync_cmd.sync)
 
 
-def _fail(message: str, code: int) -> None:
+INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug, never bad input
+
+
+def _set_debug(_ctx: Any, _param: Any, value: Any) -> Any:
+    if value:
+        STATE.debug = True
+    return value
+
+
+def command() -> Any:
+    """The click command of :data:`app`, with ``--debug`` accepted by every sub-command too
+    (so ``bridge status --debug`` works as well as ``bridge --debug status``)."""
+    root: Any = typer.main.get_command(app)
+    template = next(p for p in root.params if p.name == "debug")
+
+    def visit(cmd: Any) -> None:
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for sub in subs.values():
+                visit(sub)
+        elif not any(p.name == "debug" for p in cmd.params):
+            option = copy.copy(template)
+            option.expose_value = False
+            option.callback = _set_debug
+            cmd.params.append(option)
+
+    for sub in root.commands.values():
+        visit(sub)
+    return root
+
+
+def _mask(text: str) -> str:
+    return re.sub(r"(//[^/@:\s]*:)[^@/\s]*@", r"\1***@", text)
+
+
+def _fail(message: str, code: int, extra: dict[str, Any] | None = None) -> None:
+    message = _mask(message).replace("\n", " ")
     err.print(f"error: {message}", markup=False, highlight=False)
+    if STATE.json_output and not STATE.emitted:
+        emit_json({"error": message, "exit_code": code, **(extra or {})})
     sys.exit(code)
+
+
+def _infrastructure(e: BaseException) -> bool:
+    """A connection failure of Redis, the database or the broker: exit 3, not a bug."""
+    import redis
+    from kombu.exceptions import OperationalError as KombuOperationalError
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    kinds = (redis.ConnectionError, redis.TimeoutError, OperationalError, InterfaceError,
+             KombuOperationalError, ConnectionError, TimeoutError)
+    return isinstance(e, kinds)
+
+
+def _save_traceback(error_id: str) -> str | None:
+    from bridge.config import data_home
+    from bridge.fsperm import private_dir, write_private
+
+    try:
+        directory = data_home() / "errors"
+        private_dir(directory)
+        path = directory / f"{error_id}.txt"
+        write_private(path, _mask(traceback.format_exc()).encode())
+        return str(path)
+    except OSError:
+        return None
+
+
+def _internal(e: Exception, argv: list[str]) -> None:
+    error_id = uuid.uuid4().hex[:8]
+    if STATE.debug:
+        traceback.print_exc()
+    saved = _save_traceback(error_id)
+    rerun = " ".join(["bridge", "--debug", *[a for a in argv if a != "--debug"]])[:200]
+    where = f"; traceback in {saved}" if saved else ""
+    _fail(f"internal error {error_id}: {type(e).__name__}: {e} (a bug{where}; "
+          f"rerun as `{rerun}` to see it)", INTERNAL_ERROR, {"internal": True, "id": error_id})
 
 
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: never lets a traceback escape unless --debug."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    words = args[: args.index("--")] if "--" in args else args
+    STATE.json_output = "--json" in words or "--format=json" in words or any(
+        a == "--format" and b == "json" for a, b in itertools.pairwise(words))
     code = 0
     try:
-        result = app(args=argv, standalone_mode=False)
+        if any("\x00" in a for a in args):  # no path, id or value can hold one (execve can't)
+            raise InputError("an argument contains a NUL character")
+        result = command().main(args=args, prog_name="bridge", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except BridgeError as e:
         if STATE.debug:
@@ -104,13 +195,24 @@ def run(argv: list[str] | None = None) -> None:
     except (click.exceptions.Abort, typer.Abort):
         _fail("aborted", int(ExitCode.BAD_INPUT))
     except (click.ClickException, TyperClickException) as e:
-        _fail(e.format_message().replace("\n", " "), int(ExitCode.BAD_INPUT))
+        _fail(e.format_message(), int(ExitCode.BAD_INPUT))
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except RecursionError as e:  # before OSError/Exception: never from bad *setup*
+        _internal(e, args)
     except Exception as e:  # the last line of defence: one line, never a traceback
-        if STATE.debug:
-            traceback.print_exc()
-        _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug)", 70)
+        if _infrastructure(e):
+            if STATE.debug:
+                traceback.print_exc()
+            reason = str(getattr(e, "orig", None) or e).strip().splitlines()
+            _fail(f"unreachable: {type(e).__name__}: {reason[0] if reason else ''}",
+                  int(ExitCode.UNREACHABLE))
+        elif isinstance(e, OSError) and e.filename is not None:
+            if STATE.debug:
+                traceback.print_exc()
+            _fail(f"{os.fsdecode(e.filename)}: {e.strerror or e}", int(ExitCode.BAD_INPUT))
+        else:
+            _internal(e, args)
     finally:
         STATE.close()
     sys.exit(code)

@@ -4,19 +4,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import Any
 
 import typer
 
 from bridge.cli.context import STATE, emit_json, out
-from bridge.errors import InputError
+from bridge.errors import InputError, NotFoundError
 from bridge.reconcile import Finding, Repair, Window, check, parse_since, repair, slot_text
 from bridge.store.repos import current_actor
+
+MAX_WINDOW = timedelta(days=92)  # the work grows with the window's slots: bounded
 
 
 def reconcile(
     since: str = typer.Option("24h", "--since", help="Window start: 30m, 6h, 2d or ISO-8601."),
-    job: str = typer.Option(None, "--job", help="Only this job."),
+    job: str = typer.Option(None, "--job", help="Only this job, or the jobs a glob matches."),
     do_repair: bool = typer.Option(
         False, "--repair", help="Re-enqueue missed and stuck slots through the claim."
     ),
@@ -32,11 +35,21 @@ def reconcile(
     now = datetime.now(UTC)
     try:
         window = Window(parse_since(since, now), now)
-    except ValueError as e:
-        raise InputError(str(e)) from e
+    except (ValueError, OverflowError) as e:
+        raise InputError(f"bad --since {since!r}: {e}") from e
+    if not timedelta(0) < window.until - window.since <= MAX_WINDOW:
+        raise InputError(f"--since {since!r}: the window must be in the past and at most "
+                         f"{MAX_WINDOW.days} days long")
+    limit = int(MAX_WINDOW.total_seconds())
+    if not (0 <= grace <= limit and 0 <= tolerance <= limit):
+        raise InputError(f"--grace and --tolerance must be between 0 and {limit} seconds")
     registry = STATE.registry()
+    selected = _select(job)
     findings, inputs = check(registry, window, now, grace=timedelta(seconds=grace),
-                             tolerance=timedelta(seconds=tolerance), job_id=job)
+                             tolerance=timedelta(seconds=tolerance),
+                             job_id=job if selected is None else None)
+    if selected is not None:
+        findings = [f for f in findings if f.job_id in selected]
     repairs: list[Repair] = []
     if do_repair or dry_run:
         from bridge.celery_app import make_app
@@ -47,7 +60,7 @@ def reconcile(
                              actor=STATE.actor or current_actor(), dry_run=dry_run)
         finally:
             app.close()
-    done = repairs_made(registry, window, job)
+    done = repairs_made(registry, window, job, selected)
     if as_json:
         emit_json({**_document(window, findings, repairs, do_repair, dry_run),
                    "repaired": done})
@@ -57,20 +70,36 @@ def reconcile(
         raise typer.Exit(1)
 
 
-def repairs_made(registry: Any, window: Window, job: str | None) -> list[dict[str, Any]]:
-    """Every repair recorded in the window (the health task's and operators'), oldest first."""
+def repairs_made(
+    registry: Any, window: Window, job: str | None, selected: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every repair recorded in the window (the health task's and operators'), oldest first;
+    ``selected``: the ids a ``--job`` glob named."""
     from sqlalchemy import select
 
     from bridge.store.models import AuditRow
 
     query = select(AuditRow).where(AuditRow.action == "repair", AuditRow.at > window.since)
-    if job:
+    if selected is not None:
+        query = query.where(AuditRow.job_id.in_(sorted(selected)))
+    elif job:
         query = query.where(AuditRow.job_id == job)
     with registry.session() as s:
         rows = list(s.scalars(query.order_by(AuditRow.id)))
     return [{"job_id": a.job_id, "slot": (a.after or {}).get("slot"),
              "kind": (a.after or {}).get("kind"), "task_id": (a.after or {}).get("task_id"),
              "actor": a.actor, "at": a.at.isoformat()} for a in rows]
+def _select(job: str | None) -> set[str] | None:
+    """The job ids a glob ``--job`` names (None: no glob, ``check`` filters by exact id)."""
+    if job is None or not any(c in job for c in "*?["):
+        return None
+    from bridge.store.repos import JobRepo
+
+    with STATE.registry().session() as s:
+        ids = {j.id for j in JobRepo(s).list() if fnmatchcase(j.id, job)}
+    if not ids:
+        raise NotFoundError(f"no job matches '{job}'", hint="see `bridge jobs list`")
+    return ids
 
 
 def _document(window: Window, findings: list[Finding], repairs: list[Repair], do_repair: bool,

@@ -55,12 +55,21 @@ class Format(StrEnum):
     HTML = "html"
 
 
+MAX_WINDOW = timedelta(days=92)  # a report's work grows with its slots: bounded, like its input
+
+
 def _window(since: str | None, until: str | None, default: timedelta) -> tuple[datetime, ...]:
     now = datetime.now(UTC).replace(microsecond=0)
-    end = parse_when(until, now) if until else now
-    start = parse_when(since, now) if since else end - default
+    try:
+        end = parse_when(until, now) if until else now
+        start = parse_when(since, now) if since else end - default
+    except (ValueError, OverflowError) as e:
+        raise InputError(f"bad --since/--until: {e}") from e
     if end <= start:
         raise InputError("the window is empty: --until must be after --since")
+    if end - start > MAX_WINDOW:
+        raise InputError(f"the window is longer than {MAX_WINDOW.days} days: report a shorter "
+                         "--since/--until span (several reports for a longer period)")
     return start, end, now
 
 

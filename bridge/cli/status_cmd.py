@@ -8,7 +8,7 @@ import typer
 
 from bridge import redis_conn
 from bridge.cli.context import STATE, emit_json, err, out
-from bridge.errors import BridgeError, ExitCode
+from bridge.errors import BridgeError, ExitCode, RefusedError
 from bridge.redbeat import EntryStore
 from bridge.store.repos import JobRepo
 
@@ -53,14 +53,23 @@ def _database_status() -> tuple[dict[str, Any], int, BridgeError | None]:
     settings = STATE.settings
     doc: dict[str, Any] = {"ok": False, "url": settings.masked_database_url}
     try:
-        reg = STATE.registry()
-        doc["version"] = reg.ping()
-        from bridge.store.db import schema_state
+        from bridge.store.db import ensure_schema, schema_state
 
-        doc["schema"] = schema_state(reg.engine).current
+        reg = STATE.registry(check_schema=False)
+        doc["version"] = reg.ping()
+        state = schema_state(reg.engine)
+        if reg.engine.dialect.name == "sqlite" and state.known and not state.up_to_date:
+            state = ensure_schema(reg.engine)  # what every command does to a SQLite registry
+        doc["ok"] = True  # reachable, whatever its schema
+        doc["schema"], doc["head"], doc["migrated"] = state.current, state.head, state.up_to_date
+        if not state.known:
+            raise RefusedError(f"reachable, schema {state.current} is newer than this "
+                               f"cron-bridge knows (head {state.head}): upgrade cron-bridge")
+        if not state.up_to_date:
+            raise RefusedError(f"reachable, schema not migrated ({state.current or 'empty'}, "
+                               f"head {state.head}): run `bridge db upgrade`")
         with reg.session() as s:
             jobs = JobRepo(s).count()
-        doc["ok"] = True
         return doc, jobs, None
     except BridgeError as e:
         doc["error"] = e.message
@@ -108,7 +117,9 @@ def _render(
 ) -> None:
     for name, d in (("redis", redis_doc), ("database", db_doc)):
         mark = "[green]ok[/green]" if d["ok"] else "[red]UNREACHABLE[/red]"
-        detail = d.get("version") or d.get("error", "")
+        if d["ok"] and d.get("error"):
+            mark = "[yellow]reachable[/yellow]"
+        detail = d.get("error") or d.get("version") or ""
         out.print(f"{name:9} {mark}  {d['url']}  {detail}", highlight=False)
     if redis_doc.get("ok"):
         out.print(

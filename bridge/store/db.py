@@ -62,11 +62,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def private_sqlite_file(path: str) -> None:
+    """The registry holds job environments (secrets included): the file, and the ``-wal`` /
+    ``-shm`` files SQLite creates with the same mode, are 0600 and the directories the bridge
+    creates for it 0700, whatever the umask; an existing file this user owns is tightened."""
+    from bridge.fsperm import private_dir, private_file
+
+    target = Path(path).expanduser()
+    if target.exists() and not target.is_file():
+        return  # not ours to touch: SQLite reports what it is
+    private_dir(target.parent)
+    private_file(target)
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = Path(f"{target}{suffix}")
+        if companion.is_file():
+            private_file(companion)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            try:
+                private_sqlite_file(path)
+            except OSError as e:
+                raise unreachable(url, e) from e
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

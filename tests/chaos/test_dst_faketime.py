@@ -11,8 +11,13 @@ now), publishes; a real-time worker (``tests.integration.recording_app``) record
 Once beat's own liveness tick (faked time) is past the window, the recorded slots must equal:
 
 * vixie: cronsim (the Debian-cron oracle of ``tests/oracle/gen_cron_vectors.py``);
-* quartz: Quartz 2.3.2 itself (``tests/oracle/quartz_oracle.py``, a JVM) when Java is present,
-  else a committed vector (``tests/vectors/quartz_vectors.jsonl.gz``) covering the window.
+* quartz: Quartz 2.3.2 itself (``tests/oracle/quartz_oracle.py``, a JVM), started at the
+  window's start. No committed vector can stand in for it: around a DST transition Quartz's
+  fire times depend on where its search starts (Europe/Berlin, fall 2026, ``0 0 * * * ?``:
+  searching from 00:15Z yields 02:00Z first; iterating from 20:00Z the day before yields 01:00Z
+  too). Without a JDK and Quartz's jar the quartz jobs are left out: the vixie half is run and
+  checked, then the test reports itself *skipped* with the reason (``.ci/setup`` installs
+  ``default-jdk-headless`` and ``libquartz2-java``, so CI checks both halves).
 
 Misfire ``fire_all`` with an hour of grace: at 480x a tick's latency is minutes of fake time, and
 the point here is *which* slots fire, not lag. Skipped with a reason when ``faketime`` is absent
@@ -21,15 +26,12 @@ the point here is *which* slots fire, not lag. Skipped with a reason when ``fake
 
 from __future__ import annotations
 
-import gzip
-import json
 import shutil
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -38,7 +40,7 @@ import redis
 
 from bridge.beat_store import beat_key
 from bridge.spec import MisfirePolicy
-from tests.chaos.harness import PREFIX, ROOT, Chaos, parse_slot, wait_for
+from tests.chaos.harness import PREFIX, ROOT, Chaos, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -54,33 +56,25 @@ TRANSITIONS = {  # (zone, transition instant UTC, local hour the transition skip
 FAKETIME = shutil.which("faketime")
 
 
-@lru_cache(maxsize=1)
-def quartz_vectors() -> tuple[dict[str, object], ...]:
-    path = ROOT / "tests" / "vectors" / "quartz_vectors.jsonl.gz"
-    with gzip.open(path, "rt") as f:
-        return tuple(json.loads(line) for line in f)
+class NoQuartzOracle(Exception):
+    """The live Quartz oracle cannot run here (no JDK or no Quartz jar)."""
 
 
 def quartz_oracle(expr: str, zone: str, lo: datetime, hi: datetime) -> list[datetime]:
     """Quartz 2.3.2's own slots in (lo, hi): the live oracle (``tests/oracle/quartz_oracle.py``,
-    Quartz's ``CronExpression`` in a JVM) when Java and the jar are present, else a committed
-    vector that covers the whole window."""
+    Quartz's ``CronExpression`` in a JVM, searching from ``lo``); :class:`NoQuartzOracle` with
+    the reason when Java or the jar is missing."""
     sys.path.insert(0, str(ROOT / "tests" / "oracle"))
     import quartz_oracle as live
 
-    if live.unavailable_reason() is None:
-        [answer] = live.run([live.Case(expr, zone, int(lo.timestamp() * 1000), 24)])
-        assert answer.ok, answer
-        slots = [datetime.fromtimestamp(ms / 1000, UTC) for ms in answer.millis]
-        assert slots[-1] >= hi
-        return [s for s in slots if lo < s < hi]
-    for v in quartz_vectors():
-        if v["expr"] != expr or v["tz"] != zone:
-            continue
-        slots = [parse_slot(str(s)) for s in v["slots"]]  # type: ignore[attr-defined]
-        if parse_slot(str(v["start"])) <= lo and slots and slots[-1] >= hi:
-            return [s for s in slots if lo < s < hi]
-    raise AssertionError(f"no committed Quartz vector covers {expr!r} {zone} {lo}..{hi}")
+    reason = live.unavailable_reason()
+    if reason is not None:
+        raise NoQuartzOracle(f"the live Quartz oracle is unavailable: {reason}")
+    [answer] = live.run([live.Case(expr, zone, int(lo.timestamp() * 1000), 24)])
+    assert answer.ok, answer
+    slots = [datetime.fromtimestamp(ms / 1000, UTC) for ms in answer.millis]
+    assert slots[-1] >= hi
+    return [s for s in slots if lo < s < hi]
 
 
 def cron_oracle(expr: str, zone: str, lo: datetime, hi: datetime) -> list[datetime]:
@@ -113,6 +107,15 @@ def test_beat_under_a_fast_fake_clock_fires_the_oracles_slots_across_dst(
         "quartz-half-hourly": ("quartz", "0 */30 * * * ?"),
         "quartz-hourly": ("quartz", "0 0 * * * ?"),
     }
+    oracles: dict[str, list[datetime]] = {}
+    not_checked: list[str] = []
+    for job_id, (dialect, expr) in list(jobs.items()):  # before beat runs: fail or drop fast
+        try:
+            oracles[job_id] = (cron_oracle if dialect == "vixie" else quartz_oracle)(
+                expr, zone, lo, hi)
+        except NoQuartzOracle as e:
+            not_checked.append(f"{job_id}: {e}")
+            del jobs[job_id]
     for job_id, (dialect, expr) in jobs.items():
         chaos.add_job(job_id, expr, dialect=dialect, timezone=zone, start=lo, end=hi,
                       misfire=MisfirePolicy.FIRE_ALL, misfire_grace_seconds=3600)
@@ -140,9 +143,21 @@ def test_beat_under_a_fast_fake_clock_fires_the_oracles_slots_across_dst(
         recorded.setdefault(job_id, []).append(slot)
     dupes = {j: [s for s, n in Counter(v).items() if n > 1] for j, v in recorded.items()}
     assert not any(dupes.values()), dupes
-    for job_id, (dialect, expr) in jobs.items():
-        oracle = (cron_oracle if dialect == "vixie" else quartz_oracle)(expr, zone, lo, hi)
+    for job_id in jobs:
+        oracle = oracles[job_id]
         assert sorted(recorded[job_id]) == oracle, (case, job_id, sorted(recorded[job_id]),
                                                     oracle, chaos.tail_logs())
     print(f"{case}: {sum(len(v) for v in recorded.values())} slots == oracle "
           f"(fake clock at {started_fake:%H:%M}Z when checked)")
+    if not_checked:  # the vixie half passed; say loudly that the quartz half was not checked
+        pytest.skip("quartz jobs not checked: " + "; ".join(not_checked))
+
+
+def test_without_java_the_quartz_oracle_says_why_instead_of_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a machine without a JDK sees (issue 15.7): a reason, turned into a skip above."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java, no javac
+    at = TRANSITIONS["berlin-fall"][1]
+    with pytest.raises(NoQuartzOracle, match="java is not installed"):
+        quartz_oracle("0 0 * * * ?", "Europe/Berlin", at - BEFORE, at + AFTER)

@@ -1,5 +1,6 @@
 """``bridge flower``: Flower on the bridge's broker shows a job's run, findable by its job id;
-a non-loopback address without authentication is refused (exit 2)."""
+a non-loopback address without authentication is refused (exit 2); the credentials are never
+on Flower's command line; /metrics needs them, /healthcheck answers "OK" to anyone."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bridge.cli.flower_cmd import flower_argv, is_loopback
+from bridge.cli.flower_cmd import PUBLIC_METRICS_FLAG, flower_command, is_loopback
 from tests.conftest import free_port
 from tests.ops.harness import OpsHarness, lines, wait_for
 
@@ -29,10 +30,13 @@ def test_a_public_address_needs_authentication(cli: Any) -> None:
     assert "without authentication" in result.err
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("10.0.0.5") and not is_loopback("")
-    argv = flower_argv(5555, "0.0.0.0", "ops:pw", None, None, 100)
-    assert "--basic_auth=ops:pw" in argv and "--address=0.0.0.0" in argv
+    argv, env = flower_command(5555, "0.0.0.0", "ops:pw", None, None, 100)
+    assert env == {"FLOWER_BASIC_AUTH": "ops:pw"} and "--address=0.0.0.0" in argv
+    assert not any("ops:pw" in a for a in argv) and PUBLIC_METRICS_FLAG not in argv
+    argv, _ = flower_command(5555, "0.0.0.0", "ops:pw", None, None, 100, public_metrics=True)
+    assert PUBLIC_METRICS_FLAG in argv
     with pytest.raises(ValueError, match="user:password"):
-        flower_argv(5555, "127.0.0.1", "nopassword", None, None, 100)
+        flower_command(5555, "127.0.0.1", "nopassword", None, None, 100)
 
 
 @pytest.fixture
@@ -61,8 +65,8 @@ def test_flower_shows_a_run_findable_by_its_job_id(ops: OpsHarness) -> None:
     ops.add_job("other-job", "true")
     port = free_port()
     log = (ops.tmp / "flower.log").open("wb")
-    flower = subprocess.Popen(flower_argv(port, "127.0.0.1", AUTH, None, None, 1000),
-                              env={**os.environ, **ops.env}, stdout=log,
+    argv, extra = flower_command(port, "127.0.0.1", AUTH, None, None, 1000)
+    flower = subprocess.Popen(argv, env={**os.environ, **ops.env, **extra}, stdout=log,
                               stderr=subprocess.STDOUT, cwd=ops.tmp, start_new_session=True)
     try:
         wait_for("Flower to answer", lambda: _answers(port), 60)
@@ -80,18 +84,34 @@ def test_flower_shows_a_run_findable_by_its_job_id(ops: OpsHarness) -> None:
         assert "billing-nightly" in task["args"] and SLOT in task["args"]
         assert all("other-job" not in t["args"] for t in api_tasks(port, "billing").values())
         assert _status(port, "/api/tasks") == 401  # the API is behind the basic auth
+        # issue 15.3: the password is not on the real Flower process's command line ...
+        cmdline = Path(f"/proc/{flower.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"flower" in cmdline and not any(b"s3cret" in a for a in cmdline), cmdline
+        # ... /metrics needs it (it names workers and tasks), /healthcheck says only OK
+        assert _status(port, "/metrics") == 401
+        assert _status(port, "/metrics", AUTH) == 200
+        assert _status(port, "/metrics", "ops:wrong") == 401
+        assert _body(port, "/healthcheck") == b"OK"
     finally:
         os.killpg(flower.pid, signal.SIGTERM)
         flower.wait(timeout=20)
         log.close()
 
 
-def _status(port: int, path: str) -> int:
+def _status(port: int, path: str, auth: str | None = None) -> int:
+    headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth \
+        else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        with urllib.request.urlopen(request, timeout=5) as r:
             return int(r.status)
     except urllib.error.HTTPError as e:
         return int(e.code)
+
+
+def _body(port: int, path: str) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        return bytes(r.read())
 
 
 def _answers(port: int) -> bool:
@@ -100,3 +120,30 @@ def _answers(port: int) -> bool:
             return r.status == 200
     except OSError:
         return False
+
+
+@pytest.mark.integration
+def test_bridge_flower_keeps_the_password_off_every_command_line(ops: OpsHarness) -> None:
+    """The issue's reproduction: `FLOWER_BASIC_AUTH=... bridge flower` (the console script,
+    exec'ing Flower) showed `--basic_auth=admin:...` in `ps`."""
+    import shutil
+    import sys
+
+    bridge = shutil.which("bridge", path=os.path.dirname(sys.executable))
+    assert bridge is not None
+    port = free_port()
+    log = (ops.tmp / "flower.log").open("wb")
+    proc = subprocess.Popen([bridge, "flower", "--port", str(port)],
+                            env={**os.environ, **ops.env, "FLOWER_BASIC_AUTH": AUTH},
+                            stdout=log, stderr=subprocess.STDOUT, cwd=ops.tmp,
+                            start_new_session=True)
+    try:
+        wait_for("Flower to answer", lambda: _answers(port), 60)
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        assert b"flower" in cmdline and b"s3cret" not in cmdline, cmdline
+        assert _status(port, "/metrics") == 401 and _status(port, "/metrics", AUTH) == 200
+        assert _status(port, "/api/workers", AUTH) == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+        log.close()
