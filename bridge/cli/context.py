@@ -14,8 +14,16 @@ from bridge.store.db import Registry
 
 # Pipes and CI logs get a wide console instead of rich's 80 columns (tables stay readable).
 _WIDTH = None if sys.stdout.isatty() else 160
-out = Console(soft_wrap=True, width=_WIDTH)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+# markup and emoji off: commands, ids and reasons are user text; `[hourly report]` or `:warning:`
+# in a crontab must print as written (styles are given as rich Text, never as [tags]).
+out = Console(soft_wrap=True, width=_WIDTH, markup=False, emoji=False)
+err = Console(
+    stderr=True,
+    soft_wrap=True,
+    width=None if sys.stderr.isatty() else 200,
+    markup=False,
+    emoji=False,
+)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from bridge.cli.context import STATE, emit_json, err, out
 from bridge.errors import InputError
@@ -165,7 +166,7 @@ def render(outcome: ImportOutcome, timezone: str, dry_run: bool) -> None:
             detail = f"adopts from {e.adopted_from.file}; {detail}"
         style = STATUS_STYLE.get(e.status.value, "")
         table.add_row(
-            f"[{style}]{e.status.value}[/{style}]",
+            Text(e.status.value, style=style),
             e.id or "",
             f"{e.file}:{e.line}" if e.line is not None else e.file,
             sched or "",

@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from bridge.cli.context import STATE, emit_json, out
 from bridge.errors import InputError
@@ -74,7 +75,10 @@ def show(
     import json
 
     out.print(
-        f"[bold]{job.id}[/bold]  hash {job.spec_hash}  updated {job.updated_at:%Y-%m-%d %H:%M:%SZ}"
+        Text.assemble(
+            (job.id, "bold"),
+            f"  hash {job.spec_hash}  updated {job.updated_at:%Y-%m-%d %H:%M:%SZ}",
+        )
     )
     out.print(f"on-lost {doc['on_lost']}  repair {doc['repair']}", highlight=False)
     out.print_json(json.dumps(doc["spec"]))

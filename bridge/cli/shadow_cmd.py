@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from bridge.cli.context import STATE, emit_json, err, out
 from bridge.errors import InputError
@@ -172,7 +173,8 @@ def _write(fmt: Format, report: Report, target: Path | None) -> None:
             _render_table(report, out)
             return
         with target.open("w", encoding="utf-8") as fh:
-            _render_table(report, Console(file=fh, width=160, color_system=None))
+            plain = Console(file=fh, width=160, color_system=None, markup=False, emoji=False)
+            _render_table(report, plain)
     elif fmt is Format.JSON:
         if target is None:
             emit_json(to_json(report))
@@ -233,7 +235,11 @@ def calibration_json(cal: Calibration) -> dict[str, Any]:
 
 def _print_calibration(cal: Calibration) -> None:
     e, o = cal.exit_status, cal.output
-    out.print(f"[bold]{cal.job_id}[/bold]: {cal.runs} legacy run(s), {e.pairs} consecutive pair(s)")
+    out.print(
+        Text.assemble(
+            (cal.job_id, "bold"), f": {cal.runs} legacy run(s), {e.pairs} consecutive pair(s)"
+        )
+    )
     out.print(
         f"exit status differs in {e.differing}/{e.pairs} pair(s); values {list(e.values)}",
         highlight=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.text import Text
 
 from bridge import redis_conn
 from bridge.cli.context import STATE, emit_json, err, out
@@ -116,11 +117,11 @@ def _render(
     doc: dict[str, Any], redis_doc: dict[str, Any], db_doc: dict[str, Any], jobs: int
 ) -> None:
     for name, d in (("redis", redis_doc), ("database", db_doc)):
-        mark = "[green]ok[/green]" if d["ok"] else "[red]UNREACHABLE[/red]"
+        mark = Text("ok", "green") if d["ok"] else Text("UNREACHABLE", "red")
         if d["ok"] and d.get("error"):
-            mark = "[yellow]reachable[/yellow]"
+            mark = Text("reachable", "yellow")
         detail = d.get("error") or d.get("version") or ""
-        out.print(f"{name:9} {mark}  {d['url']}  {detail}", highlight=False)
+        out.print(Text.assemble(f"{name:9} ", mark, f"  {d['url']}  {detail}"), highlight=False)
     if redis_doc.get("ok"):
         out.print(
             f"redbeat   {redis_doc['entries']} entries, "
