@@ -2,8 +2,8 @@
 
 * :func:`private_dir`: every directory component this process creates is ``0700`` (``mode``);
   existing directories are left as they are (``~``, ``/var/lib`` belong to someone else).
-* :func:`private_file`: create (or tighten) a file to ``0600``; a file another user owns is left
-  alone.
+* :func:`private_file_by_path`: create (or tighten) a file to ``0600`` without opening an
+  existing one (safe for SQLite databases); a file another user owns is left alone.
 * :func:`write_private`: write a whole file, created ``0600``.
 * :func:`untrusted_reason`: why a file or directory may not be trusted by a process running as
   ``uid`` (None when it may): owned by ``uid`` or root and not writable by group or others.
@@ -40,16 +40,23 @@ def private_dir(path: str | os.PathLike[str], mode: int = DIR_MODE) -> None:
         os.chmod(directory, mode)
 
 
-def private_file(path: str | os.PathLike[str], mode: int = FILE_MODE) -> None:
-    """Make sure ``path`` exists with no more than ``mode``: create it, or tighten a file this
-    process owns that is more open (an older version, or a umask, left it 0644)."""
-    fd = os.open(os.fspath(path), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, mode)
+def private_file_by_path(path: str | os.PathLike[str], mode: int = FILE_MODE) -> None:
+    """Create ``path`` ``0600`` or tighten it, without ever opening an existing file.
+
+    POSIX record locks belong to the process and ``close()`` of ANY descriptor of a file drops
+    all of them, so opening and closing a database file that a SQLite connection of this process
+    holds would silently release that connection's locks (and corrupt the database under
+    concurrent writers: "database disk image is malformed"). A missing file is created with
+    ``O_EXCL`` (nobody can hold it yet); an existing one is only ``chmod``-ed by path."""
+    name = os.fspath(path)
     try:
-        st = os.fstat(fd)
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    except FileExistsError:
+        st = os.stat(name)
         if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & ~mode:
-            os.fchmod(fd, stat.S_IMODE(st.st_mode) & mode)
-    finally:
-        os.close(fd)
+            os.chmod(name, stat.S_IMODE(st.st_mode) & mode)
+        return
+    os.close(fd)
 
 
 def write_private(path: str | os.PathLike[str], data: bytes, mode: int = FILE_MODE) -> None:

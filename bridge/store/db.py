@@ -66,17 +66,17 @@ def private_sqlite_file(path: str) -> None:
     """The registry holds job environments (secrets included): the file, and the ``-wal`` /
     ``-shm`` files SQLite creates with the same mode, are 0600 and the directories the bridge
     creates for it 0700, whatever the umask; an existing file this user owns is tightened."""
-    from bridge.fsperm import private_dir, private_file
+    from bridge.fsperm import private_dir, private_file_by_path
 
     target = Path(path).expanduser()
     if target.exists() and not target.is_file():
         return  # not ours to touch: SQLite reports what it is
     private_dir(target.parent)
-    private_file(target)
+    private_file_by_path(target)  # never open()/close(): that would drop SQLite's locks
     for suffix in ("-wal", "-shm", "-journal"):
         companion = Path(f"{target}{suffix}")
         if companion.is_file():
-            private_file(companion)
+            private_file_by_path(companion)
 
 
 def make_engine(url: str) -> Engine:
