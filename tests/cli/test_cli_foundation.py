@@ -234,7 +234,10 @@ def test_status_on_an_unmigrated_postgresql_says_reachable_and_what_to_run(  # t
     r = cli("status", "--quick", env=env)
     assert r.code == 1, r.err
     assert "UNREACHABLE" not in r.out
-    assert "reachable, schema not migrated (empty, head 0001): run `bridge db upgrade`" in r.out
+    from bridge.store.db import head_revision
+
+    expected = f"reachable, schema not migrated (empty, head {head_revision()})"
+    assert f"{expected}: run `bridge db upgrade`" in r.out
     doc = cli("status", "--quick", "--json", env=env).json()
     assert doc["database"]["ok"] is True and doc["database"]["migrated"] is False  # type: ignore[index]
     assert cli("db", "upgrade", env=env).code == 0

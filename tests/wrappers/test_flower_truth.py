@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bridge.cli.flower_cmd import flower_argv
+from bridge.cli.flower_cmd import flower_command
 from tests.conftest import free_port
 from tests.ops.harness import OpsHarness, wait_for
 
@@ -56,8 +56,9 @@ def test_a_failed_run_is_a_flower_failure_with_its_exit_code_and_digest(ops: Ops
     ops.add_job("fine", "true")
     port = free_port()
     log = (ops.tmp / "flower.log").open("wb")
-    flower = subprocess.Popen(flower_argv(port, "127.0.0.1", AUTH, None, None, 1000),
-                              env={**os.environ, **ops.env}, stdout=log,
+    argv, auth_env = flower_command(port, "127.0.0.1", AUTH, None, None, 1000)
+    flower = subprocess.Popen(argv,
+                              env={**os.environ, **ops.env, **auth_env}, stdout=log,
                               stderr=subprocess.STDOUT, cwd=ops.tmp, start_new_session=True)
     try:
         wait_for("Flower to answer", lambda: _answers(port), 60)
