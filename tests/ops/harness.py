@@ -3,12 +3,15 @@ Redis, and real worker subprocesses (own session, so a test can SIGKILL the whol
 
 from __future__ import annotations
 
+import base64
 import getpass
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -116,3 +119,24 @@ class OpsHarness:
             worker.stop()
         self.client.close()
         self.registry.dispose()
+
+
+FLOWER_AUTH = "ops:s3cret"
+
+
+def flower_tasks(port: int, query: str, auth: str = FLOWER_AUTH) -> dict[str, Any]:
+    """Flower's ``/api/tasks?QUERY`` with basic auth (``search=…``, ``state=…``)."""
+    token = base64.b64encode(auth.encode()).decode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/tasks?{query}",
+                                     headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        data: dict[str, Any] = json.loads(response.read())
+    return data
+
+
+def flower_answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthcheck", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False

@@ -5,7 +5,6 @@ on Flower's command line; /metrics needs them, /healthcheck answers "OK" to anyo
 from __future__ import annotations
 
 import base64
-import json
 import os
 import signal
 import subprocess
@@ -19,7 +18,14 @@ import pytest
 
 from bridge.cli.flower_cmd import PUBLIC_METRICS_FLAG, flower_command, is_loopback
 from tests.conftest import free_port
-from tests.ops.harness import OpsHarness, lines, wait_for
+from tests.ops.harness import (
+    FLOWER_AUTH,
+    OpsHarness,
+    flower_answers,
+    flower_tasks,
+    lines,
+    wait_for,
+)
 
 SLOT = "2026-03-08T07:00:00Z"
 
@@ -46,16 +52,9 @@ def ops(tmp_path: Path, redis_url: str) -> Iterator[OpsHarness]:
     h.close()
 
 
-AUTH = "ops:s3cret"
+AUTH = FLOWER_AUTH
 
 
-def api_tasks(port: int, search: str) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{port}/api/tasks?search={search}"
-    token = base64.b64encode(AUTH.encode()).decode()
-    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        data: dict[str, Any] = json.loads(response.read())
-    return data
 
 
 @pytest.mark.integration
@@ -69,20 +68,21 @@ def test_flower_shows_a_run_findable_by_its_job_id(ops: OpsHarness) -> None:
     flower = subprocess.Popen(argv, env={**os.environ, **ops.env, **extra}, stdout=log,
                               stderr=subprocess.STDOUT, cwd=ops.tmp, start_new_session=True)
     try:
-        wait_for("Flower to answer", lambda: _answers(port), 60)
+        wait_for("Flower to answer", lambda: flower_answers(port), 60)
         ops.start_worker()
         ops.client.send_task("bridge.run_job", args=["billing-nightly", SLOT], queue="bridge")
         ops.client.send_task("bridge.run_job", args=["other-job", SLOT], queue="bridge")
         wait_for("the run", lambda: lines(out) == ["ran"])
 
         def found() -> list[dict[str, Any]]:
-            tasks = api_tasks(port, "args:billing-nightly")
+            tasks = flower_tasks(port, "search=args:billing-nightly")
             return [t for t in tasks.values() if t.get("state") == "SUCCESS"]
 
         [task] = wait_for("Flower to list the finished task", found, 30)
         assert task["name"] == "bridge.run_job"
         assert "billing-nightly" in task["args"] and SLOT in task["args"]
-        assert all("other-job" not in t["args"] for t in api_tasks(port, "billing").values())
+        found = flower_tasks(port, "search=billing").values()
+        assert all("other-job" not in t["args"] for t in found)
         assert _status(port, "/api/tasks") == 401  # the API is behind the basic auth
         # issue 15.3: the password is not on the real Flower process's command line ...
         cmdline = Path(f"/proc/{flower.pid}/cmdline").read_bytes().split(b"\0")
@@ -114,12 +114,6 @@ def _body(port: int, path: str) -> bytes:
         return bytes(r.read())
 
 
-def _answers(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthcheck", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 @pytest.mark.integration
@@ -138,7 +132,7 @@ def test_bridge_flower_keeps_the_password_off_every_command_line(ops: OpsHarness
                             stdout=log, stderr=subprocess.STDOUT, cwd=ops.tmp,
                             start_new_session=True)
     try:
-        wait_for("Flower to answer", lambda: _answers(port), 60)
+        wait_for("Flower to answer", lambda: flower_answers(port), 60)
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
         assert b"flower" in cmdline and b"s3cret" not in cmdline, cmdline
         assert _status(port, "/metrics") == 401 and _status(port, "/metrics", AUTH) == 200

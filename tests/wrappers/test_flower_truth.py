@@ -4,14 +4,11 @@ redelivered by Celery; the task is found in Flower's list by its job and its slo
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import os
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +17,10 @@ import pytest
 
 from bridge.cli.flower_cmd import flower_command
 from tests.conftest import free_port
-from tests.ops.harness import OpsHarness, wait_for
+from tests.ops.harness import FLOWER_AUTH, OpsHarness, flower_answers, flower_tasks, wait_for
 
 SLOT = "2026-03-08T07:00:00Z"
-AUTH = "ops:s3cret"
+AUTH = FLOWER_AUTH
 
 
 @pytest.fixture
@@ -33,21 +30,8 @@ def ops(tmp_path: Path, redis_url: str) -> Iterator[OpsHarness]:
     h.close()
 
 
-def api_tasks(port: int, query: str) -> dict[str, Any]:
-    token = base64.b64encode(AUTH.encode()).decode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/tasks?{query}",
-                                     headers={"Authorization": f"Basic {token}"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        data: dict[str, Any] = json.loads(response.read())
-    return data
 
 
-def _answers(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthcheck", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 @pytest.mark.integration
@@ -61,13 +45,13 @@ def test_a_failed_run_is_a_flower_failure_with_its_exit_code_and_digest(ops: Ops
                               env={**os.environ, **ops.env, **auth_env}, stdout=log,
                               stderr=subprocess.STDOUT, cwd=ops.tmp, start_new_session=True)
     try:
-        wait_for("Flower to answer", lambda: _answers(port), 60)
+        wait_for("Flower to answer", lambda: flower_answers(port), 60)
         ops.start_worker()
         ops.client.send_task("bridge.run_job", args=["nightly-export", SLOT], queue="bridge")
         ops.client.send_task("bridge.run_job", args=["fine", SLOT], queue="bridge")
 
         def failed() -> list[dict[str, Any]]:
-            return list(api_tasks(port, "state=FAILURE").values())
+            return list(flower_tasks(port, "state=FAILURE").values())
 
         [task] = wait_for("Flower to list the failure", failed, 60)
         digest = hashlib.sha256(b"boom\n").hexdigest()
@@ -75,14 +59,14 @@ def test_a_failed_run_is_a_flower_failure_with_its_exit_code_and_digest(ops: Ops
         assert "exit 3" in task["exception"] and digest[:16] in task["exception"]
         assert "nightly-export" in task["args"] and SLOT in task["args"]
         # findable by its job and by its slot in the task list
-        assert list(api_tasks(port, "search=nightly-export")) == [task["uuid"]]
-        assert task["uuid"] in api_tasks(port, f"search={SLOT}")
-        ok = wait_for("the success", lambda: list(api_tasks(port, "state=SUCCESS").values()))
+        assert list(flower_tasks(port, "search=nightly-export")) == [task["uuid"]]
+        assert task["uuid"] in flower_tasks(port, f"search={SLOT}")
+        ok = wait_for("the success", lambda: list(flower_tasks(port, "state=SUCCESS").values()))
         assert [t["args"] for t in ok] == [str(["fine", SLOT])] or "fine" in ok[0]["args"]
         [row] = [r for r in ops.runs("nightly-export") if r.role == "authoritative"]
         assert (row.status, row.exit_status, row.output_digest) == ("failed", 3, digest)
         time.sleep(3)  # no Celery retry, no redelivery: still one failure and one row
-        assert len(failed()) == 1 and not api_tasks(port, "state=RETRY")
+        assert len(failed()) == 1 and not flower_tasks(port, "state=RETRY")
         assert len(ops.runs("nightly-export")) == 1
     finally:
         os.killpg(flower.pid, signal.SIGTERM)
