@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from bridge.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec  # noqa: E402
+from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec  # noqa: E402
 from tests.e2e.harness import (  # noqa: E402
     SIDE_EFFECT,
     LegacyLoop,

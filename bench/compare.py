@@ -56,7 +56,7 @@ from observations import (  # noqa: E402
     job_id,
 )
 
-from bridge.spec import CommandHandler, JobSpec, ScheduleSpec  # noqa: E402
+from bridge.core.spec import CommandHandler, JobSpec, ScheduleSpec  # noqa: E402
 from bridge.store.db import Registry, upgrade  # noqa: E402
 from bridge.store.models import JobRow  # noqa: E402
 from bridge.store.repos import JobRepo  # noqa: E402

@@ -32,11 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bridge.celery_app import make_app  # noqa: E402
-from bridge.config import Settings  # noqa: E402
-from bridge.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec  # noqa: E402
+from bridge.core.authority import Owner  # noqa: E402
+from bridge.core.config import Settings  # noqa: E402
+from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec  # noqa: E402
 from bridge.store.db import Registry  # noqa: E402
 from bridge.store.models import ClaimRow  # noqa: E402
-from bridge.store.repos import AuthorityRepo, JobRepo, Owner  # noqa: E402
+from bridge.store.repos import AuthorityRepo, JobRepo  # noqa: E402
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 KOMBU_APP = "bench.delivery_window_kombu_app"

@@ -129,8 +129,8 @@ def bridge_entries(app: Any, r: Any, n: int) -> float:
     ``EntryStore.sync`` stamps a new entry's watermark at the ``now`` it is given and scores it
     at the next slot after it; syncing "one minute ago" makes the current minute the next slot
     (checked below), exactly what beat meets when N jobs fall due in the same minute."""
-    from bridge.redbeat import Desired, EntryStore, encode_definition, schedule_key
-    from bridge.spec import CommandHandler, Dialect, JobSpec, Policies, ScheduleSpec
+    from bridge.adapters.redbeat_entries import Desired, EntryStore, encode_definition, schedule_key
+    from bridge.core.spec import CommandHandler, Dialect, JobSpec, Policies, ScheduleSpec
 
     store = EntryStore(r, app.conf.redbeat_key_prefix)
     schedule = ScheduleSpec(dialect=Dialect.VIXIE, expression="* * * * *", timezone="UTC")
@@ -151,7 +151,7 @@ def bridge_entries(app: Any, r: Any, n: int) -> float:
 
 
 def run_bridge(app: Any, r: Any, n: int) -> tuple[tuple[float, float], float]:
-    from bridge.scheduler import BridgeScheduler
+    from bridge.beat.scheduler import BridgeScheduler
 
     r.flushall()
     # a run crossing the minute would also publish the next slot: start early in a minute
@@ -170,7 +170,7 @@ def run_bridge(app: Any, r: Any, n: int) -> tuple[tuple[float, float], float]:
 def run_ceiling(app: Any, r: Any, n: int, slot: float) -> tuple[float, float, int]:
     """N messages exactly as large as the bridge's, pushed by pipelined LPUSH (1,000 commands
     per round trip): what Redis accepts from one client, nothing built per message."""
-    from bridge.beat_publish import BatchPublisher, Firing
+    from bridge.beat.publish import BatchPublisher, Firing
 
     r.flushall()
     # one real bridge message as the template (about 1 KB): the ceiling pushes bytes of the

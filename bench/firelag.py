@@ -142,9 +142,10 @@ def run_cron(n: int, minutes: int, work: Path) -> dict[str, Any]:
 
 
 def setup_registry(url: str, n: int, out: Path) -> None:
-    from bridge.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
+    from bridge.core.authority import Owner
+    from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
     from bridge.store.db import Registry, upgrade
-    from bridge.store.repos import AuthorityRepo, JobRepo, Owner
+    from bridge.store.repos import AuthorityRepo, JobRepo
 
     registry = Registry(url, check_schema=False)
     upgrade(registry.engine)

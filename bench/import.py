@@ -64,8 +64,8 @@ def free_port() -> int:
 
 
 def bridge_case(path: str, redis_url: str, db_url: str) -> dict[str, float]:
-    from bridge.config import load_settings
-    from bridge.importer import run_import
+    from bridge.core.config import load_settings
+    from bridge.services.importer import run_import
     from bridge.store.db import Registry
     from crontab_import.crontab import parse_file
 

@@ -78,9 +78,10 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def prepare_registry(url: str) -> None:
-    from bridge.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
+    from bridge.core.authority import Owner
+    from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
     from bridge.store.db import Registry
-    from bridge.store.repos import AuthorityRepo, JobRepo, Owner
+    from bridge.store.repos import AuthorityRepo, JobRepo
 
     registry = Registry(url)
     spec = JobSpec(id="bench-true", schedule=ScheduleSpec(Dialect.VIXIE, expression="* * * * *"),
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                "XDG_DATA_HOME": str(work / "data"), "PYTHONPATH": str(HERE)}
         worker = start_worker(env, work / "worker.log")
         from bridge.celery_app import make_app
-        from bridge.config import Settings
+        from bridge.core.config import Settings
 
         client = make_app(Settings(redis_url=redis_url, database_url=db_url))
         times = drive(client, args.runs, work / "worker.log")

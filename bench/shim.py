@@ -62,9 +62,10 @@ def free_port() -> int:
 
 def seed(url: str) -> None:
     """Migrate the registry and add one every-minute job owned by legacy."""
-    from bridge.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
+    from bridge.core.authority import Owner
+    from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
     from bridge.store.db import Registry, upgrade
-    from bridge.store.repos import AuthorityRepo, JobRepo, Owner
+    from bridge.store.repos import AuthorityRepo, JobRepo
 
     registry = Registry(url, check_schema=False)
     upgrade(registry.engine)

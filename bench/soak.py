@@ -101,9 +101,10 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def setup_registry(url: str, jobs: int, per_second: float) -> list[Any]:
-    from bridge.spec import CallableHandler, Dialect, JobSpec, Policies, ScheduleSpec
+    from bridge.core.authority import Owner
+    from bridge.core.spec import CallableHandler, Dialect, JobSpec, Policies, ScheduleSpec
     from bridge.store.db import Registry, upgrade
-    from bridge.store.repos import AuthorityRepo, JobRepo, Owner
+    from bridge.store.repos import AuthorityRepo, JobRepo
 
     registry = Registry(url, check_schema=False)
     upgrade(registry.engine)
@@ -131,7 +132,7 @@ def setup_registry(url: str, jobs: int, per_second: float) -> list[Any]:
 
 
 def expected_slots(specs: list[Any], lo: datetime, hi: datetime) -> set[tuple[str, datetime]]:
-    from bridge.schedules import compile_schedule
+    from bridge.core.schedules import compile_schedule
 
     out: set[tuple[str, datetime]] = set()
     cache: dict[tuple[str, str], list[datetime]] = {}

@@ -13,7 +13,8 @@ Settings that matter for "exactly once per slot":
   this would be delivered twice; the claim suppresses the duplicate, and the worker warns at
   start-up about any job whose timeout exceeds it.
 * ``worker_send_task_events`` + ``task_send_sent_event``: Flower sees every task.
-* ``broker_transport`` ``bridge.transport:Transport`` (plain Redis URLs): consumes with an atomic
+* ``broker_transport`` ``bridge.adapters.transport:Transport`` (plain Redis URLs): consumes with an
+  atomic
   ``BLMOVE`` into a per-worker inflight list, so a worker killed between taking a message and
   registering it as unacknowledged loses nothing (``priority_steps=[0]`` keeps one key per
   queue for it).
@@ -25,8 +26,8 @@ from typing import Any
 
 from celery import Celery
 
-from bridge.config import Settings, load_settings
-from bridge.redis_conn import is_sentinel, parse_sentinel
+from bridge.adapters.redis_conn import is_sentinel, parse_sentinel
+from bridge.core.config import Settings, load_settings
 
 
 def redbeat_settings(settings: Settings) -> dict[str, Any]:
@@ -58,14 +59,14 @@ def broker_settings(settings: Settings) -> dict[str, Any]:
         "unacked_restore_interval": min(10, max(1, settings.visibility_timeout // 10)),
         "unacked_restore_throttle": 1,
         # one Redis key per queue (the bridge publishes no priorities): lets the bridge transport
-        # consume with an atomic BLMOVE instead of BRPOP (bridge/transport.py)
+        # consume with an atomic BLMOVE instead of BRPOP (bridge/adapters/transport.py)
         "priority_steps": [0],
     }
     conf: dict[str, Any] = {"broker_url": settings.redis_url}
     if is_sentinel(settings.redis_url):
         transport["master_name"] = settings.redis_sentinel_master
     elif settings.redis_url.startswith(("redis://", "rediss://")):
-        conf["broker_transport"] = "bridge.transport:Transport"  # survives garbage on a queue
+        conf["broker_transport"] = "bridge.adapters.transport:Transport"  # survives queue garbage
     conf["broker_transport_options"] = transport
     return conf
 
@@ -94,7 +95,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         beat_max_loop_interval=settings.beat_max_interval,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        imports=("legacy_wrappers.tasks", "bridge.health", "bridge.metrics"),
+        imports=("legacy_wrappers.tasks", "bridge.ops.health", "bridge.ops.metrics"),
         beat_schedule={
             "bridge-reconcile": {
                 "task": "bridge.reconcile",

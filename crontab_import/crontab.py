@@ -4,7 +4,7 @@
 the way Debian cron 3.0pl1 does and returns a :class:`ParseResult`: one :class:`ImportItem` per
 job line (and per commented-out job line), every problem an :class:`ImportError_` naming
 ``file:line``. It never raises for bad file content; bad *options* (unknown zone or dialect)
-raise :class:`bridge.errors.InputError`. ``parse_file(path, ...)`` is the thin I/O wrapper.
+raise :class:`bridge.core.errors.InputError`. ``parse_file(path, ...)`` is the thin I/O wrapper.
 Every rule below was checked against Debian's ``crontab`` command and ``cron`` daemon
 (``tests/importers/test_crontab_debian_oracle.py`` keeps checking the acceptance rules).
 
@@ -30,7 +30,7 @@ Lines (blanks are only space and tab, as in cron)
   * job, tried when the line is no environment setting (so ``@daily =`` is a job whose
     command is ``=``): ``@yearly @annually @monthly @weekly @daily @midnight @hourly``
     (case-sensitive; the schedule's expression is the expansion) or five fields parsed by
-    :func:`bridge.schedules.cronfields.parse_fields`; ``@reboot`` is UNSUPPORTED ("@reboot has
+    :func:`bridge.core.schedules.cronfields.parse_fields`; ``@reboot`` is UNSUPPORTED ("@reboot has
     no schedule; it stays in the legacy crontab"). The command is the rest of the line after
     the blanks, its trailing blanks and a CRLF file's ``\\r`` included: at most 998 bytes
     (``command too long``) and, in a user crontab, not starting with ``*`` (Debian's guard
@@ -39,7 +39,7 @@ Lines (blanks are only space and tab, as in cron)
     followed by the end of the line is ``missing command``.
   * ``%``: see :func:`split_command`.
   * Lines Debian accepts that never fire (``0 0 31 2 *``) are UNSUPPORTED ("never fires
-    under cron", decided by :func:`bridge.schedules.cron.never_fires`).
+    under cron", decided by :func:`bridge.core.schedules.cron.never_fires`).
 
 Environment of a job
   The variables set above it in the same file, in order of first setting (a later setting
@@ -72,9 +72,10 @@ Commented-out jobs and directives
   A comment whose text after ``#`` and blanks parses as a valid job line of the file's kind
   (with a command) is a DISABLED item: listed, never imported. In the run of comment lines
   directly above a job line (or a commented-out one), ``# bridge: key=value ...`` sets: ``id``
-  (overrides the job's id, checked with :data:`bridge.spec.JOB_ID_RE`), ``on-lost``
-  (``skip``/``rerun``: :class:`bridge.spec.LostPolicy`) and ``repair`` (``auto``/``alert-only``:
-  :class:`bridge.spec.RepairPolicy`), e.g. ``# bridge: id=billing on-lost=rerun``; an unknown
+  (overrides the job's id, checked with :data:`bridge.core.spec.JOB_ID_RE`), ``on-lost``
+  (``skip``/``rerun``: :class:`bridge.core.spec.LostPolicy`) and ``repair``
+  (``auto``/``alert-only``:
+  :class:`bridge.core.spec.RepairPolicy`), e.g. ``# bridge: id=billing on-lost=rerun``; an unknown
   key or a bad value is an error at that line. ``# Name: <text>`` (Cronitor style) becomes its
   description. A blank or environment
   line in between ends the run; a directive above no job is noted.
@@ -102,9 +103,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bridge.errors import BridgeError, ConfigError, InputError, ScheduleError
-from bridge.schedules.cronfields import FIELDS, CronFields, expand_macro, parse_fields
-from bridge.spec import (
+from bridge.core.errors import BridgeError, ConfigError, InputError, ScheduleError
+from bridge.core.schedules.cronfields import FIELDS, CronFields, expand_macro, parse_fields
+from bridge.core.spec import (
     ENV_NAME_RE,
     JOB_ID_RE,
     CommandHandler,
@@ -169,7 +170,7 @@ def parse_file(
     """Read ``path`` (bytes) and parse it; the only I/O of this module.
 
     Bounded: a file larger than ``max_bytes`` or with more than ``max_lines`` lines is refused
-    (:class:`bridge.errors.InputError`, exit 2) before any line is parsed, having read at most
+    (:class:`bridge.core.errors.InputError`, exit 2) before any line is parsed, having read at most
     ``max_bytes + 1`` bytes. ``check_owner``: apply cron's file-trust rules
     (:mod:`crontab_import.filetrust`); a file cron refuses keeps its jobs listed as INACTIVE
     with cron's reason, and they are never imported."""
@@ -795,7 +796,7 @@ def _warnings(expression: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=4096)
 def _never_fires(schedule: ScheduleSpec) -> bool:
-    from bridge.schedules.cron import never_fires  # written alongside; imported lazily
+    from bridge.core.schedules.cron import never_fires  # written alongside; imported lazily
 
     return never_fires(schedule)
 

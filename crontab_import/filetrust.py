@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from bridge.spec import SourceKind
+from bridge.core.spec import SourceKind
 
 LIVE_CRONTAB = "/etc/crontab"
 LIVE_CRON_D = "/etc/cron.d"

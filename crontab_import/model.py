@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bridge.spec import JobSpec, SourceLocation
+from bridge.core.spec import JobSpec, SourceLocation
 from crontab_import.filetrust import FileTrust
 
 

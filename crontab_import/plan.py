@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bridge.spec import JobSpec
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo, SourceOwner, StoredJob
+from bridge.core.jobs import SourceOwner, StoredJob
+from bridge.core.spec import JobSpec
+from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
 from crontab_import.filetrust import FileTrust
 from crontab_import.model import ImportError_, ImportItem, ItemStatus, ParseResult
 

@@ -60,8 +60,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bridge.errors import BridgeError, InputError, ParseError, ScheduleError
-from bridge.spec import (
+from bridge.core.errors import BridgeError, InputError, ParseError, ScheduleError
+from bridge.core.spec import (
     Handler,
     JobSpec,
     LostPolicy,

@@ -33,7 +33,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import InputError, ParseError
+from bridge.core.errors import InputError, ParseError
 from crontab_import.quartz_jdbc import StoreJob, StoreRows, StoreTrigger
 
 __all__ = ["FORMAT", "read_export"]

@@ -46,8 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import ParseError
-from bridge.spec import (
+from bridge.core.errors import ParseError
+from bridge.core.spec import (
     CALLABLE_RE,
     ENV_NAME_RE,
     CallableHandler,

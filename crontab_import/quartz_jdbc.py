@@ -31,7 +31,7 @@ Hand-over (``NEXT_FIRE_TIME``/``PREV_FIRE_TIME``)
   The bridge's slots are the trigger's own series (start, repeats, zone), so the bridge's first
   slot after Quartz's last fire (``PREV_FIRE_TIME``) must be Quartz's ``NEXT_FIRE_TIME``: the
   plan shows both and ``in_step``; a trigger that is not in step gets a note. Slots are whole
-  seconds (a start's milliseconds are dropped, see ``bridge/schedules/simple.py``).
+  seconds (a start's milliseconds are dropped, see ``bridge/core/schedules/simple.py``).
 
 Job data (``JOB_DATA``)
   ``org.quartz.jobStore.useProperties=true`` stores ``java.util.Properties`` text (read with
@@ -51,8 +51,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bridge.errors import InfraError, InputError
-from bridge.spec import SourceKind
+from bridge.core.errors import InfraError, InputError
+from bridge.core.spec import SourceKind
 from crontab_import.model import ImportItem, ItemStatus, ParseResult
 from crontab_import.quartz import import_definitions
 from crontab_import.quartz_document import QuartzJob, QuartzTrigger
@@ -676,7 +676,7 @@ def _hand_over(item: ImportItem, t: StoreTrigger) -> dict[str, Any]:
     policy that skipped them: ``skipped_since_prev``)."""
     if item.job is None or t.next_fire_ms is None:
         return {}
-    from bridge.schedules import compile_schedule
+    from bridge.core.schedules import compile_schedule
 
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     try:

@@ -55,9 +55,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bridge.errors import BridgeError, ScheduleError
-from bridge.schedules.simple import unsupported_reason as calendar_unsupported_reason
-from bridge.spec import Dialect, IntervalUnit, MisfirePolicy, ScheduleSpec
+from bridge.core.errors import BridgeError, ScheduleError
+from bridge.core.schedules.simple import unsupported_reason as calendar_unsupported_reason
+from bridge.core.spec import Dialect, IntervalUnit, MisfirePolicy, ScheduleSpec
 from crontab_import.quartz_document import QuartzTrigger
 from crontab_import.quartz_xml import (
     CRON_MISFIRES,
@@ -250,8 +250,8 @@ def _cron_schedule(
     end: datetime | None,
     source: str,
 ) -> ScheduleSpec | None:
-    from bridge.schedules import compile_schedule
-    from bridge.schedules import quartz as quartz_schedule
+    from bridge.core.schedules import compile_schedule
+    from bridge.core.schedules import quartz as quartz_schedule
 
     expression = t.values["cron-expression"]
     line = t.line("cron-expression")

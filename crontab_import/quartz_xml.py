@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 from defusedxml.common import DefusedXmlException, DTDForbidden
 from defusedxml.expatreader import DefusedExpatParser
 
-from bridge.errors import InputError, ParseError
+from bridge.core.errors import InputError, ParseError
 
 __all__ = [
     "CRON_MISFIRES",

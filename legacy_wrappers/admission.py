@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge.errors import ScheduleError
-from bridge.schedules import compile_schedule
-from bridge.spec import JobSpec
+from bridge.core.errors import ScheduleError
+from bridge.core.schedules import compile_schedule
+from bridge.core.spec import JobSpec
 from bridge.store.models import AuditRow
 
 FUTURE_TOLERANCE = timedelta(seconds=60)

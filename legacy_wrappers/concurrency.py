@@ -56,7 +56,7 @@ from dataclasses import dataclass
 
 import redis
 
-from bridge.config import Settings
+from bridge.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class Semaphores:
         sem = self._groups.get(name)
         if sem is None:
             if self._client is None:
-                from bridge.redis_conn import client
+                from bridge.adapters.redis_conn import client
 
                 self._client = client(self.settings)
             sem = GroupSemaphore(

@@ -6,12 +6,12 @@ see ``examples/legacy-record-wrapper.sh``) after each run, and the shadow compar
 that path exactly as it sees the cron shim's and the Quartz plugin's records.
 
 Rules
-  * The job must exist in the registry (:class:`bridge.errors.NotFoundError` otherwise).
+  * The job must exist in the registry (:class:`bridge.core.errors.NotFoundError` otherwise).
   * ``slot`` is the nominal instant the run was for. It must be a slot of the job's schedule,
     or at most :data:`SLOT_TOLERANCE_SECONDS` (90 s, the cron shim's tolerance) *after* one:
     a wrapper that passes its own start time (``date -u``) is snapped to the latest slot at or
     before it, as the shim does. Anything else (before the first slot, or more than 90 s after
-    the latest one) is refused with :class:`bridge.errors.InputError` naming the nearest slots:
+    the latest one) is refused with :class:`bridge.core.errors.InputError` naming the nearest slots:
     a record against a slot the schedule does not contain would only show up as
     ``unexpected_slot`` in every report.
   * ``status``: ``ok`` (role ``authoritative``, status ``succeeded``), ``failed``
@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bridge.errors import InputError
-from bridge.schedules import compile_schedule
+from bridge.core.errors import InputError
+from bridge.core.schedules import compile_schedule
 
 if TYPE_CHECKING:
     from bridge.store.db import Registry
@@ -142,7 +142,7 @@ def slot_owner(registry: Registry, job_id: str, when: datetime) -> tuple[datetim
     """``(slot, owner)`` for a run about to start at ``when``: the slot as
     :func:`record_legacy_run` will store it, and who owns it (``legacy`` | ``celery``), so a
     wrapper knows whether to run or to stand down."""
-    from bridge.authority import owner_at
+    from bridge.core.authority import owner_at
     from bridge.store.repos import AuthorityRepo, JobRepo
 
     given = _aware(when, "slot")

@@ -114,7 +114,7 @@ def ingest(registry: Registry, spool_dir: str, *, archive_dir: str | None = None
            delete: bool = False) -> QuartzIngestReport:
     """Upload the Quartz spool of ``spool_dir`` exactly once, archive it, report the drops.
 
-    Raises :class:`bridge.errors.InfraError` when the registry is unreachable (the drop
+    Raises :class:`bridge.core.errors.InfraError` when the registry is unreachable (the drop
     counter is then left as it was)."""
     archive = None if delete else (archive_dir or os.path.join(spool_dir, ARCHIVE))
     report = flush(registry, spool_dir, archive_dir=archive)

@@ -18,8 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from bridge.authority import last_flip, owner_at
-from bridge.store.repos import AuthorityEvent, Owner
+from bridge.core.authority import AuthorityEvent, Owner, last_flip, owner_at
 from crontab_import.crontab import parse_crontab
 from crontab_import.model import ItemStatus
 

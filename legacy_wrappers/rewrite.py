@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from bridge.spec import CommandHandler, JobSpec
+from bridge.core.spec import CommandHandler, JobSpec
 from crontab_import.crontab import SHIM_NAME, EnvSetting, parse_crontab, parse_env_line
 from crontab_import.model import ItemStatus, ParseResult
 

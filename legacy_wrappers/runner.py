@@ -61,7 +61,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bridge.spec import CallableHandler, CommandHandler
+from bridge.core.spec import CallableHandler, CommandHandler
 
 SAMPLE_BYTES = 64 * 1024
 DEFAULT_PATH = "/usr/bin:/bin"

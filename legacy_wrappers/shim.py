@@ -25,8 +25,8 @@ with the job's environment, stdin, stdout and stderr. Guarantees:
   now, within :data:`legacy_wrappers.shim_run.TOLERANCE_SECONDS` (90 s); otherwise the command
   still runs and the record (slot = the current minute) says ``no slot within tolerance``.
   The slot's owner comes from the registry's authority history (when the registry is
-  unreachable: the on-disk authority file, :mod:`bridge.authority_files`, which every registry
-  read refreshes; legacy when there is neither):
+  unreachable: the on-disk authority file, :mod:`bridge.services.authority_files`, which every
+  registry read refreshes; legacy when there is neither):
 
   - legacy owns: claim ``(job, slot)`` on path ``legacy`` (lease renewed every 10 s while the
     command runs), run, record an ``authoritative`` run (start, end, exit status, sha256 of
@@ -47,7 +47,8 @@ with the job's environment, stdin, stdout and stderr. Guarantees:
 * **Cheap.** This module imports only ``os``, ``sys`` and ``time``: an unmanaged line costs a
   bare interpreter start and one ``execve``. The recorded path (:mod:`legacy_wrappers.shim_run`;
   the command runner :mod:`legacy_wrappers.shim_exec`) imports the standard library,
-  ``bridge.config``, ``bridge.spec`` and ``bridge.schedules``; the registry is reached through
+  ``bridge.core.config``, ``bridge.core.spec`` and ``bridge.core.schedules``; the registry is
+  reached through
   the bare driver (:mod:`legacy_wrappers.shim_store`: ``sqlite3``, libpq through ``ctypes``)
   with the rows and formats SQLAlchemy writes, never through SQLAlchemy, psycopg or Celery
   (their imports alone cost 80-500 ms). The rare contested claim

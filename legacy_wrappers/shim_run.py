@@ -25,9 +25,9 @@ from legacy_wrappers.shim_store import (
 )
 
 if TYPE_CHECKING:
-    from bridge.authority_files import Authority
-    from bridge.config import Settings
-    from bridge.schedules import Evaluator
+    from bridge.core.config import Settings
+    from bridge.core.schedules import Evaluator
+    from bridge.services.authority_files import Authority
 
 TOLERANCE_SECONDS = 90
 
@@ -160,7 +160,7 @@ def after_running(firing: Firing, make_row: Callable[[], dict[str, Any]],
 
 def prepare(firing: Firing) -> None:
     """Settings, registry (or the cached authority), slot and decision."""
-    from bridge import authority_files
+    from bridge.services import authority_files
 
     firing.settings, usable = _settings(firing)
     spec: dict[str, Any] | None = None
@@ -190,8 +190,8 @@ def prepare(firing: Firing) -> None:
 
 def _settings(firing: Firing) -> tuple[Settings, bool]:
     """The settings and whether the registry they name may be used."""
-    from bridge.config import Settings, load_settings
-    from bridge.errors import ConfigError
+    from bridge.core.config import Settings, load_settings
+    from bridge.core.errors import ConfigError
 
     try:
         return load_settings(), True
@@ -209,7 +209,7 @@ def _drop_store(firing: Firing, reason: str) -> None:
 
 
 def _cached_authority(firing: Firing) -> Authority | None:
-    from bridge import authority_files
+    from bridge.services import authority_files
 
     assert firing.settings is not None
     try:  # only a file nobody else could have planted (owner, mode): else run as legacy would
@@ -222,7 +222,7 @@ def _cached_authority(firing: Firing) -> Authority | None:
 
 
 def _refresh_cache(firing: Firing, authority: Authority) -> None:
-    from bridge import authority_files
+    from bridge.services import authority_files
 
     assert firing.settings is not None
     try:
@@ -234,8 +234,8 @@ def _refresh_cache(firing: Firing, authority: Authority) -> None:
 def _evaluator(firing: Firing, spec: Mapping[str, Any] | None) -> Evaluator | None:
     if not spec or not spec.get("schedule"):
         return None
-    from bridge.schedules import compile_schedule
-    from bridge.spec import ScheduleSpec
+    from bridge.core.schedules import compile_schedule
+    from bridge.core.spec import ScheduleSpec
 
     raw = dict(spec["schedule"])
     try:
@@ -321,7 +321,7 @@ def record(firing: Firing, row: dict[str, Any], claim: ClaimRef | None,
 
 
 def spool_record(firing: Firing, row: dict[str, Any]) -> None:
-    from bridge.config import Settings
+    from bridge.core.config import Settings
     from legacy_wrappers import spool
 
     settings = firing.settings or Settings()

@@ -224,7 +224,7 @@ def _append_to(path: str, line: bytes, wait: float, exclusive: bool = False) -> 
 def append(spool_dir: str, record: Mapping[str, Any], *, now: datetime | None = None) -> str:
     """Append one record durably; returns the file written. Raises OSError when the spool
     cannot be written at all (the caller decides where the record goes then)."""
-    from bridge.fsperm import private_dir
+    from bridge.adapters.fsperm import private_dir
 
     line = encode(record)
     private_dir(spool_dir)  # 0700 for every directory created, whatever the umask
@@ -341,7 +341,7 @@ def parse_spool(data: bytes, *, stale: bool) -> _Parsed:
 def flush(registry: Registry, spool_dir: str, *, archive_dir: str | None = None) -> FlushReport:
     """Upload every complete record of ``spool_dir`` exactly once (see the module docstring).
 
-    Raises :class:`bridge.errors.InfraError` when the registry is unreachable; files already
+    Raises :class:`bridge.core.errors.InfraError` when the registry is unreachable; files already
     uploaded by then are gone from the spool, the others are untouched."""
     tally = _Tally()
     for path in spool_files(spool_dir):
@@ -443,7 +443,7 @@ def _reject(
 ) -> None:
     if not rejects:
         return
-    from bridge.fsperm import private_dir
+    from bridge.adapters.fsperm import private_dir
 
     directory = os.path.join(spool_dir, REJECTED_DIR)
     private_dir(directory)
@@ -462,7 +462,7 @@ def _retire(path: str, archive_dir: str | None) -> None:
     if archive_dir is None:
         os.unlink(path)
         return
-    from bridge.fsperm import private_dir
+    from bridge.adapters.fsperm import private_dir
 
     private_dir(archive_dir)
     name = os.path.basename(path)

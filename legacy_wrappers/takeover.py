@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from bridge.spec import LostPolicy
+from bridge.core.spec import LostPolicy
 
 RUNNING = "running"
 LOST = "lost"

@@ -22,7 +22,7 @@ legacy). Then:
   is never dropped while the dead run's lease is still running out. Overlap ``forbid``: if an
   earlier slot's lease is alive the claim is closed ``skipped`` (sticky for the slot) and a
   ``skipped`` row says "overlap: previous slot still running". Overlap ``replace`` cannot
-  reach a worker: :class:`bridge.spec.Policies` refuses it. The run's outcome and the claim's
+  reach a worker: :class:`bridge.core.spec.Policies` refuses it. The run's outcome and the claim's
   verdict are written in one transaction. Failures (``failed``, ``timed_out``,
   ``interrupted``) are retried inside the same slot per the job's RetryPolicy (exponential
   backoff, equal jitter) by ``self.retry``; the retry
@@ -98,12 +98,12 @@ from celery.signals import worker_init, worker_ready, worker_shutdown, worker_sh
 from sqlalchemy import Connection, Table, insert, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from bridge.authority import owner_at
+from bridge.adapters.redis_conn import unreachable
 from bridge.celery_app import app
-from bridge.config import Settings, load_settings
-from bridge.errors import BridgeError, InfraError
-from bridge.redis_conn import unreachable
-from bridge.spec import (
+from bridge.core.authority import AuthorityEvent, Owner, owner_at
+from bridge.core.config import Settings, load_settings
+from bridge.core.errors import BridgeError, InfraError
+from bridge.core.spec import (
     JOB_ID_RE,
     CallableHandler,
     CommandHandler,
@@ -115,7 +115,7 @@ from bridge.spec import (
 from bridge.store.db import Registry
 from bridge.store.db import unreachable as unreachable_db
 from bridge.store.models import RunRow
-from bridge.store.repos import AuthorityEvent, AuthorityRepo, JobRepo, Owner
+from bridge.store.repos import AuthorityRepo, JobRepo
 from legacy_wrappers.admission import audited, slot_problem
 from legacy_wrappers.claims import (
     Action,
@@ -268,7 +268,7 @@ def _slot_problem(value: Any) -> str | None:
     return None
 
 
-owner_of = owner_at  # who owns a slot: one pure function for every path (bridge.authority)
+owner_of = owner_at  # who owns a slot: one pure function for every path (bridge.core.authority)
 
 
 def retry_delay(policy: RetryPolicy, attempt: int, rand: float) -> float:

@@ -1,7 +1,7 @@
 """The shadow comparator: two observation streams in, one verdict per slot out (pure).
 
 No I/O, no clock: ``now`` is a parameter. :func:`compare_job` takes a job's spec (schedule and
-:class:`~bridge.spec.ComparePolicy`), a window ``(after, until]``, ``now``, the legacy and the
+:class:`~bridge.core.spec.ComparePolicy`), a window ``(after, until]``, ``now``, the legacy and the
 Celery observations of that window (and optionally the job's authority history) and returns one
 :class:`SlotVerdict` per expected slot, plus one per firing at an instant the schedule does not
 contain, ordered by slot.
@@ -72,10 +72,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from bridge.authority import owner_at
-from bridge.schedules import compile_schedule, slots_between
-from bridge.spec import JobSpec
-from bridge.store.repos import AuthorityEvent, Owner
+from bridge.core.authority import AuthorityEvent, Owner, owner_at
+from bridge.core.schedules import compile_schedule, slots_between
+from bridge.core.spec import JobSpec
 from shadow.ignore import IgnoreRule, apply_ignore, parse_ignore
 from shadow.record import EXECUTION_STATUSES, Observation, Path, Role, Status
 from shadow.verdicts import RESOLVED, Basis, IgnoreRuleError, SlotVerdict, Verdict

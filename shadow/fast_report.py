@@ -16,9 +16,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bridge.authority import owner_at
-from bridge.spec import JobSpec
-from bridge.store.repos import Owner
+from bridge.core.authority import Owner, owner_at
+from bridge.core.spec import JobSpec
 from shadow import scan
 from shadow.readiness import required_matches
 from shadow.report import JobReport, _Planned, job_report

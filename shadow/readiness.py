@@ -35,8 +35,8 @@ from enum import StrEnum
 from functools import lru_cache
 from itertools import pairwise
 
-from bridge.schedules import compile_schedule, take
-from bridge.spec import JobSpec, ScheduleSpec, ShadowMode
+from bridge.core.schedules import compile_schedule, take
+from bridge.core.spec import JobSpec, ScheduleSpec, ShadowMode
 from shadow.compare import Basis, SlotVerdict, Verdict
 
 DEFAULT_READY_AFTER = 3

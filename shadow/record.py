@@ -28,7 +28,7 @@ caller's session and transaction; rows other writers add with ``RunRepo.add`` re
 same way.
 
 Reading: :func:`query` yields observations of some jobs whose slot lies in ``(since, until]``
-(the same half-open window as :func:`bridge.schedules.slots_between`), ordered by job, slot and
+(the same half-open window as :func:`bridge.core.schedules.slots_between`), ordered by job, slot and
 insertion. It runs one statement per job on the ``(job_id, slot)`` index, in the session's
 transaction, on the driver's own cursor (server-side on PostgreSQL) and streams rows in chunks,
 so a large window never sits in memory at once; ``lean=True`` leaves out the output sample and

@@ -63,11 +63,11 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge.authority import owner_at
-from bridge.errors import InputError, NotFoundError
-from bridge.spec import JobSpec, ScheduleSpec
+from bridge.core.authority import AuthorityEvent, Owner, owner_at
+from bridge.core.errors import InputError, NotFoundError
+from bridge.core.spec import JobSpec, ScheduleSpec
 from bridge.store.models import JobRow
-from bridge.store.repos import AuthorityEvent, AuthorityRepo, JobRepo, Owner
+from bridge.store.repos import AuthorityRepo, JobRepo
 from shadow.compare import (
     COUNT_KEYS,
     RESOLVED,

@@ -31,8 +31,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bridge.spec import JobSpec
-from bridge.store.repos import AuthorityEvent
+from bridge.core.authority import AuthorityEvent
+from bridge.core.spec import JobSpec
 from shadow.compare import (
     before_import_verdict,
     context_for,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from bridge.errors import InputError
+from bridge.core.errors import InputError
 from shadow.record import Observation
 
 

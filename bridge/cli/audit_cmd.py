@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import typer
 
 from bridge.cli.context import STATE, emit_json, out
-from bridge.errors import InputError
-from bridge.store.repos import AuditEntry, AuditRepo
+from bridge.core.audit import AuditEntry
+from bridge.core.errors import InputError
+from bridge.store.repos import AuditRepo
 from shadow.report import parse_when
 
 app = typer.Typer(help="The audit log: flips, pauses, triggers, rewrites, imports.",

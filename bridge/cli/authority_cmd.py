@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from bridge.authority_files import AuthorityFileError, export
 from bridge.cli.context import STATE, emit_json, out
-from bridge.errors import InputError
+from bridge.core.errors import InputError
+from bridge.services.authority_files import AuthorityFileError, export
 
 app = typer.Typer(
     help="Who owns each job's slots: export the authority files the legacy shim and the "

@@ -1,8 +1,8 @@
 """``bridge authority flip|status`` and ``bridge legacy retire``: moving authority, and after it.
 
 Thin: parse options, gather each job's evidence (authority history, shadow verdicts of its
-readiness window), call the pure planning of :mod:`bridge.flip` / :mod:`legacy_wrappers.retire`,
-write in one transaction, render (text or ``--json``).
+readiness window), call the pure planning of :mod:`bridge.services.flip` /
+:mod:`legacy_wrappers.retire`, write in one transaction, render (text or ``--json``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ from typing import Any
 import typer
 from sqlalchemy.orm import Session
 
-from bridge.authority import last_flip, owner_at
 from bridge.cli.context import STATE, emit_json, err, out
-from bridge.errors import InputError
-from bridge.flip import (
+from bridge.core.audit import current_actor
+from bridge.core.authority import AuthorityEvent, Owner, last_flip, owner_at
+from bridge.core.errors import InputError
+from bridge.core.schedules import compile_schedule
+from bridge.core.spec import JobSpec
+from bridge.services.flip import (
     UNFINISHED,
     FlipPlan,
     Refusal,
@@ -29,16 +32,7 @@ from bridge.flip import (
     unfinished_reason,
     unfinished_slots,
 )
-from bridge.schedules import compile_schedule
-from bridge.spec import JobSpec
-from bridge.store.repos import (
-    AuditRepo,
-    AuthorityEvent,
-    AuthorityRepo,
-    JobRepo,
-    Owner,
-    current_actor,
-)
+from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
 from legacy_wrappers import retire as retiring
 from shadow.compare import SlotVerdict, Verdict
 from shadow.readiness import Readiness, readiness, required_matches

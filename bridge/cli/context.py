@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bridge.config import Settings, load_settings
+from bridge.core.config import Settings, load_settings
 from bridge.store.db import Registry
 
 # Pipes and CI logs get a wide console instead of rich's 80 columns (tables stay readable).

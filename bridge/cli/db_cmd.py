@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from bridge.cli.context import STATE, emit_json, out
-from bridge.errors import InputError
+from bridge.core.errors import InputError
 from bridge.store import db
 
 app = typer.Typer(help="Registry schema: apply or inspect migrations.", no_args_is_help=True)

@@ -15,11 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from bridge.cli.context import STATE, emit_json, err, out
-from bridge.errors import InputError
-from bridge.importer import ImportOutcome, run_import
-from bridge.schedules import compile_schedule, take
-from bridge.secrets import mask_env
-from bridge.spec import (
+from bridge.core.audit import current_actor
+from bridge.core.errors import InputError
+from bridge.core.schedules import compile_schedule, take
+from bridge.core.secrets import mask_env
+from bridge.core.spec import (
     CallableHandler,
     CommandHandler,
     JobSpec,
@@ -27,7 +27,7 @@ from bridge.spec import (
     UnmappedHandler,
     describe_schedule,
 )
-from bridge.store.repos import current_actor
+from bridge.services.importer import ImportOutcome, run_import
 from crontab_import.crontab import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES
 from crontab_import.filetrust import NOT_VERIFIED, is_live_path
 from crontab_import.model import ImportItem, ParseResult

@@ -10,10 +10,12 @@ from rich.table import Table
 from rich.text import Text
 
 from bridge.cli.context import STATE, emit_json, out
-from bridge.errors import InputError
-from bridge.secrets import mask_spec
-from bridge.spec import LostPolicy, RepairPolicy
-from bridge.store.repos import AuditRepo, JobRepo, StoredJob, current_actor
+from bridge.core.audit import current_actor
+from bridge.core.errors import InputError
+from bridge.core.jobs import StoredJob
+from bridge.core.secrets import mask_spec
+from bridge.core.spec import LostPolicy, RepairPolicy
+from bridge.store.repos import AuditRepo, JobRepo
 
 app = typer.Typer(help="List and inspect the jobs in the registry.", no_args_is_help=True)
 

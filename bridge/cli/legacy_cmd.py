@@ -12,8 +12,9 @@ from pathlib import Path
 import typer
 
 from bridge.cli.context import STATE, emit_json, out
-from bridge.errors import InputError
-from bridge.store.repos import AuditRepo, JobRepo, current_actor
+from bridge.core.audit import current_actor
+from bridge.core.errors import InputError
+from bridge.store.repos import AuditRepo, JobRepo
 from legacy_wrappers.rewrite import DEFAULT_SHIM, check, rewrite
 
 app = typer.Typer(

@@ -4,7 +4,7 @@ Exit codes: 0 ok, 1 findings (diffs, drift, not ready, refused), 2 bad input, 3 
 unreachable. Errors are one line on stderr (and ``{"error": ...}`` on stdout under ``--json``
 when the command printed no document); ``--debug`` (before or after the sub-command) adds the
 traceback. The error boundary (:func:`run`) maps what escapes a command: a
-:class:`~bridge.errors.BridgeError` by its own exit code, a connection failure of Redis / the
+:class:`~bridge.core.errors.BridgeError` by its own exit code, a connection failure of Redis / the
 database / the broker to 3, an OS error on a named file to 2, and anything else -- a bug -- to
 70 with a short id under which the traceback is saved (``<data dir>/errors/<id>.txt``).
 """
@@ -43,7 +43,7 @@ from bridge.cli import (
     worker_cmd,
 )
 from bridge.cli.context import STATE, emit_json, err
-from bridge.errors import BridgeError, ExitCode, InputError
+from bridge.core.errors import BridgeError, ExitCode, InputError
 
 app = typer.Typer(
     name="bridge",
@@ -150,8 +150,8 @@ def _infrastructure(e: BaseException) -> bool:
 
 
 def _save_traceback(error_id: str) -> str | None:
-    from bridge.config import data_home
-    from bridge.fsperm import private_dir, write_private
+    from bridge.adapters.fsperm import private_dir, write_private
+    from bridge.core.config import data_home
 
     try:
         directory = data_home() / "errors"

@@ -1,4 +1,4 @@
-"""``bridge metrics``: the Prometheus exposition of the registry (see :mod:`bridge.metrics`)."""
+"""``bridge metrics``: the Prometheus exposition of the registry (see :mod:`bridge.ops.metrics`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def serve(
     address: str = typer.Option("127.0.0.1", "--address", help="Address to bind."),
 ) -> None:
     """Serve /metrics (Prometheus text format) until interrupted."""
-    from bridge import metrics
+    from bridge.ops import metrics
 
     try:
         metrics.serve(STATE.settings, port, address)
@@ -37,7 +37,7 @@ def show() -> None:
     """Print the exposition once (what a scrape would return)."""
     from prometheus_client import generate_latest
 
-    from bridge import metrics
+    from bridge.ops import metrics
 
     registry = metrics.build_registry(metrics.collector_from_settings(STATE.settings))
     sys.stdout.write(generate_latest(registry).decode())

@@ -26,11 +26,13 @@ from typing import Any
 import typer
 from sqlalchemy import update
 
-from bridge.authority import owner_at
 from bridge.cli.context import STATE, emit_json, out
-from bridge.errors import InfraError, InputError, RefusedError
-from bridge.schedules import compile_schedule
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo, Owner, StoredJob, current_actor
+from bridge.core.audit import current_actor
+from bridge.core.authority import Owner, owner_at
+from bridge.core.errors import InfraError, InputError, RefusedError
+from bridge.core.jobs import StoredJob
+from bridge.core.schedules import compile_schedule
+from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
 from legacy_wrappers.claims import CLAIMS, ClaimInfo, Claims, ClaimState
 
 TASK_NAME = "bridge.run_job"  # legacy_wrappers.tasks.TASK_NAME (importing it builds the app)
@@ -43,7 +45,7 @@ def _actor() -> str:
 
 def _resync() -> str | None:
     """Re-sync RedBeat from SQL; a warning when Redis is unreachable (SQL already changed)."""
-    from bridge.sync import sync_registry
+    from bridge.services.sync import sync_registry
 
     try:
         sync_registry(STATE.registry(), STATE.settings)

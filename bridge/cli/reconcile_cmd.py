@@ -10,9 +10,9 @@ from typing import Any
 import typer
 
 from bridge.cli.context import STATE, emit_json, out
-from bridge.errors import InputError, NotFoundError
-from bridge.reconcile import Finding, Repair, Window, check, parse_since, repair, slot_text
-from bridge.store.repos import current_actor
+from bridge.core.audit import current_actor
+from bridge.core.errors import InputError, NotFoundError
+from bridge.services.reconcile import Finding, Repair, Window, check, parse_since, repair, slot_text
 
 MAX_WINDOW = timedelta(days=92)  # the work grows with the window's slots: bounded
 

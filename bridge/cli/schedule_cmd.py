@@ -12,9 +12,9 @@ import typer
 from rich.table import Table
 
 from bridge.cli.context import STATE, emit_json, out
-from bridge.errors import BridgeError, InputError
-from bridge.schedules import compile_schedule, take
-from bridge.spec import Dialect, ScheduleSpec
+from bridge.core.errors import BridgeError, InputError
+from bridge.core.schedules import compile_schedule, take
+from bridge.core.spec import Dialect, ScheduleSpec
 from bridge.store.repos import JobRepo
 
 app = typer.Typer(

@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bridge.cli.context import STATE, emit_json, err, out
-from bridge.errors import InputError
+from bridge.core.errors import InputError
 from bridge.store.repos import AuthorityRepo, JobRepo
 from shadow.calibrate import Calibration, calibrate
 from shadow.compare import compare_job, split_paths

@@ -7,10 +7,10 @@ from typing import Any
 import typer
 from rich.text import Text
 
-from bridge import redis_conn
+from bridge.adapters import redis_conn
+from bridge.adapters.redbeat_entries import EntryStore
 from bridge.cli.context import STATE, emit_json, err, out
-from bridge.errors import BridgeError, ExitCode, RefusedError
-from bridge.redbeat import EntryStore
+from bridge.core.errors import BridgeError, ExitCode, RefusedError
 from bridge.store.repos import JobRepo
 
 
@@ -34,7 +34,7 @@ def _beat(store: EntryStore) -> dict[str, Any] | None:
     """Beat's liveness key: who holds the lock, when it last ticked, its SQL backlog."""
     import time
 
-    from bridge.beat_store import beat_key
+    from bridge.adapters.beat_store import beat_key
 
     prefix = STATE.settings.redbeat_key_prefix
     raw = store.r.hgetall(beat_key(prefix))
@@ -99,7 +99,7 @@ def status(
     if not quick and redis_err is None and db_err is None:
         from datetime import UTC, datetime
 
-        from bridge.overview import gather
+        from bridge.ops.overview import gather
 
         doc["overview"] = gather(STATE.registry(), STATE.settings, datetime.now(UTC))
     if as_json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from bridge.cli.context import STATE, emit_json, out
-from bridge.sync import pending, sync_registry
+from bridge.services.sync import pending, sync_registry
 
 
 def sync(

@@ -22,8 +22,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.config import mask_url
-from bridge.errors import InfraError, RefusedError
+from bridge.core.config import mask_url
+from bridge.core.errors import InfraError, RefusedError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -66,7 +66,7 @@ def private_sqlite_file(path: str) -> None:
     """The registry holds job environments (secrets included): the file, and the ``-wal`` /
     ``-shm`` files SQLite creates with the same mode, are 0600 and the directories the bridge
     creates for it 0700, whatever the umask; an existing file this user owns is tightened."""
-    from bridge.fsperm import private_dir, private_file_by_path
+    from bridge.adapters.fsperm import private_dir, private_file_by_path
 
     target = Path(path).expanduser()
     if target.exists() and not target.is_file():

@@ -6,21 +6,20 @@ import of many jobs is one atomic commit) and speaks in domain values (:class:`J
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from itertools import islice
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bridge.errors import NotFoundError, SpecError
-from bridge.spec import SPEC_VERSION, JobSpec
+from bridge.core.audit import AuditEntry
+from bridge.core.authority import AuthorityEvent, Owner
+from bridge.core.errors import NotFoundError, SpecError
+from bridge.core.jobs import SourceOwner, StoredJob
+from bridge.core.spec import SPEC_VERSION, JobSpec
 from bridge.store.models import (
     AuditRow,
     AuthorityEventRow,
@@ -28,49 +27,6 @@ from bridge.store.models import (
     RunRow,
     utcnow,
 )
-
-
-class Owner(StrEnum):
-    LEGACY = "legacy"
-    CELERY = "celery"
-
-
-def current_actor() -> str:
-    """The OS user running this process (``--actor`` overrides it in the CLI)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid:{os.getuid()}"
-
-
-@dataclass(frozen=True)
-class SourceOwner:
-    """The source a job id belongs to: the import of (host, file, kind) that created it."""
-
-    host: str | None
-    file: str
-    kind: str
-
-    def same_source(self, other: SourceOwner) -> bool:
-        hosts_match = self.host is None or other.host is None or self.host == other.host
-        return hosts_match and self.file == other.file and self.kind == other.kind
-
-    def to_json(self) -> dict[str, str | None]:
-        return {"host": self.host, "file": self.file, "kind": self.kind}
-
-
-@dataclass(frozen=True)
-class StoredJob:
-    spec: JobSpec
-    spec_hash: str
-    paused: bool
-    paused_reason: str | None
-    created_at: datetime
-    updated_at: datetime
-
-    @property
-    def id(self) -> str:
-        return self.spec.id
 
 
 def _stored(row: Any, known: Mapping[str, JobSpec] | None = None) -> StoredJob:
@@ -272,17 +228,6 @@ class JobRepo:
         row.paused_reason = reason if paused else None
 
 
-@dataclass(frozen=True)
-class AuthorityEvent:
-    job_id: str
-    effective_slot: datetime | None  # None = from the beginning of time
-    owner: Owner
-    actor: str
-    reason: str | None
-    forced: bool
-    at: datetime
-
-
 class AuthorityRepo:
     def __init__(self, session: Session) -> None:
         self.s = session
@@ -360,30 +305,6 @@ def _event(row: AuthorityEventRow) -> AuthorityEvent:
         forced=row.forced,
         at=row.at,
     )
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    job_id: str | None
-    reason: str | None
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "at": self.at.isoformat(),
-            "actor": self.actor,
-            "action": self.action,
-            "job_id": self.job_id,
-            "reason": self.reason,
-            "before": self.before,
-            "after": self.after,
-        }
 
 
 class AuditRepo:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bridge.schedules import compile_schedule
-from bridge.spec import JobSpec
+from bridge.core.authority import Owner
+from bridge.core.schedules import compile_schedule
+from bridge.core.spec import JobSpec
 from bridge.store.db import Registry
-from bridge.store.repos import AuthorityRepo, JobRepo, Owner
+from bridge.store.repos import AuthorityRepo, JobRepo
 from shadow.record import Observation, record_many
 from tests.shadow.helpers import backdate_imports, make_spec
 

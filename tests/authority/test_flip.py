@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from bridge.authority import owner_at
-from bridge.flip import FlipPlan, Refusal, RefusalKind, apply_flips, plan_flip
+from bridge.core.authority import AuthorityEvent, Owner, owner_at
+from bridge.services.flip import FlipPlan, Refusal, RefusalKind, apply_flips, plan_flip
 from bridge.store.db import Registry
-from bridge.store.repos import AuditRepo, AuthorityEvent, AuthorityRepo, JobRepo, Owner
+from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
 from tests.shadow.helpers import make_spec, utc
 
 MARGIN = timedelta(seconds=120)

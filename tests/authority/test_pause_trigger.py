@@ -8,11 +8,12 @@ from typing import Any
 
 import redis
 
-from bridge.config import Settings
-from bridge.redbeat import EntryStore
-from bridge.schedules import compile_schedule
+from bridge.adapters.redbeat_entries import EntryStore
+from bridge.core.authority import Owner
+from bridge.core.config import Settings
+from bridge.core.schedules import compile_schedule
 from bridge.store.db import Registry
-from bridge.store.repos import AuthorityRepo, JobRepo, Owner
+from bridge.store.repos import AuthorityRepo, JobRepo
 from legacy_wrappers.claims import Claims, ClaimState, Holder
 from tests.authority.test_authority_cli import setup_jobs
 from tests.shadow.helpers import make_spec

@@ -6,9 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bridge.spec import JobSpec
+from bridge.core.authority import AuthorityEvent, Owner
+from bridge.core.spec import JobSpec
 from bridge.store.db import Registry
-from bridge.store.repos import AuthorityEvent, AuthorityRepo, JobRepo, Owner
+from bridge.store.repos import AuthorityRepo, JobRepo
 from crontab_import.crontab import parse_crontab
 from crontab_import.model import ItemStatus
 from legacy_wrappers.retire import eligibility, job_lines, restore, retire

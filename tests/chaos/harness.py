@@ -20,11 +20,12 @@ from celery import Celery
 from sqlalchemy import text
 
 from bridge.celery_app import make_app
-from bridge.config import Settings
-from bridge.spec import CallableHandler, Dialect, JobSpec, Policies, ScheduleSpec
+from bridge.core.authority import Owner
+from bridge.core.config import Settings
+from bridge.core.spec import CallableHandler, Dialect, JobSpec, Policies, ScheduleSpec
 from bridge.store.db import Registry, upgrade
 from bridge.store.models import Base, RunRow
-from bridge.store.repos import AuthorityRepo, JobRepo, Owner
+from bridge.store.repos import AuthorityRepo, JobRepo
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))

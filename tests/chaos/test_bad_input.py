@@ -7,7 +7,7 @@
   id with shell metacharacters, a ``command`` kwarg (each a ``rejected`` run row with the reason),
   a pickled payload (refused by the worker's JSON-only ``accept_content``, logged); the worker
   keeps serving and a valid job still runs afterwards. Raw garbage pushed onto the Redis list
-  (not a kombu message at all) is logged and dropped by :mod:`bridge.transport`.
+  (not a kombu message at all) is logged and dropped by :mod:`bridge.adapters.transport`.
 """
 
 from __future__ import annotations

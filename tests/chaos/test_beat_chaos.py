@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import redis
 
-from bridge.beat_store import beat_key
-from bridge.redbeat import index_key
-from bridge.spec import MisfirePolicy
+from bridge.adapters.beat_store import beat_key
+from bridge.adapters.redbeat_entries import index_key
+from bridge.core.spec import MisfirePolicy
 from tests.chaos.harness import (
     CHAOS_APP,
     PREFIX,

@@ -38,8 +38,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from bridge.beat_store import beat_key
-from bridge.spec import MisfirePolicy
+from bridge.adapters.beat_store import beat_key
+from bridge.core.spec import MisfirePolicy
 from tests.chaos.harness import PREFIX, ROOT, Chaos, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.spec import MisfirePolicy
+from bridge.core.spec import MisfirePolicy
 from tests.chaos.harness import CHAOS_APP, Chaos, contiguous, empty_registry, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from bridge.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
-from bridge.store.repos import AuthorityRepo, JobRepo, Owner
+from bridge.core.authority import Owner
+from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
+from bridge.store.repos import AuthorityRepo, JobRepo
 from tests.chaos.harness import Chaos, slot_text, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]

@@ -11,7 +11,8 @@ bounded to four minutes, each command ``echo $$ >> <job file>; sleep 2``. The wo
 **threads pool** (``-P threads -c 32``): prefork on two shared cores lags minutes behind a burst
 of 240 commands; ``bridge.run_job`` is thread-safe (one registry engine and one claims object
 per process, leases renewed by one heartbeat thread, the runner's watchdog behind a lock).
-The periodic health task (``bridge.reconcile``, every 5 s here, grace 30 s) is the only repair.
+The periodic health task (``bridge.services.reconcile``, every 5 s here, grace 30 s) is the only
+repair.
 
 A line in a job's file is the command's pid; the runs rows record each started command's pid
 (before it may exec), so every line is mapped to its slot: a line no row explains is an
@@ -31,7 +32,8 @@ from typing import Any
 
 import pytest
 
-from bridge.spec import (
+from bridge.core.authority import Owner
+from bridge.core.spec import (
     CommandHandler,
     Dialect,
     JobSpec,
@@ -40,7 +42,7 @@ from bridge.spec import (
     ScheduleSpec,
 )
 from bridge.store.models import AuditRow, RunRow
-from bridge.store.repos import AuthorityRepo, JobRepo, Owner
+from bridge.store.repos import AuthorityRepo, JobRepo
 from tests.chaos.harness import CELERY, Chaos, Proc, empty_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bridge.spec import CommandHandler, JobSpec, ScheduleSpec, SourceLocation
+from bridge.core.spec import CommandHandler, JobSpec, ScheduleSpec, SourceLocation
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
 
@@ -311,9 +311,9 @@ def test_a_celery_message_carries_only_the_job_id_and_the_slot(redis_url: str) -
 
     import redis
 
-    from bridge.beat_publish import BatchPublisher, Firing
+    from bridge.beat.publish import BatchPublisher, Firing
     from bridge.celery_app import make_app
-    from bridge.config import load_settings
+    from bridge.core.config import load_settings
 
     app = make_app(load_settings({"BRIDGE_REDIS_URL": redis_url}))
     slot = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)

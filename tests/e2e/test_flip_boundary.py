@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
+from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
 from tests.e2e.harness import (
     SIDE_EFFECT,
     LegacyLoop,

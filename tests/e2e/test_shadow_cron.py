@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.spec import CommandHandler, ComparePolicy, ShadowMode
+from bridge.core.spec import CommandHandler, ComparePolicy, ShadowMode
 from bridge.store.repos import JobRepo
 from tests.e2e.harness import SHIM, World, iso, wait_for
 from tests.wrappers.test_shim_cron import Daemon, not_near_the_tick

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from bridge.cli.main import command
 from bridge.cli.schedule_cmd import run_batch
-from bridge.config import load_settings
-from bridge.errors import ConfigError
+from bridge.core.config import load_settings
+from bridge.core.errors import ConfigError
 from tests.fuzz.conftest import check_contract, dump, examples
 
 pytestmark = pytest.mark.timeout(240)

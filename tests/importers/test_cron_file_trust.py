@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bridge.spec import SourceKind
+from bridge.core.spec import SourceKind
 from crontab_import.crontab import parse_file
 from crontab_import.filetrust import read_source
 from tests.importers import cron_trust_harness as harness

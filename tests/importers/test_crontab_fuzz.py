@@ -13,7 +13,7 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.spec import CommandHandler
+from bridge.core.spec import CommandHandler
 from crontab_import.crontab import parse_crontab, split_command
 from crontab_import.model import ItemStatus, ParseResult
 

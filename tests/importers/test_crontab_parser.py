@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.errors import BridgeError, ConfigError, ScheduleError
-from bridge.spec import CommandHandler, SourceKind
+from bridge.core.errors import BridgeError, ConfigError, ScheduleError
+from bridge.core.spec import CommandHandler, SourceKind
 from crontab_import.crontab import (
     EnvFailure,
     EnvSetting,

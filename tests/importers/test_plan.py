@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bridge.spec import CommandHandler, JobSpec, ScheduleSpec, SourceLocation
-from bridge.store.repos import StoredJob
+from bridge.core.jobs import StoredJob
+from bridge.core.spec import CommandHandler, JobSpec, ScheduleSpec, SourceLocation
 from crontab_import.model import ImportItem, ItemStatus, ParseResult
 from crontab_import.plan import PlanStatus, changed_fields, make_plan
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.errors import BridgeError, ParseError
+from bridge.core.errors import BridgeError, ParseError
 from crontab_import.model import ItemStatus, ParseResult
 from crontab_import.quartz import NS, load_handler_map, parse_handler_map, parse_quartz_xml
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.errors import ParseError, ScheduleError
-from bridge.spec import (
+from bridge.core.errors import ParseError, ScheduleError
+from bridge.core.spec import (
     CallableHandler,
     CommandHandler,
     Dialect,

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.schedules import compile_schedule
+from bridge.core.schedules import compile_schedule
 from crontab_import.model import ImportItem, ItemStatus, ParseResult
 from crontab_import.quartz import CRON_SCHEMA_PATTERNS, JAVA_SHORT_IDS, parse_file
 

@@ -25,10 +25,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from bridge.beat_registry import RegistryLink, SlotRecord
-from bridge.beat_store import beat_key
-from bridge.config import load_settings
-from bridge.redbeat import (
+from bridge.adapters.beat_store import beat_key
+from bridge.adapters.redbeat_entries import (
     Desired,
     EntryStore,
     encode_definition,
@@ -37,7 +35,9 @@ from bridge.redbeat import (
     quarantine_why_key,
     schedule_key,
 )
-from bridge.spec import CommandHandler, JobSpec, MisfirePolicy, Policies, ScheduleSpec
+from bridge.beat.registry import RegistryLink, SlotRecord
+from bridge.core.config import load_settings
+from bridge.core.spec import CommandHandler, JobSpec, MisfirePolicy, Policies, ScheduleSpec
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo, RunRepo
 

@@ -21,11 +21,12 @@ from typing import Any
 from celery import Celery
 
 from bridge.celery_app import make_app
-from bridge.config import Settings
-from bridge.spec import CommandHandler, Dialect, JobSpec, Policies, ScheduleSpec
+from bridge.core.authority import Owner
+from bridge.core.config import Settings
+from bridge.core.spec import CommandHandler, Dialect, JobSpec, Policies, ScheduleSpec
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
-from bridge.store.repos import AuthorityRepo, JobRepo, Owner, RunRepo
+from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import redis
 
-from bridge.alerts import (
+from bridge.ops.health import BeatState, HealthConfig, HealthFacts, health_alerts, run_health
+from bridge.services.alerts import (
     SECRET_HEADER,
     Alert,
     CommandSink,
@@ -26,8 +27,7 @@ from bridge.alerts import (
     WebhookSink,
     deliver,
 )
-from bridge.health import BeatState, HealthConfig, HealthFacts, health_alerts, run_health
-from bridge.reconcile import Finding, Kind
+from bridge.services.reconcile import Finding, Kind
 
 NOW = datetime(2026, 3, 8, 7, 20, tzinfo=UTC)
 SLOT = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)

@@ -1,5 +1,5 @@
 """Prometheus metrics: a known sequence of runs in the registry, scraped over real HTTP from
-``bridge.metrics.serve`` and from a real worker, parsed with prometheus_client's parser."""
+``bridge.ops.metrics.serve`` and from a real worker, parsed with prometheus_client's parser."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge import metrics
-from bridge.reconcile import slot_text
+from bridge.ops import metrics
+from bridge.services.reconcile import slot_text
 from bridge.store.repos import RunRepo
 from tests.conftest import free_port
 from tests.ops.harness import OpsHarness, top_of_hour, wait_for
@@ -68,7 +68,7 @@ def add_runs(ops: OpsHarness, slot: datetime) -> None:
 
 
 def test_documented_series_have_the_values_of_a_known_run_sequence(ops: OpsHarness) -> None:
-    from bridge.store.repos import Owner
+    from bridge.core.authority import Owner
 
     ops.add_job("a", "true")
     ops.add_job("b", "true", owner=Owner.LEGACY)
@@ -126,7 +126,7 @@ def test_the_worker_exports_the_same_registry(ops: OpsHarness, redis_url: str) -
     client.close()
     port = free_port()
     ops.env["BRIDGE_METRICS_PORT"] = str(port)
-    ops.start_worker(app="bridge.celery_app", include="bridge.metrics,bridge.health")
+    ops.start_worker(app="bridge.celery_app", include="bridge.ops.metrics,bridge.ops.health")
     v = wait_for("the worker's /metrics", lambda: _try_scrape(port), 30)
     assert v[("bridge_runs_total", (("job", "a"), ("outcome", "succeeded"),
                                     ("path", "celery")))] == 1
@@ -153,9 +153,9 @@ def test_shadow_verdicts_follow_the_report_and_lost_slots_are_their_own_finding(
     from sqlalchemy import update
 
     from bridge.cli.status_cmd import _overview_lines
-    from bridge.overview import gather
+    from bridge.core.authority import Owner
+    from bridge.ops.overview import gather
     from bridge.store.models import JobRow
-    from bridge.store.repos import Owner
 
     minute = datetime.now(UTC).replace(second=0, microsecond=0)
     ops.add_job("p", "true", expression="* * * * *", owner=Owner.LEGACY)

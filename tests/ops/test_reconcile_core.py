@@ -1,4 +1,5 @@
-"""bridge.reconcile's pure core: one table row per finding kind (values in, findings out)."""
+"""bridge.services.reconcile's pure core: one table row per finding kind (values in, findings
+out)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.reconcile import (
+from bridge.core.authority import AuthorityEvent, Owner
+from bridge.core.jobs import StoredJob
+from bridge.core.spec import CommandHandler, Dialect, JobSpec, Policies, RetryPolicy, ScheduleSpec
+from bridge.services.reconcile import (
     ClaimFact,
     Finding,
     ReconcileInputs,
@@ -16,8 +20,6 @@ from bridge.reconcile import (
     plan_repairs,
     reconcile,
 )
-from bridge.spec import CommandHandler, Dialect, JobSpec, Policies, RetryPolicy, ScheduleSpec
-from bridge.store.repos import AuthorityEvent, Owner, StoredJob
 
 T0 = datetime(2026, 3, 8, 6, 30, tzinfo=UTC)
 S = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)  # the one hourly slot in the window
@@ -164,7 +166,7 @@ def test_holder_gone_only_for_a_dead_pid_on_this_host() -> None:
     import socket
     import subprocess
 
-    from bridge.reconcile import holder_gone
+    from bridge.services.reconcile import holder_gone
 
     finished = subprocess.Popen(["true"])
     finished.wait()  # reaped: its pid names no process
@@ -180,7 +182,7 @@ def test_a_lost_slot_is_its_own_finding_never_repaired_and_not_missed() -> None:
     found = reconcile([job()], owned(Owner.CELERY), [run("lost", error=note)],
                       [claim("lost", expires_in=-900, attempts=2)], WINDOW, NOW, GRACE, TOL)
     assert [(f.kind.value, f.repairable, f.detail) for f in found] == [("lost", False, note)]
-    from bridge.health import finding_alert
+    from bridge.ops.health import finding_alert
 
     assert finding_alert(found[0], NOW).severity.value == "critical"
 

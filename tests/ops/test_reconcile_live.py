@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bridge.reconcile import slot_text
+from bridge.services.reconcile import slot_text
 from bridge.store.repos import AuditRepo
 from legacy_wrappers.claims import Claims
 from tests.ops.harness import OpsHarness, lines, top_of_hour, wait_for

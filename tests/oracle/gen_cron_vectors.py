@@ -18,7 +18,7 @@ instants; expressions mixing fixed times chosen inside each zone's skipped and r
 hourly and sub-hourly wildcards, ``*/n`` steps, lists, ranges, names, both day rules, 0/7 Sunday,
 the 31st, ``@`` macros and seeded random fields.
 
-The generator is independent of ``bridge.schedules.cron`` on purpose (it finds transitions and
+The generator is independent of ``bridge.core.schedules.cron`` on purpose (it finds transitions and
 expands macros itself). Expressions cronsim reads differently from Debian are kept out: wrapping
 ranges and impossible dates (cronsim refuses them), a one-value range with a step (``5-5/3``:
 cronsim steps from 5 to the field's end, Debian keeps just 5). Those edges are tested by

@@ -265,8 +265,8 @@ def _ordinary_starts(rng: random.Random, count: int) -> list[datetime]:
 
 
 def _bridge_accepts(expr: str) -> bool:
-    from bridge.errors import ScheduleError
-    from bridge.schedules.quartz import validate
+    from bridge.core.errors import ScheduleError
+    from bridge.core.schedules.quartz import validate
 
     try:
         validate(expr)

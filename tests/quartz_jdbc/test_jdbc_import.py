@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bridge.schedules import compile_schedule
+from bridge.core.schedules import compile_schedule
 from crontab_import.model import ItemStatus
 from crontab_import.quartz_jdbc import parse_store, read_store
 from tests.quartz_jdbc.conftest import SCHEDULERS, Quartz

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from bridge.schedules import compile_schedule
+from bridge.core.schedules import compile_schedule
 from crontab_import.model import ParseResult
 from crontab_import.plan import changed_fields
 from crontab_import.quartz_export import read_export

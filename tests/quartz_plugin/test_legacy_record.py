@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from bridge.errors import InputError, NotFoundError
-from bridge.spec import CommandHandler, ComparePolicy, Dialect, JobSpec, ScheduleSpec
+from bridge.core.authority import Owner
+from bridge.core.errors import InputError, NotFoundError
+from bridge.core.spec import CommandHandler, ComparePolicy, Dialect, JobSpec, ScheduleSpec
 from bridge.store.db import Registry, upgrade
-from bridge.store.repos import AuthorityRepo, JobRepo, Owner, RunRepo
+from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
 from legacy_wrappers import quartz_ingest
 from legacy_wrappers.legacy_record import record_legacy_run, slot_owner
 from shadow.record import digest_output

@@ -1,5 +1,5 @@
 """The plugin's pure parts against their Python counterparts, in one JVM: the authority file
-reader (bridge.authority_files), the job id rule (crontab_import.quartz._sanitize) and the
+reader (bridge.services.authority_files), the job id rule (crontab_import.quartz._sanitize) and the
 hand-written JSON (json.loads)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge import authority_files
+from bridge.services import authority_files
 from crontab_import.quartz import _sanitize
 from tests.quartz_plugin import harness
 

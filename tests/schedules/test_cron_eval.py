@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.errors import ScheduleError
-from bridge.schedules import Evaluator, compile_schedule, slots_between, take
-from bridge.schedules.cron import never_fires
-from bridge.schedules.cronfields import parse_fields
-from bridge.spec import Dialect, ScheduleSpec
+from bridge.core.errors import ScheduleError
+from bridge.core.schedules import Evaluator, compile_schedule, slots_between, take
+from bridge.core.schedules.cron import never_fires
+from bridge.core.schedules.cronfields import parse_fields
+from bridge.core.spec import Dialect, ScheduleSpec
 
 NY = ZoneInfo("America/New_York")
 DST_ZONES = (

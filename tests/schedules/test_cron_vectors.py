@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from bridge.errors import ScheduleError
-from bridge.schedules import compile_schedule, take
-from bridge.spec import Dialect, ScheduleSpec
+from bridge.core.errors import ScheduleError
+from bridge.core.schedules import compile_schedule, take
+from bridge.core.spec import Dialect, ScheduleSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors" / "cron_vectors.jsonl.gz"

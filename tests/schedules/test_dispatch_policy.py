@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.dispatch import (
+from bridge.adapters.redbeat_entries import encode_definition
+from bridge.core.dispatch import (
     Decision,
     EntryPolicy,
     decide,
@@ -16,8 +17,7 @@ from bridge.dispatch import (
     jitter_offset,
     slot_iso,
 )
-from bridge.redbeat import encode_definition
-from bridge.spec import CommandHandler, JobSpec, MisfirePolicy, Policies, ScheduleSpec
+from bridge.core.spec import CommandHandler, JobSpec, MisfirePolicy, Policies, ScheduleSpec
 
 T = datetime(2026, 3, 8, 7, 0, 0, tzinfo=UTC)
 
@@ -154,7 +154,7 @@ def test_grace_zero_makes_any_past_slot_late() -> None:
 
 
 def test_real_vixie_evaluator_minute_slots() -> None:
-    from bridge.schedules import compile_schedule
+    from bridge.core.schedules import compile_schedule
 
     ev = compile_schedule(ScheduleSpec(dialect="vixie", expression="* * * * *", timezone="UTC"))
     d = decide(ev, SKIP, score=s(0), last_slot=None, now=s(150))

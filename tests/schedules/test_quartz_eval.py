@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.errors import ScheduleError
-from bridge.schedules import Evaluator, compile_schedule
-from bridge.schedules.quartz import validate
-from bridge.spec import Dialect, ScheduleSpec
+from bridge.core.errors import ScheduleError
+from bridge.core.schedules import Evaluator, compile_schedule
+from bridge.core.schedules.quartz import validate
+from bridge.core.spec import Dialect, ScheduleSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "oracle"))
 

@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bridge.errors import ScheduleError
-from bridge.schedules import compile_schedule
-from bridge.schedules.quartz import validate
-from bridge.spec import Dialect, ScheduleSpec
+from bridge.core.errors import ScheduleError
+from bridge.core.schedules import compile_schedule
+from bridge.core.schedules.quartz import validate
+from bridge.core.spec import Dialect, ScheduleSpec
 
 TESTS = Path(__file__).resolve().parents[1]
 VECTORS = TESTS / "vectors" / "quartz_vectors.jsonl.gz"

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.errors import ScheduleError
-from bridge.schedules import Evaluator, compile_schedule, take
-from bridge.spec import Dialect, IntervalUnit, ScheduleSpec
+from bridge.core.errors import ScheduleError
+from bridge.core.schedules import Evaluator, compile_schedule, take
+from bridge.core.spec import Dialect, IntervalUnit, ScheduleSpec
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -276,7 +276,7 @@ def test_interval_needs_whole_positive_seconds(interval_ms: int) -> None:
 
 
 def test_daily_calendar_interval_inside_a_spring_gap_hour_is_refused_with_a_reason() -> None:
-    from bridge.schedules.simple import unsupported_reason
+    from bridge.core.schedules.simple import unsupported_reason
 
     start = datetime(2026, 1, 5, 2, 30, tzinfo=ZoneInfo("America/New_York"))
     spec = ScheduleSpec(dialect="calendar-interval", timezone="America/New_York", start=start,
@@ -286,7 +286,7 @@ def test_daily_calendar_interval_inside_a_spring_gap_hour_is_refused_with_a_reas
 
 
 def test_calendar_interval_outside_gaps_or_by_month_is_reproducible() -> None:
-    from bridge.schedules.simple import unsupported_reason
+    from bridge.core.schedules.simple import unsupported_reason
 
     tz = ZoneInfo("America/New_York")
     ok_daily = ScheduleSpec(dialect="calendar-interval", timezone="America/New_York",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.store.repos import AuthorityEvent, Owner
+from bridge.core.authority import AuthorityEvent, Owner
 from shadow.compare import (
     Basis,
     IgnoreRuleError,

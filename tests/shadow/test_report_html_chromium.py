@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.store.repos import AuthorityEvent, Owner
+from bridge.core.authority import AuthorityEvent, Owner
 from shadow.compare import compare_job
 from shadow.report import Report, job_report
 from shadow.report_html import render_html

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.authority import owner_at
-from bridge.spec import JobSpec
+from bridge.core.authority import AuthorityEvent, Owner, owner_at
+from bridge.core.spec import JobSpec
 from bridge.store.db import Registry
-from bridge.store.repos import AuthorityEvent, JobRepo, Owner
+from bridge.store.repos import JobRepo
 from shadow import report as report_mod
 from shadow import scan
 from shadow.compare import compare_job, expected_slots, split_paths

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
+from bridge.core.authority import Owner
 from bridge.store.db import Registry
 from bridge.store.models import JobRow
-from bridge.store.repos import AuthorityRepo, JobRepo, Owner, RunRepo
+from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
 from shadow.compare import compare_job
 from shadow.record import record_many
 from shadow.report import build_report, to_json

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from bridge.errors import NotFoundError, RefusedError
-from bridge.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
+from bridge.core.authority import Owner
+from bridge.core.errors import NotFoundError, RefusedError
+from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
 from bridge.store import db
 from bridge.store.db import Registry
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo, Owner, RunRepo
+from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo, RunRepo
 
 
 def job(
@@ -181,7 +182,7 @@ def test_empty_postgresql_asks_for_db_upgrade(pg_url: str) -> None:
 
 
 def test_unreachable_database_is_one_line_with_masked_url() -> None:
-    from bridge.errors import InfraError
+    from bridge.core.errors import InfraError
 
     with pytest.raises(InfraError) as e:
         Registry("postgresql+psycopg://bridge:hunter2@127.0.0.1:1/reg")

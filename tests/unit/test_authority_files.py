@@ -11,9 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge import authority_files as af
-from bridge.authority import owner_at
-from bridge.store.repos import AuthorityEvent, Owner
+from bridge.core.authority import AuthorityEvent, Owner, owner_at
+from bridge.services import authority_files as af
 
 T0 = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
 
@@ -121,7 +120,7 @@ def test_resolved_file_answers_like_the_registry_for_every_slot(
 
 
 def test_export_writes_one_file_per_registry_job(tmp_path: Path, sqlite_url: str) -> None:
-    from bridge.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
+    from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
     from bridge.store.db import Registry
     from bridge.store.repos import AuthorityRepo, JobRepo
     from tests.conftest import _empty_registry

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import load_settings, mask_url
-from bridge.errors import ConfigError
+from bridge.core.config import load_settings, mask_url
+from bridge.core.errors import ConfigError
 
 
 def test_defaults_use_local_redis_and_per_user_sqlite(isolated_env: Path) -> None:

@@ -1,4 +1,4 @@
-"""Secret-looking environment values are masked by name (bridge.secrets, pure)."""
+"""Secret-looking environment values are masked by name (bridge.core.secrets, pure)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from bridge.config import load_settings
-from bridge.errors import ConfigError
-from bridge.secrets import DEFAULT_PATTERNS, MASK, is_secret, mask_env, mask_spec, patterns
+from bridge.core.config import load_settings
+from bridge.core.errors import ConfigError
+from bridge.core.secrets import DEFAULT_PATTERNS, MASK, is_secret, mask_env, mask_spec, patterns
 
 
 @pytest.mark.parametrize("name", ["PGPASSWORD", "db_password", "AWS_SECRET_ACCESS_KEY",
@@ -48,13 +48,13 @@ def test_the_setting_adds_patterns_to_the_defaults() -> None:
 
 
 def test_a_failing_webhook_is_logged_without_its_password(caplog: pytest.LogCaptureFixture) -> None:
-    from bridge.alerts import Alert, Severity, WebhookSink
+    from bridge.services.alerts import Alert, Severity, WebhookSink
     from tests.conftest import free_port
 
     sink = WebhookSink(f"http://ops:hunter2@127.0.0.1:{free_port()}/hook", secret="s3cret",
                        attempts=1, timeout=2)
     alert = Alert("k", "missed", Severity.WARNING, "j missed", "detail")
-    with caplog.at_level("WARNING", logger="bridge.alerts"):
+    with caplog.at_level("WARNING", logger="bridge.services.alerts"):
         assert sink.send(alert) is False
     assert "webhook http://ops:***@127.0.0.1" in caplog.text
     assert "hunter2" not in caplog.text and "s3cret" not in caplog.text

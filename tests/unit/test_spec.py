@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.errors import SpecError
-from bridge.spec import (
+from bridge.core.errors import SpecError
+from bridge.core.spec import (
     CallableHandler,
     CommandHandler,
     ComparePolicy,

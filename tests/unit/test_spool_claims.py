@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bridge.config import load_settings
+from bridge.core.authority import Owner
+from bridge.core.config import load_settings
 from bridge.store.db import Registry
 from bridge.store.models import ClaimRow, RunRow
-from bridge.store.repos import Owner
 from legacy_wrappers import shim_run, spool
 from legacy_wrappers.shim_store import Store
 from tests.wrappers.test_shim import JOB, add_job, away_from_minute_edge, cron_env, shim

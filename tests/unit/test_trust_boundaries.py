@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from bridge import authority_files
-from bridge.authority_files import Authority, AuthorityFileError
-from bridge.spec import CommandHandler, JobSpec, ScheduleSpec, SourceLocation
+from bridge.core.authority import Owner
+from bridge.core.spec import CommandHandler, JobSpec, ScheduleSpec, SourceLocation
+from bridge.services import authority_files
+from bridge.services.authority_files import Authority, AuthorityFileError
 from bridge.store.db import Registry
-from bridge.store.repos import JobRepo, Owner
+from bridge.store.repos import JobRepo
 from legacy_wrappers import spool
 from tests.wrappers.test_shim import add_job, cron_env, dead_pg, shim
 

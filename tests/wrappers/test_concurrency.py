@@ -21,12 +21,13 @@ import redis
 from celery import Celery
 
 from bridge.celery_app import make_app
-from bridge.config import Settings
-from bridge.errors import ParseError, SpecError
-from bridge.spec import CommandHandler, Dialect, JobSpec, Policies, ScheduleSpec
+from bridge.core.authority import Owner
+from bridge.core.config import Settings
+from bridge.core.errors import ParseError, SpecError
+from bridge.core.spec import CommandHandler, Dialect, JobSpec, Policies, ScheduleSpec
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
-from bridge.store.repos import AuthorityRepo, JobRepo, Owner
+from bridge.store.repos import AuthorityRepo, JobRepo
 from crontab_import.quartz import NS, parse_handler_map, parse_quartz_xml
 from legacy_wrappers.claims import (
     AlreadyClaimed,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bridge.errors import SpecError
-from bridge.spec import (
+from bridge.core.errors import SpecError
+from bridge.core.spec import (
     CommandHandler,
     Dialect,
     JobSpec,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.spec import CallableHandler, CommandHandler
+from bridge.core.spec import CallableHandler, CommandHandler
 from legacy_wrappers.runner import (
     SAMPLE_BYTES,
     Account,
@@ -269,7 +269,7 @@ def test_not_root_refuses_to_run_as_another_user(test_user: pwd.struct_passwd) -
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is not installed")
     script = textwrap.dedent("""
-        from bridge.spec import CommandHandler
+        from bridge.core.spec import CommandHandler
         from legacy_wrappers.runner import run_command
         refused = run_command(CommandHandler(command="touch /tmp/never", user="root"))
         mine = run_command(CommandHandler(command="id -un", user=USER))
@@ -357,7 +357,7 @@ def test_a_sigkilled_runner_takes_its_command_down_with_it(tmp_path: Path) -> No
     """The watchdog: a command never outlives a worker killed with SIGKILL."""
     started, late = tmp_path / "started", tmp_path / "late"
     script = textwrap.dedent(f"""
-        from bridge.spec import CommandHandler
+        from bridge.core.spec import CommandHandler
         from legacy_wrappers.runner import run_command
         run_command(CommandHandler(command="echo $$ > {started}; sleep 3; touch {late}"),
                     grace=1)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.spec import CommandHandler
+from bridge.core.spec import CommandHandler
 from legacy_wrappers.runner import run_command
 
 pytestmark = pytest.mark.integration

@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 
-from bridge.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
+from bridge.core.authority import Owner
+from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
-from bridge.store.repos import AuthorityRepo, JobRepo, Owner, RunRepo
+from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
 from legacy_wrappers import spool
 from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder
 from legacy_wrappers.shim import child_environment
@@ -360,7 +361,7 @@ class _Every:
 
 
 def test_decide_slot_tolerance_and_owner() -> None:
-    from bridge.authority_files import resolve
+    from bridge.services.authority_files import resolve
 
     slot = datetime(2026, 1, 1, 1, 0, tzinfo=UTC)
     hourly = _Every(3600)

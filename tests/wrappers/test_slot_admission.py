@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
+from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
 from bridge.store.repos import AuditRepo
 from legacy_wrappers.admission import slot_problem
 from tests.wrappers.test_task_worker import S1, S2, S3, TASK_NAME, Harness, lines, slot, wait_for
@@ -54,7 +54,8 @@ def test_hand_made_future_or_off_schedule_slots_are_refused_unless_audited(
     harness.add_job("exec-shadow", f"echo shadow >> {harness.tmp / 'shadow.txt'}",
                     owner=None, shadow_mode="execute")
     harness.add_job("observe-only", "true", owner=None)
-    from bridge.store.repos import AuthorityRepo, Owner
+    from bridge.core.authority import Owner
+    from bridge.store.repos import AuthorityRepo
 
     with harness.registry.session() as s:
         for job_id in ("exec-shadow", "observe-only"):  # Celery from S1, back to legacy at S2

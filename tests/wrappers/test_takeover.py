@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from bridge.spec import LostPolicy
+from bridge.core.spec import LostPolicy
 from bridge.store.models import ClaimRow, RunRow
 from legacy_wrappers.takeover import Settle, StartedRecord, decide_takeover, started_key
 from tests.wrappers.test_task_worker import S1, Harness, lines, slot, wait_for

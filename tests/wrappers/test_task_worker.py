@@ -22,9 +22,10 @@ import pytest
 from celery import Celery
 
 from bridge.celery_app import make_app
-from bridge.config import Settings
-from bridge.errors import SpecError
-from bridge.spec import (
+from bridge.core.authority import AuthorityEvent, Owner
+from bridge.core.config import Settings
+from bridge.core.errors import SpecError
+from bridge.core.spec import (
     CommandHandler,
     Dialect,
     JobSpec,
@@ -37,7 +38,7 @@ from bridge.spec import (
 )
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
-from bridge.store.repos import AuthorityEvent, AuthorityRepo, JobRepo, Owner, RunRepo
+from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
 from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder, Lease, LeaseTerms
 from legacy_wrappers.runner import OutcomeStatus, RunOutcome
 from legacy_wrappers.tasks import (

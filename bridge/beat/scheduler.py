@@ -1,0 +1,391 @@
+"""``BridgeScheduler``: RedBeat's lock and key layout, the bridge's own tick.
+
+Run it as ``celery -A bridge.celery_app beat -S bridge.scheduler:BridgeScheduler``.
+
+What it keeps from :class:`redbeat.RedBeatScheduler`: the key layout, the lock (a second beat
+blocks in ``beat_init`` until the lock is free, then takes over), static ``beat_schedule``
+entries, and stock entries under the same prefix (handled by RedBeat's own code path).
+
+What it replaces, for bridge entries (``schedule.__type__ == "bridge"``):
+
+* **Due time from the dialect evaluator.** An entry's score is its next slot (UTC epoch), never
+  RedBeat's ``last_run_at + remaining`` arithmetic; the decision per entry is the pure
+  :func:`bridge.core.dispatch.decide` (misfire skip / fire_once / fire_all, paused jobs, watermark).
+* **Batches.** Per tick, per chunk of 1,000 due entries: one Lua round trip loads them (and checks
+  and extends the lock, and stamps the liveness hash), one producer batch publishes every message
+  (:class:`bridge.beat.publish.BatchPublisher`), one Lua round trip writes back every entry's
+  ``last_slot`` watermark together with its next score (fenced by the lock).
+* **The slot travels in the message**: ``bridge.run_job(job_id, "2026-03-08T07:00:00Z")`` to the
+  entry's queue; with opt-in jitter the message carries an ``eta`` of slot + a deterministic
+  offset, the slot argument stays nominal.
+* **Order: publish, then write back.** A beat killed between the two republishes that chunk's
+  slots on restart (at least once); the worker's claim on ``(job, slot)`` suppresses the duplicate
+  run. A beat that fails to publish does not write back, so nothing is lost.
+* **A bad entry never stops beat**: undecodable JSON, an unknown encoding version or dialect, an
+  evaluator that raises -> logged once and moved to the quarantine zset (``bridge status``).
+* **SQL is the source of truth**: missed / paused slots are recorded as ``runs`` rows and missing
+  entries are rebuilt from the registry (at the first tick holding the lock, every
+  ``bridge_rehydrate_interval`` seconds (default 300; <= 0 turns rehydration off, not recording),
+  and at once when the lock key vanished, i.e. Redis was flushed). Both happen on a background
+  thread (:class:`bridge.beat.registry.RegistryLink`): a database outage never stalls dispatch;
+  records wait in a bounded in-memory backlog.
+
+Rehydration runs only once the lock is held (not in ``setup_schedule``, which celery calls before
+``beat_init`` acquires the lock), so a standby beat never writes entries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any
+
+import redis
+from celery import Celery
+from redbeat.schedulers import RedBeatScheduler, acquire_distributed_beat_lock, get_redis
+
+from bridge.adapters.beat_store import (
+    BeatStore,
+    DueBatch,
+    LockLost,
+    RawEntry,
+    WriteBack,
+    parse_meta,
+)
+from bridge.adapters.redbeat_entries import EntryStore, decode_schedule
+from bridge.beat.publish import BatchPublisher, Firing
+from bridge.beat.registry import RegistryLink, SlotRecord
+from bridge.core.config import Settings, load_settings
+from bridge.core.dispatch import Decision, EntryPolicy, decide, epoch_to_slot, jitter_offset
+from bridge.core.schedules import Evaluator, compile_schedule
+
+logger = logging.getLogger("bridge.beat")
+
+CHUNK = 1000
+TICK_BUDGET = 5.0  # seconds of dispatching per tick before control returns to the beat loop
+WAKE_EPSILON = 0.002
+RETRY_DELAY = 1.0
+
+
+@dataclass(frozen=True)
+class ParsedEntry:
+    job_id: str
+    queue: str
+    policy: EntryPolicy
+    evaluator: Evaluator
+
+
+class MemoEvaluator:
+    """A dialect evaluator with its recent answers remembered.
+
+    Evaluators are pure (``bridge.core.schedules`` reads no clock and does no I/O), so an answer
+    can be
+    reused: when thousands of entries sharing a schedule are due in the same second (the top of
+    the hour in a migrated crontab), they all ask the same two questions.
+    """
+
+    __slots__ = ("_next", "_prev", "ev")
+    size = 1024
+
+    def __init__(self, ev: Evaluator) -> None:
+        self.ev = ev
+        self._next: dict[datetime, datetime | None] = {}
+        self._prev: dict[datetime, datetime | None] = {}
+
+    def next_after(self, t: datetime) -> datetime | None:
+        return self._ask(self._next, self.ev.next_after, t)
+
+    def prev_at_or_before(self, t: datetime) -> datetime | None:
+        return self._ask(self._prev, self.ev.prev_at_or_before, t)
+
+    def _ask(self, memo: dict[datetime, datetime | None], fn: Any, t: datetime) -> datetime | None:
+        if t in memo:
+            return memo[t]
+        if len(memo) >= self.size:
+            memo.clear()
+        answer: datetime | None = fn(t)
+        memo[t] = answer
+        return answer
+
+
+@lru_cache(maxsize=20_000)
+def compiled(schedule: tuple[tuple[str, Any], ...]) -> Evaluator:
+    """One evaluator per distinct schedule (jobs sharing a schedule share the evaluator)."""
+    return MemoEvaluator(compile_schedule(decode_schedule(dict(schedule))))
+
+
+@lru_cache(maxsize=20_000)
+def parse_definition(text: str, default_queue: str) -> ParsedEntry | None:
+    """A bridge entry's definition, compiled (cached per definition text); None: not a bridge
+    entry (a stock RedBeat entry). Raises on anything unusable."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("definition is not a JSON object")
+    schedule = data.get("schedule")
+    typed = isinstance(schedule, dict) and schedule.get("__type__") == "bridge"
+    if "bridge" not in data and not typed:
+        return None
+    if not isinstance(schedule, dict):
+        raise ValueError("bridge entry without a schedule object")
+    evaluator = compiled(tuple(sorted(schedule.items())))
+    options = data.get("options") or {}
+    return ParsedEntry(
+        job_id=str(data["name"]),
+        queue=str(options.get("queue") or default_queue),
+        policy=EntryPolicy.from_definition(data.get("bridge") or {}),
+        evaluator=evaluator,
+    )
+
+
+@dataclass
+class TickWork:
+    """What one chunk turned into: carried out by the scheduler after planning."""
+
+    firings: list[Firing]
+    writes: list[WriteBack]
+    records: list[SlotRecord]
+    more: bool = False
+    earliest: float | None = None  # the smallest future score written back
+
+    def note_score(self, score: float) -> None:
+        if score >= 0 and (self.earliest is None or score < self.earliest):
+            self.earliest = score
+
+
+class BridgeScheduler(RedBeatScheduler):
+    """See the module doc."""
+
+    chunk = CHUNK
+    tick_budget = TICK_BUDGET
+
+    def __init__(self, app: Celery, lock_key: str | None = None, lock_timeout: Any = None,
+                 **kwargs: Any) -> None:
+        self.settings: Settings = getattr(app.conf, "bridge_settings", None) or load_settings()
+        interval = app.conf.get("bridge_rehydrate_interval")
+        self.rehydrate_interval = float(300 if interval is None else interval)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self.publisher = BatchPublisher(app)
+        self._link: RegistryLink | None = None
+        self._store: BeatStore | None = None
+        self._next_rehydrate = 0.0
+        super().__init__(app, lock_key=lock_key, lock_timeout=lock_timeout, **kwargs)
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def prefix(self) -> str:
+        return str(self.app.redbeat_conf.key_prefix)
+
+    def store(self) -> BeatStore:
+        if self._store is None:
+            conf = self.app.redbeat_conf
+            self._store = BeatStore(get_redis(self.app), prefix=self.prefix,
+                                    schedule_key=conf.schedule_key, lock_key=self.lock_key)
+        return self._store
+
+    def link(self) -> RegistryLink:
+        if self._link is None:
+            self._link = RegistryLink(self.settings)
+            self._link.start()
+        return self._link
+
+    def _token(self) -> str:
+        if not self.lock_key:
+            return ""
+        if self.lock is None:  # beat_init could not take the lock (Redis was down): block now
+            acquire_distributed_beat_lock(sender=SimpleNamespace(scheduler=self))
+        token = self.lock.local.token
+        return token.decode() if isinstance(token, bytes) else str(token)
+
+    def _maybe_rehydrate(self) -> None:
+        if self.rehydrate_interval <= 0:
+            return
+        now = time.monotonic()
+        if now >= self._next_rehydrate:
+            self._next_rehydrate = now + self.rehydrate_interval
+            self.link().request_rehydrate()
+
+    # --- the tick -------------------------------------------------------------------------------
+
+    def tick(self, min: Any = min, **kwargs: Any) -> float:
+        """Dispatch everything due; return the sleep. Redis being unreachable is logged and
+        retried (beat stays up); losing the lock to another beat raises :class:`LockLost`."""
+        try:
+            return self._tick()
+        except LockLost:
+            raise
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            logger.error("beat: Redis unreachable (%s); retrying in %ss", e, RETRY_DELAY)
+            self._reset_producer()
+            return RETRY_DELAY
+
+    def _tick(self) -> float:
+        token = self._token()
+        self._maybe_rehydrate()
+        started = time.monotonic()
+        while True:
+            now = time.time()
+            batch = self._load(now, token)
+            work = self._dispatch(batch, now, token)
+            if work is None:  # publishing failed: try again soon
+                return RETRY_DELAY
+            full = len(batch.entries) >= self.chunk
+            if not full or time.monotonic() - started > self.tick_budget:
+                break
+        if work.more or full:
+            return 0.0
+        return self._sleep(batch.next_score, work.earliest)
+
+    def _load(self, now: float, token: str) -> DueBatch:
+        link = self._link
+        batch = self.store().load_due(
+            now, limit=self.chunk, token=token, lock_ms=int(float(self.lock_timeout) * 1000),
+            holder=self.holder, backlog=link.pending() if link else 0,
+            registry_error=(link.last_error or "") if link else "",
+        )
+        if batch.relocked:
+            logger.warning("beat: the lock key had vanished (Redis flushed?): lock retaken, "
+                           "rebuilding entries from the registry")
+            if self.rehydrate_interval > 0:
+                self.link().request_rehydrate()
+        return batch
+
+    def _sleep(self, peeked: float | None, written: float | None) -> float:
+        candidates = [s for s in (peeked, written) if s is not None and s >= 0]
+        if not candidates:
+            return float(self.max_interval)
+        delay = min(candidates) - time.time() + WAKE_EPSILON
+        return max(0.0, min(delay, float(self.max_interval)))
+
+    def _dispatch(self, batch: DueBatch, now: float, token: str) -> TickWork | None:
+        if not batch.entries:
+            return TickWork([], [], [])
+        began = time.perf_counter()
+        work = self.plan(batch.entries, now)
+        try:
+            self.publisher.publish(self.producer, work.firings)
+        except Exception:
+            logger.exception("beat: publishing %d messages failed; they stay due, retrying",
+                             len(work.firings))
+            self._reset_producer()
+            return None
+        self.store().write_back(work.writes, token=token)
+        if work.records:
+            self.link().record(work.records)
+        if work.firings:
+            self._note_batch(len(work.firings), time.perf_counter() - began)
+        if work.firings or work.records:
+            logger.info("beat: published %d, recorded %d missed/skipped, %d entries",
+                        len(work.firings), len(work.records), len(work.writes))
+        return work
+
+    def _note_batch(self, size: int, seconds: float) -> None:
+        """Beat's last batch (messages, seconds from planning to write-back) into the liveness
+        hash, where ``bridge metrics`` reads it from any process. Best effort."""
+        try:
+            self.store().note_batch(size, seconds, time.time())
+        except redis.RedisError:
+            logger.debug("beat: recording the batch statistics failed", exc_info=True)
+
+    def _reset_producer(self) -> None:
+        self.__dict__.pop("producer", None)
+        connection = self.__dict__.pop("connection", None)
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:
+                logger.debug("beat: releasing the broker connection failed", exc_info=True)
+
+    # --- planning (no I/O except the stock / quarantine side paths) ------------------------------
+
+    def plan(self, entries: list[RawEntry], now: float) -> TickWork:
+        """Decide every due entry of a chunk; returns the messages, write-backs and records."""
+        work = TickWork([], [], [])
+        now_dt = datetime.fromtimestamp(now, UTC)
+        default_queue = str(self.app.conf.task_default_queue or "celery")
+        for raw in entries:
+            if raw.definition is None:
+                logger.warning("beat: entry %s has no definition, dropping it", raw.key)
+                work.writes.append(WriteBack(raw.key, "", -1.0))
+                continue
+            try:
+                parsed = parse_definition(raw.definition, default_queue)
+                if parsed is None:
+                    self._stock_entry(raw)
+                    continue
+                meta = parse_meta(raw.meta)
+                decision = decide(parsed.evaluator, parsed.policy, score=epoch_to_slot(raw.score),
+                                  last_slot=_last_slot(meta), now=now_dt)
+            except Exception as e:
+                self._quarantine(raw.key, e, now_dt)
+                continue
+            self._apply(work, raw.key, parsed, meta, decision, now)
+        return work
+
+    def _apply(self, work: TickWork, key: str, parsed: ParsedEntry, meta: dict[str, Any],
+               decision: Decision, now: float) -> None:
+        policy = parsed.policy
+        for slot in decision.publish:
+            offset = jitter_offset(parsed.job_id, slot, policy.jitter_seconds)
+            eta = datetime.fromtimestamp(slot.timestamp() + offset, UTC) if offset else None
+            work.firings.append(Firing(parsed.job_id, slot, parsed.queue, eta))
+        for slot in decision.missed:
+            late = int(now - slot.timestamp())
+            work.records.append(SlotRecord(parsed.job_id, slot, "missed",
+                                           f"misfire {policy.misfire.value}: late by {late}s",
+                                           self.holder))
+        for slot in decision.paused:
+            work.records.append(SlotRecord(parsed.job_id, slot, "skipped", "paused", self.holder))
+        work.writes.append(WriteBack(key, _new_meta(meta, decision, now), decision.score))
+        work.more = work.more or decision.more
+        work.note_score(decision.score)
+
+    def _stock_entry(self, raw: RawEntry) -> None:
+        """An entry made by stock RedBeat under our prefix: RedBeat's own code path."""
+        entry = self.Entry.from_key(raw.key, app=self.app)
+        self.maybe_due(entry, producer=self.producer)
+
+    def _quarantine(self, key: str, err: Exception, now: datetime) -> None:
+        job_id = key[len(self.prefix):] if key.startswith(self.prefix) else key
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:500]
+        logger.error("beat: entry %s is unusable (%s); moved to quarantine", job_id, reason)
+        EntryStore(get_redis(self.app), self.prefix).quarantine(job_id, reason, now)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._link is not None:
+            self._link.stop(timeout=5.0)
+            self._link = None
+        super().close()
+
+    @property
+    def info(self) -> str:
+        every = (f"every {self.rehydrate_interval:g}s" if self.rehydrate_interval > 0
+                 else "disabled")
+        return f"{super().info}\n       . bridge -> rehydrate from SQL {every}"
+
+
+def _last_slot(meta: dict[str, Any]) -> datetime | None:
+    value = meta.get("last_slot")
+    if value is None:
+        return None
+    return epoch_to_slot(float(value))
+
+
+def _new_meta(meta: dict[str, Any], decision: Decision, now: float) -> str:
+    out = dict(meta)
+    if decision.watermark is not None:
+        out["last_slot"] = decision.watermark.timestamp()
+    out.setdefault("last_slot", None)
+    if decision.publish:
+        out["last_run_at"] = now
+        out["total_run_count"] = int(out.get("total_run_count") or 0) + len(decision.publish)
+    return json.dumps(out, separators=(",", ":"))

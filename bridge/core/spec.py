@@ -1,0 +1,478 @@
+"""Job specs: frozen, typed value objects with validation and a versioned JSON round trip.
+
+A :class:`JobSpec` is everything the bridge knows about one legacy job: where it came from, when
+it fires (in its own legacy dialect), what it runs, and the policies that govern running it. The
+registry stores ``JobSpec.to_json()``; ``JobSpec.from_json`` reads every version this code knows.
+Expression *syntax* is checked by :mod:`bridge.core.schedules` (``compile_schedule``); this module
+checks structure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bridge.core.errors import SpecError
+
+SPEC_VERSION = 1
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+class Dialect(StrEnum):
+    VIXIE = "vixie"
+    CRONIE = "cronie"
+    QUARTZ = "quartz"
+    QUARTZ_SIMPLE = "quartz-simple"
+    CALENDAR_INTERVAL = "calendar-interval"
+    INTERVAL = "interval"
+
+
+CRON_DIALECTS = frozenset({Dialect.VIXIE, Dialect.CRONIE})
+EXPRESSION_DIALECTS = frozenset({Dialect.VIXIE, Dialect.CRONIE, Dialect.QUARTZ})
+
+
+class IntervalUnit(StrEnum):
+    SECOND = "second"
+    MINUTE = "minute"
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    YEAR = "year"
+
+
+class OverlapPolicy(StrEnum):
+    ALLOW = "allow"  # cron's and Quartz's default: a new slot runs even if the last still runs
+    FORBID = "forbid"  # skip (and record) a slot while the previous one still runs
+    REPLACE = "replace"  # stop the previous run, start the new one
+
+
+class MisfirePolicy(StrEnum):
+    SKIP = "skip"  # cron: a slot missed beyond grace is recorded missed, not run
+    FIRE_ONCE = "fire_once"  # Quartz SMART_POLICY / FIRE_ONCE_NOW: one run for the latest miss
+    FIRE_ALL = "fire_all"  # every missed slot inside the catch-up window
+
+
+class ShadowMode(StrEnum):
+    OBSERVE = "observe"  # record the firing only (default: never doubles a side effect)
+    DRY_RUN = "dry-run"  # run the handler's declared dry-run form
+    EXECUTE = "execute"  # run the real handler: explicit opt-in for side-effect-free jobs
+
+
+class LostPolicy(StrEnum):
+    """What happens to a slot whose run's holder died after the command started and before its
+    outcome was recorded (the outcome is unknown: the side effect may or may not have happened).
+    """
+
+    SKIP = "skip"  # record the slot ``lost`` ("outcome unknown"), alert, never re-run it by itself
+    RERUN = "rerun"  # run it again (safe only for idempotent handlers)
+
+
+class RepairPolicy(StrEnum):
+    """Whether the periodic health task repairs this job's missed and stuck slots by itself."""
+
+    AUTO = "auto"  # re-send through the claim (audited as ``repair``)
+    ALERT_ONLY = "alert-only"  # only alert; an operator repairs (`bridge reconcile --repair`)
+
+
+class SourceKind(StrEnum):
+    USER_CRONTAB = "user-crontab"
+    SYSTEM_CRONTAB = "system-crontab"  # /etc/crontab
+    CRON_D = "cron.d"
+    QUARTZ_XML = "quartz-xml"
+    QUARTZ_STORE = "quartz-store"  # a Quartz JobStore: JDBC tables or the plugin's export
+    MANUAL = "manual"
+
+
+def _check_zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as e:
+        raise SpecError(f"unknown timezone '{name}'") from e
+
+
+def _aware(value: datetime | None, what: str) -> None:
+    if value is not None and value.tzinfo is None:
+        raise SpecError(f"{what} must carry a timezone offset")
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    file: str
+    line: int | None = None
+    raw: str | None = None
+    kind: SourceKind = SourceKind.MANUAL
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """When a job fires, in its legacy dialect.
+
+    * cron dialects (``vixie``, ``cronie``) and ``quartz``: ``expression``;
+    * ``quartz-simple``: ``start`` + ``interval_ms`` (+ ``repeat_count``, None = forever);
+    * ``calendar-interval``: ``start`` + ``interval`` ``interval_unit`` (+ zone for day units);
+    * ``interval``: every ``interval_ms`` from ``start`` (or the epoch).
+    ``start``/``end`` bound every dialect (Quartz trigger start-time / end-time).
+    """
+
+    dialect: Dialect
+    timezone: str = "UTC"
+    expression: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    interval_ms: int | None = None
+    interval: int | None = None
+    interval_unit: IntervalUnit | None = None
+    repeat_count: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dialect", Dialect(self.dialect))
+        _check_zone(self.timezone)
+        _aware(self.start, "schedule start")
+        _aware(self.end, "schedule end")
+        if self.start and self.end and self.end < self.start:
+            raise SpecError("schedule end is before its start")
+        d = self.dialect
+        if d in EXPRESSION_DIALECTS:
+            if not self.expression or not self.expression.strip():
+                raise SpecError(f"a {d} schedule needs an expression")
+        elif d in (Dialect.QUARTZ_SIMPLE, Dialect.INTERVAL):
+            if self.interval_ms is None or self.interval_ms < 0:
+                raise SpecError(f"a {d} schedule needs interval_ms >= 0")
+            if d is Dialect.QUARTZ_SIMPLE and self.start is None:
+                raise SpecError("a quartz-simple schedule needs a start time")
+        elif d is Dialect.CALENDAR_INTERVAL:
+            if self.interval is None or self.interval < 1 or self.interval_unit is None:
+                raise SpecError("a calendar-interval schedule needs interval >= 1 and a unit")
+            object.__setattr__(self, "interval_unit", IntervalUnit(self.interval_unit))
+            if self.start is None:
+                raise SpecError("a calendar-interval schedule needs a start time")
+        if self.repeat_count is not None and self.repeat_count < -1:
+            raise SpecError("repeat_count must be -1 (forever) or >= 0")
+        if self.repeat_count == -1:
+            object.__setattr__(self, "repeat_count", None)
+
+
+@dataclass(frozen=True)
+class CommandHandler:
+    """A shell command run the way cron runs it: ``$SHELL -c command`` with ``stdin``."""
+
+    command: str
+    stdin: str | None = None
+    user: str | None = None
+    shell: str = "/bin/sh"
+    env: tuple[tuple[str, str], ...] = ()
+    dry_run_command: str | None = None  # shadow dry-run form; else BRIDGE_SHADOW=1 in env
+    kind: str = field(default="command", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.command.strip():
+            raise SpecError("command handler has an empty command")
+        object.__setattr__(self, "env", tuple((str(k), str(v)) for k, v in self.env))
+        for name, _ in self.env:
+            if not ENV_NAME_RE.match(name):
+                raise SpecError(f"bad environment variable name '{name}'")
+
+    @property
+    def env_dict(self) -> dict[str, str]:
+        return dict(self.env)
+
+
+@dataclass(frozen=True)
+class CallableHandler:
+    """A Python callable ``module:function`` run in the worker, with JSON args."""
+
+    target: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    dry_run_target: str | None = None
+    kind: str = field(default="callable", init=False)
+
+    def __post_init__(self) -> None:
+        if not CALLABLE_RE.match(self.target):
+            raise SpecError(f"callable target '{self.target}' is not 'module:function'")
+        object.__setattr__(self, "args", tuple(self.args))
+        object.__setattr__(self, "kwargs", tuple((str(k), v) for k, v in self.kwargs))
+
+
+@dataclass(frozen=True)
+class UnmappedHandler:
+    """A Quartz job class with no mapping: observable in shadow, never executed or flipped."""
+
+    job_class: str
+    job_data: tuple[tuple[str, str], ...] = ()
+    kind: str = field(default="unmapped", init=False)
+
+
+Handler = CommandHandler | CallableHandler | UnmappedHandler
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 0
+    backoff_seconds: float = 30.0
+    backoff_max_seconds: float = 600.0
+    jitter: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0 or self.backoff_seconds < 0 or self.backoff_max_seconds < 0:
+            raise SpecError("retry policy values must be >= 0")
+
+
+@dataclass(frozen=True)
+class Policies:
+    overlap: OverlapPolicy = OverlapPolicy.ALLOW
+    misfire: MisfirePolicy = MisfirePolicy.SKIP
+    misfire_grace_seconds: int = 60
+    catchup_window_seconds: int = 3600
+    retry: RetryPolicy = RetryPolicy()
+    timeout_seconds: int | None = None
+    shadow_mode: ShadowMode = ShadowMode.OBSERVE
+    queue: str = "bridge"
+    group: str | None = None
+    jitter_seconds: int = 0
+    max_concurrency: int | None = None  # runs of ``group`` at once, across all workers
+    on_lost: LostPolicy = LostPolicy.SKIP  # prefer skip over double-run (issue 20)
+    repair: RepairPolicy = RepairPolicy.AUTO
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "overlap", OverlapPolicy(self.overlap))
+        try:
+            object.__setattr__(self, "on_lost", LostPolicy(self.on_lost))
+            object.__setattr__(self, "repair", RepairPolicy(self.repair))
+        except ValueError as e:
+            raise SpecError(str(e)) from e
+        object.__setattr__(self, "misfire", MisfirePolicy(self.misfire))
+        object.__setattr__(self, "shadow_mode", ShadowMode(self.shadow_mode))
+        if self.overlap is OverlapPolicy.REPLACE:
+            raise SpecError("overlap 'replace' is not supported: use 'allow' or 'forbid'")
+        if self.misfire_grace_seconds < 0 or self.catchup_window_seconds < 0:
+            raise SpecError("misfire grace and catch-up window must be >= 0")
+        if self.timeout_seconds is not None and self.timeout_seconds <= 0:
+            raise SpecError("timeout_seconds must be > 0 when set")
+        if self.jitter_seconds < 0:
+            raise SpecError("jitter_seconds must be >= 0")
+        if not re.match(r"^[A-Za-z0-9_.:-]{1,100}$", self.queue):
+            raise SpecError(f"bad queue name '{self.queue}'")
+        if self.max_concurrency is not None:
+            if isinstance(self.max_concurrency, bool) or not isinstance(
+                self.max_concurrency, int
+            ):
+                raise SpecError("max_concurrency must be an integer >= 1")
+            if self.max_concurrency < 1:
+                raise SpecError("max_concurrency must be >= 1 when set")
+            if self.group is None:
+                raise SpecError("max_concurrency needs a group: it bounds that group's runs")
+
+
+@dataclass(frozen=True)
+class ComparePolicy:
+    """How shadow observations of this job are compared (see :mod:`shadow.compare`)."""
+
+    fields: tuple[str, ...] = ("exit_status",)
+    clean: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    tolerance_seconds: int = 60
+    ready_after: int | None = None
+
+    def __post_init__(self) -> None:
+        allowed = {"exit_status", "output_digest"}
+        object.__setattr__(self, "fields", tuple(self.fields))
+        object.__setattr__(self, "clean", tuple(self.clean))
+        object.__setattr__(self, "ignore", tuple(self.ignore))
+        bad = [f for f in self.fields if f not in allowed]
+        if bad:
+            raise SpecError(f"unknown compare field(s) {bad}; allowed {sorted(allowed)}")
+        for pattern in self.clean:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise SpecError(f"bad clean regex '{pattern}': {e}") from e
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    schedule: ScheduleSpec
+    handler: Handler
+    source: SourceLocation = SourceLocation(file="<manual>")
+    policies: Policies = Policies()
+    compare: ComparePolicy = ComparePolicy()
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not JOB_ID_RE.match(self.id):
+            raise SpecError(
+                f"bad job id '{self.id}': use letters, digits, '.', '_', '@', '-' (max 200)"
+            )
+        object.__setattr__(self, "tags", tuple(self.tags))
+
+    @property
+    def mapped(self) -> bool:
+        return not isinstance(self.handler, UnmappedHandler)
+
+    def to_json(self) -> dict[str, Any]:
+        """The versioned JSON document (computed once per immutable instance: do not mutate)."""
+        cached: dict[str, Any] | None = self.__dict__.get("_doc")
+        if cached is None:
+            cached = {"version": SPEC_VERSION, **_encode(self)}
+            object.__setattr__(self, "_doc", cached)
+        return cached
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
+        version = data.get("version")
+        if version != SPEC_VERSION:
+            raise SpecError(f"job spec version {version!r} is not supported (this code reads 1)")
+        try:
+            return _decode_job(data)
+        except SpecError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise SpecError(f"malformed job spec: {e}") from e
+
+    def canonical_json(self) -> str:
+        """Sorted, compact JSON of the spec; computed once per (immutable) instance."""
+        cached: str | None = self.__dict__.get("_canonical")
+        if cached is None:
+            cached = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+            object.__setattr__(self, "_canonical", cached)
+        return cached
+
+    def spec_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    def with_(self, **changes: Any) -> JobSpec:
+        return replace(self, **changes)
+
+
+# --- encoding ---------------------------------------------------------------------------------
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+# Fields added after SPEC_VERSION 1 was published: left out of the document while unset, so a
+# spec that does not use them keeps its canonical JSON, and therefore its stored spec_hash.
+_OMITTED_WHEN_NONE: dict[type, frozenset[str]] = {Policies: frozenset({"max_concurrency"})}
+# Likewise left out while they hold their default (so existing specs keep their hash).
+_OMITTED_WHEN_DEFAULT: dict[type, dict[str, Any]] = {
+    Policies: {"on_lost": LostPolicy.SKIP, "repair": RepairPolicy.AUTO}
+}
+
+
+def _encoded_items(obj: Any) -> dict[str, Any]:
+    omit = _OMITTED_WHEN_NONE.get(type(obj), frozenset())
+    defaults = _OMITTED_WHEN_DEFAULT.get(type(obj), {})
+    return {
+        name: _encode(value)
+        for name in _names(type(obj))
+        if ((value := getattr(obj, name)) is not None or name not in omit)
+        and not (name in defaults and value == defaults[name])
+    }
+
+
+@lru_cache(maxsize=16384)
+def _encode_frozen(obj: Any) -> dict[str, Any]:
+    return _encoded_items(obj)
+
+
+def _encode(obj: Any) -> Any:
+    if obj is None or isinstance(obj, bool | int | float):
+        return obj
+    if isinstance(obj, StrEnum):
+        return obj.value
+    if isinstance(obj, str):
+        return obj
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if hasattr(obj, "__dataclass_fields__"):
+        try:
+            return _encode_frozen(obj)  # equal value objects share one (read-only) encoding
+        except TypeError:  # unhashable content (e.g. list args of a callable handler)
+            return _encoded_items(obj)
+    if isinstance(obj, tuple | list):
+        return [_encode(x) for x in obj]
+    return obj
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _pairs(value: Any) -> tuple[tuple[str, Any], ...]:
+    if isinstance(value, Mapping):
+        return tuple(value.items())
+    return tuple((k, v) for k, v in value)
+
+
+def _decode_handler(data: Mapping[str, Any]) -> Handler:
+    kind = data.get("kind")
+    body = {k: v for k, v in data.items() if k != "kind"}
+    if kind == "command":
+        body["env"] = _pairs(body.get("env", ()))
+        return CommandHandler(**body)
+    if kind == "callable":
+        body["args"] = tuple(body.get("args", ()))
+        body["kwargs"] = _pairs(body.get("kwargs", ()))
+        return CallableHandler(**body)
+    if kind == "unmapped":
+        body["job_data"] = _pairs(body.get("job_data", ()))
+        return UnmappedHandler(**body)
+    raise SpecError(f"unknown handler kind {kind!r}")
+
+
+def _decode_job(data: Mapping[str, Any]) -> JobSpec:
+    s = dict(data["schedule"])
+    s["start"], s["end"] = _dt(s.get("start")), _dt(s.get("end"))
+    p = dict(data.get("policies", {}))
+    if "retry" in p:
+        p["retry"] = RetryPolicy(**p["retry"])
+    src = dict(data.get("source", {"file": "<manual>"}))
+    cmp_: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in data.get("compare", {}).items()
+    }
+    return JobSpec(
+        id=data["id"],
+        schedule=ScheduleSpec(**s),
+        handler=_decode_handler(data["handler"]),
+        source=SourceLocation(**{**src, "kind": SourceKind(src.get("kind", "manual"))}),
+        policies=Policies(**p),
+        compare=ComparePolicy(**cmp_),
+        description=data.get("description"),
+        tags=tuple(data.get("tags", ())),
+    )
+
+
+def describe_schedule(s: ScheduleSpec) -> str:
+    """A short human description: the expression, or the interval for trigger dialects."""
+    if s.expression:
+        return s.expression
+    if s.dialect is Dialect.CALENDAR_INTERVAL:
+        start = s.start.isoformat() if s.start else "?"
+        return f"every {s.interval} {s.interval_unit}(s) from {start}"
+    seconds = (s.interval_ms or 0) / 1000
+    text = f"every {seconds:g}s"
+    if s.start is not None:
+        text += f" from {s.start.isoformat()}"
+    if s.repeat_count is not None:
+        text += f", {s.repeat_count + 1} fire(s)"
+    return text

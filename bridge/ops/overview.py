@@ -1,0 +1,128 @@
+"""The one-screen operational view behind ``bridge status``: what runs, who owns what, what is
+wrong. Each part is read independently; a part that cannot be read says why instead of failing
+the whole view."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import redis
+from sqlalchemy import Table, distinct, exists, func, select
+from sqlalchemy.orm import Session
+
+from bridge.core.authority import owner_at
+from bridge.core.config import Settings
+from bridge.store.db import Registry
+from bridge.store.models import RunRow
+from bridge.store.repos import AuthorityRepo, JobRepo
+
+WINDOW = timedelta(hours=24)
+FINDING_KINDS = ("missed", "stuck", "failed", "late", "duplicate", "skipped", "lost")
+LOST_STATUS = "lost"
+
+
+def ownership(registry: Registry, now: datetime) -> dict[str, Any]:
+    """Jobs by owner now, paused jobs, and the queues jobs route to."""
+    with registry.session() as s:
+        jobs = JobRepo(s).list()
+        histories = AuthorityRepo(s).histories()
+    owners = Counter(owner_at(histories.get(j.id, []), now).value for j in jobs)
+    return {
+        "by_owner": {"legacy": owners.get("legacy", 0), "celery": owners.get("celery", 0)},
+        "paused": sorted(j.id for j in jobs if j.paused),
+        "queues": sorted({j.spec.policies.queue for j in jobs}),
+    }
+
+
+def shadow_summary(registry: Registry, now: datetime) -> dict[str, Any]:
+    """Readiness and unresolved shadow mismatches over the last 24 h."""
+    from shadow.report import build_report
+
+    with registry.session() as s:
+        ids = [j.id for j in JobRepo(s).list()]
+        if not ids:
+            return {"ready": 0, "jobs_with_unresolved": 0, "unresolved_slots": 0}
+        report = build_report(s, ids, now - WINDOW, now, now, timeline_limit=0, mismatch_limit=0)
+    totals = report.totals()
+    return {
+        "ready": totals["ready"],
+        "jobs_with_unresolved": totals["jobs_with_unresolved"],
+        "unresolved_slots": totals["unresolved"],
+        "lost_slots": totals["counts"].get("lost", 0),
+    }
+
+
+def slot_findings(registry: Registry, settings: Settings, now: datetime) -> dict[str, int]:
+    """Reconcile findings of the last 24 h by kind (missed, stuck, failed, ...)."""
+    from bridge.services.reconcile import Window, check
+
+    findings, _ = check(
+        registry,
+        Window(now - WINDOW, now),
+        now,
+        grace=timedelta(seconds=settings.health_grace),
+        tolerance=timedelta(seconds=settings.health_tolerance),
+    )
+    counts = Counter(f.kind.value for f in findings)
+    if not reconcile_reports_lost():
+        with registry.session() as s:
+            counts["lost"] = sum(lost_slots(s, now - WINDOW, now).values())
+    return {kind: counts.get(kind, 0) for kind in (*FINDING_KINDS, *sorted(counts))
+            if kind in FINDING_KINDS or counts.get(kind)}
+
+
+def reconcile_reports_lost() -> bool:
+    """Whether :mod:`bridge.services.reconcile` has a ``lost`` finding kind of its own (then its
+    count is used as is, never added twice)."""
+    from bridge.services.reconcile import Kind
+
+    return any(k.value == LOST_STATUS for k in Kind)
+
+
+def lost_slots(session: Session, since: datetime, until: datetime) -> dict[str, int]:
+    """Slots per job in ``(since, until]`` whose authoritative run is ``lost`` (its holder died
+    before recording the outcome) and that no later attempt executed."""
+    runs = cast(Table, RunRow.__table__)
+    later = runs.alias("later")
+    superseded = exists().where(
+        later.c.job_id == runs.c.job_id, later.c.slot == runs.c.slot,
+        later.c.role == "authoritative", later.c.attempts > runs.c.attempts,
+        later.c.status.in_(("succeeded", "failed", "interrupted", "running")))
+    stmt = (select(runs.c.job_id, func.count(distinct(runs.c.slot)))
+            .where(runs.c.status == LOST_STATUS, runs.c.role == "authoritative",
+                   runs.c.slot > since, runs.c.slot <= until, ~superseded)
+            .group_by(runs.c.job_id))
+    return {job_id: int(n) for job_id, n in session.execute(stmt)}
+
+
+def workers(settings: Settings, queues: list[str]) -> dict[str, Any]:
+    """Workers answering a ping (1 s) and the depth of every job queue."""
+    from bridge.adapters import redis_conn
+    from bridge.celery_app import make_app
+
+    replies = make_app(settings).control.inspect(timeout=1.0).ping() or {}
+    client = redis_conn.client(settings)
+    depth = {q: int(client.llen(q)) for q in queues or [settings.default_queue]}
+    return {"online": sorted(replies), "queue_depth": depth}
+
+
+def gather(registry: Registry, settings: Settings, now: datetime) -> dict[str, Any]:
+    view: dict[str, Any] = {}
+    parts = (
+        ("jobs", lambda: ownership(registry, now)),
+        ("shadow", lambda: shadow_summary(registry, now)),
+        ("slots_24h", lambda: slot_findings(registry, settings, now)),
+    )
+    for name, read in parts:
+        try:
+            view[name] = read()
+        except Exception as e:  # one unreadable part must not hide the others
+            view[name] = {"error": f"{type(e).__name__}: {e}"}
+    queues = view["jobs"].get("queues", []) if isinstance(view.get("jobs"), dict) else []
+    try:
+        view["workers"] = workers(settings, queues)
+    except (redis.RedisError, OSError) as e:
+        view["workers"] = {"error": str(e)}
+    return view

@@ -1,0 +1,114 @@
+"""The import service: parse results -> plan -> (apply in one SQL transaction -> RedBeat sync).
+
+A failed import changes nothing: the plan is applied only when it has no errors (or with
+``allow_errors``, the error lines are left out and listed), inside one transaction; Redis is
+synced only after the commit. The commit carries a ``sync_pending`` mark
+(:mod:`bridge.services.sync`)
+that only a completed sync removes, so a sync that fails or is killed leaves the import
+resumable and visible: ``bridge sync --check`` reports it, ``bridge sync`` completes it.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bridge.adapters.redbeat_entries import SyncReport
+from bridge.core.config import Settings
+from bridge.core.errors import BridgeError
+from bridge.store.db import Registry
+from bridge.store.repos import JobRepo
+from crontab_import.model import ParseResult
+from crontab_import.plan import ApplyResult, Ownership, Plan, apply_plan, make_plan
+
+
+def this_host() -> str:
+    """The importing machine: part of every imported job's owning source."""
+    return socket.gethostname()
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    plan: Plan
+    applied: ApplyResult | None
+    sync: SyncReport | None
+    sync_error: str | None = None
+
+
+def plan_import(
+    registry: Registry,
+    results: Sequence[ParseResult],
+    *,
+    prune: bool,
+    include_inactive: bool,
+    adopt: bool = False,
+    host: str | None = None,
+) -> Plan:
+    with registry.session() as s:
+        repo = JobRepo(s)
+        existing = {j.id: j for j in repo.list()}
+        by_file = {r.file: repo.ids_from_source(r.file) for r in results}
+        owners = repo.owners()
+    ownership = Ownership(owners, host or this_host(), adopt)
+    return make_plan(
+        results,
+        existing,
+        by_file,
+        prune=prune,
+        include_inactive=include_inactive,
+        ownership=ownership,
+    )
+
+
+def run_import(
+    registry: Registry,
+    settings: Settings,
+    results: Sequence[ParseResult],
+    *,
+    actor: str,
+    dry_run: bool = False,
+    prune: bool = True,
+    include_inactive: bool = False,
+    allow_errors: bool = False,
+    sync: bool = True,
+    now: datetime | None = None,
+    adopt: bool = False,
+) -> ImportOutcome:
+    """``adopt``: take over job ids another source owns (audited as ``import.adopt``);
+    without it such an id is an error at its line and nothing is imported."""
+    now = now or datetime.now(UTC)
+    plan = plan_import(
+        registry, results, prune=prune, include_inactive=include_inactive, adopt=adopt
+    )
+    if dry_run or (plan.has_errors and not allow_errors):
+        return ImportOutcome(plan, None, None)
+    if sync:
+        from bridge.services.sync import check_prefix
+
+        check_prefix(registry, settings)  # another registry's prefix: refuse, change nothing
+    with registry.session() as s:
+        applied = apply_plan(plan, s, actor=actor, now=now)
+        if sync and plan.changes:
+            from bridge.services.sync import mark_pending
+
+            mark_pending(
+                s,
+                {
+                    "marked_at": datetime.now(UTC).isoformat(),
+                    "actor": actor,
+                    "files": list(plan.files),
+                    "changes": len(plan.changes),
+                },
+            )
+    report, sync_error = None, None
+    if sync:
+        from bridge.services.sync import sync_registry
+
+        try:
+            written = [e.job for e in plan.changes if e.job is not None]
+            report = sync_registry(registry, settings, now=now, known=written)
+        except BridgeError as e:
+            sync_error = str(e)
+    return ImportOutcome(plan, applied, report, sync_error)

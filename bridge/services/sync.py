@@ -1,0 +1,122 @@
+"""Make RedBeat match the registry (SQL is the source of truth; Redis is a runtime index).
+
+An import is all-or-nothing across SQL and RedBeat by being **resumable**: the import commits
+its jobs together with a ``sync_pending`` mark in ``registry_meta`` (what was imported, when,
+by whom); only a RedBeat sync that completes removes it. A sync that fails or is killed half
+way leaves the mark, ``bridge sync --check`` reports it (exit 1) next to the entries that
+differ, and ``bridge sync`` (or beat's own rebuild) finishes the job and clears it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from sqlalchemy.orm import Session
+
+from bridge.adapters import redis_conn
+from bridge.adapters.redbeat_entries import EntryStore, SyncReport, desired_from
+from bridge.core import prefix_owner
+from bridge.core.config import Settings
+from bridge.core.errors import InfraError
+from bridge.core.spec import JobSpec
+from bridge.store.db import Registry
+from bridge.store.models import RegistryMetaRow
+from bridge.store.repos import JobRepo, RunRepo
+
+PENDING_KEY = "sync_pending"
+
+
+def mark_pending(session: Session, info: Mapping[str, Any]) -> None:
+    """Record, in the caller's transaction, that RedBeat must still be synced."""
+    row = session.get(RegistryMetaRow, PENDING_KEY)
+    value = json.dumps(dict(info), sort_keys=True)
+    if row is None:
+        session.add(RegistryMetaRow(key=PENDING_KEY, value=value))
+    else:
+        row.value = value
+
+
+def pending(registry: Registry) -> dict[str, Any] | None:
+    """The import whose RedBeat sync has not completed, if any."""
+    with registry.session() as s:
+        row = s.get(RegistryMetaRow, PENDING_KEY)
+        if row is None:
+            return None
+        try:
+            doc = json.loads(row.value)
+        except ValueError:
+            doc = {"raw": row.value}
+        return doc if isinstance(doc, dict) else {"raw": doc}
+
+
+def _clear_pending(registry: Registry, started: datetime) -> None:
+    """A completed sync that began after the mark was written clears it."""
+    with registry.session() as s:
+        row = s.get(RegistryMetaRow, PENDING_KEY)
+        if row is None:
+            return
+        try:
+            marked = datetime.fromisoformat(json.loads(row.value)["marked_at"])
+        except (ValueError, KeyError, TypeError):
+            marked = None
+        if marked is None or marked <= started:
+            s.delete(row)
+
+
+def sync_registry(
+    registry: Registry,
+    settings: Settings,
+    *,
+    apply: bool = True,
+    now: datetime | None = None,
+    known: Iterable[JobSpec] = (),
+    take_over: bool = False,
+) -> SyncReport:
+    """``known``: specs the caller just wrote (spares decoding them again).
+
+    Refused (:class:`bridge.core.prefix_owner.PrefixOwnedError`) when another registry holds the
+    RedBeat prefix, unless ``take_over``. A completed applying sync clears the ``sync_pending``
+    mark of an import (see the module doc)."""
+    started = datetime.now(UTC)
+    with registry.session() as s:
+        jobs = JobRepo(s).list(known=known)
+        watermarks = RunRepo(s).celery_watermarks()
+    client = redis_conn.client(settings)
+    store = EntryStore(client, settings.redbeat_key_prefix)
+    me = registry_owner(registry)
+    try:
+        if apply:
+            prefix_owner.claim(client, settings.redbeat_key_prefix, me, take_over=take_over)
+        elif not take_over:
+            prefix_owner.check(client, settings.redbeat_key_prefix, me)
+        report = store.sync(desired_from(jobs, watermarks), now or datetime.now(UTC), apply=apply)
+    except redis.ResponseError as e:  # reachable, but it refused a write (OOM, READONLY, ...)
+        raise InfraError(
+            f"RedBeat sync failed at {redis_conn.mask_url(settings.redis_url)}: {e}",
+            url=redis_conn.mask_url(settings.redis_url),
+            hint="fix Redis, then run `bridge sync`",
+        ) from e
+    except (redis.RedisError, OSError) as e:
+        raise redis_conn.unreachable(settings.redis_url, e) from e
+    if apply:
+        _clear_pending(registry, started)
+    return report
+
+
+def registry_owner(registry: Registry) -> prefix_owner.PrefixOwner:
+    return prefix_owner.PrefixOwner(registry.identity(), registry.masked_url)
+
+
+def check_prefix(registry: Registry, settings: Settings) -> None:
+    """Refuse early (before an import touches SQL) when another registry holds the prefix.
+
+    An unreachable Redis is not decided here: the import's own sync reports it afterwards."""
+    try:
+        client = redis_conn.client(settings)
+        prefix_owner.check(client, settings.redbeat_key_prefix, registry_owner(registry))
+    except (redis.RedisError, OSError):
+        return
