@@ -1,4 +1,4 @@
-"""Observation-store benchmark: ``shadow.record.query`` on 1,000,000 rows in SQLite.
+"""RunRecord-store benchmark: ``shadow.record.query`` on 1,000,000 rows in SQLite.
 
     python bench/observations.py            # 1,000 jobs x 500 slots x 2 paths
     python bench/observations.py --jobs 100 --slots 100   # a quick run

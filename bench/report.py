@@ -159,9 +159,9 @@ def shim_section() -> str:
 def observations_section() -> str:
     d = load("observations.json")
     if not d:
-        return "## Observation store (`bench/observations.py`)\n\nnot run\n"
+        return "## RunRecord store (`bench/observations.py`)\n\nnot run\n"
     return "\n".join([
-        "## Observation store queries (`bench/observations.py`)", "",
+        "## RunRecord store queries (`bench/observations.py`)", "",
         f"`observations.json`, {mtime('observations.json')}: {f(d['rows'])} rows "
         f"({d['jobs']} jobs) in SQLite, loaded in {d['load_seconds']} s; plan: `{d['plan']}`.",
         "",

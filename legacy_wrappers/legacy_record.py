@@ -110,8 +110,9 @@ def record_legacy_run(
     host: str | None = None,
 ) -> RecordResult:
     """Store one legacy run of ``job_id`` for ``slot`` (see the module docstring)."""
+    from bridge.core.runs import RunRecord, bound_sample, digest_output
     from bridge.store.repos import JobRepo
-    from shadow.record import Observation, bound_sample, digest_output, record
+    from shadow.record import record
 
     if status not in STATUSES:
         raise InputError(f"status must be one of {', '.join(STATUSES)}, not '{status}'")
@@ -125,7 +126,7 @@ def record_legacy_run(
         spec = JobRepo(s).require(job_id).spec
         nominal = snap_slot(spec.schedule, given)
         key = record_key(job_id, nominal, role)
-        obs = Observation(
+        obs = RunRecord(
             job_id=job_id, slot=nominal, path="legacy", role=role, status=stored_status,  # type: ignore[arg-type]
             fired_at=started or (given if given != nominal else None),
             started_at=started, finished_at=finished, exit_status=exit_code,

@@ -310,7 +310,7 @@ class _Tally:
 
 @dataclass(frozen=True)
 class _Parsed:
-    # (line number, raw line, shadow.record.Observation, claim to complete or None)
+    # (line number, raw line, bridge.core.runs.RunRecord, claim to complete or None)
     records: list[tuple[int, bytes, Any, dict[str, Any] | None]]
     rejects: list[tuple[int, bytes, str]]  # (line number, raw line, reason)
     tail: bytes
@@ -318,7 +318,7 @@ class _Parsed:
 
 def parse_spool(data: bytes, *, stale: bool) -> _Parsed:
     """Split a file's bytes into valid observations, rejected lines and a kept torn tail."""
-    from shadow.record import Observation
+    from bridge.core.runs import RunRecord
 
     cut = data.rfind(b"\n") + 1
     complete, tail = data[:cut], data[cut:]
@@ -329,7 +329,7 @@ def parse_spool(data: bytes, *, stale: bool) -> _Parsed:
         if not raw.strip():
             continue
         try:
-            records.append((number, raw, Observation(**decode(raw)), claim_of(raw)))
+            records.append((number, raw, RunRecord(**decode(raw)), claim_of(raw)))
         except (SpoolError, ValueError, TypeError) as e:
             rejects.append((number, raw, str(e)))
     if tail and stale:

@@ -103,6 +103,7 @@ from bridge.celery_app import app
 from bridge.core.authority import AuthorityEvent, Owner, owner_at
 from bridge.core.config import Settings, load_settings
 from bridge.core.errors import BridgeError, InfraError
+from bridge.core.runs import Role
 from bridge.core.spec import (
     JOB_ID_RE,
     CallableHandler,
@@ -161,15 +162,6 @@ INFRA_RETRY_SECONDS = 30
 SHUTDOWN_FLAG_ENV = "CRON_BRIDGE_SHUTDOWN_FLAG"  # not BRIDGE_*: settings reject unknown names
 WAIT_POLL_SECONDS = 1.0
 GROUP_RETRY_SECONDS = (2.0, 5.0)  # a slot deferred by a full group retries after this (uniform)
-
-
-class Role(StrEnum):
-    AUTHORITATIVE = "authoritative"
-    SHADOW = "shadow"
-    OBSERVE = "observe"
-    SUPPRESSED = "suppressed"
-    REJECTED = "rejected"
-    STAND_DOWN = "stand-down"
 
 
 class RunStatus(StrEnum):

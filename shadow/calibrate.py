@@ -20,7 +20,7 @@ with the next one, and reports:
   produced while its exit status varies, or output samples that become equal under
   ``proposed_clean``.
 
-Samples are bounded (4 KiB head and tail, :data:`shadow.record.SAMPLE_LIMIT`), so output noise
+Samples are bounded (4 KiB head and tail, :data:`bridge.core.runs.SAMPLE_LIMIT`), so output noise
 is measured on what the samples show.
 """
 
@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from itertools import groupby, pairwise
 
+from bridge.core.runs import Path, RunRecord, Status, clean_text
 from shadow.compare import SlotVerdict, Verdict, fold_executions
-from shadow.record import Observation, Path, Status, clean_text
 
 MAX_PAIRS = 50
 
@@ -97,7 +97,7 @@ class Calibration:
     mismatches: tuple[MismatchNoise, ...]
 
 
-def legacy_runs(observations: Sequence[Observation]) -> list[Observation]:
+def legacy_runs(observations: Sequence[RunRecord]) -> list[RunRecord]:
     """One finished legacy execution per slot (the final attempt), in slot order."""
     runs = [o for o in observations if o.path is Path.LEGACY and o.executed
             and o.status is not Status.RUNNING]
@@ -110,11 +110,11 @@ def legacy_runs(observations: Sequence[Observation]) -> list[Observation]:
     return out
 
 
-def _exit_value(o: Observation) -> str:
+def _exit_value(o: RunRecord) -> str:
     return str(o.exit_status) if o.exit_status is not None else o.status.value
 
 
-def exit_noise(pairs: Sequence[tuple[Observation, Observation]]) -> FieldNoise:
+def exit_noise(pairs: Sequence[tuple[RunRecord, RunRecord]]) -> FieldNoise:
     differing = sum(1 for a, b in pairs if _exit_value(a) != _exit_value(b))
     values = sorted({_exit_value(o) for pair in pairs for o in pair})
     return FieldNoise("exit_status", len(pairs), differing, tuple(values))
@@ -178,7 +178,7 @@ def _residual(samples: Sequence[tuple[str, str]], clean: Sequence[str],
     return out
 
 
-def _output_pairs(pairs: Sequence[tuple[Observation, Observation]]) -> list[tuple[str, str]]:
+def _output_pairs(pairs: Sequence[tuple[RunRecord, RunRecord]]) -> list[tuple[str, str]]:
     return [(a.output_sample, b.output_sample) for a, b in pairs
             if a.output_sample is not None and b.output_sample is not None]
 
@@ -204,7 +204,7 @@ def mismatch_noise(v: SlotVerdict, exits: FieldNoise, clean: Sequence[str]) -> M
 
 def calibrate(
     job_id: str,
-    observations: Sequence[Observation],
+    observations: Sequence[RunRecord],
     clean: Sequence[str] = (),
     mismatches: Sequence[SlotVerdict] = (),
     *,

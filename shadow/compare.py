@@ -73,10 +73,10 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from bridge.core.authority import AuthorityEvent, Owner, owner_at
+from bridge.core.runs import EXECUTION_STATUSES, Path, Role, RunRecord, Status
 from bridge.core.schedules import compile_schedule, slots_between
 from bridge.core.spec import JobSpec
 from shadow.ignore import IgnoreRule, apply_ignore, parse_ignore
-from shadow.record import EXECUTION_STATUSES, Observation, Path, Role, Status
 from shadow.verdicts import RESOLVED, Basis, IgnoreRuleError, SlotVerdict, Verdict
 
 __all__ = [
@@ -99,12 +99,12 @@ class Side(NamedTuple):
     """One path's records for one slot, read (see the module docstring)."""
 
     path: Path
-    records: tuple[Observation, ...]
-    executions: tuple[Observation, ...]
-    stood_down: Observation | None
-    observed: Observation | None
+    records: tuple[RunRecord, ...]
+    executions: tuple[RunRecord, ...]
+    stood_down: RunRecord | None
+    observed: RunRecord | None
     fire_time: datetime | None
-    lost: Observation | None = None  # a run whose outcome is unknown, not superseded
+    lost: RunRecord | None = None  # a run whose outcome is unknown, not superseded
 
     @property
     def present(self) -> bool:
@@ -112,7 +112,7 @@ class Side(NamedTuple):
                 or self.observed is not None or self.lost is not None)
 
     @property
-    def main(self) -> Observation | None:
+    def main(self) -> RunRecord | None:
         """The record that speaks for this side: the lost run, else the last execution, else
         stand-down, observe..."""
         if self.lost is not None:
@@ -125,7 +125,7 @@ class Side(NamedTuple):
         return None if self.fire_time is None else (self.fire_time - slot).total_seconds()
 
 
-def build_side(path: Path, records: Sequence[Observation]) -> Side:
+def build_side(path: Path, records: Sequence[RunRecord]) -> Side:
     if len(records) == 1:  # the common case, kept cheap
         r = records[0]
         st = r.status
@@ -143,8 +143,8 @@ def build_side(path: Path, records: Sequence[Observation]) -> Side:
                 min(times) if times else None, _lost(records, executions))
 
 
-def _lost(records: Sequence[Observation],
-          executions: Sequence[Observation]) -> Observation | None:
+def _lost(records: Sequence[RunRecord],
+          executions: Sequence[RunRecord]) -> RunRecord | None:
     """The newest ``lost`` record, unless a later attempt executed the slot after it."""
     lost = [r for r in records if r.status is Status.LOST]
     if not lost:
@@ -155,7 +155,7 @@ def _lost(records: Sequence[Observation],
     return last
 
 
-def fold_executions(records: Sequence[Observation]) -> tuple[Observation, ...]:
+def fold_executions(records: Sequence[RunRecord]) -> tuple[RunRecord, ...]:
     """Distinct executions: start markers and retried attempts fold into their final record."""
     runs = [r for r in records if r.executed]
     if len(runs) <= 1:
@@ -263,7 +263,7 @@ _MATCH_OBSERVED = MATCH_DETAILS[Basis.TIMING, "celery observed"]
 _set_dict = object.__setattr__
 
 
-def _quick(slot: datetime, lrec: Observation, crec: Observation,
+def _quick(slot: datetime, lrec: RunRecord, crec: RunRecord,
            ctx: _Context) -> SlotVerdict | None:
     """:func:`judge_slot`'s answer for the common case, without building sides: one record per
     path, legacy executed, Celery executed alike or observed, both on time. ``None`` = not that
@@ -305,7 +305,7 @@ def _quick(slot: datetime, lrec: Observation, crec: Observation,
     return v
 
 
-def lost_detail(lost: Observation) -> str:
+def lost_detail(lost: RunRecord) -> str:
     """What a ``lost`` verdict says: which path lost the run, and the record's note."""
     note = (lost.error or "").strip() or "outcome unknown"
     return f"{lost.path.value} {lost.role.value} run lost: {note}"
@@ -371,12 +371,12 @@ def _match_detail(legacy: Side, celery: Side, basis: Basis) -> str:
     return MATCH_DETAILS[basis, f"{quiet.path.value} {_how(quiet)}"]
 
 
-def _succeeded(obs: Observation) -> bool:
+def _succeeded(obs: RunRecord) -> bool:
     return obs.status is Status.SUCCEEDED
 
 
 def outcome_diffs(
-    legacy: Observation, celery: Observation, fields_: Sequence[str]
+    legacy: RunRecord, celery: RunRecord, fields_: Sequence[str]
 ) -> list[tuple[str, str]]:
     """(field, description) of each compared outcome field that differs."""
     out: list[tuple[str, str]] = []
@@ -398,19 +398,19 @@ def outcome_diffs(
 # --- the job ----------------------------------------------------------------------------------
 
 
-def split_paths(observations: Iterable[Observation]) -> tuple[list[Observation], list[Observation]]:
+def split_paths(observations: Iterable[RunRecord]) -> tuple[list[RunRecord], list[RunRecord]]:
     """(legacy, celery) lists from one mixed stream."""
-    legacy: list[Observation] = []
-    celery: list[Observation] = []
+    legacy: list[RunRecord] = []
+    celery: list[RunRecord] = []
     for obs in observations:
         (legacy if obs.path is Path.LEGACY else celery).append(obs)
     return legacy, celery
 
 
 def _by_slot(
-    observations: Iterable[Observation], after: datetime, until: datetime
-) -> dict[datetime, list[Observation]]:
-    out: dict[datetime, list[Observation]] = {}
+    observations: Iterable[RunRecord], after: datetime, until: datetime
+) -> dict[datetime, list[RunRecord]]:
+    out: dict[datetime, list[RunRecord]] = {}
     for obs in observations:
         slot = obs.slot
         if after < slot <= until:
@@ -431,8 +431,8 @@ def compare_job(
     after: datetime,
     until: datetime,
     now: datetime,
-    legacy: Iterable[Observation],
-    celery: Iterable[Observation],
+    legacy: Iterable[RunRecord],
+    celery: Iterable[RunRecord],
     *,
     history: Sequence[AuthorityEvent] = (),
     expected: Sequence[datetime] | None = None,
@@ -461,7 +461,7 @@ def compare_job(
     ctx = context_for(spec, now, history, grace)
     rules = [parse_ignore(r) for r in spec.compare.ignore]
     by_legacy, by_celery = _by_slot(legacy, after, until), _by_slot(celery, after, until)
-    none: list[Observation] = []
+    none: list[RunRecord] = []
     out = []
     for slot in slots:
         verdict = judge_records(slot, by_legacy.pop(slot, none), by_celery.pop(slot, none), ctx)
@@ -486,7 +486,7 @@ def context_for(spec: JobSpec, now: datetime, history: Sequence[AuthorityEvent] 
                     lambda s: owner_at(history, s))
 
 
-def judge_records(slot: datetime, legacy: Sequence[Observation], celery: Sequence[Observation],
+def judge_records(slot: datetime, legacy: Sequence[RunRecord], celery: Sequence[RunRecord],
                   ctx: _Context) -> SlotVerdict:
     """The verdict of one expected slot from each path's records for it (slot order)."""
     verdict = _quick(slot, legacy[0], celery[0], ctx) if len(legacy) == len(celery) == 1 else None
@@ -497,7 +497,7 @@ def judge_records(slot: datetime, legacy: Sequence[Observation], celery: Sequenc
 
 
 def unexpected_verdict(
-    slot: datetime, legacy: Sequence[Observation], celery: Sequence[Observation]
+    slot: datetime, legacy: Sequence[RunRecord], celery: Sequence[RunRecord]
 ) -> SlotVerdict:
     """The verdict of records at an instant the schedule does not contain."""
     lside, cside = build_side(Path.LEGACY, legacy), build_side(Path.CELERY, celery)
@@ -506,8 +506,8 @@ def unexpected_verdict(
                     f"{paths} fired at an instant the schedule does not contain")
 
 
-def before_import_verdict(slot: datetime, legacy: Sequence[Observation],
-                          celery: Sequence[Observation],
+def before_import_verdict(slot: datetime, legacy: Sequence[RunRecord],
+                          celery: Sequence[RunRecord],
                           imported: datetime | None) -> SlotVerdict:
     """The verdict of records at a slot of the schedule at or before the job's import: not
     compared (the other path could not know the job yet), never a finding."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from shadow.record import Observation, Path
+from bridge.core.runs import Path, RunRecord
 from shadow.verdicts import RESOLVED, IgnoreRuleError, SlotVerdict, Verdict
 
 
@@ -40,7 +40,7 @@ class IgnoreRule:
                    for p, want in self.sides)
 
 
-def _side_value(obs: Observation | None, want: str) -> bool:
+def _side_value(obs: RunRecord | None, want: str) -> bool:
     if obs is None:
         return want == "none"
     return want in (str(obs.exit_status), obs.status.value, obs.role.value)

@@ -1,24 +1,6 @@
-"""Observations: one firing of either path for one slot, and the ``runs`` table that stores them.
+"""The ``runs`` table: storing and streaming :class:`~bridge.core.runs.RunRecord` values.
 
-An :class:`Observation` is what the legacy shim, the Celery task and the scheduler write when a
-path meets a slot (design §6): the job, the slot, which path (``legacy`` | ``celery``), in what
-role, what happened, when, and the outcome (exit status, digest of the cleaned output, a bounded
-sample of the raw output). The comparator (:mod:`shadow.compare`) reads them back; nothing
-updates a row after it is written, so a record is a fact.
-
-Vocabulary (stored legibly as ``str`` enums):
-
-* :class:`Path`: ``legacy`` (cron / Quartz through the shim) or ``celery`` (beat + worker).
-* :class:`Role`: ``authoritative`` (the path that owns the slot ran it), ``shadow`` (the other
-  path ran the dry-run or the opted-in real handler), ``observe`` (the other path recorded the
-  firing only), ``stand-down`` (the path fired but knew the other owns the slot),
-  ``suppressed`` (the path lost the claim to an execution already under way),
-  ``scheduler`` (a record written by the scheduler itself: dispatched, missed, skipped).
-* :class:`Status`: ``succeeded`` | ``failed`` | ``interrupted`` | ``running`` (executions),
-  ``lost`` (an execution whose holder died before recording its outcome: the note in
-  ``error`` starts ``outcome unknown``; the slot is not run again automatically),
-  ``observed``, ``stood-down``, ``suppressed``, ``skipped`` | ``missed`` | ``rejected``
-  (the path knew the slot and declined it).
+The vocabulary (paths, roles, statuses, bounded samples) lives in :mod:`bridge.core.runs`.
 
 Writing: :func:`record` inserts one observation; with a ``record_key`` it is idempotent (a
 duplicate key adds nothing and returns ``False``: ``INSERT ... ON CONFLICT (record_key) DO
@@ -38,14 +20,9 @@ shows). A stored observation carries its ``row_id`` (``runs.id``; not part of eq
 
 from __future__ import annotations
 
-import hashlib
-import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from enum import StrEnum
-from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Table, Text, insert, select
@@ -54,127 +31,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bridge.core.runs import COLUMNS, Path, Role, RunRecord, Status
 from bridge.store.models import RunRow
 
-__all__ = [
-    "CLEANED",
-    "EXECUTION_STATUSES",
-    "SAMPLE_LIMIT",
-    "Observation",
-    "Path",
-    "Role",
-    "Status",
-    "bound_sample",
-    "by_row_id",
-    "clean_text",
-    "digest_output",
-    "query",
-    "record",
-    "record_many",
-]
+__all__ = ["by_row_id", "query", "record", "record_many"]
 
 RUNS = cast(Table, RunRow.__table__)
-SAMPLE_LIMIT = 4096  # bytes of UTF-8 kept in output_sample (head and tail)
-TRUNCATION_MARK = "\n[... output truncated ...]\n"
-CLEANED = "<*>"  # what a clean regex leaves in place of its match
 DEFAULT_CHUNK = 5000
 
 
-class Path(StrEnum):
-    LEGACY = "legacy"
-    CELERY = "celery"
-
-
-class Role(StrEnum):
-    AUTHORITATIVE = "authoritative"
-    SHADOW = "shadow"
-    OBSERVE = "observe"
-    STAND_DOWN = "stand-down"
-    SUPPRESSED = "suppressed"
-    SCHEDULER = "scheduler"
-
-
-class Status(StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    OBSERVED = "observed"
-    STOOD_DOWN = "stood-down"
-    SUPPRESSED = "suppressed"
-    SKIPPED = "skipped"
-    MISSED = "missed"
-    REJECTED = "rejected"
-    INTERRUPTED = "interrupted"
-    RUNNING = "running"
-    LOST = "lost"  # the holder died mid-run: outcome unknown, never re-run automatically
-
-
-EXECUTION_STATUSES = frozenset(
-    {Status.SUCCEEDED, Status.FAILED, Status.INTERRUPTED, Status.RUNNING}
-)
 _PATHS = {p.value: p for p in Path}
 _ROLES = {r.value: r for r in Role}
 _STATUSES = {s.value: s for s in Status}
 
 
-def _aware(value: datetime | None, name: str) -> None:
-    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-        raise ValueError(f"observation {name} must be timezone-aware")
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One firing of one path for one slot (see the module docstring for the vocabulary)."""
-
-    job_id: str
-    slot: datetime
-    path: Path
-    role: Role
-    status: Status
-    fired_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    exit_status: int | None = None
-    task_state: str | None = None
-    attempts: int = 1
-    output_digest: str | None = None
-    output_sample: str | None = None
-    host: str | None = None
-    error: str | None = None
-    record_key: str | None = None
-    row_id: int | None = field(default=None, compare=False, repr=False)  # runs.id once stored
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path))
-        object.__setattr__(self, "role", Role(self.role))
-        object.__setattr__(self, "status", Status(self.status))
-        for name in ("slot", "fired_at", "started_at", "finished_at"):
-            _aware(getattr(self, name), name)
-        if self.slot.microsecond:
-            raise ValueError("a slot has whole-second precision")
-        if self.output_sample is not None:
-            object.__setattr__(self, "output_sample", bound_sample(self.output_sample))
-        if self.record_key is not None and len(self.record_key) > 128:
-            raise ValueError("record_key is at most 128 characters")
-
-    @property
-    def executed(self) -> bool:
-        """True when this record is a run of the job's handler (real or dry-run)."""
-        return self.status in EXECUTION_STATUSES and self.role in (Role.AUTHORITATIVE, Role.SHADOW)
-
-    @property
-    def fire_time(self) -> datetime | None:
-        """When the path fired for the slot: ``fired_at``, else ``started_at``."""
-        return self.fired_at or self.started_at
-
-    def to_row(self) -> dict[str, Any]:
-        """Column values for ``runs`` (enums as their stored strings)."""
-        row = {name: getattr(self, name) for name in _COLUMNS}
-        row["path"], row["role"] = self.path.value, self.role.value
-        row["status"] = self.status.value
-        return row
-
-
-_COLUMNS = tuple(f.name for f in fields(Observation) if f.name != "row_id")
+_COLUMNS = COLUMNS
 _TIMES = frozenset({"slot", "fired_at", "started_at", "finished_at"})
 _UTC_SUFFIX = "+00:00"
 # What a query reads: every column, or (lean) what the comparator needs, without the texts.
@@ -184,7 +55,7 @@ LEAN = ("job_id", "slot", "path", "role", "status", "fired_at", "started_at", "e
 _LEAN_DEFAULTS = {name: None for name in FULL if name not in LEAN}
 
 
-def _row_reader(lean: bool = False) -> Callable[[Sequence[Any]], Observation]:
+def _row_reader(lean: bool = False) -> Callable[[Sequence[Any]], RunRecord]:
     """A function turning ``runs`` rows (timestamps selected as ISO text) into observations.
 
     The row holds the :data:`FULL` or the :data:`LEAN` columns; a lean row leaves the texts
@@ -206,7 +77,7 @@ def _row_reader(lean: bool = False) -> Callable[[Sequence[Any]], Observation]:
             return iso(value + _UTC_SUFFIX)
         return cast(datetime, value).replace(tzinfo=UTC)  # a driver that parsed it anyway
 
-    def read(r: Sequence[Any]) -> Observation:
+    def read(r: Sequence[Any]) -> RunRecord:
         if lean:
             (job_id, slot, path, role, status, fired, started, exit_status, attempts, digest,
              host, row_id) = r
@@ -218,7 +89,7 @@ def _row_reader(lean: bool = False) -> Callable[[Sequence[Any]], Observation]:
         if when is None:
             when = slots[slot] = cast(datetime, instant(slot))
         fired_at = instant(fired)
-        obs = new(Observation)
+        obs = new(RunRecord)
         set_dict(obs, "__dict__", {
             "job_id": job_id, "slot": when, "path": paths[path], "role": roles[role],
             "status": statuses[status], "fired_at": fired_at,
@@ -233,34 +104,6 @@ def _row_reader(lean: bool = False) -> Callable[[Sequence[Any]], Observation]:
     return read
 
 
-def bound_sample(text: str, limit: int = SAMPLE_LIMIT) -> str:
-    """``text`` if it fits in ``limit`` UTF-8 bytes, else its head and tail around a mark."""
-    data = text.encode("utf-8", "replace")
-    if len(data) <= limit:
-        return text
-    keep = (limit - len(TRUNCATION_MARK.encode())) // 2
-    head = data[:keep].decode("utf-8", "ignore")
-    tail = data[-keep:].decode("utf-8", "ignore")
-    return head + TRUNCATION_MARK + tail
-
-
-@lru_cache(maxsize=512)
-def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(p) for p in patterns)
-
-
-def clean_text(text: str, clean: Sequence[str]) -> str:
-    """Apply a job's clean regexes in order, each match replaced by :data:`CLEANED`."""
-    for pattern in _compiled(tuple(clean)):
-        text = pattern.sub(CLEANED, text)
-    return text
-
-
-def digest_output(text: str, clean: Sequence[str] = ()) -> str:
-    """sha256 (hex) of the output after the job's clean regexes: equal digests = equal output."""
-    return hashlib.sha256(clean_text(text, clean).encode("utf-8", "replace")).hexdigest()
-
-
 def _insert_ignoring_duplicates(session: Session) -> Any:
     name = session.get_bind().dialect.name
     stmt: Any
@@ -273,7 +116,7 @@ def _insert_ignoring_duplicates(session: Session) -> Any:
     return stmt.returning(RUNS.c.id)  # rows returned = rows added (rowcount is not reliable)
 
 
-def record(session: Session, obs: Observation) -> bool:
+def record(session: Session, obs: RunRecord) -> bool:
     """Store one observation; ``False`` when its ``record_key`` was already stored."""
     row = obs.to_row()
     if obs.record_key is None:
@@ -290,7 +133,7 @@ def record(session: Session, obs: Observation) -> bool:
         return False
 
 
-def record_many(session: Session, observations: Iterable[Observation], batch: int = 5000) -> int:
+def record_many(session: Session, observations: Iterable[RunRecord], batch: int = 5000) -> int:
     """Store many observations with ``executemany`` batches; returns how many were new."""
     stmt = _insert_ignoring_duplicates(session)
     added = 0
@@ -311,8 +154,8 @@ def _flush(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> int:
     return len(session.execute(stmt, rows).all())
 
 
-def _observation(row: dict[str, Any]) -> Observation:
-    return Observation(**row)
+def _observation(row: dict[str, Any]) -> RunRecord:
+    return RunRecord(**row)
 
 
 def query(
@@ -323,7 +166,7 @@ def query(
     *,
     chunk_size: int = DEFAULT_CHUNK,
     lean: bool = False,
-) -> Iterator[Observation]:
+) -> Iterator[RunRecord]:
     """Observations of ``job_ids`` (one id, several, or ``None`` = every job) with slot in
     ``(since, until]``, ordered by job id (in the order given), slot, insertion. Streams.
 
@@ -336,18 +179,18 @@ def query(
 
 
 def by_row_id(session: Session, row_ids: Iterable[int], *,
-              lean: bool = False) -> dict[int, Observation]:
+              lean: bool = False) -> dict[int, RunRecord]:
     """Observations for stored row ids (e.g. the records behind a report's mismatches), full
     or ``lean`` (see :func:`query`), in batches of 500 ids."""
     wanted = sorted(set(row_ids))
-    out: dict[int, Observation] = {}
+    out: dict[int, RunRecord] = {}
     conn = session.connection()
     mark = _PLACEHOLDER.get(conn.dialect.name)
     for start in range(0, len(wanted), 500):
         batch = wanted[start:start + 500]
         if mark is None:
             stmt = _select(None, None, None, lean).where(RUNS.c.id.in_(batch))
-            found: Iterable[Observation] = _stream(session, stmt, DEFAULT_CHUNK, lean)
+            found: Iterable[RunRecord] = _stream(session, stmt, DEFAULT_CHUNK, lean)
         else:
             found = _raw_by_id(session, batch, lean, mark)
         for obs in found:
@@ -355,7 +198,7 @@ def by_row_id(session: Session, row_ids: Iterable[int], *,
     return out
 
 
-def _raw_by_id(session: Session, ids: Sequence[int], lean: bool, mark: str) -> list[Observation]:
+def _raw_by_id(session: Session, ids: Sequence[int], lean: bool, mark: str) -> list[RunRecord]:
     raw = session.connection().connection.driver_connection
     assert raw is not None
     cursor = raw.cursor()
@@ -386,7 +229,7 @@ def _select(job_id: str | None, since: datetime | None, until: datetime | None,
     return stmt.order_by(RUNS.c.job_id, RUNS.c.slot, RUNS.c.id)
 
 
-def _stream(session: Session, stmt: Any, chunk_size: int, lean: bool) -> Iterator[Observation]:
+def _stream(session: Session, stmt: Any, chunk_size: int, lean: bool) -> Iterator[RunRecord]:
     """Any statement of :func:`_select` through SQLAlchemy (``yield_per`` streaming)."""
     read = _row_reader(lean)
     result = session.execute(stmt.execution_options(yield_per=chunk_size))
@@ -413,7 +256,7 @@ def _window_sql(lean: bool, job: bool, since: bool, until: bool, mark: str) -> s
 
 
 def _stream_window(session: Session, job_id: str | None, since: datetime | None,
-                   until: datetime | None, chunk_size: int, lean: bool) -> Iterator[Observation]:
+                   until: datetime | None, chunk_size: int, lean: bool) -> Iterator[RunRecord]:
     """One window on the driver's own cursor (a server-side one on PostgreSQL), in the
     session's transaction: SQLAlchemy's result rows cost as much as the rows themselves here.
     Parameters go through the ``slot`` column type's own bind processor (naive UTC, SQLite's

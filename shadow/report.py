@@ -65,6 +65,7 @@ from sqlalchemy.orm import Session
 
 from bridge.core.authority import AuthorityEvent, Owner, owner_at
 from bridge.core.errors import InputError, NotFoundError
+from bridge.core.runs import RunRecord, Status
 from bridge.core.spec import JobSpec, ScheduleSpec
 from bridge.store.models import JobRow
 from bridge.store.repos import AuthorityRepo, JobRepo
@@ -81,7 +82,7 @@ from shadow.compare import (
     summarize,
 )
 from shadow.readiness import Readiness, readiness
-from shadow.record import Observation, Status, by_row_id, query
+from shadow.record import by_row_id, query
 
 SCHEMA = "cron-bridge.shadow-report/1"
 TIMELINE_LIMIT = 500  # newest slots per job drawn in the HTML timeline
@@ -192,7 +193,7 @@ def schedule_text(s: ScheduleSpec) -> str:
 # --- one job (pure) ---------------------------------------------------------------------------
 
 
-def _side_word(obs: Observation | None) -> str | None:
+def _side_word(obs: RunRecord | None) -> str | None:
     return None if obs is None else f"{obs.role.value}/{obs.status.value}"
 
 
@@ -302,7 +303,7 @@ def hydrate(session: Session, reports: Sequence[JobReport]) -> list[JobReport]:
         return list(reports)
     full = by_row_id(session, ids)
 
-    def one(o: Observation | None) -> Observation | None:
+    def one(o: RunRecord | None) -> RunRecord | None:
         return None if o is None else full.get(o.row_id or -1, o)
 
     def fix(v: SlotVerdict) -> SlotVerdict:
@@ -448,7 +449,7 @@ def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def observation_json(obs: Observation | None, slot: datetime) -> dict[str, Any] | None:
+def observation_json(obs: RunRecord | None, slot: datetime) -> dict[str, Any] | None:
     if obs is None:
         return None
     fire = obs.fire_time

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bridge.core.runs import RunRecord
 from shadow.compare import COUNT_KEYS, SlotVerdict, Verdict
-from shadow.record import Observation
 from shadow.report import JobReport, Report, schedule_text
 
 VERDICT_ORDER = [v.value for v in Verdict]
@@ -221,7 +221,7 @@ def _chip(key: str, n: int | None = None) -> str:
             f"{_e(LABELS[key])}{count}</span>")
 
 
-def _side_html(title: str, obs: Observation | None, lag: float | None) -> str:
+def _side_html(title: str, obs: RunRecord | None, lag: float | None) -> str:
     if obs is None:
         return f'<div class="side"><h4>{title}</h4><p class="empty">no record</p></div>'
     rows = [
@@ -259,7 +259,7 @@ def _row(v: SlotVerdict, zone: str) -> str:
             f"<td>{_e(_brief(v.legacy))}</td><td>{_e(_brief(v.celery))}</td></tr>")
 
 
-def _brief(obs: Observation | None) -> str:
+def _brief(obs: RunRecord | None) -> str:
     if obs is None:
         return "-"
     exit_ = f" exit {obs.exit_status}" if obs.exit_status is not None else ""

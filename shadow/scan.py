@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bridge.core.authority import AuthorityEvent
+from bridge.core.runs import Path, RunRecord
 from bridge.core.spec import JobSpec
 from shadow.compare import (
     before_import_verdict,
@@ -40,7 +41,7 @@ from shadow.compare import (
     unexpected_verdict,
 )
 from shadow.ignore import apply_ignore, parse_ignore
-from shadow.record import RUNS, Observation, Path, by_row_id
+from shadow.record import RUNS, by_row_id
 from shadow.verdicts import SlotVerdict
 
 LAG_MARGIN = 0.01  # seconds: lags closer than this to the tolerance go the general way
@@ -227,7 +228,7 @@ class Sparse:
     last_slot: datetime | None
 
 
-def finish(job: Prepared, full: Mapping[int, Observation], now: datetime) -> Sparse | None:
+def finish(job: Prepared, full: Mapping[int, RunRecord], now: datetime) -> Sparse | None:
     """The job's :class:`Sparse` verdicts from the full records of its loud slots (``full``:
     row id -> observation). ``None`` when records at an expected instant were stored under
     another slot text (a writer other than the registry's own): the general path decides."""
@@ -241,7 +242,7 @@ def finish(job: Prepared, full: Mapping[int, Observation], now: datetime) -> Spa
     return Sparse(kept, job.quiet_count, first, last)
 
 
-def _judge(job: Prepared, full: Mapping[int, Observation],
+def _judge(job: Prepared, full: Mapping[int, RunRecord],
            now: datetime) -> list[SlotVerdict] | None:
     """Every verdict but the quiet ones, judged from full records (slot order)."""
     ctx = context_for(job.spec, now, job.history)
@@ -268,10 +269,10 @@ def _judge(job: Prepared, full: Mapping[int, Observation],
     return out
 
 
-def _split(rows: Sequence[CompactRow], full: Mapping[int, Observation],
-           ) -> tuple[list[Observation], list[Observation]]:
-    legacy: list[Observation] = []
-    celery: list[Observation] = []
+def _split(rows: Sequence[CompactRow], full: Mapping[int, RunRecord],
+           ) -> tuple[list[RunRecord], list[RunRecord]]:
+    legacy: list[RunRecord] = []
+    celery: list[RunRecord] = []
     for row in rows:
         obs = full[row[4]]
         (legacy if obs.path is Path.LEGACY else celery).append(obs)
@@ -280,7 +281,7 @@ def _split(rows: Sequence[CompactRow], full: Mapping[int, Observation],
 
 def sparse_verdicts(
     spec: JobSpec, slots: Sequence[datetime], rows: Sequence[CompactRow], keys: Mapping[Any, int],
-    now: datetime, load: Callable[[Iterable[int]], Mapping[int, Observation]], *,
+    now: datetime, load: Callable[[Iterable[int]], Mapping[int, RunRecord]], *,
     history: Sequence[AuthorityEvent] = (), keep_tail: int = 0,
     before: Iterable[datetime] = (), imported: datetime | None = None,
 ) -> Sparse | None:
@@ -291,6 +292,6 @@ def sparse_verdicts(
     return finish(job, load(ids) if ids else {}, now)
 
 
-def load_lean(session: Session, ids: Iterable[int]) -> dict[int, Observation]:
+def load_lean(session: Session, ids: Iterable[int]) -> dict[int, RunRecord]:
     """Lean observations by row id from the registry."""
     return by_row_id(session, ids, lean=True)

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from bridge.core.errors import InputError
-from shadow.record import Observation
+from bridge.core.runs import RunRecord
 
 
 class Verdict(StrEnum):
@@ -45,8 +45,8 @@ class SlotVerdict:
 
     slot: datetime
     verdict: Verdict
-    legacy: Observation | None
-    celery: Observation | None
+    legacy: RunRecord | None
+    celery: RunRecord | None
     detail: str = ""
     ignored_by: str | None = None
     basis: Basis = Basis.NONE

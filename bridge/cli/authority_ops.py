@@ -20,6 +20,8 @@ from bridge.cli.context import STATE, emit_json, err, out
 from bridge.core.audit import current_actor
 from bridge.core.authority import AuthorityEvent, Owner, last_flip, owner_at
 from bridge.core.errors import InputError
+from bridge.core.runs import EXECUTION_STATUSES
+from bridge.core.runs import Path as ObsPath
 from bridge.core.schedules import compile_schedule
 from bridge.core.spec import JobSpec
 from bridge.services.flip import (
@@ -36,8 +38,7 @@ from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
 from legacy_wrappers import retire as retiring
 from shadow.compare import SlotVerdict, Verdict
 from shadow.readiness import Readiness, readiness, required_matches
-from shadow.record import EXECUTION_STATUSES, query
-from shadow.record import Path as ObsPath
+from shadow.record import query
 from shadow.report import compare_stored, select_jobs
 
 WINDOW_CAP = 1000  # slots of shadow history a readiness check reads at most

@@ -191,8 +191,7 @@ def consumed_queues(celery_app: Any, timeout: float = 2.0) -> frozenset[str] | N
 
 def needed_queues(jobs: Sequence[Any], histories: Mapping[str, Sequence[Any]],
                   now: datetime) -> frozenset[str]:
-    from bridge.core.authority import owner_at
-    from bridge.core.authority import Owner
+    from bridge.core.authority import Owner, owner_at
 
     return frozenset(
         j.spec.policies.queue for j in jobs

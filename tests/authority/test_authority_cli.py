@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.core.authority import Owner
+from bridge.core.runs import RunRecord
 from bridge.core.schedules import compile_schedule
 from bridge.core.spec import JobSpec
 from bridge.store.db import Registry
 from bridge.store.repos import AuthorityRepo, JobRepo
-from shadow.record import Observation, record_many
+from shadow.record import record_many
 from tests.shadow.helpers import backdate_imports, make_spec
 
 
@@ -39,7 +40,7 @@ def matched_history(registry: Registry, spec: JobSpec, count: int, now: datetime
     for slot in slots:
         fired = slot + timedelta(seconds=1)
         for path, role in (("legacy", "authoritative"), ("celery", "shadow")):
-            obs.append(Observation(job_id=spec.id, slot=slot, path=path, role=role,  # type: ignore[arg-type]
+            obs.append(RunRecord(job_id=spec.id, slot=slot, path=path, role=role,  # type: ignore[arg-type]
                                    status="succeeded", fired_at=fired, started_at=fired,  # type: ignore[arg-type]
                                    finished_at=fired + timedelta(seconds=1), exit_status=0))
     with registry.session() as s:

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from bridge.core.authority import AuthorityEvent, Owner
+from bridge.core.runs import RunRecord
 from bridge.core.spec import JobSpec
 from bridge.store.db import Registry
 from bridge.store.repos import AuthorityRepo, JobRepo
 from crontab_import.crontab import parse_crontab
 from crontab_import.model import ItemStatus
 from legacy_wrappers.retire import eligibility, job_lines, restore, retire
-from shadow.record import Observation, record_many
+from shadow.record import record_many
 from tests.shadow.helpers import backdate_imports, utc
 
 CRONTAB = (
@@ -124,15 +125,15 @@ def test_retire_cli_retires_stable_jobs_and_restores(cli: Any, db_url: str,
         ["legacy.retire", "legacy.restore"]
 
 
-def celery_era(job_id: str, since: datetime, until: datetime) -> list[Observation]:
+def celery_era(job_id: str, since: datetime, until: datetime) -> list[RunRecord]:
     """Hourly slots after a flip: Celery ran each one, the legacy shim stood down."""
     out, slot = [], since
     while slot <= until - timedelta(seconds=2):
         fired = slot + timedelta(seconds=1)
-        out.append(Observation(job_id=job_id, slot=slot, path="celery", role="authoritative",  # type: ignore[arg-type]
+        out.append(RunRecord(job_id=job_id, slot=slot, path="celery", role="authoritative",  # type: ignore[arg-type]
                                status="succeeded", fired_at=fired, started_at=fired,  # type: ignore[arg-type]
                                finished_at=fired, exit_status=0))
-        out.append(Observation(job_id=job_id, slot=slot, path="legacy", role="stand-down",  # type: ignore[arg-type]
+        out.append(RunRecord(job_id=job_id, slot=slot, path="legacy", role="stand-down",  # type: ignore[arg-type]
                                status="stood-down", fired_at=fired))  # type: ignore[arg-type]
         slot += timedelta(hours=1)
     return out
@@ -175,7 +176,7 @@ def test_retire_refuses_a_job_whose_killed_run_left_its_claim_running(
     with registry.session() as s:
         s.execute(delete(RunRow).where(RunRow.job_id == hourly.id, RunRow.slot == slot,
                                        RunRow.path == "celery"))
-        record_many(s, [Observation(job_id=hourly.id, slot=slot, path="celery",  # type: ignore[arg-type]
+        record_many(s, [RunRecord(job_id=hourly.id, slot=slot, path="celery",  # type: ignore[arg-type]
                                     role="authoritative", status="running",  # type: ignore[arg-type]
                                     started_at=slot + timedelta(seconds=1),
                                     host="w1")])

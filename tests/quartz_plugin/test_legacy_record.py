@@ -14,12 +14,12 @@ import pytest
 
 from bridge.core.authority import Owner
 from bridge.core.errors import InputError, NotFoundError
+from bridge.core.runs import digest_output
 from bridge.core.spec import CommandHandler, ComparePolicy, Dialect, JobSpec, ScheduleSpec
 from bridge.store.db import Registry, upgrade
 from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
 from legacy_wrappers import quartz_ingest
 from legacy_wrappers.legacy_record import record_legacy_run, slot_owner
-from shadow.record import digest_output
 
 HOURLY = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
 

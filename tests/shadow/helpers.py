@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bridge.core.runs import RunRecord
 from bridge.core.spec import (
     CommandHandler,
     ComparePolicy,
@@ -13,7 +14,6 @@ from bridge.core.spec import (
     ScheduleSpec,
     UnmappedHandler,
 )
-from shadow.record import Observation
 
 
 def utc(text: str) -> datetime:
@@ -51,7 +51,7 @@ def make_obs(
     exit_status: int | None = 0,
     job_id: str = "etc-crontab-1",
     **extra: Any,
-) -> Observation:
+) -> RunRecord:
     slot = utc(slot) if isinstance(slot, str) else slot
     if role is None:
         role = "authoritative" if path == "legacy" else "shadow"
@@ -62,7 +62,7 @@ def make_obs(
         "exit_status": exit_status, "host": f"{path}-host",
     }
     values.update(extra)
-    return Observation(job_id=job_id, slot=slot, path=path, role=role,  # type: ignore[arg-type]
+    return RunRecord(job_id=job_id, slot=slot, path=path, role=role,  # type: ignore[arg-type]
                        status=status, **values)  # type: ignore[arg-type]
 
 

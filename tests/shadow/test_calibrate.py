@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from bridge.core.runs import clean_text, digest_output
 from shadow.calibrate import calibrate, legacy_runs
 from shadow.compare import compare_job, split_paths
-from shadow.record import clean_text, digest_output
 from tests.shadow.helpers import make_obs, make_spec, utc
 
 T0 = utc("2026-03-01T03:00:00Z")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bridge.core.authority import AuthorityEvent, Owner
+from bridge.core.runs import Path, RunRecord
 from shadow.compare import (
     Basis,
     IgnoreRuleError,
@@ -21,7 +22,6 @@ from shadow.compare import (
     split_paths,
     summarize,
 )
-from shadow.record import Observation, Path
 from tests.shadow.helpers import make_obs, make_spec, utc
 
 AFTER, UNTIL = utc("2026-03-10T09:30:00Z"), utc("2026-03-10T12:30:00Z")  # slots 10:00 11:00 12:00
@@ -29,7 +29,7 @@ LATE_NOW = utc("2026-03-10T14:00:00Z")  # every slot is past its grace (60 s + 3
 SLOT = "2026-03-10T10:00:00Z"
 
 
-def run(observations: list[Observation], *, now: datetime = LATE_NOW, history=(), **spec_kw):  # type: ignore[no-untyped-def]
+def run(observations: list[RunRecord], *, now: datetime = LATE_NOW, history=(), **spec_kw):  # type: ignore[no-untyped-def]
     spec = make_spec(**spec_kw)
     legacy, celery = split_paths(observations)
     return compare_job(spec, AFTER, UNTIL, now, legacy, celery, history=history)
@@ -253,7 +253,7 @@ def test_bad_ignore_rules_are_refused_with_the_rule_named(bad: str) -> None:
 # --- the fast path is the general path --------------------------------------------------------
 
 
-def _variants(path: str) -> list[Observation]:
+def _variants(path: str) -> list[RunRecord]:
     out = []
     roles = ["authoritative", "shadow", "observe", "stand-down", "suppressed", "scheduler"]
     statuses = ["succeeded", "failed", "observed", "stood-down", "running", "missed"]

@@ -6,20 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.store.db import Registry
-from bridge.store.repos import RunRepo
-from shadow.record import (
+from bridge.core.runs import (
     SAMPLE_LIMIT,
-    Observation,
     Path,
     Role,
+    RunRecord,
     Status,
     bound_sample,
     digest_output,
-    query,
-    record,
-    record_many,
 )
+from bridge.store.db import Registry
+from bridge.store.repos import RunRepo
+from shadow.record import query, record, record_many
 from tests.shadow.helpers import make_obs, utc
 
 SLOT = utc("2026-03-08T07:00:00Z")
@@ -32,7 +30,7 @@ def reg(db_url: str):  # type: ignore[no-untyped-def]
     registry.dispose()
 
 
-def full_observation(**changes) -> Observation:  # type: ignore[no-untyped-def]
+def full_observation(**changes) -> RunRecord:  # type: ignore[no-untyped-def]
     values = dict(
         job_id="etc-cron.d-certbot-1", slot=SLOT, path=Path.LEGACY, role=Role.AUTHORITATIVE,
         status=Status.FAILED, fired_at=SLOT + timedelta(microseconds=250_001),
@@ -41,7 +39,7 @@ def full_observation(**changes) -> Observation:  # type: ignore[no-untyped-def]
         task_state="FAILURE", attempts=2, output_digest="f" * 64, output_sample="héllo\n",
         host="cron-1", error="exit 3", record_key="legacy/etc-cron.d-certbot-1/1")
     values.update(changes)
-    return Observation(**values)  # type: ignore[arg-type]
+    return RunRecord(**values)  # type: ignore[arg-type]
 
 
 def test_every_field_round_trips_as_aware_utc(reg: Registry) -> None:

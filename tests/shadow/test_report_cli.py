@@ -6,9 +6,10 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+from bridge.core.runs import digest_output
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
-from shadow.record import digest_output, record_many
+from shadow.record import record_many
 from shadow.report import SCHEMA
 from tests.shadow.helpers import backdate_imports, make_obs, make_spec, utc
 

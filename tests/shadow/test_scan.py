@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.core.authority import AuthorityEvent, Owner, owner_at
+from bridge.core.runs import RunRecord
 from bridge.core.spec import JobSpec
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
@@ -19,7 +20,7 @@ from shadow import report as report_mod
 from shadow import scan
 from shadow.compare import compare_job, expected_slots, split_paths
 from shadow.fast_report import keep_quiet, sparse_job_report
-from shadow.record import Observation, record_many
+from shadow.record import record_many
 from shadow.report import build_report, job_report
 from tests.shadow.helpers import backdate_imports, make_obs, make_spec, utc
 
@@ -46,7 +47,7 @@ COMMON = {  # the usual records of each path before a flip
 }
 
 
-def _record(draw: Any, path: str, slot: datetime) -> Observation:
+def _record(draw: Any, path: str, slot: datetime) -> RunRecord:
     role, status = draw(st.sampled_from(COMMON[path]) | st.sampled_from(ROLE_STATUS))
     exit_status = draw(st.sampled_from([0, 1, None]))
     return make_obs(path, slot, role=role, status=status, exit_status=exit_status,
@@ -57,7 +58,7 @@ def _record(draw: Any, path: str, slot: datetime) -> Observation:
 
 
 @st.composite
-def streams(draw: Any) -> list[Observation]:
+def streams(draw: Any) -> list[RunRecord]:
     """A job's records: mostly one per path and slot (the quiet case), sometimes none, more,
     odd ones, at instants the schedule lacks."""
     out = []
@@ -71,7 +72,7 @@ def streams(draw: Any) -> list[Observation]:
     return [replace(o, row_id=i) for i, o in enumerate(out)]
 
 
-def compact(obs: Observation, spec: JobSpec) -> scan.CompactRow:
+def compact(obs: RunRecord, spec: JobSpec) -> scan.CompactRow:
     """What :func:`shadow.scan.compact_rows`' SQL selects, computed in Python."""
     fire = obs.fired_at or obs.started_at
     limit = max(spec.compare.tolerance_seconds - scan.LAG_MARGIN, -1.0)
@@ -89,7 +90,7 @@ def compact(obs: Observation, spec: JobSpec) -> scan.CompactRow:
     return (obs.slot, code, obs.exit_status, digest, obs.row_id or 0)
 
 
-def both_reports(spec: JobSpec, obs: list[Observation], now: datetime,
+def both_reports(spec: JobSpec, obs: list[RunRecord], now: datetime,
                  history: list[AuthorityEvent], timeline_limit: int,
                  imported: datetime | None = None) -> tuple[Any, Any]:
     slots = expected_slots(spec, AFTER, UNTIL)
@@ -132,7 +133,7 @@ def test_fast_path_reports_equal_the_general_path(obs, fields, ready_after, time
     assert fast == general
 
 
-def _random_stream(rnd: random.Random) -> list[Observation]:
+def _random_stream(rnd: random.Random) -> list[RunRecord]:
     out = []
     for slot in SLOTS + ODD_SLOTS:
         for path in ("legacy", "celery"):
