@@ -170,12 +170,12 @@ def run_bridge(app: Any, r: Any, n: int) -> tuple[tuple[float, float], float]:
 def run_ceiling(app: Any, r: Any, n: int, slot: float) -> tuple[float, float, int]:
     """N messages exactly as large as the bridge's, pushed by pipelined LPUSH (1,000 commands
     per round trip): what Redis accepts from one client, nothing built per message."""
-    from bridge.beat.publish import BatchPublisher, Firing
+    from bridge.beat.publish import BatchPublisher, SlotMessage
 
     r.flushall()
     # one real bridge message as the template (about 1 KB): the ceiling pushes bytes of the
     # same size, so the comparison is about the scheduler's work, not the payload
-    BatchPublisher(app).publish(_producer(app), [Firing("job-000000", datetime.fromtimestamp(
+    BatchPublisher(app).publish(_producer(app), [SlotMessage("job-000000", datetime.fromtimestamp(
         slot, UTC), QUEUE)])
     template = r.rpop(QUEUE)
     assert template is not None, "the template message was not queued"

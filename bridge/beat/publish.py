@@ -47,7 +47,7 @@ EVENT_GROUP = 100  # task-sent events per grouped event message
 
 
 @dataclass(frozen=True)
-class Firing:
+class SlotMessage:
     """One message to publish: the slot travels in the message, ``eta`` only when jittered."""
 
     job_id: str
@@ -61,7 +61,7 @@ def _listening(signal: Any) -> bool:
 
 
 class BatchPublisher:
-    """Publishes :class:`Firing` lists through one producer (see the module doc)."""
+    """Publishes :class:`SlotMessage` lists through one producer (see the module doc)."""
 
     def __init__(self, app: Celery, task_name: str = TASK_NAME) -> None:
         self.app = app
@@ -71,7 +71,7 @@ class BatchPublisher:
         self.ignore_result = bool(app.conf.task_ignore_result)
         self._evd: Any = None
 
-    def publish(self, producer: Any, firings: Sequence[Firing]) -> int:
+    def publish(self, producer: Any, firings: Sequence[SlotMessage]) -> int:
         """Publish every firing through ``producer``'s channel; raises on a broker error."""
         if not firings:
             return 0
@@ -124,7 +124,7 @@ class _Batch:
         self.before = _listening(signals.before_task_publish)
         self.after = _listening(signals.after_task_publish)
 
-    def publish_one(self, f: Firing) -> None:
+    def publish_one(self, f: SlotMessage) -> None:
         p = self.p
         args = [f.job_id, slot_iso(f.slot)]
         msg = self.as_task(

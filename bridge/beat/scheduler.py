@@ -10,7 +10,8 @@ What it replaces, for bridge entries (``schedule.__type__ == "bridge"``):
 
 * **Due time from the dialect evaluator.** An entry's score is its next slot (UTC epoch), never
   RedBeat's ``last_run_at + remaining`` arithmetic; the decision per entry is the pure
-  :func:`bridge.core.dispatch.decide` (misfire skip / fire_once / fire_all, paused jobs, watermark).
+  :func:`bridge.core.dispatch.due_slots` (misfire skip / fire_once / fire_all, paused jobs,
+  watermark).
 * **Batches.** Per tick, per chunk of 1,000 due entries: one Lua round trip loads them (and checks
   and extends the lock, and stamps the liveness hash), one producer batch publishes every message
   (:class:`bridge.beat.publish.BatchPublisher`), one Lua round trip writes back every entry's
@@ -60,10 +61,10 @@ from bridge.adapters.beat_store import (
     parse_meta,
 )
 from bridge.adapters.redbeat_entries import EntryStore, decode_schedule
-from bridge.beat.publish import BatchPublisher, Firing
+from bridge.beat.publish import BatchPublisher, SlotMessage
 from bridge.beat.registry import RegistryLink, SlotRecord
 from bridge.core.config import Settings, load_settings
-from bridge.core.dispatch import Decision, EntryPolicy, decide, epoch_to_slot, jitter_offset
+from bridge.core.dispatch import DueSlots, EntryPolicy, due_slots, epoch_to_slot, jitter_offset
 from bridge.core.schedules import Evaluator, compile_schedule
 
 logger = logging.getLogger("bridge.beat")
@@ -148,7 +149,7 @@ def parse_definition(text: str, default_queue: str) -> ParsedEntry | None:
 class TickWork:
     """What one chunk turned into: carried out by the scheduler after planning."""
 
-    firings: list[Firing]
+    firings: list[SlotMessage]
     writes: list[WriteBack]
     records: list[SlotRecord]
     more: bool = False
@@ -321,8 +322,9 @@ class BridgeScheduler(RedBeatScheduler):
                     self._stock_entry(raw)
                     continue
                 meta = parse_meta(raw.meta)
-                decision = decide(parsed.evaluator, parsed.policy, score=epoch_to_slot(raw.score),
-                                  last_slot=_last_slot(meta), now=now_dt)
+                decision = due_slots(parsed.evaluator, parsed.policy,
+                                     score=epoch_to_slot(raw.score),
+                                     last_slot=_last_slot(meta), now=now_dt)
             except Exception as e:
                 self._quarantine(raw.key, e, now_dt)
                 continue
@@ -330,12 +332,12 @@ class BridgeScheduler(RedBeatScheduler):
         return work
 
     def _apply(self, work: TickWork, key: str, parsed: ParsedEntry, meta: dict[str, Any],
-               decision: Decision, now: float) -> None:
+               decision: DueSlots, now: float) -> None:
         policy = parsed.policy
         for slot in decision.publish:
             offset = jitter_offset(parsed.job_id, slot, policy.jitter_seconds)
             eta = datetime.fromtimestamp(slot.timestamp() + offset, UTC) if offset else None
-            work.firings.append(Firing(parsed.job_id, slot, parsed.queue, eta))
+            work.firings.append(SlotMessage(parsed.job_id, slot, parsed.queue, eta))
         for slot in decision.missed:
             late = int(now - slot.timestamp())
             work.records.append(SlotRecord(parsed.job_id, slot, "missed",
@@ -380,7 +382,7 @@ def _last_slot(meta: dict[str, Any]) -> datetime | None:
     return epoch_to_slot(float(value))
 
 
-def _new_meta(meta: dict[str, Any], decision: Decision, now: float) -> str:
+def _new_meta(meta: dict[str, Any], decision: DueSlots, now: float) -> str:
     out = dict(meta)
     if decision.watermark is not None:
         out["last_slot"] = decision.watermark.timestamp()

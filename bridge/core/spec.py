@@ -54,7 +54,6 @@ class IntervalUnit(StrEnum):
 class OverlapPolicy(StrEnum):
     ALLOW = "allow"  # cron's and Quartz's default: a new slot runs even if the last still runs
     FORBID = "forbid"  # skip (and record) a slot while the previous one still runs
-    REPLACE = "replace"  # stop the previous run, start the new one
 
 
 class MisfirePolicy(StrEnum):
@@ -183,10 +182,6 @@ class CommandHandler:
             if not ENV_NAME_RE.match(name):
                 raise SpecError(f"bad environment variable name '{name}'")
 
-    @property
-    def env_dict(self) -> dict[str, str]:
-        return dict(self.env)
-
 
 @dataclass(frozen=True)
 class CallableHandler:
@@ -246,16 +241,18 @@ class Policies:
     repair: RepairPolicy = RepairPolicy.AUTO
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "overlap", OverlapPolicy(self.overlap))
+        try:
+            object.__setattr__(self, "overlap", OverlapPolicy(self.overlap))
+        except ValueError as e:  # 'replace' (stop the previous run) included: never supported
+            raise SpecError(f"unknown overlap policy {self.overlap!r}: use "
+                            + " or ".join(repr(p.value) for p in OverlapPolicy)) from e
         try:
             object.__setattr__(self, "on_lost", LostPolicy(self.on_lost))
             object.__setattr__(self, "repair", RepairPolicy(self.repair))
+            object.__setattr__(self, "misfire", MisfirePolicy(self.misfire))
+            object.__setattr__(self, "shadow_mode", ShadowMode(self.shadow_mode))
         except ValueError as e:
             raise SpecError(str(e)) from e
-        object.__setattr__(self, "misfire", MisfirePolicy(self.misfire))
-        object.__setattr__(self, "shadow_mode", ShadowMode(self.shadow_mode))
-        if self.overlap is OverlapPolicy.REPLACE:
-            raise SpecError("overlap 'replace' is not supported: use 'allow' or 'forbid'")
         if self.misfire_grace_seconds < 0 or self.catchup_window_seconds < 0:
             raise SpecError("misfire grace and catch-up window must be >= 0")
         if self.timeout_seconds is not None and self.timeout_seconds <= 0:
