@@ -73,6 +73,7 @@ CHUNK = 1000
 TICK_BUDGET = 5.0  # seconds of dispatching per tick before control returns to the beat loop
 WAKE_EPSILON = 0.002
 RETRY_DELAY = 1.0
+META_JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder for every entry's meta
 
 
 @dataclass(frozen=True)
@@ -390,4 +391,4 @@ def _new_meta(meta: dict[str, Any], decision: DueSlots, now: float) -> str:
     if decision.publish:
         out["last_run_at"] = now
         out["total_run_count"] = int(out.get("total_run_count") or 0) + len(decision.publish)
-    return json.dumps(out, separators=(",", ":"))
+    return META_JSON.encode(out)
