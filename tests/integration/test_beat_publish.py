@@ -41,6 +41,7 @@ def test_a_batch_message_is_the_message_send_task_makes(redis_url: str) -> None:
     eta = datetime(2026, 3, 8, 7, 0, 7, tzinfo=UTC)
     try:
         with app.producer_or_acquire() as producer:
+            assert callable(producer.channel.push_encoded)  # the bulk path is the one tested
             sent = BatchPublisher(app).publish(producer, [
                 SlotMessage("job-a", SLOT, "q1"), SlotMessage("job-b", SLOT, "q2", eta=eta)])
         for job, queue, when in (("job-a", "q1", None), ("job-b", "q2", eta)):
@@ -100,3 +101,35 @@ def test_task_sent_events_go_out_grouped_with_each_message_s_fields(redis_url: s
         assert event["args"] == repr(args) and event["root_id"] == event["uuid"]
     clocks = [e["clock"] for e in events]
     assert clocks == sorted(clocks) and len(set(clocks)) == count
+
+
+def test_publish_signal_listeners_see_every_message_and_the_wire_form_is_unchanged(
+        redis_url: str) -> None:
+    """With a ``before_task_publish`` listener beat publishes message by message through kombu
+    (the listener may look at each one); what lands on the queue is the same."""
+    from celery import signals
+
+    app = make_app(load_settings({"BRIDGE_REDIS_URL": redis_url}))
+    client = redis.Redis.from_url(redis_url)
+    seen: list[str] = []
+
+    def listener(sender: str, headers: dict[str, Any], **_: Any) -> None:
+        seen.append(headers["id"])
+
+    firings = [SlotMessage(f"job-{i}", SLOT, "bridge") for i in range(3)]
+    try:
+        with app.producer_or_acquire() as producer:
+            BatchPublisher(app).publish(producer, firings)
+            direct = [_decoded(raw) for raw in client.lrange("bridge", 0, -1)]
+            client.delete("bridge")
+            signals.before_task_publish.connect(listener, weak=False)
+            try:
+                BatchPublisher(app).publish(producer, firings)
+            finally:
+                signals.before_task_publish.disconnect(listener)
+            routed = [_decoded(raw) for raw in client.lrange("bridge", 0, -1)]
+    finally:
+        client.close()
+        app.close()
+    assert sorted(seen) == sorted(m["headers"]["id"] for m in routed) and len(seen) == 3
+    assert [_without_ids(m) for m in routed] == [_without_ids(m) for m in direct]
