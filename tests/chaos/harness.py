@@ -47,7 +47,7 @@ def parse_slot(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def slot_iso(slot: datetime) -> str:
+def slot_text(slot: datetime) -> str:
     return slot.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -26,7 +26,7 @@ from tests.chaos.harness import (
     Chaos,
     contiguous,
     parse_slot,
-    slot_iso,
+    slot_text,
     wait_for,
 )
 
@@ -41,7 +41,7 @@ def own_redis(redis_factory: Any) -> Iterator[Any]:
 
 
 def findings(cli: Any, env: dict[str, str], since: datetime) -> list[dict[str, Any]]:
-    result = cli("reconcile", "--since", slot_iso(since - timedelta(seconds=1)), "--grace", "0",
+    result = cli("reconcile", "--since", slot_text(since - timedelta(seconds=1)), "--grace", "0",
                  "--tolerance", "3600", "--json", env=env)
     assert result.code in (0, 1), result.err
     return list(result.json()["findings"])
@@ -98,7 +98,7 @@ def test_redis_restarted_empty_beat_rebuilds_and_no_slot_runs_twice(
         # fire_all: whatever the outage took from the catch-up job, a repair runs once each
         gaps = contiguous(chaos.slots_of("rf-all"))
         if gaps:
-            result = cli("reconcile", "--since", slot_iso(gaps[0] - timedelta(seconds=1)),
+            result = cli("reconcile", "--since", slot_text(gaps[0] - timedelta(seconds=1)),
                          "--job", "rf-all", "--grace", "0", "--repair", "--json", env=env)
             assert result.code in (0, 1), result.err
             chaos.env["BRIDGE_VISIBILITY_TIMEOUT"] = "3600"

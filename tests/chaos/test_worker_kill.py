@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.harness import CHAOS_APP, Chaos, slot_iso, wait_for
+from tests.chaos.harness import CHAOS_APP, Chaos, slot_text, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
@@ -41,7 +41,7 @@ def test_worker_sigkill_mid_batch_every_slot_runs_exactly_once(chaos: Chaos) -> 
     expected = {(j, top - timedelta(hours=h)) for j in jobs for h in range(10)}
     worker = chaos.worker(concurrency=2, app=CHAOS_APP)
     for job_id, slot in sorted(expected, key=lambda x: (x[1], x[0])):
-        chaos.client.send_task("bridge.run_job", args=[job_id, slot_iso(slot)], queue="bridge")
+        chaos.client.send_task("bridge.run_job", args=[job_id, slot_text(slot)], queue="bridge")
     wait_for("30 runs", lambda: len(chaos.effects()) >= 30, 60, chaos.tail_logs())
     worker.signal(signal.SIGKILL)
     worker.popen.wait(timeout=20)
@@ -84,7 +84,7 @@ def test_a_handler_killed_after_its_side_effect_runs_again_where_exactly_once_st
     slot = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     chaos.add_job("effect-then-crash", "0 * * * *", dialect="vixie", hold=30, on_lost="rerun")
     worker = chaos.worker(concurrency=1, app=CHAOS_APP)
-    chaos.client.send_task("bridge.run_job", args=["effect-then-crash", slot_iso(slot)],
+    chaos.client.send_task("bridge.run_job", args=["effect-then-crash", slot_text(slot)],
                            queue="bridge")
     wait_for("the side effect", lambda: chaos.effects(), 30, chaos.tail_logs())
     worker.signal(signal.SIGKILL)  # after the effect, before the verdict

@@ -25,7 +25,7 @@ import redis
 from bridge.core.authority import Owner
 from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
 from bridge.store.repos import AuthorityRepo, JobRepo
-from tests.chaos.harness import Chaos, slot_iso, wait_for
+from tests.chaos.harness import Chaos, slot_text, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
@@ -57,7 +57,7 @@ def test_a_worker_killed_holding_an_unregistered_message_loses_nothing(chaos: Ch
     print("blocking pop:", blocked_pops(r))
     worker.signal(signal.SIGSTOP)
     slot = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    chaos.client.send_task("bridge.run_job", args=["hourly", slot_iso(slot)], queue="bridge")
+    chaos.client.send_task("bridge.run_job", args=["hourly", slot_text(slot)], queue="bridge")
     wait_for("Redis to hand the message over", lambda: r.llen("bridge") == 0, 10)
     assert r.hlen("unacked") == 0  # the frozen worker never registered it
     os.killpg(worker.pid, signal.SIGKILL)  # still frozen: no SIGCONT first, it never wakes
