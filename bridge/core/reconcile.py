@@ -175,8 +175,8 @@ def reconcile(
         for slot in sorted(expected | recorded):
             rows = runs_by.get((job.id, slot), [])
             claim = claims_by.get((job.id, slot))
-            found = judge_slot(job, history, slot, rows, claim, slot in expected, now, grace,
-                               tolerance)
+            found = findings_for_slot(job, history, slot, rows, claim, slot in expected, now,
+                                      grace, tolerance)
             if (job.id, slot) in repaired:
                 found = [f for f in found if f.kind is not Kind.LATE]
             out.extend(found)
@@ -204,7 +204,7 @@ def _group(runs: Iterable[RunFact]) -> dict[tuple[str, datetime], list[RunFact]]
     return out
 
 
-def judge_slot(
+def findings_for_slot(
     job: StoredJob,
     history: Sequence[AuthorityEvent],
     slot: datetime,
