@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from bridge.cli.context import STATE, emit_json, err
-from bridge.cli.import_render import outcome_json, render
+from bridge.cli.import_render import outcome_json, render_plan
 from bridge.core.audit import current_actor
 from bridge.core.errors import InputError
 from bridge.core.spec import (
@@ -35,7 +35,7 @@ ADOPT_HELP = (
 HOST_SPOOLS = ("/var/spool/cron/crontabs", "/var/spool/cron")
 
 
-def finish(
+def finish_import(
     results: list[ParseResult],
     *,
     dry_run: bool,
@@ -60,7 +60,7 @@ def finish(
     if as_json:
         emit_json(outcome_json(outcome, timezone, dry_run))
     else:
-        render(outcome, timezone, dry_run)
+        render_plan(outcome, timezone, dry_run)
     if outcome.plan.has_errors:
         if not as_json and not allow_errors:
             err.print(
@@ -181,7 +181,7 @@ def crontab(
         for p in files
     ]
     results = with_shadow_mode(results, shadow_mode)
-    finish(
+    finish_import(
         results,
         dry_run=dry_run,
         as_json=as_json,
@@ -276,7 +276,7 @@ def quartz(
             for p in files
         ]
     results = with_shadow_mode(results, shadow_mode)
-    finish(
+    finish_import(
         results,
         dry_run=dry_run,
         as_json=as_json,

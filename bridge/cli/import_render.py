@@ -126,7 +126,7 @@ def handler_text(e: PlanEntry) -> str:
     return f"unmapped {h.job_class}: observe only"
 
 
-def render(outcome: ImportOutcome, timezone: str, dry_run: bool) -> None:
+def render_plan(outcome: ImportOutcome, timezone: str, dry_run: bool) -> None:
     plan = outcome.plan
     table = Table(title=f"import plan ({'dry run, ' if dry_run else ''}legacy zone {timezone})")
     for col in ("status", "id", "source", "schedule", "next fire", "detail"):

@@ -13,13 +13,13 @@ from bridge.core.audit import current_actor
 from bridge.core.dispatch import slot_iso
 from bridge.core.errors import InputError, NotFoundError
 from bridge.core.reconcile import Finding, RepairRecord, Window
-from bridge.services.reconcile import Repair, check, repair, repairs_made
+from bridge.services.reconcile import Repair, reconcile_window, repair, repairs_made
 from bridge.store.repos import JobRepo
 
 MAX_WINDOW = timedelta(days=92)  # the work grows with the window's slots: bounded
 
 
-def reconcile(
+def reconcile_command(
     since: str = typer.Option("24h", "--since", help="Window start: 30m, 6h, 2d or ISO-8601."),
     job: str = typer.Option(None, "--job", help="Only this job, or the jobs a glob matches."),
     do_repair: bool = typer.Option(
@@ -47,7 +47,7 @@ def reconcile(
         raise InputError(f"--grace and --tolerance must be between 0 and {limit} seconds")
     registry = STATE.registry()
     selected = _select(job)
-    findings, inputs = check(registry, window, now, grace=timedelta(seconds=grace),
+    findings, inputs = reconcile_window(registry, window, now, grace=timedelta(seconds=grace),
                              tolerance=timedelta(seconds=tolerance),
                              job_id=job if selected is None else None)
     if selected is not None:

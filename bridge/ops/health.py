@@ -49,7 +49,7 @@ from bridge.core.config import Settings, load_settings
 from bridge.core.dispatch import slot_iso
 from bridge.core.reconcile import Finding, Kind, Window
 from bridge.services.alerts import Alert, Delivery, RedisDeduper, Severity, deliver, sinks_from
-from bridge.services.reconcile import Repair, check, repair
+from bridge.services.reconcile import Repair, reconcile_window, repair
 from bridge.store.db import Registry
 
 log = logging.getLogger("bridge.health")
@@ -215,8 +215,9 @@ def run_health(celery_app: Any, settings: Settings, redis_client: Any,
     registry = Registry(settings.database_url)
     try:
         window = Window(now - timedelta(seconds=config.window), now)
-        findings, inputs = check(registry, window, now, grace=timedelta(seconds=config.grace),
-                                 tolerance=timedelta(seconds=config.tolerance))
+        findings, inputs = reconcile_window(registry, window, now,
+                                            grace=timedelta(seconds=config.grace),
+                                            tolerance=timedelta(seconds=config.tolerance))
         needed = needed_queues(inputs.jobs, inputs.histories, now)
         facts = HealthFacts(
             findings=findings,

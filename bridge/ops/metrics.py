@@ -76,7 +76,7 @@ from prometheus_client.registry import Collector
 from bridge.adapters.beat_store import beat_key
 from bridge.core.authority import Owner, owner_at
 from bridge.core.reconcile import Window
-from bridge.services.reconcile import check
+from bridge.services.reconcile import reconcile_window
 from bridge.store.db import Registry
 from bridge.store.repos import AuthorityRepo, JobRepo
 from bridge.store.run_feed import RunSample, jobs_with_runs, runs_after
@@ -215,7 +215,7 @@ class BridgeCollector(Collector):
         histories = AuthorityRepo(session).histories([j.id for j in jobs])
         owners = {j.id: owner_at(histories.get(j.id, ()), now).value for j in jobs}
         window = Window(now - timedelta(seconds=self.window), now)
-        findings, _ = check(registry, window, now, grace=timedelta(seconds=self.grace),
+        findings, _ = reconcile_window(registry, window, now, grace=timedelta(seconds=self.grace),
                             tolerance=timedelta(seconds=self.tolerance))
         counts: dict[tuple[str, str], int] = {}
         for f in findings:

@@ -53,9 +53,9 @@ def shadow_summary(registry: Registry, now: datetime) -> dict[str, Any]:
 def slot_findings(registry: Registry, settings: Settings, now: datetime) -> dict[str, int]:
     """Reconcile findings of the last 24 h by kind (missed, stuck, failed, ...)."""
     from bridge.core.reconcile import Window
-    from bridge.services.reconcile import check
+    from bridge.services.reconcile import reconcile_window
 
-    findings, _ = check(
+    findings, _ = reconcile_window(
         registry,
         Window(now - WINDOW, now),
         now,
@@ -78,7 +78,7 @@ def workers(settings: Settings, queues: list[str]) -> dict[str, Any]:
     return {"online": sorted(replies), "queue_depth": depth}
 
 
-def gather(registry: Registry, settings: Settings, now: datetime) -> dict[str, Any]:
+def status_view(registry: Registry, settings: Settings, now: datetime) -> dict[str, Any]:
     view: dict[str, Any] = {}
     parts = (
         ("jobs", lambda: ownership(registry, now)),

@@ -46,7 +46,8 @@ from bridge.core.dispatch import slot_iso
 from bridge.core.reconcile import REPAIRABLE, Window, reconcile
 from bridge.core.schedules import compile_schedule
 from bridge.core.spec import JobSpec
-from bridge.services.reconcile import gather
+from bridge.services.authority_files import export
+from bridge.services.reconcile import window_facts
 from bridge.store.db import Session
 from bridge.store.repos import AuditRepo, AuthorityRepo
 
@@ -241,13 +242,6 @@ def export_authority(registry: Any, directory: str | None) -> str | None:
     if not directory:
         return None
     try:
-        from bridge.services import authority_files
-    except ImportError:
-        return None
-    export = getattr(authority_files, "export", None)
-    if export is None:
-        return None
-    try:
         export(registry, directory)
     except Exception as e:  # the flip is committed; the files catch up on the next export
         log.warning("could not export authority files to %s: %s", directory, e)
@@ -266,7 +260,7 @@ def unfinished_slots(session: Session, job_id: str, since: datetime, now: dateti
     """The job's slots in ``(since, now]`` that are not finished: a claim still ``running``
     (a run under way, or a dead holder's), or a ``missed`` / ``stuck`` reconcile finding not
     yet repaired or declined. ``(slot, what)`` in slot order; empty when every slot is done."""
-    inputs = gather(session, Window(since, now), job_id=job_id)
+    inputs = window_facts(session, Window(since, now), job_id=job_id)
     found: dict[datetime, str] = {}
     for f in reconcile(inputs.jobs, inputs.histories, inputs.runs, inputs.claims,
                        Window(since, now), now, grace, tolerance,

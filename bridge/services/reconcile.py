@@ -1,10 +1,10 @@
 """Reconciliation as a service: read the facts, judge them, re-send what is repairable.
 
 The judging is pure (:mod:`bridge.core.reconcile`, where the finding kinds are described);
-this module puts it to work: :func:`gather` reads the window's facts from the registry
+this module puts it to work: :func:`window_facts` reads the window's facts from the registry
 (:mod:`bridge.store.reconcile_facts`) and asks the process table whether each running claim's
-holder is gone (:mod:`bridge.adapters.processes`); :func:`check` judges them; :func:`repair`
-re-sends ``missed`` and ``stuck`` slots through the claim.
+holder is gone (:mod:`bridge.adapters.processes`); :func:`reconcile_window` judges them;
+:func:`repair` re-sends ``missed`` and ``stuck`` slots through the claim.
 
 Repairs: each repairable finding is re-sent as ``bridge.run_job(job_id, slot)`` to the job's
 queue; the task claims ``(job, slot)`` first, so a slot that actually ran is never run again.
@@ -37,7 +37,7 @@ from bridge.store.repos import AuditRepo
 TASK_NAME = "bridge.run_job"
 
 
-def gather(session: Session, window: Window, *, job_id: str | None = None) -> ReconcileInputs:
+def window_facts(session: Session, window: Window, *, job_id: str | None = None) -> ReconcileInputs:
     """The window's facts, each running claim marked when its holder process is known gone."""
     facts = load_facts(session, window, job_id=job_id)
     claims = [replace(c, holder_gone=True) if c.state == "running" and holder_gone(c.holder)
@@ -45,7 +45,7 @@ def gather(session: Session, window: Window, *, job_id: str | None = None) -> Re
     return replace(facts, claims=claims)
 
 
-def check(
+def reconcile_window(
     registry: Registry,
     window: Window,
     now: datetime,
@@ -56,7 +56,7 @@ def check(
 ) -> tuple[list[Finding], ReconcileInputs]:
     """Read the registry and reconcile the window."""
     with registry.session() as s:
-        inputs = gather(s, window, job_id=job_id)
+        inputs = window_facts(s, window, job_id=job_id)
     findings = reconcile(inputs.jobs, inputs.histories, inputs.runs, inputs.claims, window, now,
                          grace, tolerance, repaired=inputs.repaired.keys())
     return findings, inputs

@@ -154,7 +154,7 @@ def test_shadow_verdicts_follow_the_report_and_lost_slots_are_their_own_finding(
 
     from bridge.cli.status_cmd import _overview_lines
     from bridge.core.authority import Owner
-    from bridge.ops.overview import gather
+    from bridge.ops.overview import status_view
     from bridge.store.models import JobRow
 
     minute = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -193,7 +193,7 @@ def test_shadow_verdicts_follow_the_report_and_lost_slots_are_their_own_finding(
     assert ("bridge_runs_total", (("job", "l"), ("outcome", "failed"),
                                   ("path", "celery"))) not in v
 
-    view = gather(ops.registry, ops.settings, datetime.now(UTC))
+    view = status_view(ops.registry, ops.settings, datetime.now(UTC))
     assert view["slots_24h"]["lost"] == 1 and view["slots_24h"]["failed"] == 0
     assert view["shadow"]["lost_slots"] == 1
     lines = _overview_lines(view)

@@ -70,8 +70,8 @@ from bridge.core.schedules.quartz_calendar import (
     normalize,
     offsets,
     repeat_start,
-    resolve,
     wall_of,
+    wall_to_instant,
 )
 from bridge.core.schedules.quartz_syntax import (
     DAYS,
@@ -102,9 +102,9 @@ __all__ = [
     "normalize",
     "parse",
     "prev_wall",
-    "resolve",
     "validate",
     "wall_of",
+    "wall_to_instant",
 ]
 
 _ONE_SECOND = timedelta(seconds=1)
@@ -171,7 +171,7 @@ def _weekday_bound(rule: DayRule, zone: ZoneInfo, w: datetime, after: datetime) 
     last = monthrange(w.year, w.month)[1]
     base = rule.value if rule.kind == "nearest" else last - rule.offset
     target = nearest_weekday(w.year, w.month, base)
-    fire = resolve(zone, lenient(w.year, w.month, target, w.hour, w.minute, w.second))
+    fire = wall_to_instant(zone, lenient(w.year, w.month, target, w.hour, w.minute, w.second))
     if fire < after:
         return lenient(w.year, w.month + 1, rule.value if rule.kind == "nearest" else 1)
     return lenient(w.year, w.month, target) if target != w.day else None
@@ -309,7 +309,7 @@ class QuartzEvaluator:
         wall = next_wall(self.cron, self.zone, after + _ONE_SECOND)
         if wall is None:
             return None
-        slot = resolve(self.zone, wall)
+        slot = wall_to_instant(self.zone, wall)
         if self.end is not None and slot > self.end:
             return None
         return slot
@@ -324,7 +324,8 @@ class QuartzEvaluator:
         # Forward search can jump over matches: just after a spring gap (Lord_Howe), or a whole
         # short month after an nW day (29W skips a 28-day February). Replay it from before.
         gap = self._gap_before(slot)
-        midnight = resolve(self.zone, wall_of(self.zone, slot).replace(hour=0, minute=0, second=0))
+        day = wall_of(self.zone, slot).replace(hour=0, minute=0, second=0)
+        midnight = wall_to_instant(self.zone, day)
         for jump in (gap, midnight):
             before = self._latest_match(jump - _ONE_SECOND) if jump is not None else None
             if before is not None:
@@ -349,7 +350,7 @@ class QuartzEvaluator:
             if b > a:  # inside a spring gap: gaps start on a whole minute
                 w = w.replace(second=0) - _ONE_SECOND
                 continue
-            slot = resolve(self.zone, w)
+            slot = wall_to_instant(self.zone, w)
             if slot <= limit:
                 return slot
             # a repeated wall time resolves to its later copy, after limit: go below the repeat

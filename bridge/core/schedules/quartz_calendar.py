@@ -80,7 +80,7 @@ def offsets(zone: ZoneInfo, wall: datetime) -> tuple[timedelta, timedelta]:
     return a, b
 
 
-def resolve(zone: ZoneInfo, wall: datetime) -> datetime:
+def wall_to_instant(zone: ZoneInfo, wall: datetime) -> datetime:
     """The instant Java gives a naive wall time: the smaller offset of the two around it.
 
     In a gap that is the offset before the jump (02:30 -> 03:30 in New York); in an overlap the
