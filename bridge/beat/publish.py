@@ -3,22 +3,27 @@
 ``app.send_task`` per message costs about 0.5-0.7 ms here: routing, ``saferepr``, two
 ``maybe_declare`` calls, ``Producer.publish`` bookkeeping, and one broker round trip for the
 message plus one for its ``task-sent`` event. :class:`BatchPublisher` keeps the wire format and
-cuts the overhead (about 60 us per message, event included, measured by ``bench/dispatch.py``):
+cuts the overhead to about 20 us of CPU per message, event included (``bench/dispatch.py``):
 
 * the message is built by Celery itself once per batch (``app.amqp.as_task_v2``: the headers,
   properties and body ``send_task`` produces, so a stock worker consumes it, plus the
   ``celery_beat_task`` header Celery's beat always adds); each message copies it with its own
   task id, arguments, ``argsrepr`` and ``eta``, the only fields ``as_task_v2`` would change;
-* it is serialized (JSON) and wrapped by the channel exactly as ``Producer.publish`` does
-  (``kombu.serialization.dumps`` then ``channel.prepare_message``), then handed to the transport's
-  publish batch (``channel.create_publish_batch``, the session ``Producer.batch()`` uses, kombu >=
-  5.7): on Redis, pipelined LPUSH / PUBLISH, 1,000 commands per round trip. A transport without
-  batches gets one ``basic_publish`` per message on the same channel;
+* on the bridge's Redis transport (``push_encoded``), the message is written in its final wire
+  form, the JSON envelope kombu's ``_put`` would push, from a text template cut at the fields
+  each message changes (task id, arguments, ``eta``, queue, body, delivery tag), and every
+  queue's messages of the batch go out in one ``LPUSH``, 1,000 messages per round trip;
+* on any other transport, or when someone listens to ``before_task_publish`` /
+  ``after_task_publish`` (the signals are then sent for each message), each message is
+  serialized and wrapped by the channel as ``Producer.publish`` does (``kombu.serialization.dumps``
+  then ``channel.prepare_message``) and handed to the transport's publish batch
+  (``channel.create_publish_batch``, the session ``Producer.batch()`` uses, kombu >= 5.7): on
+  Redis, pipelined commands, 1,000 per round trip; a transport without batches gets one
+  ``basic_publish`` per message;
 * every queue (and the event exchange) is declared once per batch, not once per message;
 * the ``task-sent`` events (``task_send_sent_event``, for Flower) go in the same batch, grouped
   100 to a message (routing key ``task.multi``, a JSON list: Celery's own grouped event form,
-  which Celery workers emit and ``EventReceiver``/Flower read);
-* ``before_task_publish`` / ``after_task_publish`` signals are sent only when someone listens.
+  which Celery workers emit and ``EventReceiver``/Flower read).
 
 A failed batch raises (delivery of that batch is uncertain); the scheduler then keeps the entries
 due and publishes again on the next tick (duplicates are suppressed by the worker's claim).
