@@ -253,7 +253,7 @@ def take_claim(firing: Firing) -> tuple[ClaimRef | None, str | None]:
     if decision is None or not decision.claim or store is None:
         return None, None
     lineage, instance = f"legacy:{firing.host}:{os.getpid()}", "cron"
-    holder = f"{lineage}@{instance}"[:255]  # str(legacy_wrappers.claims.Holder)
+    holder = f"{lineage}@{instance}"[:255]  # str(bridge.core.claims.Holder)
     try:
         ref = store.claim(firing.job_id, decision.slot, holder, datetime.now(UTC))
         if ref is not None:

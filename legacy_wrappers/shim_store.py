@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-LEASE_SECONDS = 30  # legacy_wrappers.claims.LeaseTerms defaults
+LEASE_SECONDS = 30  # bridge.core.claims.LeaseTerms defaults
 RENEW_SECONDS = 10
 BUSY_TIMEOUT_SECONDS = 10
 CONNECT_TIMEOUT_SECONDS = 5
@@ -318,8 +318,9 @@ def contested_claim(url: str, job_id: str, slot: datetime, lineage: str,
                     instance: str) -> tuple[ClaimRef | None, str | None]:
     """The rare path: the slot's row exists. :class:`Claims` decides (a takeover of an expired
     lease, or :class:`AlreadyClaimed`); returns (our claim, None) or (None, the reason)."""
+    from bridge.core.claims import AlreadyClaimed, Holder
     from bridge.store.db import Registry
-    from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder
+    from legacy_wrappers.claims import Claims
 
     registry = Registry(url, check_schema=False)
     try:

@@ -16,6 +16,7 @@ Vocabulary (stored legibly as ``str`` enums):
   ``suppressed`` (the path lost the claim to an execution already under way), ``rejected``
   (the message could not be read or admitted).
 * :class:`Status`: ``succeeded`` | ``failed`` | ``interrupted`` | ``running`` (executions),
+  ``timed_out`` (an execution killed at its timeout), ``error`` (it could not start),
   ``lost`` (an execution whose holder died before recording its outcome: the note in
   ``error`` starts ``outcome unknown``; the slot is not run again automatically),
   ``observed``, ``stood-down``, ``suppressed``, ``skipped`` | ``missed`` | ``rejected``
@@ -76,6 +77,8 @@ class Status(StrEnum):
     MISSED = "missed"
     REJECTED = "rejected"
     INTERRUPTED = "interrupted"
+    TIMED_OUT = "timed_out"  # the command ran past its timeout: its process group was killed
+    ERROR = "error"  # the command could not start (unknown or refused user, missing shell)
     RUNNING = "running"
     LOST = "lost"  # the holder died mid-run: outcome unknown, never re-run automatically
 

@@ -235,14 +235,14 @@ def test_sigterm_is_forwarded_and_a_signal_death_is_reproduced(
 
 
 def runs_or_claims(reg: Registry) -> bool:
-    from legacy_wrappers.claims import CLAIMS
+    from bridge.store.claims import CLAIMS
 
     with reg.engine.connect() as conn:
         return conn.execute(CLAIMS.select()).first() is not None
 
 
 def _delete_claims(reg: Registry) -> None:
-    from legacy_wrappers.claims import CLAIMS
+    from bridge.store.claims import CLAIMS
 
     with reg.engine.begin() as conn:
         conn.execute(CLAIMS.delete())
