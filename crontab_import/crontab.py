@@ -28,10 +28,9 @@ from crontab_import.cron.lines import BLANKS, Line, is_blank, is_comment, split_
 from crontab_import.cron.state import ParseState
 from crontab_import.cron.whole_file import finish_file
 from crontab_import.filetrust import FileTrust, read_source
-from crontab_import.model import ItemStatus, ParseResult
+from crontab_import.model import DEFAULT_MAX_BYTES, ItemStatus, ParseResult
 
 DEFAULT_MAX_LINES = 10000  # import limit per file (--max-lines), checked before parsing
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # import limit per file (--max-bytes)
 
 
 def parse_file(

@@ -28,9 +28,9 @@ from bridge.core.spec import (
     describe_schedule,
 )
 from bridge.services.importer import ImportOutcome, run_import
-from crontab_import.crontab import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES
+from crontab_import.crontab import DEFAULT_MAX_LINES
 from crontab_import.filetrust import NOT_VERIFIED, is_live_path
-from crontab_import.model import ImportItem, ParseResult
+from crontab_import.model import DEFAULT_MAX_BYTES, ImportItem, ParseResult
 from crontab_import.plan import PlanEntry, PlanStatus
 
 app = typer.Typer(

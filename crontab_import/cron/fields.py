@@ -1,8 +1,8 @@
 """The schedule part of a job line: five time fields or an ``@`` macro, checked and cached.
 
 Fields are parsed by :func:`bridge.core.schedules.cronfields.parse_fields`, once per distinct
-expression (big crontabs repeat a few schedules); so are their warnings and whether the
-schedule ever fires.
+expression (it caches; big crontabs repeat a few schedules); whether a schedule ever fires is
+cached here the same way.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from bridge.core.errors import ScheduleError
 from bridge.core.schedules.cron import never_fires
-from bridge.core.schedules.cronfields import FIELDS, CronFields, expand_macro, parse_fields
+from bridge.core.schedules.cronfields import FIELDS, expand_macro, parse_fields
 from bridge.core.spec import ScheduleSpec
 from crontab_import.cron.lines import BLANKS
 
@@ -40,7 +40,7 @@ def schedule_part(rest: str) -> tuple[str | None, str] | str:
             if problem:
                 return problem
             tokens.append(token)
-        return cron_fields(" ".join(tokens)).expression, rest
+        return parse_fields(" ".join(tokens)).expression, rest
     except ScheduleError as e:
         return e.message
 
@@ -55,15 +55,9 @@ def _field_problem(token: str, name: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=4096)
-def cron_fields(expression: str) -> CronFields:
-    """parse_fields, once per distinct expression (big crontabs repeat a few schedules)."""
-    return parse_fields(expression)
-
-
-@lru_cache(maxsize=4096)
 def field_warnings(expression: str) -> tuple[str, ...]:
-    return tuple(cron_fields(expression).warnings)
+    """Text Debian skips inside the fields (``5#2`` runs as ``5``), to be said, not hidden."""
+    return parse_fields(expression).warnings
 
 
 @lru_cache(maxsize=4096)

@@ -72,9 +72,9 @@ def file_options(
         prefix = f"{user}-crontab"
     else:
         prefix = "etc-crontab" if knd is SourceKind.SYSTEM_CRONTAB else f"etc-cron.d-{name}"
-    return FileOptions(file, timezone, knd, user, dia, _safe_id(prefix))
+    return FileOptions(file, timezone, knd, user, dia, _id_prefix(prefix))
 
 
-def _safe_id(prefix: str) -> str:
+def _id_prefix(prefix: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._@-]", "_", prefix)[:190]
     return cleaned if cleaned[:1].isalnum() else f"u-{cleaned}"[:190]

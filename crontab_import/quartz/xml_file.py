@@ -39,7 +39,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bridge.core.errors import InputError, ParseError
-from crontab_import.model import ImportError_, ParseResult
+from crontab_import.model import DEFAULT_MAX_BYTES, ImportError_, ParseResult
 from crontab_import.quartz.assemble import assemble_items, default_zone
 from crontab_import.quartz.document import (
     QuartzJob,
@@ -53,7 +53,6 @@ from crontab_import.quartz.items import ImportContext
 from crontab_import.quartz.schema import validate_schema
 from crontab_import.quartz.tree import NS, WS, Issue, Node, read_tree
 
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # import limit per file (--max-bytes)
 DEFAULT_MAX_TRIGGERS = 10000  # import limit per file (--max-jobs)
 
 
