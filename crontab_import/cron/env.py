@@ -30,8 +30,13 @@ class EnvFailure:
     reason: str
 
 
+_NOT_ENV = EnvFailure(False, "not an environment line")
+
+
 def parse_env_line(text: str) -> EnvSetting | EnvFailure:
     """Debian cron's ``load_env`` on one line (without its newline)."""
+    if "=" not in text:
+        return _NOT_ENV  # a setting needs its '=' (most job lines have none)
     body = text.lstrip(BLANKS)
     raw = body.encode("utf-8", errors="surrogatepass")
     truncated = len(raw) > MAX_ENV_LINE_BYTES
@@ -39,7 +44,7 @@ def parse_env_line(text: str) -> EnvSetting | EnvFailure:
         body = raw[:MAX_ENV_LINE_BYTES].decode("utf-8", errors="ignore")
     name, pos = _env_name(body)
     if name is None:
-        return EnvFailure(False, "not an environment line")
+        return _NOT_ENV
     result = _env_value(body, pos)
     if isinstance(result, EnvFailure):
         cut = f"; cron reads only the first {MAX_ENV_LINE_BYTES} bytes of the line"
@@ -121,7 +126,7 @@ def env_line(state: ParseState, line: Line, env: EnvSetting) -> None:
             "a shell; it is left out of the jobs' environment",
         )
     else:
-        state.env[env.name] = env.value
+        state.set_env(env.name, env.value)
     if env.name == "CRON_TZ":
         _cron_tz(state, line.number, env.value)
     elif env.name == "TZ":

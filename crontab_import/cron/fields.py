@@ -19,6 +19,7 @@ from crontab_import.cron.lines import BLANKS
 MAX_FIELD_CHARS = 999  # Debian: a 1000-character time field is rejected
 
 _TOKEN_RE = re.compile(r"[^ \t]*")
+_FIVE_TOKENS_RE = re.compile(r"([^ \t]*)[ \t]*" * len(FIELDS))  # take_token, five times
 
 
 def take_token(text: str) -> tuple[str, str, bool]:
@@ -33,16 +34,25 @@ def schedule_part(rest: str) -> tuple[str | None, str] | str:
         if rest.startswith("@"):
             token, rest, _ = take_token(rest)
             return expand_macro(token), rest
-        tokens = []
-        for fd in FIELDS:
-            token, rest, _ = take_token(rest)
-            problem = _field_problem(token, fd.name)
-            if problem:
-                return problem
-            tokens.append(token)
-        return parse_fields(" ".join(tokens)).expression, rest
     except ScheduleError as e:
         return e.message
+    m = _FIVE_TOKENS_RE.match(rest)
+    assert m is not None  # every part of the pattern may be empty
+    expression, problem = _five_fields(m.groups())
+    return problem if expression is None else (expression, rest[m.end() :])
+
+
+@lru_cache(maxsize=4096)
+def _five_fields(tokens: tuple[str, ...]) -> tuple[str | None, str]:
+    """(expression, "") or (None, the problem): once per distinct five tokens."""
+    for token, fd in zip(tokens, FIELDS, strict=True):
+        problem = _field_problem(token, fd.name)
+        if problem:
+            return None, problem
+    try:
+        return parse_fields(" ".join(tokens)).expression, ""
+    except ScheduleError as e:
+        return None, e.message
 
 
 def _field_problem(token: str, name: str) -> str | None:
@@ -55,6 +65,7 @@ def _field_problem(token: str, name: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def field_warnings(expression: str) -> tuple[str, ...]:
     """Text Debian skips inside the fields (``5#2`` runs as ``5``), to be said, not hidden."""
     return parse_fields(expression).warnings

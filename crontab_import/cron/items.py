@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.core.spec import CommandHandler, JobSpec, Policies, ScheduleSpec, SourceLocation
+from bridge.core.spec import CommandHandler, JobSpec, SourceLocation
 from crontab_import.cron.command import split_command
 from crontab_import.cron.fields import field_warnings
 from crontab_import.cron.lines import Line
@@ -49,20 +49,15 @@ def build_job(
         stdin=stdin,
         user=parts.user,
         shell=state.env.get("SHELL", "/bin/sh"),
-        env=tuple(state.env.items()),
-    )
-    schedule = ScheduleSpec(
-        dialect=state.opts.dialect,
-        timezone=state.zone or state.opts.timezone,
-        expression=expression,
+        env=state.env_items(),
     )
     return JobSpec(
         id=job_id,
-        schedule=schedule,
+        schedule=state.schedule(expression),
         handler=handler,
         source=_location(state, line),
         description=description,
-        policies=Policies(**state.claimed_policies),
+        policies=state.policies(),
     )
 
 
@@ -70,12 +65,6 @@ def _location(state: ParseState, line: Line) -> SourceLocation:
     return SourceLocation(
         file=state.opts.file, line=line.number, raw=line.text, kind=state.opts.kind
     )
-
-
-def _details(state: ParseState, user: str | None, line: int) -> dict[str, Any]:
-    details = {"user": user, "dialect": state.opts.dialect.value, "kind": state.opts.kind.value}
-    id_line = state.override_lines.get(line)
-    return details if id_line is None else {**details, "id_line": id_line}
 
 
 def add_item(
@@ -90,11 +79,11 @@ def add_item(
     state.items.append(
         ImportItem(
             status=status,
-            source=_location(state, line),
+            source=job.source if job is not None else _location(state, line),
             id=job_id,
             job=job,
             reason=reason,
-            details=_with_warnings(_details(state, user, line.number), job),
+            details=_with_warnings(state.details(user, state.override_lines.get(line.number)), job),
         )
     )
 
