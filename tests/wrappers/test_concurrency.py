@@ -29,7 +29,9 @@ from bridge.core.spec import CommandHandler, Dialect, JobSpec, Policies, Schedul
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
 from bridge.store.repos import AuthorityRepo, JobRepo
-from crontab_import.quartz import NS, parse_handler_map, parse_quartz_xml
+from crontab_import.quartz.handlers import parse_handler_map
+from crontab_import.quartz.tree import NS
+from crontab_import.quartz.xml_file import parse_quartz_xml
 from legacy_wrappers.claims import Claims, Lease
 from legacy_wrappers.concurrency import GroupSemaphore, group_key
 from legacy_wrappers.tasks import TASK_NAME
