@@ -1,4 +1,4 @@
-"""RunRecord-store benchmark: ``shadow.record.query`` on 1,000,000 rows in SQLite.
+"""RunRecord-store benchmark: ``bridge.store.runs.query`` on 1,000,000 rows in SQLite.
 
     python bench/observations.py            # 1,000 jobs x 500 slots x 2 paths
     python bench/observations.py --jobs 100 --slots 100   # a quick run
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bridge.store.db import Registry  # noqa: E402
-from shadow.record import RUNS, _window_sql, query  # noqa: E402
+from bridge.store.runs import RUNS, _window_sql, query  # noqa: E402
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 COLUMNS = (

@@ -112,7 +112,7 @@ def record_legacy_run(
     """Store one legacy run of ``job_id`` for ``slot`` (see the module docstring)."""
     from bridge.core.runs import RunRecord, bound_sample, digest_output
     from bridge.store.repos import JobRepo
-    from shadow.record import record
+    from bridge.store.runs import record
 
     if status not in STATUSES:
         raise InputError(f"status must be one of {', '.join(STATUSES)}, not '{status}'")

@@ -422,7 +422,7 @@ def _upload(
         return 0, []
     from sqlalchemy.exc import DataError, IntegrityError
 
-    from shadow.record import record
+    from bridge.store.runs import record
 
     added, refused = 0, []
     with registry.session() as session:

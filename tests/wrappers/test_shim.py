@@ -25,7 +25,8 @@ from bridge.core.authority import Owner
 from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
-from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
+from bridge.store.runs import RunRepo
 from legacy_wrappers import spool
 from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder
 from legacy_wrappers.shim import child_environment

@@ -38,7 +38,8 @@ from bridge.core.spec import (
 )
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
-from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
+from bridge.store.runs import RunRepo
 from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder, Lease, LeaseTerms
 from legacy_wrappers.runner import OutcomeStatus, RunOutcome
 from legacy_wrappers.tasks import (
