@@ -1,7 +1,7 @@
 """The shim's recorded path: decide, claim, run, record (guarantees: :mod:`legacy_wrappers.shim`).
 
 Imported only when ``BRIDGE_JOB`` names a job. Pure core first (:func:`decide`,
-:func:`record_key`), then the flow (:func:`run_recorded`); the command itself runs in
+:func:`firing_key`), then the flow (:func:`run_recorded`); the command itself runs in
 :mod:`legacy_wrappers.shim_exec`, the registry is :mod:`legacy_wrappers.shim_store`.
 """
 
@@ -77,7 +77,7 @@ def decide(
     return Decision("run", slot, claim=reachable, note=unsure)
 
 
-def record_key(job_id: str, slot: datetime, host: str, fired: datetime) -> str:
+def firing_key(job_id: str, slot: datetime, host: str, fired: datetime) -> str:
     """Unique per firing (two hosts firing one slot get two records), fixed before the first
     write attempt (a record that reached the registry and the spool is stored once)."""
     import hashlib
@@ -292,7 +292,7 @@ def _row(firing: Firing, role: str, status: str, *, child: Child | None = None,
         "status": status, "fired_at": firing.fired, "started_at": None, "finished_at": None,
         "exit_status": None, "task_state": None, "attempts": 1, "output_digest": None,
         "output_sample": None, "host": firing.host, "error": "; ".join(notes) or None,
-        "record_key": record_key(firing.job_id, slot, firing.host, firing.fired),
+        "record_key": firing_key(firing.job_id, slot, firing.host, firing.fired),
     }
     if child is not None:
         row.update(started_at=child.started, finished_at=child.finished, exit_status=child.code,
@@ -345,14 +345,14 @@ def _flush_spool(firing: Firing) -> None:
     if not any(n.endswith(".jsonl") for n in names):
         return
     try:
-        from legacy_wrappers import spool
+        from legacy_wrappers import spool_flush
 
         def registry() -> Any:
             from bridge.store.db import Registry
 
             return Registry(settings.database_url, check_schema=False)
 
-        spool.flush_if_pending(registry, settings.spool_dir)
+        spool_flush.flush_if_pending(registry, settings.spool_dir)
     except Exception as e:
         _syslog("warning", f"spool flush failed (next run retries): {e}")
 

@@ -248,7 +248,7 @@ def _driver_columns(lean: bool) -> str:
                      for n in (LEAN if lean else FULL))
 
 
-def _window_sql(lean: bool, job: bool, since: bool, until: bool, mark: str) -> str:
+def window_sql(lean: bool, job: bool, since: bool, until: bool, mark: str) -> str:
     """The same statement as :func:`_select`, as driver SQL."""
     cols = _driver_columns(lean)
     where = [clause for flag, clause in ((job, f"job_id = {mark}"), (since, f"slot > {mark}"),
@@ -272,7 +272,7 @@ def _stream_window(session: Session, job_id: str | None, since: datetime | None,
     to_db = RUNS.c.slot.type.dialect_impl(dialect).bind_processor(dialect)
     params: list[Any] = [job_id] if job_id is not None else []
     params += [to_db(t) if to_db else t for t in (since, until) if t is not None]
-    sql = _window_sql(lean, job_id is not None, since is not None, until is not None, mark)
+    sql = window_sql(lean, job_id is not None, since is not None, until is not None, mark)
     raw = conn.connection.driver_connection
     assert raw is not None
     server_side = dialect.name == "postgresql"

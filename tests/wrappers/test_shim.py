@@ -27,7 +27,7 @@ from bridge.store.db import Registry
 from bridge.store.models import RunRow
 from bridge.store.repos import AuthorityRepo, JobRepo
 from bridge.store.runs import RunRepo
-from legacy_wrappers import spool
+from legacy_wrappers import spool, spool_flush
 from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder
 from legacy_wrappers.shim import child_environment
 from legacy_wrappers.shim_run import decide
@@ -468,13 +468,13 @@ def test_half_written_last_line_is_kept_for_the_next_flush(
     one, two = spool.encode(spooled(key="a")), spool.encode(spooled(key="b"))
     path = directory / "quartz-20260308-h.jsonl"
     path.write_bytes(one + two[:25])
-    report = spool.flush(reg, str(directory))
+    report = spool_flush.flush(reg, str(directory))
     assert (report.uploaded, report.kept_partial, report.removed) == (1, (str(path),), ())
     assert path.read_bytes() == one + two[:25]
-    assert spool.flush(reg, str(directory)).uploaded == 0  # re-flush adds nothing
+    assert spool_flush.flush(reg, str(directory)).uploaded == 0  # re-flush adds nothing
     with open(path, "ab") as f:
         f.write(two[25:])
-    report = spool.flush(reg, str(directory))
+    report = spool_flush.flush(reg, str(directory))
     assert (report.uploaded, report.duplicates, report.removed) == (1, 1, (str(path),))
     assert len(runs(reg)) == 2
     reg.dispose()
@@ -489,7 +489,7 @@ def test_append_after_a_torn_line_keeps_the_new_record_and_rejects_the_torn_one(
     with open(written, "ab") as f:
         f.write(spool.encode(spooled(key="torn"))[:30])  # a writer crashed mid-line
     assert spool.append(directory, spooled(key="b")) == written
-    report = spool.flush(reg, directory)
+    report = spool_flush.flush(reg, directory)
     assert (report.uploaded, report.rejected) == (2, 1)
     assert spool.spool_files(directory) == []
     (rejected,) = os.listdir(os.path.join(directory, "rejected"))
@@ -590,12 +590,12 @@ def test_a_locked_spool_file_is_skipped_by_flush_and_writers_go_elsewhere(
         second = spool.append(directory, spooled(key="b"))
         assert second != first and second.endswith(".jsonl")
         reg = Registry(sqlite_url)
-        report = spool.flush(reg, directory)
+        report = spool_flush.flush(reg, directory)
         assert (report.busy, report.uploaded, report.removed) == ((first,), 1, (second,))
     finally:
         holder.kill()
         holder.wait()
-    assert spool.flush(reg, directory).uploaded == 1
+    assert spool_flush.flush(reg, directory).uploaded == 1
     assert spool.spool_files(directory) == []
     reg.dispose()
 
@@ -623,7 +623,7 @@ def test_a_record_the_database_refuses_is_rejected_without_blocking_the_rest(
     too_long = spool.encode(spooled(job="j" * 300, key="long"))  # jobs.id is VARCHAR(200)
     (directory / "cron-x.jsonl").write_bytes(spool.encode(spooled(key="a")) + too_long +
                                              spool.encode(spooled(key="b")))
-    report = spool.flush(reg, str(directory))
+    report = spool_flush.flush(reg, str(directory))
     assert (report.uploaded, report.rejected) == (2, 1)
     assert "refused by the database" in report.rejections[0]
     assert (directory / "rejected" / "cron-x.jsonl").read_bytes() == too_long
