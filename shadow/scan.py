@@ -18,13 +18,14 @@ millisecond; a lag near the tolerance is left to the general path). That is a su
 cases :func:`shadow.judge.quick_match` answers ``match``, so a quiet slot's verdict is ``match``
 (never ignored: rules only explain mismatches). The tests hold the two paths equal.
 
-:func:`sparse_verdicts` returns a job's verdicts without its quiet matches, except the newest
+:func:`prepare` scans a job's rows, :func:`finish` judges its loud slots from their full records:
+together they give the job's verdicts without its quiet matches, except the newest
 ``keep_tail`` ones (a report's readiness and timeline look at the newest slots in full).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -216,17 +217,3 @@ def _split(rows: Sequence[CompactRow], full: Mapping[int, RunRecord],
         obs = full[row[4]]
         (legacy if obs.path is Path.LEGACY else celery).append(obs)
     return legacy, celery
-
-
-def sparse_verdicts(
-    spec: JobSpec, slots: Sequence[datetime], rows: Sequence[CompactRow], keys: Mapping[Any, int],
-    now: datetime, load: Callable[[Iterable[int]], Mapping[int, RunRecord]], *,
-    history: Sequence[AuthorityEvent] = (), keep_tail: int = 0,
-    before: Iterable[datetime] = (), imported: datetime | None = None,
-) -> Sparse | None:
-    """:func:`prepare` and :func:`finish` one job, its full records from ``load(row ids)``."""
-    job = prepare(spec, slots, rows, keys, history=history, keep_tail=keep_tail, before=before,
-                  imported=imported)
-    ids = job.row_ids
-    return finish(job, load(ids) if ids else {}, now)
-

@@ -54,7 +54,6 @@ _UTC_SUFFIX = "+00:00"
 FULL = (*_COLUMNS, "row_id")
 LEAN = ("job_id", "slot", "path", "role", "status", "fired_at", "started_at", "exit_status",
         "attempts", "output_digest", "host", "row_id")
-_LEAN_DEFAULTS = {name: None for name in FULL if name not in LEAN}
 
 
 def _row_reader(lean: bool = False) -> Callable[[Sequence[Any]], RunRecord]:

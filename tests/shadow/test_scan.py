@@ -108,9 +108,9 @@ def both_reports(spec: JobSpec, obs: list[RunRecord], now: datetime,
     rows = [compact(o, spec) for o in window]
     keep = keep_quiet(spec, slots, timeline_limit)
     by_id = {o.row_id: o for o in obs}
-    sparse = scan.sparse_verdicts(spec, slots, rows, {s: i for i, s in enumerate(slots)}, now,
-                                  lambda ids: {i: by_id[i] for i in ids}, history=history,
-                                  keep_tail=keep, before=before, imported=imported)
+    job = scan.prepare(spec, slots, rows, {s: i for i, s in enumerate(slots)}, history=history,
+                       keep_tail=keep, before=before, imported=imported)
+    sparse = scan.finish(job, {i: by_id[i] for i in job.row_ids}, now)
     assert sparse is not None
     fast = sparse_job_report(spec, sparse, owner, expected=len(slots), kept_quiet=keep,
                              timeline_limit=timeline_limit, mismatch_limit=50)

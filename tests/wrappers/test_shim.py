@@ -29,8 +29,8 @@ from bridge.store.repos import AuthorityRepo, JobRepo
 from bridge.store.runs import RunRepo
 from legacy_wrappers import spool, spool_flush
 from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder
-from legacy_wrappers.shim import child_environment
-from legacy_wrappers.shim_run import decide
+from legacy_wrappers.shim_os import child_environment
+from legacy_wrappers.shim_run import plan_firing
 from tests.conftest import free_port
 
 SHIM = str(Path(sys.executable).parent / "bridge-cron-shell")
@@ -369,15 +369,15 @@ def test_decide_slot_tolerance_and_owner() -> None:
     legacy = resolve(JOB, [(None, "legacy")])
     nxt = slot + timedelta(hours=1)
     flipped = resolve(JOB, [(None, "legacy"), (nxt, "celery")])
-    assert decide(slot + timedelta(seconds=90), hourly, legacy, reachable=True).slot == slot
-    late = decide(slot + timedelta(seconds=91), hourly, legacy, reachable=True)
+    assert plan_firing(slot + timedelta(seconds=90), hourly, legacy, reachable=True).slot == slot
+    late = plan_firing(slot + timedelta(seconds=91), hourly, legacy, reachable=True)
     assert late.action == "run" and not late.claim
     assert "no slot within tolerance" in str(late.note)
-    stand_down = decide(nxt + timedelta(seconds=2), hourly, flipped, reachable=True)
+    stand_down = plan_firing(nxt + timedelta(seconds=2), hourly, flipped, reachable=True)
     assert stand_down.action == "stand-down" and stand_down.slot == nxt
-    assert decide(slot + timedelta(seconds=2), hourly, flipped, reachable=True).claim is True
-    assert decide(slot, hourly, legacy, reachable=False).claim is False
-    assert decide(slot, None, None, reachable=False).note is not None
+    assert plan_firing(slot + timedelta(seconds=2), hourly, flipped, reachable=True).claim is True
+    assert plan_firing(slot, hourly, legacy, reachable=False).claim is False
+    assert plan_firing(slot, None, None, reachable=False).note is not None
 
 
 # --- registry unreachable: spool, flush -----------------------------------------------------------
@@ -532,13 +532,13 @@ def test_lean_store_claims_renews_and_completes_like_claims(
 ) -> None:
     """The shim's driver-level statements against the SQLAlchemy-side view of the same rows
     (PostgreSQL: libpq through ctypes, and psycopg when no libpq can be loaded)."""
-    from legacy_wrappers import shim_store
-    from legacy_wrappers.shim_store import LEASE_SECONDS, Store
+    from bridge.store import bare
+    from bridge.store.bare import LEASE_SECONDS, Store
 
     if driver == "psycopg":
         if db_url.startswith("sqlite"):
             pytest.skip("SQLite has one driver")
-        monkeypatch.setattr(shim_store, "_load_libpq", lambda: None)
+        monkeypatch.setattr(bare, "_load_libpq", lambda: None)
 
     reg = Registry(db_url)
     slot = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
@@ -548,7 +548,7 @@ def test_lean_store_claims_renews_and_completes_like_claims(
         AuthorityRepo(s).append(JOB, Owner.CELERY, effective_slot=slot, actor="t", reason=None)
     store = Store(db_url)
     if not db_url.startswith("sqlite"):
-        assert isinstance(store.conn, shim_store.LibPq) is (driver == "libpq")
+        assert isinstance(store.conn, bare.LibPq) is (driver == "libpq")
     spec, events = store.job(JOB)
     assert spec is not None and spec["schedule"]["expression"] == "* * * * *"
     assert events == [(None, "legacy"), (slot, "celery")]
