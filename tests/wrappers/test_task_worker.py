@@ -40,7 +40,8 @@ from bridge.core.spec import (
 )
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
-from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
+from bridge.store.runs import RunRepo
 from legacy_wrappers.authoritative import acquire
 from legacy_wrappers.claims import Claims, Lease
 from legacy_wrappers.messages import REJECTED_SLOT, JobRequest, Rejection, parse_request
