@@ -22,8 +22,8 @@ from bridge.core.spec import JobSpec
 from bridge.services.flip import UNFINISHED, unfinished_reason, unfinished_slots
 from bridge.store.db import Session
 from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
+from bridge.store.runs import query
 from legacy_wrappers import retire as retiring
-from shadow.record import query
 from shadow.report import compare_stored
 
 
