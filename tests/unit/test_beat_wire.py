@@ -34,8 +34,10 @@ def test_random_uuids_are_distinct_version_4_uuids() -> None:
 def test_a_cut_refuses_a_template_that_lost_a_field() -> None:
     with pytest.raises(RuntimeError, match="missing"):
         Cut(("a", "b"), lambda mark: json.dumps({"a": mark["a"]}))
-    cut = Cut(("a", "b"), lambda mark: json.dumps({"a": mark["a"], "n": [mark["b"]]}))
-    assert json.loads(cut.fill({"a": '"x"', "b": "12.5"})) == {"a": "x", "n": [12.5]}
+    cut = Cut(("a", "b"), lambda mark: json.dumps({"a": mark["a"], "n": [mark["b"]],
+                                                   "p": "100%s", "q": mark["a"]}))
+    assert json.loads(cut.fill({"a": '"x"', "b": "12.5"})) == \
+        {"a": "x", "n": [12.5], "p": "100%s", "q": "x"}
 
 
 def test_an_event_reads_back_with_each_message_s_fields() -> None:
