@@ -34,6 +34,7 @@ import pytest
 from bridge.store.db import Registry
 from bridge.store.runs import RunRepo
 from legacy_wrappers import spool
+from tests.support.host_cron import local_cron_pids
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -62,18 +63,6 @@ def crontab(work: Path, out: Path, settings: str) -> str:
 # --- the daemon and the files ------------------------------------------------------------------
 
 
-def cron_pids() -> list[int]:
-    found = subprocess.run(["pgrep", "-x", "cron"], capture_output=True, text=True).stdout
-    alive = []
-    for pid in map(int, found.split()):
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
-                alive.append(pid)
-        except OSError:
-            pass
-    return alive
-
-
 class Daemon:
     """Use the running cron; start ours when there is none (also if it vanishes mid-test)."""
 
@@ -82,7 +71,7 @@ class Daemon:
         self.binary = shutil.which("cron") or shutil.which("cron", path="/usr/sbin:/sbin")
 
     def ensure(self) -> None:
-        if cron_pids() or (self.ours is not None and self.ours.poll() is None):
+        if local_cron_pids() or (self.ours is not None and self.ours.poll() is None):
             return
         assert self.binary is not None
         self.ours = subprocess.Popen([self.binary, "-f", "-L", "15"],
