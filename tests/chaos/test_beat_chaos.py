@@ -20,15 +20,8 @@ import redis
 from bridge.adapters.beat_store import beat_key
 from bridge.adapters.redbeat_entries import index_key
 from bridge.core.spec import MisfirePolicy
-from tests.chaos.harness import (
-    CHAOS_APP,
-    PREFIX,
-    Chaos,
-    contiguous,
-    parse_slot,
-    slot_text,
-    wait_for,
-)
+from tests.chaos.harness import CHAOS_APP, PREFIX, Chaos, contiguous, parse_slot, slot_text
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -57,7 +50,7 @@ def test_redis_restarted_empty_beat_rebuilds_and_no_slot_runs_twice(
         chaos.add_job("rf-skip", misfire=MisfirePolicy.SKIP, misfire_grace_seconds=1)
         chaos.worker(concurrency=2, app=CHAOS_APP)
         beat = chaos.beat(env={"BRIDGE_REHYDRATE_INTERVAL": "300"})
-        wait_for("firing", lambda: len(chaos.slots_of("rf-all")) >= 4, 40, chaos.tail_logs())
+        wait_for("firing", lambda: len(chaos.slots_of("rf-all")) >= 4, 40, logs=chaos.tail_logs)
         own_redis.stop()  # SIGKILL: no persistence, every key and queued message is gone
         time.sleep(4)
         own_redis.start()
@@ -65,10 +58,10 @@ def test_redis_restarted_empty_beat_rebuilds_and_no_slot_runs_twice(
         r = redis.Redis.from_url(own_redis.url, decode_responses=True)
         wait_for("entries rebuilt from SQL",
                  lambda: r.smembers(index_key(PREFIX)) == {"rf-all", "rf-skip"}, 30,
-                 chaos.tail_logs())
+                 logs=chaos.tail_logs)
         wait_for("firing after the restart",
                  lambda: all(any(s > up + timedelta(seconds=2) for s in chaos.slots_of(j))
-                             for j in ("rf-all", "rf-skip")), 30, chaos.tail_logs())
+                             for j in ("rf-all", "rf-skip")), 30, logs=chaos.tail_logs)
         time.sleep(2)
         beat.stop()
         wait_for("the queue to drain", chaos.queue_empty, 30)
@@ -103,7 +96,7 @@ def test_redis_restarted_empty_beat_rebuilds_and_no_slot_runs_twice(
             assert result.code in (0, 1), result.err
             chaos.env["BRIDGE_VISIBILITY_TIMEOUT"] = "3600"
             wait_for("the repaired slots", lambda: not contiguous(chaos.slots_of("rf-all")), 40,
-                     chaos.tail_logs())
+                     logs=chaos.tail_logs)
             wait_for("the queue to drain", chaos.queue_empty, 30)
             time.sleep(1)
         assert chaos.duplicates() == {}
@@ -131,14 +124,14 @@ def test_frozen_beat_resumed_after_losing_its_lock_never_doubles_a_slot(
         freezes = fail_stops = 0
         for _ in range(2):
             holder: int = wait_for("a lock holder", lambda: holder_pid(r) in beats and
-                                   holder_pid(r), 30, chaos.tail_logs())
-            wait_for("firing", lambda: len(chaos.slots_of("ha-0")) >= 3, 30, chaos.tail_logs())
+                                   holder_pid(r), 30, logs=chaos.tail_logs)
+            wait_for("firing", lambda: len(chaos.slots_of("ha-0")) >= 3, 30, logs=chaos.tail_logs)
             beats[holder].signal(signal.SIGSTOP)  # frozen mid-whatever, past the 3 s lock
             freezes += 1
             frozen = holder
             wait_for("the standby to take over",
                      lambda: holder_pid(r) not in (None, frozen),  # noqa: B023
-                     30, chaos.tail_logs())
+                     30, logs=chaos.tail_logs)
             time.sleep(2)
             beats[holder].signal(signal.SIGCONT)  # it wakes up believing it still leads
             time.sleep(3)

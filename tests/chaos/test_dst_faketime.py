@@ -40,7 +40,8 @@ import redis
 
 from bridge.adapters.beat_store import beat_key
 from bridge.core.spec import MisfirePolicy
-from tests.chaos.harness import PREFIX, ROOT, Chaos, wait_for
+from tests.chaos.harness import PREFIX, ROOT, Chaos
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -130,7 +131,7 @@ def test_beat_under_a_fast_fake_clock_fires_the_oracles_slots_across_dst(
 
         wait_for("beat's fake clock to pass the window",
                  lambda: fake_now() > (hi + timedelta(minutes=5)).timestamp(), 60,
-                 chaos.tail_logs())
+                 logs=chaos.tail_logs)
         started_fake = datetime.fromtimestamp(fake_now(), UTC)
     finally:
         r.close()

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from bridge.core.spec import MisfirePolicy
-from tests.chaos.harness import CHAOS_APP, Chaos, contiguous, empty_registry, wait_for
+from tests.chaos.harness import CHAOS_APP, Chaos, contiguous
+from tests.support import wait_for
+from tests.support.services import empty_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -35,7 +37,7 @@ def pg_chaos(tmp_path: Path, redis_url: str, pg_url: str) -> Iterator[Chaos]:
 def terminator(pg_url: str, stop: threading.Event, kills: list[int]) -> None:
     import psycopg
 
-    from tests.conftest import PG_ADMIN_URL
+    from tests.support.services import PG_ADMIN_URL
 
     name = pg_url.rsplit("/", 1)[1]
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
@@ -55,7 +57,7 @@ def test_registry_connections_dropped_mid_run_lose_nothing_and_double_nothing(
         chaos.add_job(job_id, misfire=MisfirePolicy.FIRE_ALL, misfire_grace_seconds=1)
     chaos.worker(concurrency=2, app=CHAOS_APP)
     beat = chaos.beat()
-    wait_for("firing", lambda: len(chaos.slots_of("pg-a")) >= 3, 40, chaos.tail_logs())
+    wait_for("firing", lambda: len(chaos.slots_of("pg-a")) >= 3, 40, logs=chaos.tail_logs)
     stop, kills = threading.Event(), []  # type: ignore[var-annotated]
     thread = threading.Thread(target=terminator, args=(pg_url, stop, kills), daemon=True)
     thread.start()
@@ -71,7 +73,7 @@ def test_registry_connections_dropped_mid_run_lose_nothing_and_double_nothing(
                 if r.role == "authoritative" and r.status == "succeeded"}
         return set(chaos.effects()) <= done
 
-    wait_for("every executed slot recorded", settled, 60, chaos.tail_logs())
+    wait_for("every executed slot recorded", settled, 60, logs=chaos.tail_logs)
     assert sum(kills) > 0, "no backend was terminated"
     assert chaos.duplicates() == {}, chaos.duplicates()
     rows = chaos.runs()

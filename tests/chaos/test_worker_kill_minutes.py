@@ -43,7 +43,9 @@ from bridge.core.spec import (
 )
 from bridge.store.models import AuditRow, RunRow
 from bridge.store.repos import AuthorityRepo, JobRepo
-from tests.chaos.harness import CELERY, Chaos, Proc, empty_registry
+from tests.chaos.harness import Chaos, Proc
+from tests.support.procs import CELERY
+from tests.support.services import empty_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -31,7 +31,8 @@ import pytest
 
 from bridge.core.spec import CommandHandler, ComparePolicy, ShadowMode
 from bridge.store.repos import JobRepo
-from tests.e2e.harness import SHIM, World, iso, wait_for
+from tests.e2e.harness import SHIM, World, iso
+from tests.support import wait_for
 from tests.wrappers.test_shim_cron import Daemon, not_near_the_tick
 from tests.wrappers.test_shim_cron import cron_files as cron_files  # shared fixture, not copied
 
@@ -145,7 +146,7 @@ def test_shadow_verdicts_under_real_cron(
         return all({r.slot for r in world.runs(ids[k]) if r.path == "celery"
                     and r.status != "running"} >= set(slots) for k in ("healthy", "broken"))
 
-    wait_for("the Celery shadow runs", celery_done, 60, world.tail_logs)
+    wait_for("the Celery shadow runs", celery_done, 60, logs=world.tail_logs)
     # the stopped job's slots must leave its grace window (tolerance 10 + timeout 5 s)
     wait_for("the grace window", lambda: datetime.now(UTC) > until + timedelta(seconds=17), 30)
 

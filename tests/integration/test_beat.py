@@ -40,6 +40,7 @@ from bridge.core.config import load_settings
 from bridge.core.spec import CommandHandler, JobSpec, MisfirePolicy, Policies, ScheduleSpec
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo, RunRepo
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -159,12 +160,7 @@ class Harness:
         return [slot for j, slot in self.fired() if j == job_id]
 
     def wait_for(self, what: str, condition: Callable[[], object], timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.2)
-        pytest.fail(f"timed out waiting for {what}\n{self.tail_logs()}")
+        wait_for(what, condition, timeout, logs=self.tail_logs)
 
     def holder_pid(self) -> int | None:
         holder = self.r.hget(beat_key(PREFIX), "holder")

@@ -14,8 +14,8 @@ import pytest
 from bridge.ops import metrics
 from bridge.services.reconcile import slot_text
 from bridge.store.repos import RunRepo
-from tests.conftest import free_port
-from tests.ops.harness import OpsHarness, top_of_hour, wait_for
+from tests.ops.harness import OpsHarness, top_of_hour
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 

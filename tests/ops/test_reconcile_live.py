@@ -20,7 +20,8 @@ import pytest
 from bridge.services.reconcile import slot_text
 from bridge.store.repos import AuditRepo
 from legacy_wrappers.claims import Claims
-from tests.ops.harness import OpsHarness, lines, top_of_hour, wait_for
+from tests.ops.harness import OpsHarness, lines, top_of_hour
+from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -114,16 +114,16 @@ def _run(world: World, store: harness.JdbcStore, tmp: Path) -> None:
             >= 3
         ),
         60,
-        world.tail,
+        logs=world.tail,
     )
     boundary = _flip(world)
     ahead = (boundary - datetime.now(UTC)).total_seconds()
     wait_for("Celery running flip.tick after the boundary", lambda: len(lines(celery)) >= 3,
-             ahead + 40, world.tail)  # fmt: skip
+             ahead + 40, logs=world.tail)  # fmt: skip
 
     assert quartz.stop() == 0, quartz.output()
     world.stop(beat)
-    wait_for("the queue to drain", lambda: _queue_empty(world), 20, world.tail)
+    wait_for("the queue to drain", lambda: _queue_empty(world), 20, logs=world.tail)
     world.stop(worker)
     world.bridge("legacy", "ingest", "--quartz-spool", str(world.spool), "--json")
 

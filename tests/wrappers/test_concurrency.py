@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from legacy_wrappers.claims import (
 )
 from legacy_wrappers.concurrency import GroupSemaphore, group_key
 from legacy_wrappers.tasks import TASK_NAME
+from tests.support import wait_for
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 PREFIX = "{bridge}:"
@@ -199,16 +200,6 @@ def test_a_deferred_claim_is_resumed_only_by_its_lineage_with_attempts_kept(
 
 
 # --- a real worker --------------------------------------------------------------------------------
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Harness:

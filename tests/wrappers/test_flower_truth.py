@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from bridge.cli.flower_cmd import flower_command
-from tests.conftest import free_port
-from tests.ops.harness import FLOWER_AUTH, OpsHarness, flower_answers, flower_tasks, wait_for
+from tests.ops.harness import FLOWER_AUTH, OpsHarness, flower_answers, flower_tasks
+from tests.support import free_port, wait_for
 
 SLOT = "2026-03-08T07:00:00Z"
 AUTH = FLOWER_AUTH

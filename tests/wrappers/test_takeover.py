@@ -25,7 +25,8 @@ from sqlalchemy import insert
 from bridge.core.spec import LostPolicy
 from bridge.store.models import ClaimRow, RunRow
 from legacy_wrappers.takeover import Settle, StartedRecord, decide_takeover, started_key
-from tests.wrappers.test_task_worker import S1, Harness, lines, slot, wait_for
+from tests.support import wait_for
+from tests.wrappers.test_task_worker import S1, Harness, lines, slot
 
 
 def test_the_previous_attempts_record_decides_what_a_takeover_does() -> None:

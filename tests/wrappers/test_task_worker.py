@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +53,7 @@ from legacy_wrappers.tasks import (
     should_retry,
     visibility_warnings,
 )
+from tests.support import wait_for
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 S1, S2, S3 = "2026-03-08T07:00:00Z", "2026-03-08T08:00:00Z", "2026-03-08T09:00:00Z"
@@ -60,16 +61,6 @@ S1, S2, S3 = "2026-03-08T07:00:00Z", "2026-03-08T08:00:00Z", "2026-03-08T09:00:0
 
 def slot(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass
