@@ -20,6 +20,8 @@ from crontab_import.crontab import parse_file
 from crontab_import.filetrust import read_source
 from tests.importers import cron_trust_harness as harness
 
+pytestmark = pytest.mark.integration  # the real cron daemon is the oracle
+
 NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
 
 

@@ -100,6 +100,7 @@ def _process_claimant(url: str, proc: int, threads: int, barrier, queue) -> None
     queue.put(out)
 
 
+@pytest.mark.integration
 def test_fifty_claimants_in_spawned_processes_and_threads_one_wins(db_url: str) -> None:
     """10 spawned processes x 5 threads, released together by a cross-process barrier."""
     ctx = multiprocessing.get_context("spawn")

@@ -30,6 +30,8 @@ from legacy_wrappers.runner import (
     run_command,
 )
 
+pytestmark = pytest.mark.integration  # commands run as real subprocesses
+
 TEST_USER = "bridgetest"
 IS_ROOT = os.geteuid() == 0
 

@@ -30,7 +30,9 @@ from legacy_wrappers import spool
 from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder
 from legacy_wrappers.shim import child_environment
 from legacy_wrappers.shim_run import decide
-from tests.conftest import free_port
+from tests.support import free_port
+
+pytestmark = pytest.mark.integration  # the shim runs as a real subprocess
 
 SHIM = str(Path(sys.executable).parent / "bridge-cron-shell")
 JOB = "etc-cron.d-shimtest-1"
@@ -571,13 +573,10 @@ def test_lean_store_claims_renews_and_completes_like_claims(
 
 
 def test_a_locked_spool_file_is_skipped_by_flush_and_writers_go_elsewhere(
-    tmp_path: Path, sqlite_url: str
+    tmp_path: Path, sqlite_registry_url: str
 ) -> None:
     """POSIX record locks (Java's FileChannel.lock takes the same): a file held by another
     process is not flushed this time, and a writer that cannot get it uses a private file."""
-    from tests.conftest import _empty_registry
-
-    _empty_registry(sqlite_url)
     directory = str(tmp_path / "spool")
     first = spool.append(directory, spooled(key="a"))
     holder = subprocess.Popen([sys.executable, "-c", (
@@ -588,7 +587,7 @@ def test_a_locked_spool_file_is_skipped_by_flush_and_writers_go_elsewhere(
         assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
         second = spool.append(directory, spooled(key="b"))
         assert second != first and second.endswith(".jsonl")
-        reg = Registry(sqlite_url)
+        reg = Registry(sqlite_registry_url)
         report = spool.flush(reg, directory)
         assert (report.busy, report.uploaded, report.removed) == ((first,), 1, (second,))
     finally:
@@ -611,12 +610,9 @@ def test_job_missing_from_the_registry_still_runs_and_is_recorded(
 
 
 def test_a_record_the_database_refuses_is_rejected_without_blocking_the_rest(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path, pg_registry_url: str
 ) -> None:
-    from tests.conftest import _empty_registry
-
-    _empty_registry(pg_url)
-    reg = Registry(pg_url)
+    reg = Registry(pg_registry_url)
     directory = tmp_path / "spool"
     directory.mkdir()
     too_long = spool.encode(spooled(job="j" * 300, key="long"))  # jobs.id is VARCHAR(200)
