@@ -20,6 +20,7 @@ from bridge.store.db import Registry
 from bridge.store.models import RunRow
 from bridge.store.repos import AuthorityRepo, JobRepo
 from tests.support.procs import Proc, Procs
+from tests.support.services import broker_idle
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "{bridge}:"
@@ -147,3 +148,6 @@ class Chaos:
             return int(r.llen("bridge")) == 0
         finally:
             r.close()
+
+    def broker_idle(self) -> bool:
+        return broker_idle(self.redis_url)

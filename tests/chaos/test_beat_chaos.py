@@ -52,7 +52,7 @@ def test_redis_restarted_empty_beat_rebuilds_and_no_slot_runs_twice(
         beat = chaos.beat(env={"BRIDGE_REHYDRATE_INTERVAL": "300"})
         wait_for("firing", lambda: len(chaos.slots_of("rf-all")) >= 4, 40, logs=chaos.tail_logs)
         own_redis.stop()  # SIGKILL: no persistence, every key and queued message is gone
-        time.sleep(4)
+        time.sleep(4)  # the outage itself: slots come due while Redis is down
         own_redis.start()
         up = datetime.now(UTC)
         r = redis.Redis.from_url(own_redis.url, decode_responses=True)
@@ -62,10 +62,10 @@ def test_redis_restarted_empty_beat_rebuilds_and_no_slot_runs_twice(
         wait_for("firing after the restart",
                  lambda: all(any(s > up + timedelta(seconds=2) for s in chaos.slots_of(j))
                              for j in ("rf-all", "rf-skip")), 30, logs=chaos.tail_logs)
-        time.sleep(2)
+        time.sleep(2)  # a little more firing on the rebuilt entries before beat stops
         beat.stop()
-        wait_for("the queue to drain", chaos.queue_empty, 30)
-        time.sleep(2)
+        wait_for("every delivered run to finish", chaos.broker_idle, 30,
+                 logs=chaos.tail_logs)
         r.close()
 
         assert chaos.duplicates() == {}, chaos.duplicates()
@@ -97,8 +97,8 @@ def test_redis_restarted_empty_beat_rebuilds_and_no_slot_runs_twice(
             chaos.env["BRIDGE_VISIBILITY_TIMEOUT"] = "3600"
             wait_for("the repaired slots", lambda: not contiguous(chaos.slots_of("rf-all")), 40,
                      logs=chaos.tail_logs)
-            wait_for("the queue to drain", chaos.queue_empty, 30)
-            time.sleep(1)
+            wait_for("every delivered run to finish", chaos.broker_idle, 30,
+                     logs=chaos.tail_logs)
         assert chaos.duplicates() == {}
         print(f"redis restart: {report}")
     finally:
@@ -132,9 +132,9 @@ def test_frozen_beat_resumed_after_losing_its_lock_never_doubles_a_slot(
             wait_for("the standby to take over",
                      lambda: holder_pid(r) not in (None, frozen),  # noqa: B023
                      30, logs=chaos.tail_logs)
-            time.sleep(2)
+            time.sleep(2)  # the freeze itself: the standby leads while the old holder sleeps
             beats[holder].signal(signal.SIGCONT)  # it wakes up believing it still leads
-            time.sleep(3)
+            time.sleep(3)  # its next ticks: it must find the lock taken, never publish twice
             if not beats[holder].alive():  # it found the lock taken (LockLost) and stopped
                 fail_stops += 1
                 replacement = chaos.beat()  # what a supervisor does: a new standby
@@ -143,8 +143,8 @@ def test_frozen_beat_resumed_after_losing_its_lock_never_doubles_a_slot(
             b.stop()
         logs = "\n".join(b.text() for b in beats.values())
         assert "published" in logs
-        wait_for("the queue to drain", chaos.queue_empty, 30)
-        time.sleep(2)
+        wait_for("every delivered run to finish", chaos.broker_idle, 30,
+                 logs=chaos.tail_logs)
 
         assert chaos.duplicates() == {}, chaos.duplicates()
         per_slot = Counter(chaos.effects())

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -136,8 +135,7 @@ def test_beat_under_a_fast_fake_clock_fires_the_oracles_slots_across_dst(
     finally:
         r.close()
     beat.stop()
-    wait_for("the queue to drain", chaos.queue_empty, 20)
-    time.sleep(1)
+    wait_for("every delivered run to finish", chaos.broker_idle, 20, logs=chaos.tail_logs)
 
     recorded: dict[str, list[datetime]] = {j: [] for j in jobs}
     for job_id, slot in chaos.effects():

@@ -33,6 +33,7 @@ from tests.e2e.harness import (
     utc,
 )
 from tests.support import sleep_until, wait_for
+from tests.support.services import broker_idle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -83,7 +84,8 @@ def test_every_slot_runs_once_across_a_flip_and_a_flip_back(world: World) -> Non
     wait_for("the Celery side to catch up",
              lambda: any(r.slot > last and r.path == "celery" for r in world.runs(JOB))
              and world.queue_length() == 0, 60, logs=world.tail_logs)
-    time.sleep(2)
+    wait_for("every delivered run to finish", lambda: broker_idle(world.redis_url), 30,
+             logs=world.tail_logs)
 
     assert not loop.late, f"the legacy loop itself fired late: {loop.late}"
     assert all(first.timestamp() + i in loop.fired

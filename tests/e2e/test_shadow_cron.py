@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -129,13 +128,15 @@ def test_shadow_verdicts_under_real_cron(
 
     not_near_the_tick()
     installed = cron_files(f"bridge-e2e-shadow-{tag}", rewritten.read_text())
-    deadline = time.monotonic() + 60 * (SLOTS + 1) + 15
-    while not all(len(legacy_slots(world, j)) >= SLOTS for j in ids.values()):
-        assert time.monotonic() < deadline, (
-            f"cron ran {[len(legacy_slots(world, j)) for j in ids.values()]} slots\n"
-            + world.tail_logs())
-        daemon.ensure()
-        time.sleep(1)
+
+    def cron_fired_every_job() -> bool:
+        daemon.ensure()  # restarts our cron if it vanished meanwhile
+        return all(len(legacy_slots(world, j)) >= SLOTS for j in ids.values())
+
+    wait_for(f"cron to fire {SLOTS} slots of every job", cron_fired_every_job,
+             60 * (SLOTS + 1) + 15, interval=1,
+             logs=lambda: f"cron ran {[len(legacy_slots(world, j)) for j in ids.values()]} "
+                          f"slots\n{world.tail_logs()}")
     installed.unlink()  # no more legacy firings; the compared slots are the first SLOTS
     slots = legacy_slots(world, ids["healthy"])[:SLOTS]
     assert all(legacy_slots(world, j)[:SLOTS] == slots for j in ids.values())
@@ -185,8 +186,7 @@ def test_shadow_verdicts_under_real_cron(
     assert world.queue_length(NOBODY) >= SLOTS  # Celery published them; nobody consumed
 
     # side effects: the dry run never touched broken.txt; execute mode doubles healthy's
-    world.close()  # no more Celery runs in flight
-    time.sleep(2)
+    world.close()  # waits for beat and workers to exit: no more Celery runs in flight
     out = world.tmp / "out"
     broken_runs = legacy_slots(world, ids["broken"])
     assert len((out / "broken.txt").read_text().splitlines()) == len(broken_runs)

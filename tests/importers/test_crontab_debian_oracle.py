@@ -506,7 +506,7 @@ def run_cron_daemon(files: dict[str, bytes], work: Path, seconds: float = 2.0) -
             timeout=60,
             env={**os.environ, "CRON": str(CRON)},
         )
-        time.sleep(0.3)
+        time.sleep(0.3)  # the syslog reader thread takes the daemon's last datagrams
     finally:
         done.set()
         reader.join()

@@ -41,6 +41,7 @@ from bridge.core.spec import CommandHandler, JobSpec, MisfirePolicy, Policies, S
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo, RunRepo
 from tests.support import wait_for
+from tests.support.services import broker_idle
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -167,9 +168,8 @@ class Harness:
         return int(holder.rsplit(":", 1)[1]) if holder else None
 
     def drain(self) -> None:
-        """Wait until the worker has run everything queued."""
-        self.wait_for("the queue to drain", lambda: self.r.llen("bridge") == 0, timeout=20)
-        time.sleep(1.0)
+        """Wait until the worker has run everything queued (nothing queued or unacknowledged)."""
+        self.wait_for("every delivered run to finish", lambda: broker_idle(self.redis_url), 20)
 
 
 @pytest.fixture
@@ -231,7 +231,7 @@ def test_killed_beat_restarted_neither_duplicates_nor_loses_slots(h: Harness) ->
     h.wait_for("slots after the restart",
                lambda: any(s > killed_at + timedelta(seconds=LOCK_TIMEOUT + 3)
                            for s in h.slots_of("catch-up")), timeout=30)
-    time.sleep(2)
+    time.sleep(2)  # a little more firing from the restarted beat before it stops
     h.stop(second)
     h.drain()
 

@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from bridge.store.db import Registry
 from bridge.store.repos import RunRepo
 from tests.quartz_plugin import harness
 from tests.support import wait_for
+from tests.support.services import broker_idle
 
 REASON = harness.unavailable_reason()
 pytestmark = [
@@ -210,8 +210,8 @@ def test_quartz_firings_are_ingested_compared_and_flipped_slot_exactly(world: Wo
 
     assert quartz.stop() == 0, quartz.output()
     world.stop(beat)
-    wait_for("the queue to drain", lambda: _queue_empty(world), 20, logs=world.tail)
-    time.sleep(1.5)
+    wait_for("every delivered run to finish",
+             lambda: broker_idle(world.env["BRIDGE_REDIS_URL"]), 20, logs=world.tail)
     world.stop(worker)
     output = quartz.output()
     assert "0 dropped" in output, output
@@ -272,16 +272,6 @@ def test_quartz_firings_are_ingested_compared_and_flipped_slot_exactly(world: Wo
         assert counts == {"match": entry["compared"]}, json.dumps(entry, indent=1)
     assert report["ok"], report
     assert next(j for j in report["jobs"] if j["job_id"] == "flip.tick")["compared"] >= 6
-
-
-def _queue_empty(world: World) -> bool:
-    import redis
-
-    r = redis.Redis.from_url(world.env["BRIDGE_REDIS_URL"])
-    try:
-        return int(r.llen("bridge")) == 0
-    finally:
-        r.close()
 
 
 def _common_window(world: World, ids: list[str]) -> tuple[datetime, datetime]:

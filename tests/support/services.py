@@ -103,3 +103,20 @@ def empty_registry(url: str) -> None:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(text(f"DELETE FROM {table.name}"))
     reg.dispose()
+
+
+def broker_idle(redis_url: str, queue: str = "bridge") -> bool:
+    """Nothing queued on ``queue``, nothing delivered and unacknowledged (kombu's ``unacked``
+    hash, the bridge transport's inflight lists): no run is in progress and none can be
+    redelivered — the condition to wait for instead of "sleep a bit after the queue drained"."""
+    import redis
+
+    from bridge.adapters.transport import INFLIGHT_INDEX, INFLIGHT_PREFIX
+
+    r = redis.Redis.from_url(redis_url)
+    try:
+        inflight = [k for k in r.scan_iter(match=f"{INFLIGHT_PREFIX}*")
+                    if k != INFLIGHT_INDEX.encode() and r.llen(k)]
+        return int(r.llen(queue)) == 0 and int(r.hlen("unacked")) == 0 and not inflight
+    finally:
+        r.close()

@@ -41,6 +41,7 @@ from legacy_wrappers.claims import (
 from legacy_wrappers.concurrency import GroupSemaphore, group_key
 from legacy_wrappers.tasks import TASK_NAME
 from tests.support import wait_for
+from tests.support.services import broker_idle
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 PREFIX = "{bridge}:"
@@ -286,7 +287,8 @@ def test_a_group_runs_at_most_two_at_once_and_every_slot_exactly_once(
     for job in jobs:
         harness.send(job, slot)
     wait_for("six recorded runs", lambda: len(harness.all_runs()) >= 6, 90)
-    time.sleep(3)  # any stray second execution or row would show up by now
+    # nothing queued or unacknowledged (deferred copies included): no stray run can follow
+    wait_for("nothing left to deliver", lambda: broker_idle(harness.redis_url), 60)
 
     entries = [line.split() for line in log.read_text().splitlines()]
     starts = sorted(job for job, what, _ in entries if what == "start")

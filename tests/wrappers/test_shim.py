@@ -30,7 +30,7 @@ from legacy_wrappers import spool
 from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder
 from legacy_wrappers.shim import child_environment
 from legacy_wrappers.shim_run import decide
-from tests.support import free_port
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.integration  # the shim runs as a real subprocess
 
@@ -101,7 +101,7 @@ def away_from_minute_edge() -> None:
     """The slot of an every-minute job is the current minute: do not straddle two."""
     second = datetime.now(UTC).second
     if second >= 56:
-        time.sleep(61 - second)
+        time.sleep(61 - second)  # the minute boundary IS the condition
 
 
 def minute(t: datetime) -> datetime:
@@ -218,10 +218,8 @@ def test_sigterm_is_forwarded_and_a_signal_death_is_reproduced(
     command = "trap 'echo got-term; kill $!; exit 7' TERM; sleep 30 >/dev/null 2>&1 & wait"
     proc = subprocess.Popen([SHIM, "-c", command],
                             env=env, stdout=subprocess.PIPE, cwd=tmp_path)
-    deadline = time.monotonic() + 30
-    while not runs_or_claims(registry) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+    wait_for("the shim's claim", lambda: runs_or_claims(registry), 30, interval=0.05)
+    time.sleep(0.3)  # the command is past installing its TERM trap
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert (proc.returncode, out) == (7, b"got-term\n")

@@ -169,7 +169,7 @@ def lines(path: Path) -> list[str]:
 
 def not_near_the_tick() -> None:
     if 60 - time.time() % 60 < 4:  # cron may not see a file installed right before its tick
-        time.sleep(5)
+        time.sleep(5)  # the minute boundary IS the condition
 
 
 # --- the test ------------------------------------------------------------------------------------

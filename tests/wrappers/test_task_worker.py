@@ -54,6 +54,7 @@ from legacy_wrappers.tasks import (
     visibility_warnings,
 )
 from tests.support import wait_for
+from tests.support.services import broker_idle
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 S1, S2, S3 = "2026-03-08T07:00:00Z", "2026-03-08T08:00:00Z", "2026-03-08T09:00:00Z"
@@ -181,7 +182,7 @@ def test_each_slot_runs_once_through_duplicates_resends_and_a_sigkill(harness: H
     harness.workers[0].stop()  # restart the worker while the redelivered slot waits
     harness.start_worker()
     wait_for("the taken-over s2 run", lambda: S2 in lines(out), 90)
-    time.sleep(2)
+    wait_for("nothing left to deliver", lambda: broker_idle(harness.redis_url), 30)
     assert lines(out) == [S1, S2]
     s2 = harness.runs("append-s2")
     done = [r for r in s2 if r.role == "authoritative"]
@@ -207,7 +208,7 @@ def test_a_run_killed_mid_command_is_recorded_lost_and_never_rerun_by_default(
     os.kill(int(claim.holder.rsplit(":", 1)[1]), signal.SIGKILL)  # the pool child dies mid-run
     lost = wait_for("the lost record", lambda: [r for r in harness.runs("billing")
                                                  if r.status == "lost"], 90)
-    time.sleep(2)
+    wait_for("nothing left to deliver", lambda: broker_idle(harness.redis_url), 30)
     assert len(lines(started)) == 1 and lines(out) == []  # never started again
     [row] = lost
     assert (row.role, row.path, row.attempts) == ("authoritative", "celery", 1)
