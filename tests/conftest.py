@@ -49,6 +49,7 @@ SERVICE_FIXTURES = frozenset(
     {"redis_factory", "redis_server", "redis_url", "pg_url", "pg_registry_url", "celery_procs"}
 )
 SERVICE_PORTS = frozenset({5432, 6379, 3306, 5672})  # PostgreSQL, Redis, MariaDB, RabbitMQ
+SLOW_DEFAULT_SECONDS = 60.0  # a bare ``pytest.mark.slow``
 
 
 def uses_services(item: pytest.Item) -> bool:
@@ -59,27 +60,30 @@ def uses_services(item: pytest.Item) -> bool:
 
 
 def expected_seconds(item: pytest.Item) -> float:
-    """How long a test may take, as its own ``timeout`` mark says (0 when it has none)."""
-    mark = item.get_closest_marker("timeout")
+    """How long a test takes, as its ``slow(seconds=N)`` mark says (0 when it has none)."""
+    mark = item.get_closest_marker("slow")
     if mark is None:
         return 0.0
-    value = mark.args[0] if mark.args else mark.kwargs.get("timeout", 0)
-    return float(value or 0)
+    return float(mark.kwargs.get("seconds", SLOW_DEFAULT_SECONDS))
 
 
 def longest_first(items: list[pytest.Item]) -> list[pytest.Item]:
-    """Tests with a ``timeout`` mark, longest first, each followed by one quick test (the
-    scheduler queues one test behind the running one: a quick one should wait there, not the
-    next long one); the rest in collection order, so module fixtures stay shared."""
-    long = sorted((i for i in items if expected_seconds(i) > 0), key=expected_seconds,
+    """Slow tests first, longest first, each followed by one quick pure test (a worker queues
+    one test behind the running one: a quick one should wait there, not the next long one);
+    then the other integration tests, then the pure tier, each in collection order so module
+    fixtures stay shared."""
+    slow = sorted((i for i in items if expected_seconds(i) > 0), key=expected_seconds,
                   reverse=True)
-    quick = [i for i in items if expected_seconds(i) == 0]
+    rest = [i for i in items if expected_seconds(i) == 0]
+    quick = [i for i in rest if i.get_closest_marker("integration") is None]
+    fillers = quick[:len(slow)]
     ordered: list[pytest.Item] = []
-    for test in long:
-        ordered.append(test)
-        if quick:
-            ordered.append(quick.pop(0))
-    return ordered + quick
+    for n, long_test in enumerate(slow):
+        ordered += [long_test, *fillers[n:n + 1]]
+    taken = set(map(id, fillers))
+    ordered += [i for i in rest if i.get_closest_marker("integration") is not None]
+    ordered += [i for i in quick if id(i) not in taken]
+    return ordered
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects: it must see the added marks
