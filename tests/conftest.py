@@ -67,19 +67,22 @@ def expected_seconds(item: pytest.Item) -> float:
     return float(mark.kwargs.get("seconds", SLOW_DEFAULT_SECONDS))
 
 
+FILLERS = 2  # quick tests after each slow one: as many as a worker queues behind its running test
+
+
 def longest_first(items: list[pytest.Item]) -> list[pytest.Item]:
-    """Slow tests first, longest first, each followed by one quick pure test (a worker queues
-    one test behind the running one: a quick one should wait there, not the next long one);
-    then the other integration tests, then the pure tier, each in collection order so module
-    fixtures stay shared."""
+    """Slow tests first, longest first, each followed by quick pure tests (an xdist worker
+    queues up to two tests behind the one it runs: quick ones should wait there, not the next
+    long one); then the other integration tests, then the pure tier, each in collection order
+    so module fixtures stay shared."""
     slow = sorted((i for i in items if expected_seconds(i) > 0), key=expected_seconds,
                   reverse=True)
     rest = [i for i in items if expected_seconds(i) == 0]
     quick = [i for i in rest if i.get_closest_marker("integration") is None]
-    fillers = quick[:len(slow)]
+    fillers = quick[:FILLERS * len(slow)]
     ordered: list[pytest.Item] = []
     for n, long_test in enumerate(slow):
-        ordered += [long_test, *fillers[n:n + 1]]
+        ordered += [long_test, *fillers[FILLERS * n:FILLERS * (n + 1)]]
     taken = set(map(id, fillers))
     ordered += [i for i in rest if i.get_closest_marker("integration") is not None]
     ordered += [i for i in quick if id(i) not in taken]

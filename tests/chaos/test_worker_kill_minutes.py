@@ -49,7 +49,7 @@ from tests.support import sleep_until, wait_for
 from tests.support.procs import CELERY
 from tests.support.services import empty_registry
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=280), pytest.mark.timeout(600)]
 
 SKIP_JOBS, RERUN_JOBS, MINUTES = 200, 40, 4
 GRACE, INTERVAL = 30, 5

@@ -27,7 +27,8 @@ import pytest
 
 from crontab_import.crontab import parse_crontab
 
-pytestmark = pytest.mark.integration
+# one worker runs the module: its tests share the oracles' verdicts (module fixtures)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("debian-oracle")]
 
 CRONTAB = shutil.which("crontab")
 CRON = shutil.which("cron") or ("/usr/sbin/cron" if Path("/usr/sbin/cron").exists() else None)

@@ -24,7 +24,9 @@ import pytest
 
 from tests.support import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# one worker runs the module: its tests share one clean venv (a module fixture)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=60),
+              pytest.mark.xdist_group("fresh-install")]
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("bridge", "crontab_import", "legacy_wrappers", "shadow")

@@ -22,7 +22,8 @@ from tests.quartz_jdbc.conftest import ddl
 from tests.quartz_jdbc.test_jdbc_import import EPOCH, IMPORTED
 from tests.support import wait_for
 
-pytestmark = [pytest.mark.java, pytest.mark.integration]
+# one worker runs the module: its tests share one exported scheduler (a module fixture)
+pytestmark = [pytest.mark.java, pytest.mark.integration, pytest.mark.xdist_group("plugin-export")]
 
 PREFIX = "QRTZX_"
 

@@ -36,7 +36,7 @@ from bridge.store.repos import RunRepo
 from legacy_wrappers import spool
 from tests.support import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=130), pytest.mark.timeout(240)]
 
 SHIM = str(Path(sys.executable).parent / "bridge-cron-shell")
 PROBE = (

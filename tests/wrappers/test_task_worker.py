@@ -151,6 +151,7 @@ def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+@pytest.mark.slow(seconds=40)
 @pytest.mark.integration
 def test_each_slot_runs_once_through_duplicates_resends_and_a_sigkill(harness: Harness) -> None:
     out = harness.tmp / "out.txt"
@@ -191,6 +192,7 @@ def test_each_slot_runs_once_through_duplicates_resends_and_a_sigkill(harness: H
     assert len(lines(started)) == 2
 
 
+@pytest.mark.slow(seconds=40)
 @pytest.mark.integration
 def test_a_run_killed_mid_command_is_recorded_lost_and_never_rerun_by_default(
     harness: Harness, cli: Any
