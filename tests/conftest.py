@@ -11,8 +11,8 @@ Fixtures:
   registry file of the test's own.
 * ``db_url``: parametrized over the session SQLite file and PostgreSQL database, migrated and
   emptied before each test — the registry contract suite runs against both.
-* ``celery_procs``: :class:`tests.support.procs.Procs` for real ``celery worker`` / ``beat``
-  subprocesses; killed after the test, their log tails attached to a failing test's report.
+* A failing test's report ends with the log tails of its processes (any fixture value with a
+  ``tail_logs()``: the chaos, e2e and beat harnesses, :class:`tests.support.procs.Procs`).
 * Every test gets its own XDG dirs and no ``BRIDGE_*`` variables from the outer environment.
 
 Tiers (see tests/README.md): a test is ``integration`` when it is marked so explicitly or uses
@@ -34,7 +34,6 @@ from typing import Any
 import pytest
 
 from tests.support.net import free_port
-from tests.support.procs import Procs
 from tests.support.services import (
     RedisServer,
     create_pg_database,
@@ -46,7 +45,7 @@ from tests.support.services import (
 # --- tiers ---------------------------------------------------------------------------------------
 
 SERVICE_FIXTURES = frozenset(
-    {"redis_factory", "redis_server", "redis_url", "pg_url", "pg_registry_url", "celery_procs"}
+    {"redis_factory", "redis_server", "redis_url", "pg_url", "pg_registry_url"}
 )
 SERVICE_PORTS = frozenset({5432, 6379, 3306, 5672})  # PostgreSQL, Redis, MariaDB, RabbitMQ
 SLOW_DEFAULT_SECONDS = 60.0  # a bare ``pytest.mark.slow``
@@ -203,26 +202,24 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
-# --- processes -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def celery_procs(tmp_path: Path) -> Iterator[Procs]:
-    """Spawn real Celery workers and beats (``celery_procs.celery_worker(app, env=...)``); all
-    are killed after the test and their log tails land in a failing test's report."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    procs = Procs(tmp_path, env)
-    yield procs
-    procs.close()
+# --- processes ---------------------------------------------------------------------------------
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failing test's report ends with the log tails of its real processes: every fixture
+    value with a ``tail_logs()`` (the chaos, e2e and beat harnesses, :class:`Procs`)."""
     report = yield
-    procs = getattr(item, "funcargs", {}).get("celery_procs")
-    if report.failed and isinstance(procs, Procs) and procs.all:
-        report.sections.append(("celery process logs", procs.tail(60)))
+    if report.failed and call.when == "call":
+        for name, value in getattr(item, "funcargs", {}).items():
+            tail_logs = getattr(value, "tail_logs", None)
+            if callable(tail_logs):
+                try:
+                    text = tail_logs()
+                except Exception as e:  # a harness half torn down must not hide the failure
+                    text = f"(no logs: {e!r})"
+                if text:
+                    report.sections.append((f"process logs ({name})", str(text)))
     return report
 
 

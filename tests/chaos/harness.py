@@ -120,7 +120,7 @@ class Chaos:
         self.registry.dispose()
 
     def tail_logs(self, lines: int = 30) -> str:
-        return self.processes.tail(lines)
+        return self.processes.tail_logs(lines)
 
     # --- side effects ---------------------------------------------------------------------------
 

@@ -97,7 +97,7 @@ class Procs:
             "--without-heartbeat", "-l", "INFO"], env)
         if wait:
             wait_for("the worker to be ready", lambda: "ready." in proc.text(), timeout,
-                     logs=self.tail)
+                     logs=self.tail_logs)
         return proc
 
     def celery_beat(self, app: str = "bridge.celery_app", *, env: dict[str, str] | None = None,
@@ -109,7 +109,7 @@ class Procs:
             *(prefix or []), CELERY, "-A", app, "beat", "-S", SCHEDULER, "-l", "INFO",
             "-s", str(self.logdir / f"beat-schedule-{n}")], env)
 
-    def tail(self, lines: int = 30) -> str:
+    def tail_logs(self, lines: int = 30) -> str:
         return "\n".join(p.tail(lines) for p in self.all)
 
     def close(self) -> None:
