@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from bridge.store.db import Registry
-from bridge.store.repos import RunRepo
+from bridge.store.runs import RunRepo
 from tests.quartz_plugin import harness
 from tests.support import wait_for
 from tests.support.services import broker_idle
