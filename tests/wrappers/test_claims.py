@@ -156,6 +156,7 @@ def test_concurrent_takeovers_of_one_expired_lease_have_one_winner(registry: Reg
     assert stored is not None and stored.attempts == 2
 
 
+@pytest.mark.integration  # waits out real leases (~5 s)
 def test_heartbeat_renews_the_lease_while_the_run_lasts(registry: Registry) -> None:
     terms = LeaseTerms(duration=timedelta(seconds=1.5), renew_every=timedelta(seconds=0.3))
     claims = Claims(registry, terms=terms)

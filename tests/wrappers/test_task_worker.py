@@ -406,6 +406,7 @@ def short_claims(tmp_path: Path) -> Claims:
     return Claims(Registry(f"sqlite:///{tmp_path / 'claims.db'}"), terms=terms)
 
 
+@pytest.mark.integration  # waits out a real 2 s lease
 def test_a_redelivery_waits_out_its_dead_runs_lease_then_takes_over(tmp_path: Path) -> None:
     claims = short_claims(tmp_path)
     req = JobRequest("job", slot(S1))
