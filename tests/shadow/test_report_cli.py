@@ -6,6 +6,8 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bridge.core.runs import digest_output
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
