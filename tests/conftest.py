@@ -99,7 +99,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def pure_tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Outside the integration tier: no subprocesses, no connections to service ports."""
+    """Outside the integration tier: no subprocesses, no Python socket to a service port
+    (libpq's own sockets are not seen: PostgreSQL comes through the pg fixtures, which mark)."""
     if request.node.get_closest_marker("integration") is not None:
         return
     where = request.node.nodeid

@@ -11,14 +11,14 @@ T = TypeVar("T")
 Logs = str | Callable[[], str]
 
 
-def wait_for(what: str, check: Callable[[], T], timeout: float = 30.0, interval: float = 0.2,
-             *, logs: Logs = "") -> T:
+def wait_for(what: str, check: Callable[[], T], timeout: float = 30.0, logs: Logs = "", *,
+             interval: float = 0.2) -> T:
     """Poll ``check`` every ``interval`` s until it returns something truthy and return that.
 
     After ``timeout`` s fail with ``AssertionError("timed out after … waiting for <what>")``
-    followed by ``logs`` (a string, or a callable read at failure time so it shows the end of
-    the processes' logs, not their start). ``check`` runs once more at the deadline, so a
-    condition that became true during the last interval is not reported as a timeout.
+    followed by ``logs``: a callable read at failure time (``chaos.tail_logs``: the end of the
+    processes' logs, not their start) or a string. ``check`` runs once more at the deadline, so
+    a condition that became true during the last interval is not reported as a timeout.
     """
     deadline = time.monotonic() + timeout
     while True:
