@@ -77,7 +77,7 @@ class Daemon:
         assert self.binary is not None
         self.ours = subprocess.Popen([self.binary, "-f", "-L", "15"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for("cron to start", cron_pids, 10, interval=0.1)
+        wait_for("cron to start", local_cron_pids, 10, interval=0.1)
 
     def stop(self) -> None:
         if self.ours is not None:
