@@ -106,6 +106,7 @@ def test_webhook_gives_up_after_its_attempts() -> None:
         r.close()
 
 
+@pytest.mark.integration
 def test_command_sink_gets_the_json_on_stdin(tmp_path: Path) -> None:
     target = tmp_path / "alert.json"
     script = f"import sys; open({str(target)!r}, 'w').write(sys.stdin.read())"

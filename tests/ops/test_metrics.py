@@ -14,8 +14,8 @@ import pytest
 from bridge.core.dispatch import slot_iso
 from bridge.ops import metrics
 from bridge.store.runs import RunRepo
-from tests.conftest import free_port
-from tests.ops.harness import OpsHarness, top_of_hour, wait_for
+from tests.ops.harness import OpsHarness, top_of_hour
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -161,6 +161,7 @@ def test_a_dead_holder_is_stuck_but_repairable_only_after_its_lease() -> None:
     assert g.kind.value == "stuck" and g.repairable
 
 
+@pytest.mark.integration
 def test_holder_gone_only_for_a_dead_pid_on_this_host() -> None:
     import os
     import socket

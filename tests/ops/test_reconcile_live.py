@@ -20,7 +20,9 @@ import pytest
 from bridge.core.dispatch import slot_iso
 from bridge.store.repos import AuditRepo
 from legacy_wrappers.claims import Claims
-from tests.ops.harness import OpsHarness, lines, top_of_hour, wait_for
+from tests.ops.harness import OpsHarness, lines, top_of_hour
+from tests.support import wait_for
+from tests.support.services import broker_idle
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +64,7 @@ def test_a_slot_missed_without_workers_is_repaired_once(ops: OpsHarness, cli: An
     assert again.json()["findings"] == [] and again.json()["repairs"] == []
     [made] = again.json()["repaired"]  # the repair stays visible in reconcile's output
     assert (made["job_id"], made["slot"], made["kind"]) == ("nightly", slot, "missed")
-    time.sleep(1)
+    wait_for("nothing left to deliver", lambda: broker_idle(ops.redis_url), 30)
     assert lines(out) == ["ran"]
     assert [(r.role, r.status) for r in ops.runs("nightly")] == [("authoritative", "succeeded")]
     with ops.registry.session() as s:
