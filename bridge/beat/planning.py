@@ -12,7 +12,7 @@ from typing import Any
 
 from bridge.adapters.beat_store import parse_meta
 from bridge.adapters.redbeat_entries import decode_schedule
-from bridge.core.dispatch import DueSlots, EntryPolicy, due_slots, epoch_to_slot
+from bridge.core.dispatch import POLICY_KEYS, DueSlots, EntryPolicy, due_slots, epoch_to_slot
 from bridge.core.schedules import Evaluator, compile_schedule
 
 META_JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder for every entry's meta
@@ -83,9 +83,16 @@ def parse_definition(text: str, default_queue: str) -> ParsedEntry | None:
     return ParsedEntry(
         job_id=str(data["name"]),
         queue=str(options.get("queue") or default_queue),
-        policy=EntryPolicy.from_definition(data.get("bridge") or {}),
+        policy=entry_policy(tuple(sorted((k, v) for k, v in (data.get("bridge") or {}).items()
+                                         if k in POLICY_KEYS))),
         evaluator=evaluator,
     )
+
+
+@lru_cache(maxsize=1024)
+def entry_policy(section: tuple[tuple[str, Any], ...]) -> EntryPolicy:
+    """One :class:`EntryPolicy` per distinct policy section (thousands of jobs share a few)."""
+    return EntryPolicy.from_definition(dict(section))
 
 
 class PlanMemo:

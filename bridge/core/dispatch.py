@@ -40,6 +40,9 @@ SLOT_LIMIT = 1000
 ONE_SECOND = timedelta(seconds=1)
 
 
+POLICY_KEYS = frozenset({"misfire", "grace", "catchup", "jitter", "paused"})  # what it reads
+
+
 @dataclass(frozen=True)
 class EntryPolicy:
     """The per-entry knobs beat needs (the ``bridge`` section of an entry's definition)."""
