@@ -29,7 +29,7 @@ from bridge.core.spec import CommandHandler
 from legacy_wrappers.runner import run_command
 from tests.support import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=75)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=30)]
 
 IGNORED_VARIABLES = frozenset({"OUT"})
 TEST_USER = "bridgetest"

@@ -36,7 +36,7 @@ from bridge.store.runs import RunRepo
 from legacy_wrappers import spool
 from tests.support import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=130), pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=80), pytest.mark.timeout(240)]
 
 SHIM = str(Path(sys.executable).parent / "bridge-cron-shell")
 PROBE = (
@@ -64,11 +64,15 @@ def crontab(work: Path, out: Path, settings: str) -> str:
 
 
 def cron_pids() -> list[int]:
+    """Live cron daemons that read our /etc/cron.d: a cron in another mount namespace (a private
+    daemon another test started with ``unshare -m``) does not count."""
     found = subprocess.run(["pgrep", "-x", "cron"], capture_output=True, text=True).stdout
+    ours = os.readlink("/proc/self/ns/mnt")
     alive = []
     for pid in map(int, found.split()):
         try:
-            if Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+            if (Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+                    and os.readlink(f"/proc/{pid}/ns/mnt") == ours):
                 alive.append(pid)
         except OSError:
             pass
