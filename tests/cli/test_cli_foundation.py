@@ -315,7 +315,7 @@ def test_a_celery_message_carries_only_the_job_id_and_the_slot(redis_url: str) -
 
     import redis
 
-    from bridge.beat.publish import BatchPublisher, Firing
+    from bridge.beat.publish import BatchPublisher, SlotMessage
     from bridge.celery_app import make_app
     from bridge.core.config import load_settings
 
@@ -323,7 +323,7 @@ def test_a_celery_message_carries_only_the_job_id_and_the_slot(redis_url: str) -
     slot = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
     try:
         with app.producer_or_acquire() as producer:
-            BatchPublisher(app).publish(producer, [Firing("alice-crontab-1", slot, "bridge")])
+            BatchPublisher(app).publish(producer, [SlotMessage("alice-crontab-1", slot, "bridge")])
     finally:
         app.close()
     client = redis.Redis.from_url(redis_url)

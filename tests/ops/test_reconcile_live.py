@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bridge.services.reconcile import slot_text
+from bridge.core.dispatch import slot_iso
 from bridge.store.repos import AuditRepo
 from legacy_wrappers.claims import Claims
 from tests.ops.harness import OpsHarness, lines, top_of_hour
@@ -41,7 +41,7 @@ def since_arg() -> str:
 def test_a_slot_missed_without_workers_is_repaired_once(ops: OpsHarness, cli: Any) -> None:
     out = ops.tmp / "out.txt"
     ops.add_job("nightly", f"echo ran >> {out}")
-    slot = slot_text(top_of_hour())
+    slot = slot_iso(top_of_hour())
     args = ("reconcile", "--since", since_arg(), "--grace", "0", "--json")
 
     first = cli(*args, env=ops.env)
@@ -81,7 +81,7 @@ def test_a_slot_whose_worker_was_killed_is_stuck_then_repaired_once(
                 on_lost="rerun")
     slot = top_of_hour()
     worker = ops.start_worker()
-    ops.client.send_task("bridge.run_job", args=["long", slot_text(slot)], queue="bridge")
+    ops.client.send_task("bridge.run_job", args=["long", slot_iso(slot)], queue="bridge")
     wait_for("the run to start", lambda: lines(started) == ["go"])
     worker.kill_all()  # the whole worker dies mid-run: nobody renews the lease
     os.killpg(int(lines(pids)[0]), signal.SIGKILL)  # and its command (its own session)

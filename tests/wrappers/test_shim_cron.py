@@ -35,6 +35,7 @@ from bridge.store.db import Registry
 from bridge.store.runs import RunRepo
 from legacy_wrappers import spool
 from tests.support import wait_for
+from tests.support.host_cron import local_cron_pids
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=80), pytest.mark.timeout(240)]
 
@@ -63,22 +64,6 @@ def crontab(work: Path, out: Path, settings: str) -> str:
 # --- the daemon and the files ------------------------------------------------------------------
 
 
-def cron_pids() -> list[int]:
-    """Live cron daemons that read our /etc/cron.d: a cron in another mount namespace (a private
-    daemon another test started with ``unshare -m``) does not count."""
-    found = subprocess.run(["pgrep", "-x", "cron"], capture_output=True, text=True).stdout
-    ours = os.readlink("/proc/self/ns/mnt")
-    alive = []
-    for pid in map(int, found.split()):
-        try:
-            if (Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-                    and os.readlink(f"/proc/{pid}/ns/mnt") == ours):
-                alive.append(pid)
-        except OSError:
-            pass
-    return alive
-
-
 class Daemon:
     """Use the running cron; start ours when there is none (also if it vanishes mid-test)."""
 
@@ -87,12 +72,12 @@ class Daemon:
         self.binary = shutil.which("cron") or shutil.which("cron", path="/usr/sbin:/sbin")
 
     def ensure(self) -> None:
-        if cron_pids() or (self.ours is not None and self.ours.poll() is None):
+        if local_cron_pids() or (self.ours is not None and self.ours.poll() is None):
             return
         assert self.binary is not None
         self.ours = subprocess.Popen([self.binary, "-f", "-L", "15"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for("cron to start", cron_pids, 10, interval=0.1)
+        wait_for("cron to start", local_cron_pids, 10, interval=0.1)
 
     def stop(self) -> None:
         if self.ours is not None:

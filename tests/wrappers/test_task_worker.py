@@ -397,8 +397,8 @@ def test_long_timeouts_and_replace_overlap_are_reported() -> None:
 
     assert visibility_warnings([spec(timeout_seconds=100), spec()], 3600) == []
     assert len(visibility_warnings([spec(timeout_seconds=4000)], 3600)) == 1
-    with pytest.raises(SpecError, match="overlap 'replace' is not supported"):
-        spec(overlap=OverlapPolicy.REPLACE)
+    with pytest.raises(SpecError, match="overlap policy 'replace': use 'allow' or 'forbid'"):
+        spec(overlap="replace")
 
 
 def short_claims(tmp_path: Path) -> Claims:
