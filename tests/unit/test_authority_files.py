@@ -141,7 +141,8 @@ def test_export_writes_one_file_per_registry_job(tmp_path: Path, sqlite_registry
     registry.dispose()
 
 
-def test_cli_export_json(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_export_json(tmp_path: Path, sqlite_registry_url: str,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
     """`bridge authority export --dir DIR --json` (mounted as in bridge.cli.main)."""
     import json
 
@@ -150,8 +151,8 @@ def test_cli_export_json(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.Mo
 
     from bridge.cli import authority_cmd, context
 
-    test_export_writes_one_file_per_registry_job(tmp_path / "first", sqlite_url)
-    monkeypatch.setenv("BRIDGE_DATABASE_URL", sqlite_url)
+    test_export_writes_one_file_per_registry_job(tmp_path / "first", sqlite_registry_url)
+    monkeypatch.setenv("BRIDGE_DATABASE_URL", sqlite_registry_url)
     context.STATE.__init__()  # type: ignore[misc]
     root = typer.Typer()
     root.add_typer(authority_cmd.app, name="authority")
