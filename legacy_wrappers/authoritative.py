@@ -17,7 +17,8 @@
 * :func:`run_claimed`: the durable started row, with the pid, before the gated command may exec;
   when it exits, its outcome on that row and the claim's verdict in one transaction, or, when it
   is retried, the outcome, then the retry (published *before* the verdict, so a crash in between
-  cannot lose it; :mod:`legacy_wrappers.retry_policy`), then the verdict. A failed run (retries spent) raises :class:`RunFailed` after it is recorded.
+  cannot lose it; :mod:`legacy_wrappers.retry_policy`), then the verdict. A failed run
+  (retries spent) raises :class:`RunFailed` after it is recorded.
 """
 
 from __future__ import annotations
