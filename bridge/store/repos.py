@@ -24,7 +24,6 @@ from bridge.store.models import (
     AuditRow,
     AuthorityEventRow,
     JobRow,
-    RunRow,
     utcnow,
 )
 
@@ -366,35 +365,3 @@ class AuditRepo:
             AuditEntry(r.id, r.at, r.actor, r.action, r.job_id, r.reason, r.before, r.after)
             for r in rows
         ]
-
-
-class RunRepo:
-    """Observations of either path (``shadow.record`` builds on this)."""
-
-    def __init__(self, session: Session) -> None:
-        self.s = session
-
-    def add(self, **fields: Any) -> RunRow:
-        row = RunRow(**fields)
-        self.s.add(row)
-        self.s.flush()
-        return row
-
-    def for_job(
-        self, job_id: str, *, since: datetime | None = None, until: datetime | None = None
-    ) -> list[RunRow]:
-        q = select(RunRow).where(RunRow.job_id == job_id)
-        if since is not None:
-            q = q.where(RunRow.slot >= since)
-        if until is not None:
-            q = q.where(RunRow.slot <= until)
-        return list(self.s.scalars(q.order_by(RunRow.slot, RunRow.id)))
-
-    def count(self) -> int:
-        return int(self.s.scalar(select(func.count()).select_from(RunRow)) or 0)
-
-    def celery_watermarks(self) -> dict[str, datetime]:
-        """The latest slot the Celery side has on record per job (fired, missed or skipped)."""
-        q = select(RunRow.job_id, func.max(RunRow.slot)).where(RunRow.path == "celery")
-        rows = self.s.execute(q.group_by(RunRow.job_id)).all()
-        return {job_id: slot for job_id, slot in rows if slot is not None}
