@@ -86,8 +86,8 @@ class Status(StrEnum):
     LOST = "lost"  # the holder died mid-run: outcome unknown, never re-run automatically
 
 
-EXECUTION_STATUSES = frozenset(
-    {Status.SUCCEEDED, Status.FAILED, Status.INTERRUPTED, Status.RUNNING}
+EXECUTION_STATUSES = frozenset(  # the handler ran (or is running); ERROR never started it
+    {Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED, Status.RUNNING}
 )
 
 def _aware(value: datetime | None, name: str) -> None:
