@@ -1,9 +1,14 @@
 """Latency the SHELL shim adds to every legacy cron job.
 
 Each case runs the command ``true`` the way cron does (``<shell> -c true``, cron's environment
-variables), timed from the parent's ``fork`` to the child's exit (what cron waits for):
+variables), timed from the parent's ``fork`` to the child's exit (what cron waits for). The
+shim is the fast launcher (``python -m legacy_wrappers.launcher``, written into the bench's
+temporary directory: ``python -I -S``), its cache warm as on any machine where cron runs the
+job every minute (the first, untimed warm-up runs fill it):
 
 * ``plain_sh``         — ``/bin/sh -c true`` (the baseline: cron without the bridge);
+* ``console_unmanaged`` — pip's console script ``bridge-cron-shell`` with ``BRIDGE_JOB=""``
+  (what the launcher saves: a full interpreter start with ``site``);
 * ``shim_unmanaged``   — the shim with ``BRIDGE_JOB=""`` (exec of the shell, nothing recorded);
 * ``shim_sqlite``      — the shim recording to a SQLite registry (read job + authority, refresh
   the authority cache, claim, run, complete claim + runs row);
@@ -44,7 +49,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "shim.json"
-SHIM = str(Path(sys.executable).parent / "bridge-cron-shell")
+CONSOLE_SCRIPT = str(Path(sys.executable).parent / "bridge-cron-shell")
 JOB = "bench-shim-1"
 WARMUP = 5
 
@@ -131,8 +136,8 @@ def spool_counter(spool: Path) -> Callable[[], int]:
     return count
 
 
-def cron_env(work: Path, **extra: str) -> dict[str, str]:
-    env = {"HOME": str(work), "LOGNAME": "root", "PATH": "/usr/bin:/bin", "SHELL": SHIM,
+def cron_env(work: Path, shim: str, **extra: str) -> dict[str, str]:
+    env = {"HOME": str(work), "LOGNAME": "root", "PATH": "/usr/bin:/bin", "SHELL": shim,
            "BRIDGE_SHELL": "/bin/sh", "BRIDGE_SPOOL_DIR": str(work / "spool"),
            "BRIDGE_AUTHORITY_DIR": str(work / "authority"), "XDG_CONFIG_HOME": str(work)}
     env.update(extra)
@@ -141,20 +146,26 @@ def cron_env(work: Path, **extra: str) -> dict[str, str]:
 
 def cases(work: Path, sqlite_url: str, pg_url: str | None) -> dict[str, tuple[list[str],
                                                                              dict[str, str]]]:
+    from legacy_wrappers.launcher import install
+
+    shim = install(str(work / "bridge-cron-shell"))
     dead_pg = f"postgresql+psycopg://bench@127.0.0.1:{free_port()}/none"
     out = {
-        "plain_sh": (["/bin/sh", "-c", "true"], cron_env(work, SHELL="/bin/sh")),
-        "shim_unmanaged": ([SHIM, "-c", "true"], cron_env(work, BRIDGE_JOB="")),
-        "shim_sqlite": ([SHIM, "-c", "true"],
-                        cron_env(work, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=sqlite_url)),
-        "shim_sqlite_down": ([SHIM, "-c", "true"], cron_env(
-            work, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=f"sqlite:///{work}/missing/registry.db")),
-        "shim_pg_down": ([SHIM, "-c", "true"],
-                         cron_env(work, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=dead_pg)),
+        "plain_sh": (["/bin/sh", "-c", "true"], cron_env(work, shim, SHELL="/bin/sh")),
+        "console_unmanaged": ([CONSOLE_SCRIPT, "-c", "true"],
+                              cron_env(work, CONSOLE_SCRIPT, BRIDGE_JOB="")),
+        "shim_unmanaged": ([shim, "-c", "true"], cron_env(work, shim, BRIDGE_JOB="")),
+        "shim_sqlite": ([shim, "-c", "true"],
+                        cron_env(work, shim, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=sqlite_url)),
+        "shim_sqlite_down": ([shim, "-c", "true"], cron_env(
+            work, shim, BRIDGE_JOB=JOB,
+            BRIDGE_DATABASE_URL=f"sqlite:///{work}/missing/registry.db")),
+        "shim_pg_down": ([shim, "-c", "true"],
+                         cron_env(work, shim, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=dead_pg)),
     }
     if pg_url:
-        out["shim_postgresql"] = ([SHIM, "-c", "true"],
-                                  cron_env(work, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=pg_url))
+        out["shim_postgresql"] = ([shim, "-c", "true"], cron_env(
+            work, shim, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=pg_url))
     return out
 
 
