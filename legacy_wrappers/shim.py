@@ -47,7 +47,7 @@ with the job's environment, stdin, stdout and stderr. Guarantees:
 * **Cheap.** Started through its launcher (:mod:`legacy_wrappers.launcher`: ``python -I -S``,
   no ``site``), an unmanaged line costs a bare interpreter start, ``os``/``sys``/``time`` and
   one ``execve``. The recorded path (:mod:`legacy_wrappers.shim_run`) imports the standard
-  library's light modules (``sqlite3``, ``datetime``, ``signal``, ``select``, ``hashlib``) and
+  library's light modules (``sqlite3``, ``datetime``, ``_signal``, ``select``, ``_sha256``) and
   its own small modules; the command starts with ``fork``/``execve`` (no ``subprocess``); the
   registry is reached through the bare driver (:mod:`bridge.store.bare`: ``sqlite3``, libpq
   through ``ctypes``) with the rows and formats SQLAlchemy writes, never through SQLAlchemy,

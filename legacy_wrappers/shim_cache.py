@@ -6,7 +6,8 @@ schedule evaluators, the authority-file writer): the shim keeps them in a per-us
 recomputes them only when an input changed.
 
 * **Settings** (:func:`read_settings` / :func:`write_settings`): the three values the shim uses
-  (``database_url``, ``spool_dir``, ``authority_dir``) or the :class:`ConfigError` text, keyed
+  (``database_url``, ``spool_dir``, ``authority_dir``) of valid settings (invalid ones are
+  never cached: the shim then reports them on every run), one file per key, keyed
   by everything :func:`bridge.core.config.load_settings` reads: every ``BRIDGE_*`` variable
   (but the per-job ``BRIDGE_JOB``, ``BRIDGE_SHELL``, ``BRIDGE_SHADOW``),
   ``HOME``, ``XDG_CONFIG_HOME``, ``XDG_DATA_HOME``, the working directory and the identity,
@@ -131,23 +132,27 @@ def settings_key(env: Mapping[str, str]) -> str | None:
     return "\n".join(parts)
 
 
+def _settings_file(key: str) -> str:
+    """One file per set of inputs (a user's crontabs may name several registries)."""
+    from legacy_wrappers.shim_os import sha256
+
+    return "settings-" + sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
 def read_settings(env: Mapping[str, str]) -> tuple[str, ...] | None:
-    """``("ok", database_url, spool_dir, authority_dir)`` or ``("invalid", reason)`` as last
-    computed for these inputs; None on a miss."""
+    """``("ok", database_url, spool_dir, authority_dir)`` as last computed for these inputs;
+    None on a miss."""
     directory, key = cache_dir(env), settings_key(env)
     if directory is None or key is None:
         return None
-    text = _read(directory, "settings")
+    text = _read(directory, _settings_file(key))
     if text is None:
         return None
     fields = text.split(SEP)
     if fields[:2] != [SETTINGS_FORMAT, key]:
         return None
     value = tuple(fields[2:])
-    if (value[:1] == ("ok",) and len(value) == 4) or (value[:1] == ("invalid",)
-                                                      and len(value) == 2):
-        return value
-    return None
+    return value if value[:1] == ("ok",) and len(value) == 4 else None
 
 
 def write_settings(env: Mapping[str, str], value: Sequence[str]) -> None:
@@ -155,7 +160,7 @@ def write_settings(env: Mapping[str, str], value: Sequence[str]) -> None:
     directory, key = cache_dir(env), settings_key(env)
     if directory is None or key is None or any(SEP in v for v in value):
         return
-    _write(directory, "settings", SEP.join([SETTINGS_FORMAT, key, *value]))
+    _write(directory, _settings_file(key), SEP.join([SETTINGS_FORMAT, key, *value]))
 
 
 # --- per job: slots and the authority file's fingerprint ----------------------------------------

@@ -7,30 +7,29 @@ sample, forwards signals, and calls ``tick`` about every :data:`RENEW_SECONDS` (
 
 Hot path: the command starts with ``os.fork`` and ``os.execve`` (no ``subprocess``, whose
 import costs more than the whole spawn), the shim waits on a pidfd and the pipes with
-``select.poll``; this module imports only ``os``, ``time``, ``signal``, ``select``,
-``hashlib`` and ``datetime`` (no ``dataclasses``/``typing``: their imports cost milliseconds
+``select.poll``; this module imports only ``os``, ``time``, ``_signal``, ``select``,
+``_sha256`` and ``datetime`` (no ``dataclasses``/``typing``: their imports cost milliseconds
 per cron job).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
-import signal
 import time
 from datetime import UTC, datetime
 
 from bridge.core.samples import SAMPLE_LIMIT, TRUNCATION_MARK, bound_sample
 from bridge.store.bare import RENEW_SECONDS
-from legacy_wrappers.shim_os import ERROR_EXIT, syslog
+from legacy_wrappers.shim_os import ERROR_EXIT, sha256, signals, syslog
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the hot path
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+signal = signals()
 FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
-INTERRUPTING = frozenset({"SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"})
+INTERRUPTING = frozenset(getattr(signal, n) for n in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"))
 RESET_IN_CHILD = ("SIGPIPE", "SIGXFSZ")  # CPython ignores these; cron's children get defaults
 child_started = False  # set once the command runs: from then on it must never run twice
 
@@ -45,9 +44,7 @@ class Capture:
     TAIL = SAMPLE_LIMIT
 
     def __init__(self) -> None:
-        import hashlib
-
-        self.digest = hashlib.sha256()
+        self.digest = sha256()
         self.head = bytearray()
         self.tail = b""
         self.size = 0
@@ -97,12 +94,14 @@ class _Forwarder:
     def _handle(self, signum: int, _frame: object) -> None:
         if self.reaped:
             return
-        self.interrupted |= signal.Signals(signum).name in INTERRUPTING
+        self.interrupted |= signum in INTERRUPTING
         if self.pid is None:
             self.pending.append(signum)
             return
-        with contextlib.suppress(ProcessLookupError):
+        try:  # noqa: SIM105 (contextlib is not imported on the hot path)
             os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
 
     def started(self, pid: int) -> None:
         self.pid = pid

@@ -76,10 +76,10 @@ def plan_firing(
 def firing_key(job_id: str, slot: datetime, host: str, fired: datetime) -> str:
     """Unique per firing (two hosts firing one slot get two records), fixed before the first
     write attempt (a record that reached the registry and the spool is stored once)."""
-    import hashlib
+    from legacy_wrappers.shim_os import sha256
 
     seed = f"{job_id}\0{slot.isoformat()}\0{host}\0{os.getpid()}\0{fired.isoformat()}"
-    return "legacy:" + hashlib.sha256(seed.encode()).hexdigest()[:40]
+    return "legacy:" + sha256(seed.encode()).hexdigest()[:40]
 
 
 class EventTimeline:

@@ -8,7 +8,6 @@ The rare paths (a contested claim, a spool to upload, the registry unreachable) 
 
 from __future__ import annotations
 
-import contextlib
 import os
 from datetime import UTC, datetime
 
@@ -190,13 +189,17 @@ def _exit_like(code: int) -> int:
     """The command's status as our own: re-raise the signal that killed it."""
     if code >= 0:
         return code
-    import signal
+    from legacy_wrappers.shim_os import signals
 
-    sig = -code
-    with contextlib.suppress(OSError, ValueError):  # SIGKILL/SIGSTOP cannot (and need not) be reset
+    signal, sig = signals(), -code
+    try:  # noqa: SIM105 (contextlib is not imported on the hot path)
         signal.signal(sig, signal.SIG_DFL)
-    with contextlib.suppress(OSError):
+    except (OSError, ValueError):  # SIGKILL/SIGSTOP cannot (and need not) be reset
+        pass
+    try:  # noqa: SIM105
         os.kill(os.getpid(), sig)
+    except OSError:
+        pass
     return 128 + sig  # a signal whose default is to be ignored: the shell's convention
 
 

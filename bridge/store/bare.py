@@ -17,7 +17,6 @@ Every driver error other than a unique violation becomes :class:`StoreError`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -190,8 +189,10 @@ class Store:
         return bool(self._run(write, tx=True))
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        try:  # noqa: SIM105 (contextlib is not imported on the shim's hot path)
             self.conn.close()
+        except Exception:
+            pass
 
 
 def first_line(e: BaseException) -> str:
@@ -252,9 +253,11 @@ def _libpq_candidates() -> list[str]:
     spec = importlib.util.find_spec("psycopg_binary")
     if spec is not None and spec.origin:
         libs = os.path.join(os.path.dirname(os.path.dirname(spec.origin)), "psycopg_binary.libs")
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105
             out += [os.path.join(libs, n) for n in sorted(os.listdir(libs))
                     if n.startswith("libpq")]
+        except OSError:
+            pass
     return out
 
 

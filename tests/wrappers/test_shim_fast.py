@@ -156,6 +156,9 @@ def test_settings_are_cached_per_inputs_and_any_input_change_is_a_miss(tmp_path:
         assert shim_cache.read_settings(env) == value
         assert shim_cache.read_settings({**env, "BRIDGE_JOB": "other-job"}) == value
         assert shim_cache.read_settings({**env, "BRIDGE_SPOOL_DIR": "/elsewhere"}) is None
+        other = ("ok", "sqlite:////y.db", "/s", "/a")  # a second registry: its own entry
+        shim_cache.write_settings({**env, "BRIDGE_DATABASE_URL": "sqlite:////y.db"}, other)
+        assert shim_cache.read_settings(env) == value
         (home / "bridge.toml").write_text('[bridge]\nspool_dir = "/t"\n')  # a new config file
         assert shim_cache.read_settings(env) is None
         shim_cache.write_settings(env, value)
@@ -172,13 +175,13 @@ def test_a_cache_someone_else_could_have_written_is_ignored(tmp_path: Path) -> N
     directory = Path(str(shim_cache.cache_dir(env)))
     assert oct(directory.stat().st_mode & 0o777) == "0o700"
     assert shim_cache.read_settings(env) is not None
-    (directory / "settings").chmod(0o644)
+    (target,) = directory.glob("settings-*")
+    target.chmod(0o644)
     assert shim_cache.read_settings(env) is None
-    (directory / "settings").chmod(0o600)
+    target.chmod(0o600)
     directory.chmod(0o755)
     assert shim_cache.read_settings(env) is None
     directory.chmod(0o700)
-    target = directory / "settings"
     target.rename(directory / "real")
     target.symlink_to(directory / "real")
     assert shim_cache.read_settings(env) is None
