@@ -19,8 +19,9 @@ job every minute (the first, untimed warm-up runs fill it):
   shim_sqlite, through libpq.
 
 Every timed run must exit 0 and every recorded case must leave exactly one new record (a run row
-in the registry, or a spool line for the outage cases): a shim that silently skipped its work
-would look fast, so the bench exits 1 instead.
+in the registry, or a spool line for the outage cases), and every registry run must be the
+common path (``authoritative``/``succeeded`` without a note: a slot found, the claim taken): a
+shim that silently skipped its work would look fast, so the bench exits 1 instead.
 
 Cases are interleaved run by run so a busy shared machine affects them alike. Claims and spool
 files are removed between runs (untimed) so every run takes the common path (a fresh slot).
@@ -126,6 +127,18 @@ def run_counter(url: str) -> Callable[[], int]:
     return count_pg
 
 
+def run_outcomes(url: str) -> list[tuple[str, str, str | None]]:
+    """Untimed: (role, status, error) of every runs row of the bench job."""
+    sql = f"SELECT role, status, error FROM runs WHERE job_id = '{JOB}' ORDER BY id"
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.split(":///", 1)[1]) as conn:
+            return [tuple(r) for r in conn.execute(sql)]  # type: ignore[misc]
+    import psycopg
+
+    with psycopg.connect("postgresql://" + url.split("://", 1)[1], autocommit=True) as conn:
+        return [tuple(r) for r in conn.execute(sql)]  # type: ignore[misc]
+
+
 def spool_counter(spool: Path) -> Callable[[], int]:
     """Untimed: how many records the spool holds (one JSON line each)."""
 
@@ -208,6 +221,14 @@ def measure(runs: int, pg_url: str | None) -> dict[str, Any]:
                 if name in cleaners:
                     cleaners[name]()
                 shutil.rmtree(work / "spool", ignore_errors=True)
+        urls = {"shim_sqlite": sqlite_url, **({"shim_postgresql": pg_url} if pg_url else {})}
+        for name, url in urls.items():  # every run took the common path: ran, claimed, no note
+            outcomes = run_outcomes(url)
+            if outcomes != [("authoritative", "succeeded", None)] * (WARMUP + runs):
+                odd = sorted(set(outcomes) - {("authoritative", "succeeded", None)})
+                raise SystemExit(f"degenerate workload: {name} recorded {len(outcomes)} runs, "
+                                 f"{WARMUP + runs} expected, all authoritative/succeeded without "
+                                 f"a note; also saw {odd}")
         return summarize(timings, runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the shim's hot path imports this module
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from typing import Any
 
 LEASE_SECONDS = 30  # legacy_wrappers.claims.LeaseTerms defaults
@@ -245,20 +245,20 @@ def _connect_pg(url: str) -> Any:
     return psycopg.connect(conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
 
 
-def _libpq_candidates() -> list[str]:
-    """The system's libpq, then the copy bundled with psycopg-binary (found, not imported)."""
+def _libpq_candidates() -> Iterator[str]:
+    """The system's libpq, then the copy bundled with psycopg-binary (found, not imported;
+    looked for only when the system has none)."""
+    yield "libpq.so.5"
     import importlib.util
 
-    out = ["libpq.so.5"]
     spec = importlib.util.find_spec("psycopg_binary")
     if spec is not None and spec.origin:
         libs = os.path.join(os.path.dirname(os.path.dirname(spec.origin)), "psycopg_binary.libs")
-        try:  # noqa: SIM105
-            out += [os.path.join(libs, n) for n in sorted(os.listdir(libs))
-                    if n.startswith("libpq")]
+        try:
+            names = sorted(os.listdir(libs))
         except OSError:
-            pass
-    return out
+            return
+        yield from (os.path.join(libs, n) for n in names if n.startswith("libpq"))
 
 
 def _load_libpq() -> Any:
