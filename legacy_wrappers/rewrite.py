@@ -24,7 +24,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bridge.core.spec import CommandHandler, JobSpec
-from crontab_import.crontab import SHIM_NAME, EnvSetting, parse_crontab, parse_env_line
+from crontab_import.cron.env import SHIM_NAME, EnvSetting, parse_env_line
+from crontab_import.crontab import parse_crontab
 from crontab_import.model import ItemStatus, ParseResult
 
 DEFAULT_SHIM = f"/usr/local/bin/{SHIM_NAME}"

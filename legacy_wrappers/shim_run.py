@@ -81,7 +81,7 @@ def take_claim(firing: LegacyFiring) -> tuple[ClaimRef | None, str | None]:
     if decision is None or not decision.claim or store is None:
         return None, None
     lineage, instance = f"legacy:{firing.host}:{os.getpid()}", "cron"
-    holder = f"{lineage}@{instance}"[:255]  # str(legacy_wrappers.claims.Holder)
+    holder = f"{lineage}@{instance}"[:255]  # str(bridge.core.claims.Holder)
     try:
         ref = store.claim(firing.job_id, decision.slot, holder, datetime.now(UTC))
         if ref is not None:
@@ -207,8 +207,9 @@ def contested_claim(url: str, job_id: str, slot: datetime, lineage: str,
                     instance: str) -> tuple[ClaimRef | None, str | None]:
     """The rare path: the slot's row exists. :class:`Claims` decides (a takeover of an expired
     lease, or :class:`AlreadyClaimed`); returns (our claim, None) or (None, the reason)."""
+    from bridge.core.claims import AlreadyClaimed, Holder
     from bridge.store.db import Registry
-    from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder
+    from legacy_wrappers.claims import Claims
 
     registry = Registry(url, check_schema=False)
     try:

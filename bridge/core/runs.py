@@ -18,6 +18,7 @@ Vocabulary (stored legibly as ``str`` enums):
   slot without running it: the beat's ``missed``/``skipped``, the shim's ``skipped`` for a
   paused job).
 * :class:`Status`: ``succeeded`` | ``failed`` | ``interrupted`` | ``running`` (executions),
+  ``timed_out`` (an execution killed at its timeout), ``error`` (it could not start),
   ``lost`` (an execution whose holder died before recording its outcome: the note in
   ``error`` starts ``outcome unknown``; the slot is not run again automatically),
   ``observed``, ``stood-down``, ``suppressed``, ``skipped`` | ``missed`` | ``rejected``
@@ -79,6 +80,8 @@ class Status(StrEnum):
     MISSED = "missed"
     REJECTED = "rejected"
     INTERRUPTED = "interrupted"
+    TIMED_OUT = "timed_out"  # the command ran past its timeout: its process group was killed
+    ERROR = "error"  # the command could not start (unknown or refused user, missing shell)
     RUNNING = "running"
     LOST = "lost"  # the holder died mid-run: outcome unknown, never re-run automatically
 

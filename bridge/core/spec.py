@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
@@ -21,6 +21,25 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.core.errors import SpecError
+from bridge.core.policies import (
+    ComparePolicy,
+    LostPolicy,
+    MisfirePolicy,
+    OverlapPolicy,
+    Policies,
+    RepairPolicy,
+    RetryPolicy,
+    ShadowMode,
+)
+
+# The policies live in bridge.core.policies; a spec's users import them from here too.
+__all__ = [
+    "CALLABLE_RE", "CRON_DIALECTS", "ENV_NAME_RE", "EXPRESSION_DIALECTS", "JOB_ID_RE",
+    "SPEC_VERSION", "CallableHandler", "CommandHandler", "ComparePolicy", "Dialect", "Handler",
+    "IntervalUnit", "JobSpec", "LostPolicy", "MisfirePolicy", "OverlapPolicy", "Policies",
+    "RepairPolicy", "RetryPolicy", "ScheduleSpec", "ShadowMode", "SourceKind", "SourceLocation",
+    "UnmappedHandler", "describe_schedule",
+]
 
 SPEC_VERSION = 1
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
@@ -49,40 +68,6 @@ class IntervalUnit(StrEnum):
     WEEK = "week"
     MONTH = "month"
     YEAR = "year"
-
-
-class OverlapPolicy(StrEnum):
-    ALLOW = "allow"  # cron's and Quartz's default: a new slot runs even if the last still runs
-    FORBID = "forbid"  # skip (and record) a slot while the previous one still runs
-    REPLACE = "replace"  # stop the previous run, start the new one
-
-
-class MisfirePolicy(StrEnum):
-    SKIP = "skip"  # cron: a slot missed beyond grace is recorded missed, not run
-    FIRE_ONCE = "fire_once"  # Quartz SMART_POLICY / FIRE_ONCE_NOW: one run for the latest miss
-    FIRE_ALL = "fire_all"  # every missed slot inside the catch-up window
-
-
-class ShadowMode(StrEnum):
-    OBSERVE = "observe"  # record the firing only (default: never doubles a side effect)
-    DRY_RUN = "dry-run"  # run the handler's declared dry-run form
-    EXECUTE = "execute"  # run the real handler: explicit opt-in for side-effect-free jobs
-
-
-class LostPolicy(StrEnum):
-    """What happens to a slot whose run's holder died after the command started and before its
-    outcome was recorded (the outcome is unknown: the side effect may or may not have happened).
-    """
-
-    SKIP = "skip"  # record the slot ``lost`` ("outcome unknown"), alert, never re-run it by itself
-    RERUN = "rerun"  # run it again (safe only for idempotent handlers)
-
-
-class RepairPolicy(StrEnum):
-    """Whether the periodic health task repairs this job's missed and stuck slots by itself."""
-
-    AUTO = "auto"  # re-send through the claim (audited as ``repair``)
-    ALERT_ONLY = "alert-only"  # only alert; an operator repairs (`bridge reconcile --repair`)
 
 
 class SourceKind(StrEnum):
@@ -178,14 +163,22 @@ class CommandHandler:
     def __post_init__(self) -> None:
         if not self.command.strip():
             raise SpecError("command handler has an empty command")
-        object.__setattr__(self, "env", tuple((str(k), str(v)) for k, v in self.env))
-        for name, _ in self.env:
-            if not ENV_NAME_RE.match(name):
-                raise SpecError(f"bad environment variable name '{name}'")
+        try:
+            env = _checked_env(self.env)  # one check per distinct environment
+        except TypeError:  # unhashable pairs (lists from JSON): normalised, then checked
+            env = _checked_env(tuple((str(k), str(v)) for k, v in self.env))
+        object.__setattr__(self, "env", env)
 
-    @property
-    def env_dict(self) -> dict[str, str]:
-        return dict(self.env)
+
+@lru_cache(maxsize=1024)
+def _checked_env(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """``env`` as (str, str) pairs, every name one a shell can carry; jobs that share an
+    environment share the returned tuple."""
+    pairs = tuple((str(k), str(v)) for k, v in env)
+    for name, _ in pairs:
+        if not ENV_NAME_RE.match(name):
+            raise SpecError(f"bad environment variable name '{name}'")
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -218,89 +211,6 @@ Handler = CommandHandler | CallableHandler | UnmappedHandler
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    max_retries: int = 0
-    backoff_seconds: float = 30.0
-    backoff_max_seconds: float = 600.0
-    jitter: bool = True
-
-    def __post_init__(self) -> None:
-        if self.max_retries < 0 or self.backoff_seconds < 0 or self.backoff_max_seconds < 0:
-            raise SpecError("retry policy values must be >= 0")
-
-
-@dataclass(frozen=True)
-class Policies:
-    overlap: OverlapPolicy = OverlapPolicy.ALLOW
-    misfire: MisfirePolicy = MisfirePolicy.SKIP
-    misfire_grace_seconds: int = 60
-    catchup_window_seconds: int = 3600
-    retry: RetryPolicy = RetryPolicy()
-    timeout_seconds: int | None = None
-    shadow_mode: ShadowMode = ShadowMode.OBSERVE
-    queue: str = "bridge"
-    group: str | None = None
-    jitter_seconds: int = 0
-    max_concurrency: int | None = None  # runs of ``group`` at once, across all workers
-    on_lost: LostPolicy = LostPolicy.SKIP  # prefer skip over double-run (issue 20)
-    repair: RepairPolicy = RepairPolicy.AUTO
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "overlap", OverlapPolicy(self.overlap))
-        try:
-            object.__setattr__(self, "on_lost", LostPolicy(self.on_lost))
-            object.__setattr__(self, "repair", RepairPolicy(self.repair))
-        except ValueError as e:
-            raise SpecError(str(e)) from e
-        object.__setattr__(self, "misfire", MisfirePolicy(self.misfire))
-        object.__setattr__(self, "shadow_mode", ShadowMode(self.shadow_mode))
-        if self.overlap is OverlapPolicy.REPLACE:
-            raise SpecError("overlap 'replace' is not supported: use 'allow' or 'forbid'")
-        if self.misfire_grace_seconds < 0 or self.catchup_window_seconds < 0:
-            raise SpecError("misfire grace and catch-up window must be >= 0")
-        if self.timeout_seconds is not None and self.timeout_seconds <= 0:
-            raise SpecError("timeout_seconds must be > 0 when set")
-        if self.jitter_seconds < 0:
-            raise SpecError("jitter_seconds must be >= 0")
-        if not re.match(r"^[A-Za-z0-9_.:-]{1,100}$", self.queue):
-            raise SpecError(f"bad queue name '{self.queue}'")
-        if self.max_concurrency is not None:
-            if isinstance(self.max_concurrency, bool) or not isinstance(
-                self.max_concurrency, int
-            ):
-                raise SpecError("max_concurrency must be an integer >= 1")
-            if self.max_concurrency < 1:
-                raise SpecError("max_concurrency must be >= 1 when set")
-            if self.group is None:
-                raise SpecError("max_concurrency needs a group: it bounds that group's runs")
-
-
-@dataclass(frozen=True)
-class ComparePolicy:
-    """How shadow observations of this job are compared (see :mod:`shadow.compare`)."""
-
-    fields: tuple[str, ...] = ("exit_status",)
-    clean: tuple[str, ...] = ()
-    ignore: tuple[str, ...] = ()
-    tolerance_seconds: int = 60
-    ready_after: int | None = None
-
-    def __post_init__(self) -> None:
-        allowed = {"exit_status", "output_digest"}
-        object.__setattr__(self, "fields", tuple(self.fields))
-        object.__setattr__(self, "clean", tuple(self.clean))
-        object.__setattr__(self, "ignore", tuple(self.ignore))
-        bad = [f for f in self.fields if f not in allowed]
-        if bad:
-            raise SpecError(f"unknown compare field(s) {bad}; allowed {sorted(allowed)}")
-        for pattern in self.clean:
-            try:
-                re.compile(pattern)
-            except re.error as e:
-                raise SpecError(f"bad clean regex '{pattern}': {e}") from e
-
-
-@dataclass(frozen=True)
 class JobSpec:
     id: str
     schedule: ScheduleSpec
@@ -323,12 +233,9 @@ class JobSpec:
         return not isinstance(self.handler, UnmappedHandler)
 
     def to_json(self) -> dict[str, Any]:
-        """The versioned JSON document (computed once per immutable instance: do not mutate)."""
-        cached: dict[str, Any] | None = self.__dict__.get("_doc")
-        if cached is None:
-            cached = {"version": SPEC_VERSION, **_encode(self)}
-            object.__setattr__(self, "_doc", cached)
-        return cached
+        """The versioned JSON document (a new dict; nested documents of shared values such as
+        schedules and policies are shared: do not mutate them)."""
+        return {"version": SPEC_VERSION, **_encode(self)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
@@ -343,15 +250,20 @@ class JobSpec:
             raise SpecError(f"malformed job spec: {e}") from e
 
     def canonical_json(self) -> str:
-        """Sorted, compact JSON of the spec; computed once per (immutable) instance."""
-        cached: str | None = self.__dict__.get("_canonical")
-        if cached is None:
-            cached = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
-            object.__setattr__(self, "_canonical", cached)
-        return cached
+        """Sorted, compact JSON of the spec. Encoded on each call (100k specs in an import
+        must not each keep a kilobyte of text alive); the hash of it is kept."""
+        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        if "_hash" not in self.__dict__:
+            object.__setattr__(self, "_hash", _digest(text))
+        return text
 
     def spec_hash(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+        """The hash of :meth:`canonical_json`, computed once per (immutable) instance."""
+        cached: str | None = self.__dict__.get("_hash")
+        if cached is None:
+            self.canonical_json()
+            cached = self.__dict__["_hash"]
+        return cached
 
     def with_(self, **changes: Any) -> JobSpec:
         return replace(self, **changes)
@@ -360,14 +272,8 @@ class JobSpec:
 # --- encoding ---------------------------------------------------------------------------------
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return names
+def _digest(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 # Fields added after SPEC_VERSION 1 was published: left out of the document while unset, so a
@@ -379,36 +285,65 @@ _OMITTED_WHEN_DEFAULT: dict[type, dict[str, Any]] = {
 }
 
 
-def _encoded_items(obj: Any) -> dict[str, Any]:
-    omit = _OMITTED_WHEN_NONE.get(type(obj), frozenset())
-    defaults = _OMITTED_WHEN_DEFAULT.get(type(obj), {})
-    return {
-        name: _encode(value)
-        for name in _names(type(obj))
-        if ((value := getattr(obj, name)) is not None or name not in omit)
-        and not (name in defaults and value == defaults[name])
-    }
+_Encoder = Callable[[Any], dict[str, Any]]
+_CLASS_ENCODERS: dict[type, _Encoder] = {}
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+# Value objects many jobs share (the crontab parser hands out one instance per distinct value):
+# encoded once per instance, the encoding shared read-only. Keyed by id, holding the object.
+_SHARED_TYPES = frozenset({ScheduleSpec, Policies, RetryPolicy, ComparePolicy})
+_SHARED: dict[int, tuple[Any, dict[str, Any]]] = {}
+_SHARED_MAX = 4096
 
 
-@lru_cache(maxsize=16384)
-def _encode_frozen(obj: Any) -> dict[str, Any]:
-    return _encoded_items(obj)
+def _class_encoder(cls: type) -> _Encoder:
+    """An encoder for one dataclass: its fields in order, less those omitted while unset."""
+    omit = _OMITTED_WHEN_NONE.get(cls, frozenset())
+    defaults = _OMITTED_WHEN_DEFAULT.get(cls, {})
+    names = tuple(f.name for f in fields(cls))
+
+    def encode(obj: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in names:
+            value = getattr(obj, name)
+            if value is None and name in omit:
+                continue
+            if name in defaults and value == defaults[name]:
+                continue
+            out[name] = value if type(value) in _PLAIN else _encode(value)
+        return out
+
+    if cls not in _SHARED_TYPES:
+        return encode
+
+    def shared(obj: Any) -> dict[str, Any]:
+        hit = _SHARED.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        doc = encode(obj)
+        _SHARED[id(obj)] = (obj, doc)
+        return doc
+
+    return shared
 
 
 def _encode(obj: Any) -> Any:
-    if obj is None or isinstance(obj, bool | int | float):
+    kind = type(obj)
+    if kind in _PLAIN:
         return obj
+    encoder = _CLASS_ENCODERS.get(kind)
+    if encoder is not None:
+        return encoder(obj)
     if isinstance(obj, StrEnum):
         return obj.value
-    if isinstance(obj, str):
+    if isinstance(obj, bool | int | float | str):
         return obj
     if isinstance(obj, datetime):
         return obj.isoformat()
     if hasattr(obj, "__dataclass_fields__"):
-        try:
-            return _encode_frozen(obj)  # equal value objects share one (read-only) encoding
-        except TypeError:  # unhashable content (e.g. list args of a callable handler)
-            return _encoded_items(obj)
+        encoder = _CLASS_ENCODERS[kind] = _class_encoder(kind)
+        return encoder(obj)
     if isinstance(obj, tuple | list):
         return [_encode(x) for x in obj]
     return obj

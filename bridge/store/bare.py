@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from typing import Any
 
-LEASE_SECONDS = 30  # legacy_wrappers.claims.LeaseTerms defaults
+LEASE_SECONDS = 30  # bridge.core.claims.LeaseTerms defaults
 RENEW_SECONDS = 10
 BUSY_TIMEOUT_SECONDS = 10
 CONNECT_TIMEOUT_SECONDS = 5

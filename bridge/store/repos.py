@@ -334,6 +334,15 @@ class AuditRepo:
             )
         )
 
+    def names_task(self, job_id: str, task_id: str, actions: Sequence[str]) -> bool:
+        """Whether one of the job's latest 500 records of ``actions`` names ``task_id``
+        (``after.task_id``: a trigger, backfill or repair published that message)."""
+        rows: Any = self.s.scalars(
+            select(AuditRow).where(AuditRow.job_id == job_id, AuditRow.action.in_(actions))
+            .order_by(AuditRow.id.desc()).limit(500)
+        )
+        return any((row.after or {}).get("task_id") == task_id for row in rows)
+
     def append_many(self, records: Iterable[dict[str, Any]], *, actor: str) -> None:
         """Many records at once; each dict has action, job_id, reason, before, after. Consumed
         a chunk at a time (a generator keeps only one chunk of records alive)."""

@@ -4,7 +4,6 @@ plan as reading its JDBC tables, and the fire times of the running Quartz."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,13 +15,16 @@ from sqlalchemy import create_engine, text
 from bridge.core.schedules import compile_schedule
 from crontab_import.model import ParseResult
 from crontab_import.plan import changed_fields
-from crontab_import.quartz_export import read_export
-from crontab_import.quartz_jdbc import parse_store, read_store
+from crontab_import.quartz.export import read_export
+from crontab_import.quartz.jdbc import read_store
+from crontab_import.quartz.store import parse_store
 from tests.quartz_jdbc import harness
 from tests.quartz_jdbc.conftest import ddl
 from tests.quartz_jdbc.test_jdbc_import import EPOCH, IMPORTED
+from tests.support import wait_for
 
-pytestmark = [pytest.mark.java, pytest.mark.integration]
+# one worker runs the module: its tests share one exported scheduler (a module fixture)
+pytestmark = [pytest.mark.java, pytest.mark.integration, pytest.mark.xdist_group("plugin-export")]
 
 PREFIX = "QRTZX_"
 
@@ -139,7 +141,7 @@ def test_a_ram_store_scheduler_exports_the_jobs_its_xml_defines(
 ) -> None:  # type: ignore[no-untyped-def]
     """Any JobStore: a RAMJobStore scheduler (jobs loaded from a job XML by Quartz itself)
     exports the same jobs and schedules the XML importer reads from that file."""
-    from crontab_import.quartz import parse_file
+    from crontab_import.quartz.xml_file import parse_file
     from tests.quartz_plugin import harness as plugin_harness
     from tests.quartz_plugin.test_quartz_plugin import job
 
@@ -156,9 +158,7 @@ def test_a_ram_store_scheduler_exports_the_jobs_its_xml_defines(
     quartz = plugin_harness.QuartzProcess(plugin_built, tmp_path, props)
     quartz.start()
     try:
-        deadline = datetime.now(UTC) + timedelta(seconds=30)
-        while not export.exists() and datetime.now(UTC) < deadline:
-            time.sleep(0.05)
+        wait_for("the export file", export.exists, 30, interval=0.05, logs=quartz.output)
     finally:
         assert quartz.stop() == 0, quartz.output()
     from_export = {i.id: i for i in _parse(read_export(str(export))).items}

@@ -62,6 +62,7 @@ def hot_path_modules(env: dict[str, str], command: str = "true") -> tuple[int, s
     return done.returncode, set(done.stdout.decode().split())
 
 
+@pytest.mark.integration  # the shim runs as a real subprocess on a registry
 def test_the_hot_path_imports_no_orm_broker_or_cli_and_a_warm_cache_skips_the_evaluators(
     tmp_path: Path, registry: Registry, db_url: str
 ) -> None:
@@ -80,6 +81,7 @@ def test_the_hot_path_imports_no_orm_broker_or_cli_and_a_warm_cache_skips_the_ev
                                                                 ("authoritative", 4)]
 
 
+@pytest.mark.integration  # the shim runs as a real subprocess on a registry
 def test_the_launcher_runs_the_shim_isolated_and_records(tmp_path: Path, registry: Registry,
                                                          db_url: str) -> None:
     target = Path(launcher.install(str(tmp_path / "bridge-cron-shell")))
@@ -103,6 +105,7 @@ def test_launcher_refuses_an_interpreter_path_a_shebang_cannot_carry(tmp_path: P
     assert launcher.main(["-h"]) == 2
 
 
+@pytest.mark.integration  # the shim runs as a real subprocess on a registry
 def test_a_changed_schedule_or_a_deleted_authority_file_is_seen_at_the_next_run(
     tmp_path: Path, registry: Registry, db_url: str
 ) -> None:
@@ -122,6 +125,7 @@ def test_a_changed_schedule_or_a_deleted_authority_file_is_seen_at_the_next_run(
     assert "no slot within tolerance" in (last.error or "") and last.role == "authoritative"
 
 
+@pytest.mark.integration  # the shim runs as a real subprocess on a registry
 def test_a_flip_in_the_registry_is_obeyed_with_a_warm_cache(
     tmp_path: Path, registry: Registry, db_url: str
 ) -> None:
@@ -227,6 +231,7 @@ def test_a_job_cache_round_trips_and_a_torn_file_is_a_miss(tmp_path: Path) -> No
     assert shim_cache.read_job(env, "../escape") is None
 
 
+@pytest.mark.integration  # the shim runs as a real subprocess on a registry
 def test_the_settings_the_shim_caches_are_load_settings_own(
     tmp_path: Path, registry: Registry, db_url: str
 ) -> None:
