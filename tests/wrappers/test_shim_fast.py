@@ -255,3 +255,23 @@ def test_shim_cache_dates_are_whole_seconds() -> None:
     assert cache.anchor == 1_000_000 and all(s % 60 == 0 for s in cache.slots)
     assert len(cache.slots) == shim_cache.MAX_SLOTS and cache.horizon == cache.slots[-1]
     assert timedelta(seconds=cache.horizon - cache.anchor) < timedelta(days=1)
+
+
+def test_the_shim_reads_authority_rows_exactly_as_owner_at() -> None:
+    """The shim's hot path applies the registry's rule to the raw rows itself (no dataclass
+    import): it must answer as bridge.core.authority.owner_at on any history."""
+    from bridge.core.authority import AuthorityEvent, owner_at
+    from legacy_wrappers.shim_plan import EventTimeline
+
+    rng = random.Random(16)
+    base = datetime(2026, 3, 1, tzinfo=UTC)
+    for _ in range(300):
+        rows: list[tuple[datetime | None, str]] = [
+            (None if rng.random() < 0.3 else base + timedelta(minutes=rng.randrange(0, 50)),
+             rng.choice(["legacy", "celery"])) for _ in range(rng.randrange(0, 6))]
+        history = [AuthorityEvent("j", when, Owner(who), "t", None, False, base)
+                   for when, who in rows]
+        timeline = EventTimeline(rows)
+        for minute in range(-1, 52):
+            slot = base + timedelta(minutes=minute)
+            assert timeline.owner_at(slot) == owner_at(history, slot).value, (rows, slot)
