@@ -19,7 +19,9 @@ recomputes them only when an input changed.
   at or before ``now`` is exactly the evaluator's ``prev_at_or_before(now)``.
 * **Authority file refresh**: a fingerprint of the registry rows the job's authority file was
   last written (or found current) from, with that file's identity: while both hold, the file
-  is current and is not rewritten.
+  is current and is not rewritten. While the registry is unreachable, a file that still has
+  that identity says what those rows say: the shim reads the rows from the cache (and the
+  slots, when the file's schedule is the cached spec's) instead of parsing the file.
 
 Where: ``$XDG_CACHE_HOME/cron-bridge/shim`` (else ``$HOME/.cache/cron-bridge/shim``), a
 directory ``0700`` owned by the running user; a file is used only when it and the directory
@@ -38,11 +40,12 @@ import os
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the hot path
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from datetime import datetime
 
     from bridge.core.schedules import Evaluator
 
 SETTINGS_FORMAT = "cron-bridge-shim-settings 1"
-JOB_FORMAT = "cron-bridge-shim-job 1"
+JOB_FORMAT = "cron-bridge-shim-job 2"
 SEP = "\0"  # cannot occur in environment values, paths or URLs
 MAX_SLOTS = 512
 HORIZON_SECONDS = 86400
@@ -176,14 +179,22 @@ class JobCache:
     """One job's cached slots and authority-file fingerprint (see the module docstring).
 
     ``anchor``..``horizon`` (epoch seconds) is the range the slots answer for; ``slots`` are
-    the schedule's slots in it plus the latest one at or before ``anchor`` (first, if any)."""
+    the schedule's slots in it plus the latest one at or before ``anchor`` (first, if any).
+    ``authority`` is the fingerprint of the last authority-file refresh; ``rows`` the registry's
+    authority rows it was made from, ``file`` the file's identity right after it and
+    ``file_spec`` the spec hash its schedule line came from: while the file keeps that
+    identity, it says exactly what ``rows`` say (the registry-unreachable path reads them
+    instead of parsing the file)."""
 
-    __slots__ = ("anchor", "authority", "horizon", "slots", "spec_hash")
+    __slots__ = ("anchor", "authority", "file", "file_spec", "horizon", "rows", "slots",
+                 "spec_hash")
 
     def __init__(self, spec_hash: str, anchor: int, horizon: int, slots: list[int],
-                 authority: str = "") -> None:
+                 authority: str = "", rows: str = "", file: str = "-",
+                 file_spec: str = "") -> None:
         self.spec_hash, self.anchor, self.horizon = spec_hash, anchor, horizon
         self.slots, self.authority = slots, authority
+        self.rows, self.file, self.file_spec = rows, file, file_spec
 
     def latest_slot(self, spec_hash: str, now: float) -> tuple[bool, int | None]:
         """``(True, slot or None)``: the latest slot at or before ``now`` as the evaluator
@@ -225,24 +236,51 @@ def read_job(env: Mapping[str, str], job_id: str) -> JobCache | None:
     if text is None:
         return None
     fields = text.split(SEP)
-    if len(fields) != 6 or fields[0] != JOB_FORMAT:
+    if len(fields) != 9 or fields[0] != JOB_FORMAT:
         return None
     try:
         slots = [int(s) for s in fields[4].split()] if fields[4] else []
-        return JobCache(fields[1], int(fields[2]), int(fields[3]), slots, fields[5])
+        return JobCache(fields[1], int(fields[2]), int(fields[3]), slots, *fields[5:])
     except ValueError:
         return None
 
 
 def write_job(env: Mapping[str, str], job_id: str, cache: JobCache) -> None:
     directory, name = cache_dir(env), _job_file(job_id)
-    if directory is None or name is None or SEP in cache.authority or SEP in cache.spec_hash:
+    texts = (cache.spec_hash, cache.authority, cache.rows, cache.file, cache.file_spec)
+    if directory is None or name is None or any(SEP in t for t in texts):
         return
     _write(directory, name, SEP.join([
         JOB_FORMAT, cache.spec_hash, str(cache.anchor), str(cache.horizon),
-        " ".join(map(str, cache.slots)), cache.authority]))
+        " ".join(map(str, cache.slots)), *texts[1:]]))
 
 
 def authority_fingerprint(spec_hash: str, events: Sequence[object], path: str) -> str:
     """What the job's authority file was written from, and the file's identity afterwards."""
     return repr((spec_hash, [repr(e) for e in events], path, _identity(path)))
+
+
+def remember_authority(cache: JobCache, spec_hash: str,
+                       events: Sequence[tuple[datetime | None, str]], path: str) -> None:
+    """Record in ``cache`` that the authority file at ``path`` is current for these rows."""
+    cache.authority = authority_fingerprint(spec_hash, events, path)
+    cache.rows = " ".join(f"{'-' if when is None else when.isoformat()}|{owner}"
+                          for when, owner in events)
+    cache.file, cache.file_spec = _identity(path), spec_hash
+
+
+def rows_behind(cache: JobCache, path: str) -> list[tuple[datetime | None, str]] | None:
+    """The authority rows the file at ``path`` was made from, while it is unchanged since
+    (None: changed, never recorded, or unreadable here)."""
+    if cache.file == "-" or cache.file != _identity(path):
+        return None
+    from datetime import datetime
+
+    try:
+        out: list[tuple[datetime | None, str]] = []
+        for item in cache.rows.split():
+            when, owner = item.split("|")
+            out.append((None if when == "-" else datetime.fromisoformat(when), owner))
+    except ValueError:
+        return None
+    return out

@@ -75,10 +75,7 @@ def consult_registry(firing: LegacyFiring) -> None:
             authority = EventTimeline(events)
             slots = _registry_slots(firing, head, events)
     if firing.store is None:
-        cached = _cached_authority(firing)
-        authority = cached
-        if cached is not None and cached.schedule:
-            slots = _evaluator(firing, cached.schedule)
+        authority, slots = _offline(firing)
     paused = head.paused if head is not None else None
     firing.decision = plan_firing(firing.fired, slots, authority,
                                   reachable=firing.store is not None, unknown=unknown,
@@ -137,9 +134,25 @@ def _registry_slots(firing: LegacyFiring, head: JobHead | None,
         if evaluator is not None:
             cache = shim_cache.job_cache_from(evaluator, spec_hash, firing.fired.timestamp())
     if cache is not None:
-        cache.authority = shim_cache.authority_fingerprint(spec_hash, events, path)
+        shim_cache.remember_authority(cache, spec_hash, events, path)
         shim_cache.write_job(os.environ, firing.job_id, cache)
     return source
+
+
+def _offline(firing: LegacyFiring) -> tuple[OwnerSource | None, SlotSource | None]:
+    """The registry is unreachable: the last authority this host saw (the authority file; from
+    the cache while the file is the one the cache recorded) and the job's slots."""
+    path = os.path.join(firing.settings.authority_dir, f"{firing.job_id}.authority")
+    cache = shim_cache.read_job(os.environ, firing.job_id)
+    rows = shim_cache.rows_behind(cache, path) if cache is not None else None
+    if cache is not None and rows is not None:
+        known, slot = cache.latest_slot(cache.file_spec, firing.fired.timestamp())
+        if known:
+            return EventTimeline(rows), CachedSlots(slot)
+    cached = _cached_authority(firing)
+    if cached is not None and cached.schedule:
+        return cached, _evaluator(firing, cached.schedule)
+    return cached, None
 
 
 def _schedule(firing: LegacyFiring, head: JobHead | None) -> Mapping[str, Any] | None:

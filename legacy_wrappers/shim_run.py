@@ -149,10 +149,13 @@ def record_firing(firing: LegacyFiring, row: dict[str, Any], claim: ClaimRef | N
 
 
 def spool_record(firing: LegacyFiring, row: dict[str, Any]) -> None:
-    from bridge.core.config import Settings
     from legacy_wrappers import spool
 
-    settings = firing.settings or Settings()
+    settings = firing.settings
+    if settings is None:  # the shim failed before it read them: the defaults' spool
+        from bridge.core.config import Settings
+
+        settings = Settings()
     try:
         spool.append(settings.spool_dir, row)
     except Exception as e:

@@ -275,3 +275,31 @@ def test_the_shim_reads_authority_rows_exactly_as_owner_at() -> None:
         for minute in range(-1, 52):
             slot = base + timedelta(minutes=minute)
             assert timeline.owner_at(slot) == owner_at(history, slot).value, (rows, slot)
+
+
+@pytest.mark.integration  # the shim runs as a real subprocess on a registry
+def test_registry_down_reads_the_cached_rows_while_the_authority_file_is_unchanged(
+    tmp_path: Path, registry: Registry, db_url: str
+) -> None:
+    from bridge.services import authority_files
+    from legacy_wrappers import spool
+
+    env = cron_env(tmp_path, db_url)
+    away_from_minute_edge()
+    assert hot_path_modules(env)[0] == 0  # registry up: the authority file and the cache
+    down = {**env, "BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path}/missing/registry.db"}
+    assert hot_path_modules(down)[0] == 0  # these settings are new: validated, then cached
+    rc, modules = hot_path_modules(down, "exit 6")
+    assert rc == 6 and not set(FULL_PATH) & modules, sorted(set(FULL_PATH) & modules)
+    # a flip exported to this host while the registry is down: the file changed, it is read
+    flipped = authority_files.resolve(JOB, [(None, "legacy"), (None, "celery")],
+                                      {"dialect": "vixie", "expression": "* * * * *",
+                                       "timezone": "UTC"})
+    assert authority_files.write(tmp_path / "authority", flipped)
+    rc, modules = hot_path_modules(down, "echo should-not-run; exit 9")
+    assert rc == 0 and "bridge.services.authority_files" in modules
+    records = [spool.decode(line) for path in spool.spool_files(env["BRIDGE_SPOOL_DIR"])
+               for line in Path(path).read_bytes().splitlines()]
+    assert [(r["role"], r.get("exit_status")) for r in records] == [
+        ("authoritative", 0), ("authoritative", 6), ("stand-down", None)]
+    assert all("registry unreachable" in r["error"] for r in records)
