@@ -10,8 +10,11 @@ job every minute (the first, untimed warm-up runs fill it):
 * ``console_unmanaged`` — pip's console script ``bridge-cron-shell`` with ``BRIDGE_JOB=""``
   (what the launcher saves: a full interpreter start with ``site``);
 * ``shim_unmanaged``   — the shim with ``BRIDGE_JOB=""`` (exec of the shell, nothing recorded);
-* ``shim_sqlite``      — the shim recording to a SQLite registry (read job + authority, refresh
-  the authority cache, claim, run, complete claim + runs row);
+* ``shim_sqlite``      — the shim recording to a SQLite registry (read job + authority, claim,
+  run, complete claim + runs row) that another connection holds open, as a running beat or
+  worker does;
+* ``shim_sqlite_lonely`` — the same on a registry nothing else has open: every shim run is the
+  last connection to close it, so SQLite checkpoints and deletes the WAL file each time;
 * ``shim_sqlite_down`` — registry unreachable (missing SQLite file): cached authority, spool;
 * ``shim_pg_down``     — registry unreachable (dead PostgreSQL port): psycopg import, spool;
 * ``shim_postgresql``  — a live PostgreSQL registry (``--pg``: a disposable database on the
@@ -157,8 +160,8 @@ def cron_env(work: Path, shim: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def cases(work: Path, sqlite_url: str, pg_url: str | None) -> dict[str, tuple[list[str],
-                                                                             dict[str, str]]]:
+def cases(work: Path, sqlite_url: str, lonely_url: str,
+          pg_url: str | None) -> dict[str, tuple[list[str], dict[str, str]]]:
     from legacy_wrappers.launcher import install
 
     shim = install(str(work / "bridge-cron-shell"))
@@ -170,6 +173,8 @@ def cases(work: Path, sqlite_url: str, pg_url: str | None) -> dict[str, tuple[li
         "shim_unmanaged": ([shim, "-c", "true"], cron_env(work, shim, BRIDGE_JOB="")),
         "shim_sqlite": ([shim, "-c", "true"],
                         cron_env(work, shim, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=sqlite_url)),
+        "shim_sqlite_lonely": ([shim, "-c", "true"], cron_env(
+            work, shim, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=lonely_url)),
         "shim_sqlite_down": ([shim, "-c", "true"], cron_env(
             work, shim, BRIDGE_JOB=JOB,
             BRIDGE_DATABASE_URL=f"sqlite:///{work}/missing/registry.db")),
@@ -196,13 +201,20 @@ def measure(runs: int, pg_url: str | None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-shim-"))
     try:
         sqlite_url = f"sqlite:///{work}/registry.db"
-        seed(sqlite_url)
-        cleaners = {"shim_sqlite": cleaner(sqlite_url)}
+        lonely_url = f"sqlite:///{work}/registry-lonely.db"
+        for url in (sqlite_url, lonely_url):
+            seed(url)
+        # a running bridge (beat, worker) keeps its SQLite registry open: the shim's connection
+        # is then never the last one, whose close checkpoints and deletes the WAL file
+        holder = sqlite3.connect(sqlite_url.split(":///", 1)[1])
+        holder.execute("SELECT count(*) FROM jobs").fetchone()
+        cleaners = {"shim_sqlite": cleaner(sqlite_url), "shim_sqlite_lonely": cleaner(lonely_url)}
         if pg_url:
             seed(pg_url)
             cleaners["shim_postgresql"] = cleaner(pg_url)
-        plan = cases(work, sqlite_url, pg_url)
-        counters = {"shim_sqlite": run_counter(sqlite_url)}
+        plan = cases(work, sqlite_url, lonely_url, pg_url)
+        counters = {"shim_sqlite": run_counter(sqlite_url),
+                    "shim_sqlite_lonely": run_counter(lonely_url)}
         if pg_url:
             counters["shim_postgresql"] = run_counter(pg_url)
         for name in plan:
@@ -221,7 +233,9 @@ def measure(runs: int, pg_url: str | None) -> dict[str, Any]:
                 if name in cleaners:
                     cleaners[name]()
                 shutil.rmtree(work / "spool", ignore_errors=True)
-        urls = {"shim_sqlite": sqlite_url, **({"shim_postgresql": pg_url} if pg_url else {})}
+        holder.close()
+        urls = {"shim_sqlite": sqlite_url, "shim_sqlite_lonely": lonely_url,
+                **({"shim_postgresql": pg_url} if pg_url else {})}
         for name, url in urls.items():  # every run took the common path: ran, claimed, no note
             outcomes = run_outcomes(url)
             if outcomes != [("authoritative", "succeeded", None)] * (WARMUP + runs):
