@@ -262,11 +262,13 @@ def authority_fingerprint(spec_hash: str, events: Sequence[object], path: str) -
 
 def remember_authority(cache: JobCache, spec_hash: str,
                        events: Sequence[tuple[datetime | None, str]], path: str) -> None:
-    """Record in ``cache`` that the authority file at ``path`` is current for these rows."""
-    cache.authority = authority_fingerprint(spec_hash, events, path)
+    """Record in ``cache`` that the authority file at ``path`` is current for these rows (a
+    missing file -- its refresh failed -- is recorded as never current: the next run retries)."""
+    identity = _identity(path)
+    cache.authority = authority_fingerprint(spec_hash, events, path) if identity != "-" else ""
     cache.rows = " ".join(f"{'-' if when is None else when.isoformat()}|{owner}"
                           for when, owner in events)
-    cache.file, cache.file_spec = _identity(path), spec_hash
+    cache.file, cache.file_spec = identity, spec_hash
 
 
 def rows_behind(cache: JobCache, path: str) -> list[tuple[datetime | None, str]] | None:

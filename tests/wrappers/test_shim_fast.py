@@ -303,3 +303,16 @@ def test_registry_down_reads_the_cached_rows_while_the_authority_file_is_unchang
     assert [(r["role"], r.get("exit_status")) for r in records] == [
         ("authoritative", 0), ("authoritative", 6), ("stand-down", None)]
     assert all("registry unreachable" in r["error"] for r in records)
+
+
+def test_an_authority_file_that_could_not_be_written_is_retried(tmp_path: Path) -> None:
+    cache = shim_cache.JobCache("h", 0, 10, [])
+    missing = str(tmp_path / "authority" / f"{JOB}.authority")
+    shim_cache.remember_authority(cache, "h", [(None, "legacy")], missing)
+    assert cache.authority != shim_cache.authority_fingerprint("h", [(None, "legacy")], missing)
+    assert shim_cache.rows_behind(cache, missing) is None
+    Path(missing).parent.mkdir()
+    Path(missing).write_text("x")
+    shim_cache.remember_authority(cache, "h", [(None, "legacy")], missing)
+    assert cache.authority == shim_cache.authority_fingerprint("h", [(None, "legacy")], missing)
+    assert shim_cache.rows_behind(cache, missing) == [(None, "legacy")]
