@@ -41,7 +41,6 @@ from bridge.core.spec import (
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
 from bridge.store.repos import AuthorityRepo, JobRepo
-from bridge.store.runs import RunRepo
 from legacy_wrappers.authoritative import acquire
 from legacy_wrappers.claims import Claims, Lease
 from legacy_wrappers.messages import REJECTED_SLOT, JobRequest, Rejection, parse_request
@@ -118,8 +117,10 @@ class Harness:
         self.client.send_task(TASK_NAME, args=list(args), kwargs=kwargs, queue="bridge")
 
     def runs(self, job_id: str) -> list[RunRow]:
+        """The job's rows as stored (with the started command's pid, which records omit)."""
         with self.registry.session() as s:
-            return RunRepo(s).for_job(job_id)
+            return list(s.query(RunRow).filter(RunRow.job_id == job_id)
+                        .order_by(RunRow.slot, RunRow.id))
 
     def all_runs(self) -> list[RunRow]:
         with self.registry.session() as s:
