@@ -447,7 +447,7 @@ def _encode(obj: Any) -> Any:
         encoder = _CLASS_ENCODERS[kind] = _class_encoder(kind)
         return encoder(obj)
     if isinstance(obj, tuple | list):
-        return [_encode(x) for x in obj]
+        return [x if type(x) in _PLAIN else _encode(x) for x in obj]
     return obj
 
 
