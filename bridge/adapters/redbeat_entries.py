@@ -152,8 +152,10 @@ def _evaluator(spec: ScheduleSpec) -> Evaluator:
     return compile_schedule(spec)  # pure and immutable: shared by every job with this schedule
 
 
+@lru_cache(maxsize=4096)
 def next_score(spec: ScheduleSpec, after: datetime) -> float:
-    """The entry's score: the next slot after ``after`` as a UTC epoch, or -1 when none."""
+    """The entry's score: the next slot after ``after`` as a UTC epoch, or -1 when none.
+    (Pure: the many jobs of an import that share a schedule and a base share one answer.)"""
     nxt = _evaluator(spec).next_after(after)
     return -1.0 if nxt is None else nxt.timestamp()
 
@@ -227,6 +229,9 @@ class EntryStore:
         out: dict[str, EntryState] = {}
         sk = schedule_key(self.prefix)
         for chunk in _chunks(job_ids):
+            if not self.r.exists(*(self.key(j) for j in chunk)):
+                out.update(dict.fromkeys(chunk, (None, None, None)))  # all new (an import)
+                continue
             with self.r.pipeline(transaction=False) as pipe:
                 for job_id in chunk:
                     pipe.hmget(self.key(job_id), "definition", "meta")
@@ -337,6 +342,7 @@ def _resume_point(d: Desired, now: datetime) -> datetime:
     return min(now, max(d.watermark, now - window))
 
 
+@lru_cache(maxsize=1024)
 def _last_slot(meta: str | None) -> datetime | None:
     if not meta:
         return None
