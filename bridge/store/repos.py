@@ -41,11 +41,6 @@ def _stored(row: Any, known: Mapping[str, JobSpec] | None = None) -> StoredJob:
     )
 
 
-def _hinted(row: Any, hints: Mapping[str, JobSpec]) -> JobSpec | None:
-    hint = hints.get(row.spec_hash)
-    return hint if hint is not None and hint.id == row.id else None
-
-
 def _row_values(spec: JobSpec, now: datetime) -> dict[str, Any]:
     return {
         "id": spec.id,
@@ -109,26 +104,27 @@ class JobRepo:
         light = select(*columns).where(live).order_by(JobRow.id)
         if source_file is not None:
             light = light.where(JobRow.source_file == source_file)
-        rows = list(self.s.execute(light))
-        missing = [r.id for r in rows if _hinted(r, hints) is None]
+        rows = []  # (the caller's spec or None, id, hash, paused, reason, created, updated)
+        for job_id, digest, paused, reason, created, updated in self.s.execute(light).tuples():
+            hint = hints.get(digest)
+            spec = hint if hint is not None and hint.id == job_id else None
+            rows.append((spec, job_id, digest, paused, reason, created, updated))
+        missing = [r[1] for r in rows if r[0] is None]
         texts: dict[str, str] = {}
         for i in range(0, len(missing), 500):
             chunk = select(JobRow.id, JobRow.spec).where(JobRow.id.in_(missing[i : i + 500]))
-            texts.update((r.id, r.spec) for r in self.s.execute(chunk))
-        out = []
-        for r in rows:
-            spec = _hinted(r, hints)
-            out.append(
-                StoredJob(
-                    spec=spec if spec is not None else _decode(texts[r.id]),
-                    spec_hash=r.spec_hash,
-                    paused=r.paused,
-                    paused_reason=r.paused_reason,
-                    created_at=r.created_at,
-                    updated_at=r.updated_at,
-                )
+            texts.update(self.s.execute(chunk).tuples())
+        return [
+            StoredJob(
+                spec=spec if spec is not None else _decode(texts[job_id]),
+                spec_hash=digest,
+                paused=paused,
+                paused_reason=reason,
+                created_at=created,
+                updated_at=updated,
             )
-        return out
+            for spec, job_id, digest, paused, reason, created, updated in rows
+        ]
 
     def ids_from_source(self, source_file: str) -> set[str]:
         query = select(JobRow.id).where(
