@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -41,7 +41,8 @@ def _stored(row: Any, known: Mapping[str, JobSpec] | None = None) -> StoredJob:
     )
 
 
-def _row_values(spec: JobSpec, now: datetime) -> dict[str, Any]:
+def _spec_values(spec: JobSpec) -> dict[str, Any]:
+    """The columns of a job row that come from its spec."""
     return {
         "id": spec.id,
         "source_file": spec.source.file,
@@ -49,11 +50,46 @@ def _row_values(spec: JobSpec, now: datetime) -> dict[str, Any]:
         "source_kind": spec.source.kind.value,
         "dialect": spec.schedule.dialect.value,
         "spec": spec.canonical_json(),
-        "spec_version": SPEC_VERSION,
         "spec_hash": spec.spec_hash(),
         "mapped": spec.mapped,
-        "updated_at": now,
     }
+
+
+def _insert_many(
+    conn: Any, table: Any, rows: Iterable[dict[str, Any]], constants: Mapping[str, Any]
+) -> None:
+    """INSERT ``rows`` (dicts with the same keys) plus ``constants`` (the same in every row),
+    WRITE_CHUNK rows per executemany. Values go through the columns' own bind processors, as
+    in ``conn.execute(table.insert(), rows)``, but a constant is converted once, not per row:
+    on the import path (100k rows, timestamps in each) that conversion cost more than SQL."""
+    it = iter(rows)
+    first = next(it, None)
+    if first is None:
+        return
+    dialect = conn.dialect
+    keys = [*first, *constants]
+    compiled = table.insert().compile(dialect=dialect, column_keys=keys)
+    names = list(compiled.positiontup) if compiled.positional else list(compiled.params)
+    if sorted(names) != sorted(keys):  # bind names that are not the column keys: plain path
+        rest = chain((first,), it)
+        while plain := [{**r, **constants} for r in islice(rest, WRITE_CHUNK)]:
+            conn.execute(table.insert(), plain)
+        return
+    procs = {k: table.c[k].type.dialect_impl(dialect).bind_processor(dialect) for k in keys}
+    fixed = {k: (procs[k](v) if procs[k] else v) for k, v in constants.items()}
+    varying = [(k, procs[k]) for k in first]
+    sql = str(compiled)
+    chunk: list[Any] = []
+    for row in chain((first,), it):
+        values = dict(fixed)
+        for k, proc in varying:
+            values[k] = proc(row[k]) if proc is not None else row[k]
+        chunk.append(tuple(values[n] for n in names) if compiled.positional else values)
+        if len(chunk) == WRITE_CHUNK:
+            conn.exec_driver_sql(sql, chunk)
+            chunk = []
+    if chunk:
+        conn.exec_driver_sql(sql, chunk)
 
 
 def _decode(text: str) -> JobSpec:
@@ -184,25 +220,24 @@ class JobRepo:
         for i in range(0, len(ids), 500):
             query = select(JobRow.id, JobRow.deleted_at).where(JobRow.id.in_(ids[i : i + 500]))
             deleted.update({row.id: row.deleted_at for row in self.s.execute(query)})
-        # Core executemany in chunks (no ORM bulk machinery, and only one chunk of row dicts
-        # alive at a time): the import path stays linear and bounded at 100k jobs.
-        conn = self.s.connection()
-        table = JobRow.__table__
-        for i in range(0, len(specs), WRITE_CHUNK):
-            inserts, updates = [], []
-            for spec in specs[i : i + WRITE_CHUNK]:
-                values = _row_values(spec, now)
-                if host is not None:
-                    values["source_host"] = host
-                if spec.id not in deleted:
-                    inserts.append({**values, "created_at": now, "paused": False})
-                else:
-                    revived = {"created_at": now} if deleted[spec.id] is not None else {}
-                    updates.append({**values, **revived, "deleted_at": None})
-            if inserts:
-                conn.execute(table.insert(), inserts)  # type: ignore[attr-defined]
-            if updates:
-                self.s.execute(update(JobRow), updates)
+        # Executemany in chunks (no ORM bulk machinery, and only one chunk of row values alive
+        # at a time): the import path stays linear and bounded at 100k jobs.
+        common: dict[str, Any] = {"spec_version": SPEC_VERSION, "updated_at": now}
+        if host is not None:
+            common["source_host"] = host
+        _insert_many(
+            self.s.connection(),
+            JobRow.__table__,
+            (_spec_values(spec) for spec in specs if spec.id not in deleted),
+            {**common, "created_at": now, "paused": False},
+        )
+        revived = [spec for spec in specs if spec.id in deleted]
+        for i in range(0, len(revived), WRITE_CHUNK):
+            updates = []
+            for spec in revived[i : i + WRITE_CHUNK]:
+                created = {"created_at": now} if deleted[spec.id] is not None else {}
+                updates.append({**_spec_values(spec), **common, **created, "deleted_at": None})
+            self.s.execute(update(JobRow), updates)
 
     def delete_many(self, job_ids: Sequence[str]) -> None:
         now = utcnow()
@@ -248,24 +283,22 @@ class AuthorityRepo:
     def start_legacy(self, job_ids: Iterable[str], *, actor: str, reason: str) -> None:
         """The first event of jobs without history: legacy owns every slot (bulk)."""
         ids = list(job_ids)
-        have = set(self.histories(ids)) if ids else set()
-        now = utcnow()
-        rows = [
-            {
-                "job_id": j,
-                "effective_slot": None,
-                "owner": Owner.LEGACY.value,
-                "actor": actor,
-                "reason": reason,
-                "forced": False,
-                "at": now,
-            }
-            for j in ids
-            if j not in have
-        ]
-        table = AuthorityEventRow.__table__
-        for i in range(0, len(rows), WRITE_CHUNK):
-            self.s.connection().execute(table.insert(), rows[i : i + WRITE_CHUNK])  # type: ignore[attr-defined]
+        have: set[str] = set()
+        for i in range(0, len(ids), 500):  # bounded IN lists (PostgreSQL takes 65535 params)
+            query = select(AuthorityEventRow.job_id).where(
+                AuthorityEventRow.job_id.in_(ids[i : i + 500])
+            )
+            have.update(self.s.scalars(query.distinct()))
+        constants = {
+            "effective_slot": None,
+            "owner": Owner.LEGACY.value,
+            "actor": actor,
+            "reason": reason,
+            "forced": False,
+            "at": utcnow(),
+        }
+        rows = ({"job_id": j} for j in ids if j not in have)
+        _insert_many(self.s.connection(), AuthorityEventRow.__table__, rows, constants)
 
     def append(
         self,
@@ -334,11 +367,8 @@ class AuditRepo:
     def append_many(self, records: Iterable[dict[str, Any]], *, actor: str) -> None:
         """Many records at once; each dict has action, job_id, reason, before, after. Consumed
         a chunk at a time (a generator keeps only one chunk of records alive)."""
-        now = utcnow()
-        table = AuditRow.__table__
-        it = iter(records)
-        while rows := [{"at": now, "actor": actor, **r} for r in islice(it, WRITE_CHUNK)]:
-            self.s.connection().execute(table.insert(), rows)  # type: ignore[attr-defined]
+        constants = {"at": utcnow(), "actor": actor}
+        _insert_many(self.s.connection(), AuditRow.__table__, records, constants)
 
     def query(
         self, *, job_id: str | None = None, since: datetime | None = None, limit: int = 1000
