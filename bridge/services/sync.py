@@ -82,26 +82,29 @@ def sync_registry(
     RedBeat prefix, unless ``take_over``. A completed applying sync clears the ``sync_pending``
     mark of an import (see the module doc)."""
     started = datetime.now(UTC)
-    with registry.session() as s:
-        jobs = JobRepo(s).list(known=known)
-        watermarks = RunRepo(s).celery_watermarks()
     client = redis_conn.client(settings)
     store = EntryStore(client, settings.redbeat_key_prefix)
     me = registry_owner(registry)
-    try:
-        if apply:
-            prefix_owner.claim(client, settings.redbeat_key_prefix, me, take_over=take_over)
-        elif not take_over:
-            prefix_owner.check(client, settings.redbeat_key_prefix, me)
-        report = store.sync(desired_from(jobs, watermarks), now or datetime.now(UTC), apply=apply)
-    except redis.ResponseError as e:  # reachable, but it refused a write (OOM, READONLY, ...)
-        raise InfraError(
-            f"RedBeat sync failed at {redis_conn.mask_url(settings.redis_url)}: {e}",
-            url=redis_conn.mask_url(settings.redis_url),
-            hint="fix Redis, then run `bridge sync`",
-        ) from e
-    except (redis.RedisError, OSError) as e:
-        raise redis_conn.unreachable(settings.redis_url, e) from e
+    # The registry is read while RedBeat is written, a partition of jobs at a time: however
+    # many jobs there are, only one chunk of them is encoded and in flight.
+    with registry.session() as s:
+        watermarks = RunRepo(s).celery_watermarks()
+        jobs = JobRepo(s).each(known=known)
+        try:
+            if apply:
+                prefix_owner.claim(client, settings.redbeat_key_prefix, me, take_over=take_over)
+            elif not take_over:
+                prefix_owner.check(client, settings.redbeat_key_prefix, me)
+            when = now or datetime.now(UTC)
+            report = store.sync(desired_from(jobs, watermarks), when, apply=apply)
+        except redis.ResponseError as e:  # reachable, but it refused a write (OOM, READONLY...)
+            raise InfraError(
+                f"RedBeat sync failed at {redis_conn.mask_url(settings.redis_url)}: {e}",
+                url=redis_conn.mask_url(settings.redis_url),
+                hint="fix Redis, then run `bridge sync`",
+            ) from e
+        except (redis.RedisError, OSError) as e:
+            raise redis_conn.unreachable(settings.redis_url, e) from e
     if apply:
         _clear_pending(registry, started)
     return report

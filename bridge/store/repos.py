@@ -7,7 +7,7 @@ import of many jobs is one atomic commit) and speaks in domain values (:class:`J
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import chain, islice
 from typing import Any
@@ -39,6 +39,11 @@ def _stored(row: Any, known: Mapping[str, JobSpec] | None = None) -> StoredJob:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _hinted(hints: Mapping[str, JobSpec], job_id: str, digest: str) -> JobSpec | None:
+    hint = hints.get(digest)
+    return hint if hint is not None and hint.id == job_id else None
 
 
 def _spec_values(spec: JobSpec) -> dict[str, Any]:
@@ -120,7 +125,14 @@ class JobRepo:
     def list(
         self, *, source_file: str | None = None, known: Iterable[JobSpec] = ()
     ) -> list[StoredJob]:
-        """Jobs in id order. ``known``: specs the caller already holds; a row whose hash equals
+        """Jobs in id order (see :meth:`each`)."""
+        return list(self.each(source_file=source_file, known=known))
+
+    def each(
+        self, *, source_file: str | None = None, known: Iterable[JobSpec] = ()
+    ) -> Iterator[StoredJob]:
+        """Jobs in id order, read a partition of rows at a time (the session stays open while
+        they are consumed). ``known``: specs the caller already holds; a row whose hash equals
         one of theirs is not read nor decoded again (the hash covers the whole spec)."""
         columns = (
             JobRow.id,
@@ -132,35 +144,32 @@ class JobRepo:
         )
         hints = {spec.spec_hash(): spec for spec in known}
         live = JobRow.deleted_at.is_(None)
-        if not hints:
-            full = select(JobRow.spec, *columns).where(live).order_by(JobRow.id)
-            if source_file is not None:
-                full = full.where(JobRow.source_file == source_file)
-            return [_stored(r) for r in self.s.execute(full)]
-        light = select(*columns).where(live).order_by(JobRow.id)
+        query = select(*columns, *(() if hints else (JobRow.spec,))).where(live)
         if source_file is not None:
-            light = light.where(JobRow.source_file == source_file)
-        rows = []  # (the caller's spec or None, id, hash, paused, reason, created, updated)
-        for job_id, digest, paused, reason, created, updated in self.s.execute(light).tuples():
-            hint = hints.get(digest)
-            spec = hint if hint is not None and hint.id == job_id else None
-            rows.append((spec, job_id, digest, paused, reason, created, updated))
-        missing = [r[1] for r in rows if r[0] is None]
-        texts: dict[str, str] = {}
-        for i in range(0, len(missing), 500):
-            chunk = select(JobRow.id, JobRow.spec).where(JobRow.id.in_(missing[i : i + 500]))
-            texts.update(self.s.execute(chunk).tuples())
-        return [
-            StoredJob(
-                spec=spec if spec is not None else _decode(texts[job_id]),
-                spec_hash=digest,
-                paused=paused,
-                paused_reason=reason,
-                created_at=created,
-                updated_at=updated,
-            )
-            for spec, job_id, digest, paused, reason, created, updated in rows
-        ]
+            query = query.where(JobRow.source_file == source_file)
+        result = self.s.execute(query.order_by(JobRow.id).execution_options(yield_per=1000))
+        for part in result.partitions():
+            if not hints:
+                for _id, digest, paused, reason, created, updated, text in part:
+                    yield StoredJob(_decode(text), digest, paused, reason, created, updated)
+                continue
+            specs = [_hinted(hints, job_id, digest) for job_id, digest, *_ in part]
+            missing = [r[0] for h, r in zip(specs, part, strict=True) if h is None]
+            texts: dict[str, str] = {}
+            for i in range(0, len(missing), 500):
+                chunk = select(JobRow.id, JobRow.spec).where(JobRow.id.in_(missing[i : i + 500]))
+                texts.update((job_id, text) for job_id, text in self.s.execute(chunk))
+            for spec, (job_id, digest, paused, reason, created, updated) in zip(
+                specs, part, strict=True
+            ):
+                yield StoredJob(
+                    spec if spec is not None else _decode(texts[job_id]),
+                    digest,
+                    paused,
+                    reason,
+                    created,
+                    updated,
+                )
 
     def ids_from_source(self, source_file: str) -> set[str]:
         query = select(JobRow.id).where(
