@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
-from bridge.core.jobs import StoredJob
 from bridge.core.schedules import Evaluator, compile_schedule
 from bridge.core.spec import JobSpec, ScheduleSpec
 
@@ -92,16 +91,22 @@ def decode_schedule(data: dict[str, Any]) -> ScheduleSpec:
     )
 
 
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@lru_cache(maxsize=4096)
+def _schedule_text(s: ScheduleSpec) -> str:
+    return _compact(encode_schedule(s))
+
+
 def encode_definition(spec: JobSpec, spec_hash: str, *, paused: bool = False) -> str:
+    """The entry's ``definition``: sorted compact JSON of name, task, args, kwargs, options,
+    schedule, enabled and the bridge section. The schedule's text is shared by the jobs that
+    share it and put in its (sorted) place between ``options`` and ``task``."""
     p = spec.policies
-    definition = {
-        "name": spec.id,
-        "task": TASK_NAME,
+    head = {
         "args": [spec.id],
-        "kwargs": {},
-        "options": {"queue": p.queue},
-        "schedule": encode_schedule(spec.schedule),
-        "enabled": True,
         "bridge": {
             "spec_hash": spec_hash,
             "paused": paused,
@@ -110,8 +115,13 @@ def encode_definition(spec: JobSpec, spec_hash: str, *, paused: bool = False) ->
             "catchup": p.catchup_window_seconds,
             "jitter": p.jitter_seconds,
         },
+        "enabled": True,
+        "kwargs": {},
+        "name": spec.id,
+        "options": {"queue": p.queue},
     }
-    return json.dumps(definition, sort_keys=True, separators=(",", ":"))
+    tail = f',"schedule":{_schedule_text(spec.schedule)},"task":{_compact(TASK_NAME)}}}'
+    return _compact(head)[:-1] + tail
 
 
 @dataclass(frozen=True)
@@ -170,19 +180,21 @@ def _chunks(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
 # would otherwise spend most of its sync packing and parsing ~5 commands per entry in Python.
 # (Reads stay plain read commands: a script's declared keys count as written under Redis ACLs.)
 # KEYS: schedule, index, quarantine, quarantine reasons, then one entry key per entry;
-# ARGV: per entry job id, definition, meta, score, "1" to release it from quarantine.
+# ARGV[1]: a JSON array, per entry [job id, definition, meta, score, release from quarantine]
+# (one argument: packing five per entry cost more than the rest of the call).
 _PUT_LUA = """
-for i = 5, #KEYS do
-  local b = (i - 5) * 5
-  redis.call('HSET', KEYS[i], 'definition', ARGV[b + 2], 'meta', ARGV[b + 3])
-  redis.call('ZADD', KEYS[1], ARGV[b + 4], KEYS[i])
-  redis.call('SADD', KEYS[2], ARGV[b + 1])
-  if ARGV[b + 5] == '1' then
-    redis.call('ZREM', KEYS[3], ARGV[b + 1])
-    redis.call('HDEL', KEYS[4], ARGV[b + 1])
+local entries = cjson.decode(ARGV[1])
+for i, e in ipairs(entries) do
+  local key = KEYS[4 + i]
+  redis.call('HSET', key, 'definition', e[2], 'meta', e[3])
+  redis.call('ZADD', KEYS[1], e[4], key)
+  redis.call('SADD', KEYS[2], e[1])
+  if e[5] then
+    redis.call('ZREM', KEYS[3], e[1])
+    redis.call('HDEL', KEYS[4], e[1])
   end
 end
-return #KEYS - 4
+return #entries
 """
 
 
@@ -310,13 +322,13 @@ class EntryStore:
         sk, ik = schedule_key(self.prefix), index_key(self.prefix)
         qk, qwk = quarantine_key(self.prefix), quarantine_why_key(self.prefix)
         for chunk in _chunks(w for w in writes if w[0] == "put"):
-            keys, args = [sk, ik, qk, qwk], list[str]()
+            keys, entries = [sk, ik, qk, qwk], list[list[Any]]()
             for _, (d, score, base) in chunk:
                 keys.append(self.key(d.job_id))
-                release = "1" if d.job_id in self._quarantined else "0"
                 meta = json.dumps({"last_slot": base.timestamp()})
-                args += (d.job_id, d.definition, meta, repr(float(score)), release)
-            self._put_entries(keys=keys, args=args)
+                release = d.job_id in self._quarantined
+                entries.append([d.job_id, d.definition, meta, repr(float(score)), release])
+            self._put_entries(keys=keys, args=[json.dumps(entries)])
         for chunk in _chunks(w for w in writes if w[0] != "put"):
             with self.r.pipeline(transaction=True) as pipe:
                 for op, arg in chunk:
@@ -353,8 +365,19 @@ def _last_slot(meta: str | None) -> datetime | None:
     return datetime.fromtimestamp(float(value), UTC) if value is not None else None
 
 
+class Schedulable(Protocol):
+    """A registry job as far as its entry goes (a stored job, or just these three)."""
+
+    @property
+    def spec(self) -> JobSpec: ...
+    @property
+    def spec_hash(self) -> str: ...
+    @property
+    def paused(self) -> bool: ...
+
+
 def desired_from(
-    jobs: Iterable[StoredJob], watermarks: Mapping[str, datetime] | None = None
+    jobs: Iterable[Schedulable], watermarks: Mapping[str, datetime] | None = None
 ) -> Iterator[Desired]:
     """The desired entries of registry jobs and the latest slot each has on record in SQL,
     encoded as they are consumed (:meth:`EntryStore.sync` takes a chunk at a time)."""

@@ -89,7 +89,7 @@ def sync_registry(
     # many jobs there are, only one chunk of them is encoded and in flight.
     with registry.session() as s:
         watermarks = RunRepo(s).celery_watermarks()
-        jobs = JobRepo(s).each(known=known)
+        jobs = JobRepo(s).scheduled(known=known)
         try:
             if apply:
                 prefix_owner.claim(client, settings.redbeat_key_prefix, me, take_over=take_over)

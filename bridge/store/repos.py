@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import chain, islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -39,6 +39,14 @@ def _stored(row: Any, known: Mapping[str, JobSpec] | None = None) -> StoredJob:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+class ScheduledJob(NamedTuple):
+    """A live job as RedBeat needs it."""
+
+    spec: JobSpec
+    spec_hash: str
+    paused: bool
 
 
 def _hinted(hints: Mapping[str, JobSpec], job_id: str, digest: str) -> JobSpec | None:
@@ -134,24 +142,34 @@ class JobRepo:
         """Jobs in id order, read a partition of rows at a time (the session stays open while
         they are consumed). ``known``: specs the caller already holds; a row whose hash equals
         one of theirs is not read nor decoded again (the hash covers the whole spec)."""
-        columns = (
-            JobRow.id,
-            JobRow.spec_hash,
-            JobRow.paused,
-            JobRow.paused_reason,
-            JobRow.created_at,
-            JobRow.updated_at,
-        )
+        extra = (JobRow.paused_reason, JobRow.created_at, JobRow.updated_at)
+        for spec, digest, paused, (reason, created, updated) in self._specs(
+            extra, source_file, known
+        ):
+            yield StoredJob(spec, digest, paused, reason, created, updated)
+
+    def scheduled(self, *, known: Iterable[JobSpec] = ()) -> Iterator[ScheduledJob]:
+        """What RedBeat needs of every live job (spec, hash, paused), as :meth:`each` reads
+        them, without the columns it does not need."""
+        for spec, digest, paused, _ in self._specs((), None, known):
+            yield ScheduledJob(spec, digest, paused)
+
+    def _specs(
+        self, extra: Sequence[Any], source_file: str | None, known: Iterable[JobSpec]
+    ) -> Iterator[tuple[JobSpec, str, bool, tuple[Any, ...]]]:
+        """(spec, hash, paused, the ``extra`` columns) of live jobs in id order."""
         hints = {spec.spec_hash(): spec for spec in known}
-        live = JobRow.deleted_at.is_(None)
-        query = select(*columns, *(() if hints else (JobRow.spec,))).where(live)
+        columns = (JobRow.id, JobRow.spec_hash, JobRow.paused, *extra)
+        query = select(*columns, *(() if hints else (JobRow.spec,)))
+        query = query.where(JobRow.deleted_at.is_(None))
         if source_file is not None:
             query = query.where(JobRow.source_file == source_file)
         result = self.s.execute(query.order_by(JobRow.id).execution_options(yield_per=1000))
+        n = len(extra)
         for part in result.partitions():
             if not hints:
-                for _id, digest, paused, reason, created, updated, text in part:
-                    yield StoredJob(_decode(text), digest, paused, reason, created, updated)
+                for _id, digest, paused, *rest in part:
+                    yield _decode(rest[n]), digest, paused, tuple(rest[:n])
                 continue
             specs = [_hinted(hints, job_id, digest) for job_id, digest, *_ in part]
             missing = [r[0] for h, r in zip(specs, part, strict=True) if h is None]
@@ -159,17 +177,9 @@ class JobRepo:
             for i in range(0, len(missing), 500):
                 chunk = select(JobRow.id, JobRow.spec).where(JobRow.id.in_(missing[i : i + 500]))
                 texts.update((job_id, text) for job_id, text in self.s.execute(chunk))
-            for spec, (job_id, digest, paused, reason, created, updated) in zip(
-                specs, part, strict=True
-            ):
-                yield StoredJob(
-                    spec if spec is not None else _decode(texts[job_id]),
-                    digest,
-                    paused,
-                    reason,
-                    created,
-                    updated,
-                )
+            for spec, (job_id, digest, paused, *rest) in zip(specs, part, strict=True):
+                found = spec if spec is not None else _decode(texts[job_id])
+                yield found, digest, paused, tuple(rest)
 
     def ids_from_source(self, source_file: str) -> set[str]:
         query = select(JobRow.id).where(
