@@ -17,7 +17,8 @@ from bridge.core.errors import InputError, NotFoundError
 from bridge.core.runs import digest_output
 from bridge.core.spec import CommandHandler, ComparePolicy, Dialect, JobSpec, ScheduleSpec
 from bridge.store.db import Registry, upgrade
-from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
+from bridge.store.runs import RunRepo
 from legacy_wrappers import quartz_ingest
 from legacy_wrappers.legacy_record import record_legacy_run, slot_owner
 
@@ -186,6 +187,7 @@ def test_json_written_by_hand_in_java_round_trips_through_the_spool_decoder() ->
         "win.backup"
 
 
+@pytest.mark.integration
 def test_the_example_wrapper_runs_records_and_stands_down(
     registry: Registry, url: str, tmp_path: Path
 ) -> None:

@@ -1,6 +1,6 @@
 """The plugin's pure parts against their Python counterparts, in one JVM: the authority file
-reader (bridge.services.authority_files), the job id rule (crontab_import.quartz.items.safe_job_id) and the
-hand-written JSON (json.loads)."""
+reader (bridge.services.authority_files), the job id rule
+(crontab_import.quartz.items.safe_job_id) and the hand-written JSON (json.loads)."""
 
 from __future__ import annotations
 

@@ -6,11 +6,13 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bridge.core.runs import digest_output
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
-from shadow.record import record_many
-from shadow.report import SCHEMA
+from bridge.store.runs import record_many
+from shadow.report_json import SCHEMA
 from tests.shadow.helpers import backdate_imports, make_obs, make_spec, utc
 
 SINCE, UNTIL = "2026-03-10T00:00:00Z", "2026-03-10T06:00:00Z"  # hourly: 01:00 .. 06:00
@@ -95,6 +97,7 @@ def test_report_of_a_clean_job_exits_0_and_glob_selects_jobs(cli, db_url) -> Non
     assert [j["job_id"] for j in r.json()["jobs"]] == ["etc-crontab-bad", "etc-crontab-good"]
 
 
+@pytest.mark.integration  # a pool of worker processes
 def test_workers_give_the_same_report(cli, db_url) -> None:  # type: ignore[no-untyped-def]
     seed(db_url)
     serial = report(cli, db_url, "--json")

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,9 +22,11 @@ import pytest
 from celery import Celery
 
 from bridge.celery_app import make_app
-from bridge.core.authority import AuthorityEvent, Owner
+from bridge.core.authority import AuthorityEvent, Owner, owner_at
+from bridge.core.claims import AlreadyClaimed, Holder, LeaseTerms
 from bridge.core.config import Settings
 from bridge.core.errors import SpecError
+from bridge.core.runs import Status
 from bridge.core.spec import (
     CommandHandler,
     Dialect,
@@ -38,21 +40,16 @@ from bridge.core.spec import (
 )
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
-from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
-from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder, Lease, LeaseTerms
-from legacy_wrappers.runner import OutcomeStatus, RunOutcome
-from legacy_wrappers.tasks import (
-    REJECTED_SLOT,
-    TASK_NAME,
-    JobRequest,
-    Rejection,
-    acquire,
-    owner_of,
-    parse_request,
-    retry_delay,
-    should_retry,
-    visibility_warnings,
-)
+from bridge.store.repos import AuthorityRepo, JobRepo
+from bridge.store.runs import RunRepo
+from legacy_wrappers.authoritative import acquire
+from legacy_wrappers.claims import Claims, Lease
+from legacy_wrappers.messages import REJECTED_SLOT, JobRequest, Rejection, parse_request
+from legacy_wrappers.retry_policy import retry_delay, should_retry
+from legacy_wrappers.tasks import TASK_NAME
+from legacy_wrappers.worker_context import visibility_warnings
+from tests.support import wait_for
+from tests.support.services import broker_idle
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 S1, S2, S3 = "2026-03-08T07:00:00Z", "2026-03-08T08:00:00Z", "2026-03-08T09:00:00Z"
@@ -60,16 +57,6 @@ S1, S2, S3 = "2026-03-08T07:00:00Z", "2026-03-08T08:00:00Z", "2026-03-08T09:00:0
 
 def slot(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass
@@ -159,6 +146,7 @@ def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+@pytest.mark.slow(seconds=40)
 @pytest.mark.integration
 def test_each_slot_runs_once_through_duplicates_resends_and_a_sigkill(harness: Harness) -> None:
     out = harness.tmp / "out.txt"
@@ -190,7 +178,7 @@ def test_each_slot_runs_once_through_duplicates_resends_and_a_sigkill(harness: H
     harness.workers[0].stop()  # restart the worker while the redelivered slot waits
     harness.start_worker()
     wait_for("the taken-over s2 run", lambda: S2 in lines(out), 90)
-    time.sleep(2)
+    wait_for("nothing left to deliver", lambda: broker_idle(harness.redis_url), 30)
     assert lines(out) == [S1, S2]
     s2 = harness.runs("append-s2")
     done = [r for r in s2 if r.role == "authoritative"]
@@ -199,6 +187,7 @@ def test_each_slot_runs_once_through_duplicates_resends_and_a_sigkill(harness: H
     assert len(lines(started)) == 2
 
 
+@pytest.mark.slow(seconds=40)
 @pytest.mark.integration
 def test_a_run_killed_mid_command_is_recorded_lost_and_never_rerun_by_default(
     harness: Harness, cli: Any
@@ -216,7 +205,7 @@ def test_a_run_killed_mid_command_is_recorded_lost_and_never_rerun_by_default(
     os.kill(int(claim.holder.rsplit(":", 1)[1]), signal.SIGKILL)  # the pool child dies mid-run
     lost = wait_for("the lost record", lambda: [r for r in harness.runs("billing")
                                                  if r.status == "lost"], 90)
-    time.sleep(2)
+    wait_for("nothing left to deliver", lambda: broker_idle(harness.redis_url), 30)
     assert len(lines(started)) == 1 and lines(out) == []  # never started again
     [row] = lost
     assert (row.role, row.path, row.attempts) == ("authoritative", "celery", 1)
@@ -375,12 +364,12 @@ def event(owner: Owner, effective: str | None) -> AuthorityEvent:
 
 
 def test_owner_is_the_last_event_effective_at_or_before_the_slot() -> None:
-    assert owner_of([], slot(S1)) is Owner.LEGACY
+    assert owner_at([], slot(S1)) is Owner.LEGACY
     history = [event(Owner.LEGACY, None), event(Owner.CELERY, S2), event(Owner.LEGACY, S3)]
-    assert owner_of(history, slot(S1)) is Owner.LEGACY
-    assert owner_of(history, slot(S2)) is Owner.CELERY
-    assert owner_of(history, slot(S3)) is Owner.LEGACY
-    assert owner_of([event(Owner.CELERY, None)], slot(S1)) is Owner.CELERY
+    assert owner_at(history, slot(S1)) is Owner.LEGACY
+    assert owner_at(history, slot(S2)) is Owner.CELERY
+    assert owner_at(history, slot(S3)) is Owner.LEGACY
+    assert owner_at([event(Owner.CELERY, None)], slot(S1)) is Owner.CELERY
 
 
 def test_retry_backoff_doubles_caps_and_jitters() -> None:
@@ -390,19 +379,14 @@ def test_retry_backoff_doubles_caps_and_jitters() -> None:
     assert retry_delay(jittered, 2, 0.0) == 10 and retry_delay(jittered, 2, 1.0) == 20
 
 
-def outcome(status: OutcomeStatus) -> RunOutcome:
-    now = datetime.now(UTC)
-    return RunOutcome(status, None, now, now, None, None, None)
-
-
 def test_retries_follow_the_policy_and_never_follow_a_lost_lease() -> None:
     policy = RetryPolicy(max_retries=2)
-    assert should_retry(outcome(OutcomeStatus.FAILED), 1, policy, False)
-    assert should_retry(outcome(OutcomeStatus.INTERRUPTED), 2, policy, False)
-    assert not should_retry(outcome(OutcomeStatus.TIMED_OUT), 3, policy, False)
-    assert not should_retry(outcome(OutcomeStatus.FAILED), 1, policy, True)
-    assert not should_retry(outcome(OutcomeStatus.ERROR), 1, policy, False)
-    assert not should_retry(outcome(OutcomeStatus.SUCCEEDED), 1, policy, False)
+    assert should_retry(Status.FAILED, 1, policy, False)
+    assert should_retry(Status.INTERRUPTED, 2, policy, False)
+    assert not should_retry(Status.TIMED_OUT, 3, policy, False)
+    assert not should_retry(Status.FAILED, 1, policy, True)
+    assert not should_retry(Status.ERROR, 1, policy, False)
+    assert not should_retry(Status.SUCCEEDED, 1, policy, False)
 
 
 def test_long_timeouts_and_replace_overlap_are_reported() -> None:
@@ -413,8 +397,8 @@ def test_long_timeouts_and_replace_overlap_are_reported() -> None:
 
     assert visibility_warnings([spec(timeout_seconds=100), spec()], 3600) == []
     assert len(visibility_warnings([spec(timeout_seconds=4000)], 3600)) == 1
-    with pytest.raises(SpecError, match="overlap 'replace' is not supported"):
-        spec(overlap=OverlapPolicy.REPLACE)
+    with pytest.raises(SpecError, match="overlap policy 'replace': use 'allow' or 'forbid'"):
+        spec(overlap="replace")
 
 
 def short_claims(tmp_path: Path) -> Claims:
@@ -422,6 +406,7 @@ def short_claims(tmp_path: Path) -> Claims:
     return Claims(Registry(f"sqlite:///{tmp_path / 'claims.db'}"), terms=terms)
 
 
+@pytest.mark.integration  # waits out a real 2 s lease
 def test_a_redelivery_waits_out_its_dead_runs_lease_then_takes_over(tmp_path: Path) -> None:
     claims = short_claims(tmp_path)
     req = JobRequest("job", slot(S1))
