@@ -252,7 +252,7 @@ class JobSpec:
     def canonical_json(self) -> str:
         """Sorted, compact JSON of the spec. Encoded on each call (100k specs in an import
         must not each keep a kilobyte of text alive); the hash of it is kept."""
-        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        text = _job_text(self)
         if "_hash" not in self.__dict__:
             object.__setattr__(self, "_hash", _digest(text))
         return text
@@ -347,6 +347,94 @@ def _encode(obj: Any) -> Any:
     if isinstance(obj, tuple | list):
         return [x if type(x) in _PLAIN else _encode(x) for x in obj]
     return obj
+
+
+# --- canonical text ---------------------------------------------------------------------------
+# ``canonical_json`` writes the text directly: the same bytes as
+# ``json.dumps(spec.to_json(), sort_keys=True, separators=(",", ":"))`` (tests/unit/test_spec.py
+# holds them equal), without building the document, and with a shared value's text (schedule,
+# policies, compare: most of a spec) written once per instance, not once per job.
+
+_json_str = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_TextWriter = Callable[[Any], str]
+_TEXT_WRITERS: dict[type, _TextWriter] = {}
+_SHARED_TEXT: dict[int, tuple[Any, str]] = {}
+
+
+def _float_text(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
+
+
+def _text(obj: Any) -> str:
+    kind = type(obj)
+    if kind is str:
+        return _json_str(obj)
+    if obj is None:
+        return "null"
+    if kind is bool:
+        return "true" if obj else "false"
+    if kind is int:
+        return int.__repr__(obj)
+    writer = _TEXT_WRITERS.get(kind)
+    if writer is not None:
+        return writer(obj)
+    if kind is float:
+        return _float_text(obj)
+    if isinstance(obj, StrEnum):
+        return _json_str(obj.value)
+    if isinstance(obj, datetime):
+        return _json_str(obj.isoformat())
+    if hasattr(obj, "__dataclass_fields__"):
+        writer = _TEXT_WRITERS[kind] = _text_writer(kind)
+        return writer(obj)
+    if kind is tuple or kind is list:
+        return "[" + ",".join([_text(x) for x in obj]) + "]"
+    return _CANONICAL.encode(_encode(obj))  # anything else: as the encoder writes it
+
+
+def _text_writer(cls: type, extra: tuple[tuple[str, str], ...] = ()) -> _TextWriter:
+    """The canonical text of one dataclass (``extra``: (key, text) members added)."""
+    omit = _OMITTED_WHEN_NONE.get(cls, frozenset())
+    defaults = _OMITTED_WHEN_DEFAULT.get(cls, {})
+    members = sorted([*((f.name, None) for f in fields(cls)), *extra])
+    keys = {name: _json_str(name) + ":" for name, _ in members}
+
+    def write(obj: Any) -> str:
+        parts = []
+        for name, fixed in members:
+            if fixed is not None:
+                parts.append(keys[name] + fixed)
+                continue
+            value = getattr(obj, name)
+            if value is None and name in omit:
+                continue
+            if name in defaults and value == defaults[name]:
+                continue
+            parts.append(keys[name] + _text(value))
+        return "{" + ",".join(parts) + "}"
+
+    if cls not in _SHARED_TYPES:
+        return write
+
+    def shared(obj: Any) -> str:
+        hit = _SHARED_TEXT.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        if len(_SHARED_TEXT) >= _SHARED_MAX:
+            _SHARED_TEXT.clear()
+        text = write(obj)
+        _SHARED_TEXT[id(obj)] = (obj, text)
+        return text
+
+    return shared
+
+
+_job_text = _text_writer(JobSpec, (("version", int.__repr__(SPEC_VERSION)),))
 
 
 def _dt(value: str | None) -> datetime | None:
