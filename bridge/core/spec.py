@@ -10,16 +10,16 @@ checks structure.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bridge.core import encoding
 from bridge.core.errors import SpecError
 from bridge.core.policies import (
     ComparePolicy,
@@ -235,7 +235,7 @@ class JobSpec:
     def to_json(self) -> dict[str, Any]:
         """The versioned JSON document (a new dict; nested documents of shared values such as
         schedules and policies are shared: do not mutate them)."""
-        return {"version": SPEC_VERSION, **_encode(self)}
+        return {"version": SPEC_VERSION, **encoding.document(self)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
@@ -276,165 +276,18 @@ def _digest(canonical: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-# Fields added after SPEC_VERSION 1 was published: left out of the document while unset, so a
-# spec that does not use them keeps its canonical JSON, and therefore its stored spec_hash.
-_OMITTED_WHEN_NONE: dict[type, frozenset[str]] = {Policies: frozenset({"max_concurrency"})}
-# Likewise left out while they hold their default (so existing specs keep their hash).
-_OMITTED_WHEN_DEFAULT: dict[type, dict[str, Any]] = {
-    Policies: {"on_lost": LostPolicy.SKIP, "repair": RepairPolicy.AUTO}
-}
-
-
-_Encoder = Callable[[Any], dict[str, Any]]
-_CLASS_ENCODERS: dict[type, _Encoder] = {}
-_PLAIN = frozenset({str, int, float, bool, type(None)})
-# Value objects many jobs share (the crontab parser hands out one instance per distinct value):
-# encoded once per instance, the encoding shared read-only. Keyed by id, holding the object.
-_SHARED_TYPES = frozenset({ScheduleSpec, Policies, RetryPolicy, ComparePolicy})
-_SHARED: dict[int, tuple[Any, dict[str, Any]]] = {}
-_SHARED_MAX = 4096
-
-
-def _class_encoder(cls: type) -> _Encoder:
-    """An encoder for one dataclass: its fields in order, less those omitted while unset."""
-    omit = _OMITTED_WHEN_NONE.get(cls, frozenset())
-    defaults = _OMITTED_WHEN_DEFAULT.get(cls, {})
-    names = tuple(f.name for f in fields(cls))
-
-    def encode(obj: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in names:
-            value = getattr(obj, name)
-            if value is None and name in omit:
-                continue
-            if name in defaults and value == defaults[name]:
-                continue
-            out[name] = value if type(value) in _PLAIN else _encode(value)
-        return out
-
-    if cls not in _SHARED_TYPES:
-        return encode
-
-    def shared(obj: Any) -> dict[str, Any]:
-        hit = _SHARED.get(id(obj))
-        if hit is not None and hit[0] is obj:
-            return hit[1]
-        if len(_SHARED) >= _SHARED_MAX:
-            _SHARED.clear()
-        doc = encode(obj)
-        _SHARED[id(obj)] = (obj, doc)
-        return doc
-
-    return shared
-
-
-def _encode(obj: Any) -> Any:
-    kind = type(obj)
-    if kind in _PLAIN:
-        return obj
-    encoder = _CLASS_ENCODERS.get(kind)
-    if encoder is not None:
-        return encoder(obj)
-    if isinstance(obj, StrEnum):
-        return obj.value
-    if isinstance(obj, bool | int | float | str):
-        return obj
-    if isinstance(obj, datetime):
-        return obj.isoformat()
-    if hasattr(obj, "__dataclass_fields__"):
-        encoder = _CLASS_ENCODERS[kind] = _class_encoder(kind)
-        return encoder(obj)
-    if isinstance(obj, tuple | list):
-        return [x if type(x) in _PLAIN else _encode(x) for x in obj]
-    return obj
-
-
-# --- canonical text ---------------------------------------------------------------------------
-# ``canonical_json`` writes the text directly: the same bytes as
-# ``json.dumps(spec.to_json(), sort_keys=True, separators=(",", ":"))`` (tests/unit/test_spec.py
-# holds them equal), without building the document, and with a shared value's text (schedule,
-# policies, compare: most of a spec) written once per instance, not once per job.
-
-_json_str = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
-_TextWriter = Callable[[Any], str]
-_TEXT_WRITERS: dict[type, _TextWriter] = {}
-_SHARED_TEXT: dict[int, tuple[Any, str]] = {}
-
-
-def _float_text(value: float) -> str:
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "Infinity" if value > 0 else "-Infinity"
-    return float.__repr__(value)
-
-
-def _text(obj: Any) -> str:
-    kind = type(obj)
-    if kind is str:
-        return _json_str(obj)
-    if obj is None:
-        return "null"
-    if kind is bool:
-        return "true" if obj else "false"
-    if kind is int:
-        return int.__repr__(obj)
-    writer = _TEXT_WRITERS.get(kind)
-    if writer is not None:
-        return writer(obj)
-    if kind is float:
-        return _float_text(obj)
-    if isinstance(obj, StrEnum):
-        return _json_str(obj.value)
-    if isinstance(obj, datetime):
-        return _json_str(obj.isoformat())
-    if hasattr(obj, "__dataclass_fields__"):
-        writer = _TEXT_WRITERS[kind] = _text_writer(kind)
-        return writer(obj)
-    if kind is tuple or kind is list:
-        return "[" + ",".join([_text(x) for x in obj]) + "]"
-    return _CANONICAL.encode(_encode(obj))  # anything else: as the encoder writes it
-
-
-def _text_writer(cls: type, extra: tuple[tuple[str, str], ...] = ()) -> _TextWriter:
-    """The canonical text of one dataclass (``extra``: (key, text) members added)."""
-    omit = _OMITTED_WHEN_NONE.get(cls, frozenset())
-    defaults = _OMITTED_WHEN_DEFAULT.get(cls, {})
-    members = sorted([*((f.name, None) for f in fields(cls)), *extra])
-    keys = {name: _json_str(name) + ":" for name, _ in members}
-
-    def write(obj: Any) -> str:
-        parts = []
-        for name, fixed in members:
-            if fixed is not None:
-                parts.append(keys[name] + fixed)
-                continue
-            value = getattr(obj, name)
-            if value is None and name in omit:
-                continue
-            if name in defaults and value == defaults[name]:
-                continue
-            parts.append(keys[name] + _text(value))
-        return "{" + ",".join(parts) + "}"
-
-    if cls not in _SHARED_TYPES:
-        return write
-
-    def shared(obj: Any) -> str:
-        hit = _SHARED_TEXT.get(id(obj))
-        if hit is not None and hit[0] is obj:
-            return hit[1]
-        if len(_SHARED_TEXT) >= _SHARED_MAX:
-            _SHARED_TEXT.clear()
-        text = write(obj)
-        _SHARED_TEXT[id(obj)] = (obj, text)
-        return text
-
-    return shared
-
-
-_job_text = _text_writer(JobSpec, (("version", int.__repr__(SPEC_VERSION)),))
+# How specs are encoded (bridge.core.encoding). Policy fields added after SPEC_VERSION 1 was
+# published are left out of the document while unset, so a spec that does not use them keeps its
+# canonical JSON, and therefore its stored spec_hash. Schedules and policies are value objects
+# jobs share.
+encoding.configure(
+    Policies,
+    shared=True,
+    omit={"max_concurrency": None, "on_lost": LostPolicy.SKIP, "repair": RepairPolicy.AUTO},
+)
+for _shared in (ScheduleSpec, RetryPolicy, ComparePolicy):
+    encoding.configure(_shared, shared=True)
+_job_text = encoding.text_writer(JobSpec, (("version", int.__repr__(SPEC_VERSION)),))
 
 
 def _dt(value: str | None) -> datetime | None:

@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from bridge.adapters.redbeat_entries import SyncReport
 from bridge.core.config import Settings
 from bridge.core.errors import BridgeError
-from bridge.store.db import Registry
+from bridge.store.db import Registry, Session
 from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
 from crontab_import.bulk import paused_collector
 from crontab_import.model import ParseResult

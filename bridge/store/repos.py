@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from itertools import chain, islice
 from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, update
@@ -20,6 +19,7 @@ from bridge.core.authority import AuthorityEvent, Owner
 from bridge.core.errors import NotFoundError, SpecError
 from bridge.core.jobs import SourceOwner, StoredJob
 from bridge.core.spec import SPEC_VERSION, JobSpec
+from bridge.store.bulk import WRITE_CHUNK, insert_many
 from bridge.store.models import (
     AuditRow,
     AuthorityEventRow,
@@ -67,43 +67,6 @@ def _spec_values(spec: JobSpec) -> dict[str, Any]:
     }
 
 
-def _insert_many(
-    conn: Any, table: Any, rows: Iterable[dict[str, Any]], constants: Mapping[str, Any]
-) -> None:
-    """INSERT ``rows`` (dicts with the same keys) plus ``constants`` (the same in every row),
-    WRITE_CHUNK rows per executemany. Values go through the columns' own bind processors, as
-    in ``conn.execute(table.insert(), rows)``, but a constant is converted once, not per row:
-    on the import path (100k rows, timestamps in each) that conversion cost more than SQL."""
-    it = iter(rows)
-    first = next(it, None)
-    if first is None:
-        return
-    dialect = conn.dialect
-    keys = [*first, *constants]
-    compiled = table.insert().compile(dialect=dialect, column_keys=keys)
-    names = list(compiled.positiontup) if compiled.positional else list(compiled.params)
-    if sorted(names) != sorted(keys):  # bind names that are not the column keys: plain path
-        rest = chain((first,), it)
-        while plain := [{**r, **constants} for r in islice(rest, WRITE_CHUNK)]:
-            conn.execute(table.insert(), plain)
-        return
-    procs = {k: table.c[k].type.dialect_impl(dialect).bind_processor(dialect) for k in keys}
-    fixed = {k: (procs[k](v) if procs[k] else v) for k, v in constants.items()}
-    varying = [(k, procs[k]) for k in first]
-    sql = str(compiled)
-    chunk: list[Any] = []
-    for row in chain((first,), it):
-        values = dict(fixed)
-        for k, proc in varying:
-            values[k] = proc(row[k]) if proc is not None else row[k]
-        chunk.append(tuple(values[n] for n in names) if compiled.positional else values)
-        if len(chunk) == WRITE_CHUNK:
-            conn.exec_driver_sql(sql, chunk)
-            chunk = []
-    if chunk:
-        conn.exec_driver_sql(sql, chunk)
-
-
 def _decode(text: str) -> JobSpec:
     try:
         data = json.loads(text)
@@ -112,7 +75,6 @@ def _decode(text: str) -> JobSpec:
     return JobSpec.from_json(data)
 
 
-WRITE_CHUNK = 2000  # rows per executemany on the bulk import path
 
 
 class JobRepo:
@@ -243,7 +205,7 @@ class JobRepo:
         common: dict[str, Any] = {"spec_version": SPEC_VERSION, "updated_at": now}
         if host is not None:
             common["source_host"] = host
-        _insert_many(
+        insert_many(
             self.s.connection(),
             JobRow.__table__,
             (_spec_values(spec) for spec in specs if spec.id not in deleted),
@@ -316,7 +278,7 @@ class AuthorityRepo:
             "at": utcnow(),
         }
         rows = ({"job_id": j} for j in ids if j not in have)
-        _insert_many(self.s.connection(), AuthorityEventRow.__table__, rows, constants)
+        insert_many(self.s.connection(), AuthorityEventRow.__table__, rows, constants)
 
     def append(
         self,
@@ -395,7 +357,7 @@ class AuditRepo:
         """Many records at once; each dict has action, job_id, reason, before, after. Consumed
         a chunk at a time (a generator keeps only one chunk of records alive)."""
         constants = {"at": utcnow(), "actor": actor}
-        _insert_many(self.s.connection(), AuditRow.__table__, records, constants)
+        insert_many(self.s.connection(), AuditRow.__table__, records, constants)
 
     def query(
         self, *, job_id: str | None = None, since: datetime | None = None, limit: int = 1000
