@@ -1,12 +1,20 @@
 """Latency the SHELL shim adds to every legacy cron job.
 
 Each case runs the command ``true`` the way cron does (``<shell> -c true``, cron's environment
-variables), timed from the parent's ``fork`` to the child's exit (what cron waits for):
+variables), timed from the parent's ``fork`` to the child's exit (what cron waits for). The
+shim is the fast launcher (``python -m legacy_wrappers.launcher``, written into the bench's
+temporary directory: ``python -I -S``), its cache warm as on any machine where cron runs the
+job every minute (the first, untimed warm-up runs fill it):
 
 * ``plain_sh``         — ``/bin/sh -c true`` (the baseline: cron without the bridge);
+* ``console_unmanaged`` — pip's console script ``bridge-cron-shell`` with ``BRIDGE_JOB=""``
+  (what the launcher saves: a full interpreter start with ``site``);
 * ``shim_unmanaged``   — the shim with ``BRIDGE_JOB=""`` (exec of the shell, nothing recorded);
-* ``shim_sqlite``      — the shim recording to a SQLite registry (read job + authority, refresh
-  the authority cache, claim, run, complete claim + runs row);
+* ``shim_sqlite``      — the shim recording to a SQLite registry (read job + authority, claim,
+  run, complete claim + runs row) that another connection holds open, as a running beat or
+  worker does;
+* ``shim_sqlite_lonely`` — the same on a registry nothing else has open: every shim run is the
+  last connection to close it, so SQLite checkpoints and deletes the WAL file each time;
 * ``shim_sqlite_down`` — registry unreachable (missing SQLite file): cached authority, spool;
 * ``shim_pg_down``     — registry unreachable (dead PostgreSQL port): psycopg import, spool;
 * ``shim_postgresql``  — a live PostgreSQL registry (``--pg``: a disposable database on the
@@ -14,8 +22,9 @@ variables), timed from the parent's ``fork`` to the child's exit (what cron wait
   shim_sqlite, through libpq.
 
 Every timed run must exit 0 and every recorded case must leave exactly one new record (a run row
-in the registry, or a spool line for the outage cases): a shim that silently skipped its work
-would look fast, so the bench exits 1 instead.
+in the registry, or a spool line for the outage cases), and every registry run must be the
+common path (``authoritative``/``succeeded`` without a note: a slot found, the claim taken): a
+shim that silently skipped its work would look fast, so the bench exits 1 instead.
 
 Cases are interleaved run by run so a busy shared machine affects them alike. Claims and spool
 files are removed between runs (untimed) so every run takes the common path (a fresh slot).
@@ -44,7 +53,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "shim.json"
-SHIM = str(Path(sys.executable).parent / "bridge-cron-shell")
+CONSOLE_SCRIPT = str(Path(sys.executable).parent / "bridge-cron-shell")
 JOB = "bench-shim-1"
 WARMUP = 5
 
@@ -121,6 +130,18 @@ def run_counter(url: str) -> Callable[[], int]:
     return count_pg
 
 
+def run_outcomes(url: str) -> list[tuple[str, str, str | None]]:
+    """Untimed: (role, status, error) of every runs row of the bench job."""
+    sql = f"SELECT role, status, error FROM runs WHERE job_id = '{JOB}' ORDER BY id"
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.split(":///", 1)[1]) as conn:
+            return [tuple(r) for r in conn.execute(sql)]  # type: ignore[misc]
+    import psycopg
+
+    with psycopg.connect("postgresql://" + url.split("://", 1)[1], autocommit=True) as conn:
+        return [tuple(r) for r in conn.execute(sql)]  # type: ignore[misc]
+
+
 def spool_counter(spool: Path) -> Callable[[], int]:
     """Untimed: how many records the spool holds (one JSON line each)."""
 
@@ -131,30 +152,38 @@ def spool_counter(spool: Path) -> Callable[[], int]:
     return count
 
 
-def cron_env(work: Path, **extra: str) -> dict[str, str]:
-    env = {"HOME": str(work), "LOGNAME": "root", "PATH": "/usr/bin:/bin", "SHELL": SHIM,
+def cron_env(work: Path, shim: str, **extra: str) -> dict[str, str]:
+    env = {"HOME": str(work), "LOGNAME": "root", "PATH": "/usr/bin:/bin", "SHELL": shim,
            "BRIDGE_SHELL": "/bin/sh", "BRIDGE_SPOOL_DIR": str(work / "spool"),
            "BRIDGE_AUTHORITY_DIR": str(work / "authority"), "XDG_CONFIG_HOME": str(work)}
     env.update(extra)
     return env
 
 
-def cases(work: Path, sqlite_url: str, pg_url: str | None) -> dict[str, tuple[list[str],
-                                                                             dict[str, str]]]:
+def cases(work: Path, sqlite_url: str, lonely_url: str,
+          pg_url: str | None) -> dict[str, tuple[list[str], dict[str, str]]]:
+    from legacy_wrappers.launcher import install
+
+    shim = install(str(work / "bridge-cron-shell"))
     dead_pg = f"postgresql+psycopg://bench@127.0.0.1:{free_port()}/none"
     out = {
-        "plain_sh": (["/bin/sh", "-c", "true"], cron_env(work, SHELL="/bin/sh")),
-        "shim_unmanaged": ([SHIM, "-c", "true"], cron_env(work, BRIDGE_JOB="")),
-        "shim_sqlite": ([SHIM, "-c", "true"],
-                        cron_env(work, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=sqlite_url)),
-        "shim_sqlite_down": ([SHIM, "-c", "true"], cron_env(
-            work, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=f"sqlite:///{work}/missing/registry.db")),
-        "shim_pg_down": ([SHIM, "-c", "true"],
-                         cron_env(work, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=dead_pg)),
+        "plain_sh": (["/bin/sh", "-c", "true"], cron_env(work, shim, SHELL="/bin/sh")),
+        "console_unmanaged": ([CONSOLE_SCRIPT, "-c", "true"],
+                              cron_env(work, CONSOLE_SCRIPT, BRIDGE_JOB="")),
+        "shim_unmanaged": ([shim, "-c", "true"], cron_env(work, shim, BRIDGE_JOB="")),
+        "shim_sqlite": ([shim, "-c", "true"],
+                        cron_env(work, shim, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=sqlite_url)),
+        "shim_sqlite_lonely": ([shim, "-c", "true"], cron_env(
+            work, shim, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=lonely_url)),
+        "shim_sqlite_down": ([shim, "-c", "true"], cron_env(
+            work, shim, BRIDGE_JOB=JOB,
+            BRIDGE_DATABASE_URL=f"sqlite:///{work}/missing/registry.db")),
+        "shim_pg_down": ([shim, "-c", "true"],
+                         cron_env(work, shim, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=dead_pg)),
     }
     if pg_url:
-        out["shim_postgresql"] = ([SHIM, "-c", "true"],
-                                  cron_env(work, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=pg_url))
+        out["shim_postgresql"] = ([shim, "-c", "true"], cron_env(
+            work, shim, BRIDGE_JOB=JOB, BRIDGE_DATABASE_URL=pg_url))
     return out
 
 
@@ -172,13 +201,20 @@ def measure(runs: int, pg_url: str | None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-shim-"))
     try:
         sqlite_url = f"sqlite:///{work}/registry.db"
-        seed(sqlite_url)
-        cleaners = {"shim_sqlite": cleaner(sqlite_url)}
+        lonely_url = f"sqlite:///{work}/registry-lonely.db"
+        for url in (sqlite_url, lonely_url):
+            seed(url)
+        # a running bridge (beat, worker) keeps its SQLite registry open: the shim's connection
+        # is then never the last one, whose close checkpoints and deletes the WAL file
+        holder = sqlite3.connect(sqlite_url.split(":///", 1)[1])
+        holder.execute("SELECT count(*) FROM jobs").fetchone()
+        cleaners = {"shim_sqlite": cleaner(sqlite_url), "shim_sqlite_lonely": cleaner(lonely_url)}
         if pg_url:
             seed(pg_url)
             cleaners["shim_postgresql"] = cleaner(pg_url)
-        plan = cases(work, sqlite_url, pg_url)
-        counters = {"shim_sqlite": run_counter(sqlite_url)}
+        plan = cases(work, sqlite_url, lonely_url, pg_url)
+        counters = {"shim_sqlite": run_counter(sqlite_url),
+                    "shim_sqlite_lonely": run_counter(lonely_url)}
         if pg_url:
             counters["shim_postgresql"] = run_counter(pg_url)
         for name in plan:
@@ -197,6 +233,16 @@ def measure(runs: int, pg_url: str | None) -> dict[str, Any]:
                 if name in cleaners:
                     cleaners[name]()
                 shutil.rmtree(work / "spool", ignore_errors=True)
+        holder.close()
+        urls = {"shim_sqlite": sqlite_url, "shim_sqlite_lonely": lonely_url,
+                **({"shim_postgresql": pg_url} if pg_url else {})}
+        for name, url in urls.items():  # every run took the common path: ran, claimed, no note
+            outcomes = run_outcomes(url)
+            if outcomes != [("authoritative", "succeeded", None)] * (WARMUP + runs):
+                odd = sorted(set(outcomes) - {("authoritative", "succeeded", None)})
+                raise SystemExit(f"degenerate workload: {name} recorded {len(outcomes)} runs, "
+                                 f"{WARMUP + runs} expected, all authoritative/succeeded without "
+                                 f"a note; also saw {odd}")
         return summarize(timings, runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -14,10 +14,11 @@
 * Overlap ``forbid``: if an earlier slot's lease is alive the claim is closed ``skipped``
   (sticky for the slot) with a ``skipped`` row, "overlap: previous slot still running".
 * A limited group takes a permit first (:mod:`legacy_wrappers.permits`).
-* :func:`run_claimed`: the durable started row before the fork, its pid before the gated exec,
-  the outcome on that row the moment the command exits; then the retry (published *before* the
-  verdict, so a crash in between cannot lose it; :mod:`legacy_wrappers.retry_policy`), then the
-  claim's verdict. A failed run (retries spent) raises :class:`RunFailed` after it is recorded.
+* :func:`run_claimed`: the durable started row, with the pid, before the gated command may exec;
+  when it exits, its outcome on that row and the claim's verdict in one transaction, or, when it
+  is retried, the outcome, then the retry (published *before* the verdict, so a crash in between
+  cannot lose it; :mod:`legacy_wrappers.retry_policy`), then the verdict. A failed run
+  (retries spent) raises :class:`RunFailed` after it is recorded.
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ from bridge.core.claims import (
     verdict_for,
 )
 from bridge.core.errors import InfraError
-from bridge.core.runs import Role, Status
-from bridge.core.spec import CallableHandler, JobSpec, OverlapPolicy
+from bridge.core.runs import Role, RunRecord, Status
+from bridge.core.spec import CallableHandler, CommandHandler, JobSpec, OverlapPolicy
 from bridge.store.run_rows import StartedRun
 from legacy_wrappers.claims import Claims, Lease
 from legacy_wrappers.messages import JobRequest, slot_arg
 from legacy_wrappers.permits import defer_for_group, group_permit
 from legacy_wrappers.retry_policy import retry_delay, should_retry
-from legacy_wrappers.runner import run_handler
+from legacy_wrappers.runner import CommandRun, run_handler
 from legacy_wrappers.shutdown import SHUTDOWN
 from legacy_wrappers.takeover import (
     RERUN_NOTE,
@@ -231,16 +232,24 @@ def run_claimed(
 ) -> str:
     key = started_key(req.job_id, req.slot, lease.attempts)
     runlog = ctx.runlog
+    started = runlog.record(req.job_id, req.slot, Role.AUTHORITATIVE, Status.RUNNING,
+                            fired_at=fired_at, attempts=lease.attempts, task_state="STARTED",
+                            record_key=key, started_at=datetime.now(UTC))
+    recorded: list[int | None] = []  # the started row was written (with this pid)
+
+    def record_start(run: CommandRun | None) -> None:
+        pid = None if run is None else run.pid
+        runlog.start(started, pid)
+        recorded.append(pid)
+
     with lease:
         try:
-            runlog.start(runlog.record(req.job_id, req.slot, Role.AUTHORITATIVE, Status.RUNNING,
-                                       fired_at=fired_at, attempts=lease.attempts,
-                                       task_state="STARTED", record_key=key,
-                                       started_at=datetime.now(UTC)))
+            if not isinstance(spec.handler, CommandHandler):
+                record_start(None)  # an in-process call: nothing to gate
             outcome = run_handler(
                 spec, grace=float(ctx.settings.worker_shutdown_grace),
                 interrupted=lambda: SHUTDOWN.requested() or lease.lost.is_set(),
-                on_start=lambda run: runlog.set_pid(key, run.pid),
+                on_start=record_start,
             )
         except InfraError:  # the start could not be recorded: nothing ran
             lease.defer()  # only this lineage's infrastructure retry resumes it
@@ -253,28 +262,37 @@ def run_claimed(
         policy = spec.policies.retry
         retrying = should_retry(outcome.status, lease.attempts, policy, lost)
         state = "RETRY" if retrying else ("SUCCESS" if outcome.ok else "FAILURE")
-        finished = runlog.finish(key, runlog.record(
+        finished = runlog.record(
             req.job_id, req.slot, Role.AUTHORITATIVE, outcome.status, fired_at=fired_at,
             outcome=outcome, error=error, attempts=lease.attempts, task_state=state,
-        ))  # first thing after the exit
+            record_key=key,
+        )
+        if retrying:  # only a run that started is retried: its started row gets the outcome
+            written = runlog.finish(key, finished)  # the first thing after the exit
     if retrying:  # before the verdict: a crash before the verdict cannot lose the retry
         delay = retry_delay(policy, lease.attempts, random.random())
         task.retry(countdown=delay, throw=False)
-    try:
-        lease.complete(verdict_for(outcome.status))
-    except InfraError as e:  # the run happened: never re-run it because we could not say so
-        log.error(
-            "run of %s %s finished (%s) but its claim could not be completed: %s; the "
-            "takeover completes it from the %s record",
-            req.job_id,
-            req.slot.isoformat(),
-            outcome.status.value,
-            e,
-            "finished" if finished else "started",
-        )
+        close(lease, req, outcome.status, None, "finished" if written else "started")
+    else:  # the outcome (on the started row, or a new row if it never started) + the verdict
+        close(lease, req, outcome.status, finished, "started", update_started=bool(recorded))
     if not retrying and not outcome.ok:
         digest = (outcome.output_digest or "")[:16]
         raise RunFailed(f"{req.job_id} {slot_arg(req.slot)}: {outcome.status.value}, exit "
                         f"{outcome.exit_status}, output sha256 {digest}: "
                         f"{error or 'no error text'}")
     return outcome.status.value
+
+
+def close(lease: Lease, req: JobRequest, status: Status, finished: RunRecord | None,
+          which: str, *, update_started: bool = True) -> None:
+    """Give the claim its verdict, with the finished record (if given: overwriting the started
+    row when ``update_started``, else inserted) in the same transaction. A failure is logged, never
+    raised: the run happened, never re-run it because we could not say so (the takeover
+    completes the claim from the ``which`` record)."""
+    key = finished.record_key if finished is not None and update_started else None
+    try:
+        lease.complete(verdict_for(status), record=finished, record_key=key)
+    except InfraError as e:
+        log.error("run of %s %s finished (%s) but its claim could not be completed: %s; the "
+                  "takeover completes it from the %s record", req.job_id, req.slot.isoformat(),
+                  status.value, e, which)

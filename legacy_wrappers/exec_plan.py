@@ -126,9 +126,6 @@ def plan_command(
     return ExecPlan(argv, env, env["HOME"], stdin, account, switch)
 
 
-
-
-
 def lookup_account(user: str | None) -> Account:
     """The passwd entry of ``user`` (None: the current user); RunnerError if unknown."""
     try:

@@ -27,15 +27,22 @@ class Heartbeat:
         self.wake = threading.Event()
         self.beaters: set[Beater] = set()
         self.pid = -1
+        self.wake_at = 0.0  # when the thread looks next (monotonic)
 
     def add(self, beater: Beater) -> None:
+        """Renew ``beater`` from now on; the thread is woken only when the newcomer is due
+        before it would look anyway (not in a burst of runs: each is due a renewal period
+        later, while the thread looks at least once a second)."""
         with self.lock:
             if self.pid != os.getpid():
                 self.pid = os.getpid()
                 self.beaters = set()
+                self.wake_at = 0.0
                 threading.Thread(target=self.run, name="lease-heartbeat", daemon=True).start()
             self.beaters.add(beater)
-        self.wake.set()
+            early = beater.next_beat < self.wake_at
+        if early:
+            self.wake.set()
 
     def discard(self, beater: Beater) -> None:
         with self.lock:
@@ -52,7 +59,9 @@ class Heartbeat:
                     beater.beat()
             with self.lock:
                 soonest = min((b.next_beat for b in self.beaters), default=now + 1.0)
-            self.wake.wait(max(0.01, min(1.0, soonest - time.monotonic())))
+                pause = max(0.01, min(1.0, soonest - time.monotonic()))
+                self.wake_at = time.monotonic() + pause
+            self.wake.wait(pause)
 
 
 HEARTBEAT = Heartbeat()

@@ -6,9 +6,9 @@ Every firing of a slot on the Celery path leaves records (path ``celery``, this 
   ``suppressed`` (another delivery holds the slot), ``skipped`` (paused, or overlap);
 * ``observed`` / ``stood-down`` rows, at most once per slot (keyed like a shadow run,
   :func:`shadow_record_key`): a second delivery records a ``suppressed`` duplicate;
-* an execution's **started** row (status ``running``, written before the process is forked,
-  then given the command's pid before the gated command may exec) and its **finished** state
-  (the same row overwritten with the outcome the moment the command exits).
+* an execution's **started** row (status ``running``, with the command's pid: written once the
+  gated process is forked and before it may exec; a callable's before it is called) and its
+  **finished** state (the same row overwritten with the outcome once the command exits).
 """
 
 from __future__ import annotations
@@ -99,15 +99,12 @@ class RunLog:
             return self.suppressed(req, fired_at, ALREADY_SHADOWED)
         return status
 
-    def start(self, record: RunRecord) -> None:
-        """The durable "started" record: inserted before the command is forked (a resumed
-        attempt whose start was recorded but whose command never ran reuses its row)."""
+    def start(self, record: RunRecord, pid: int | None = None) -> None:
+        """The durable "started" record with the command's pid (a resumed attempt whose start
+        was recorded but whose command never ran reuses its row)."""
         assert record.record_key is not None
-        if not self.rows.add_once(record):
-            self.rows.replace(record.record_key, record, clear_pid=True)
-
-    def set_pid(self, key: str, pid: int) -> None:
-        self.rows.set_pid(key, pid)
+        if not self.rows.add_once(record, pid=pid):
+            self.rows.replace(record.record_key, record, new_pid=True, pid=pid)
 
     def finish(self, key: str, record: RunRecord) -> bool:
         """The durable "finished" record: the started row gets the outcome (``False`` if it

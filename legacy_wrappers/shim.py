@@ -44,21 +44,25 @@ with the job's environment, stdin, stdout and stderr. Guarantees:
   cron, ident ``bridge-cron-shell``), never to stderr: stderr is the job's own output, mailed
   to MAILTO, and must stay byte-identical. A bug in the recording machinery (or a broken
   install) is logged the same way and the command runs as cron would have run it.
-* **Cheap.** This module imports only ``os``, ``sys`` and ``time``: an unmanaged line costs a
-  bare interpreter start and one ``execve``. The recorded path (:mod:`legacy_wrappers.shim_run`;
-  the command runner :mod:`legacy_wrappers.shim_exec`) imports the standard library,
-  ``bridge.core.config``, ``bridge.core.spec`` and ``bridge.core.schedules``; the registry is
-  reached through
-  the bare driver (:mod:`bridge.store.bare`: ``sqlite3``, libpq through ``ctypes``)
-  with the rows and formats SQLAlchemy writes, never through SQLAlchemy, psycopg or Celery
-  (their imports alone cost 80-500 ms). The rare contested claim
-  delegates to :class:`legacy_wrappers.claims.Claims` (takeover rules in one place). Figures:
+* **Cheap.** Started through its launcher (:mod:`legacy_wrappers.launcher`: ``python -I -S``,
+  no ``site``), an unmanaged line costs a bare interpreter start, ``os``/``sys``/``time`` and
+  one ``execve``. The recorded path (:mod:`legacy_wrappers.shim_run`) imports the standard
+  library's light modules (``sqlite3``, ``datetime``, ``_signal``, ``select``, ``_sha256``) and
+  its own small modules; the command starts with ``fork``/``execve`` (no ``subprocess``); the
+  registry is reached through the bare driver (:mod:`bridge.store.bare`: ``sqlite3``, libpq
+  through ``ctypes``) with the rows and formats SQLAlchemy writes, never through SQLAlchemy,
+  psycopg or Celery (their imports alone cost 80-500 ms). What would cost more than all that
+  -- validating the settings, evaluating the schedule, rewriting the authority file -- is
+  answered from the shim's private cache (:mod:`legacy_wrappers.shim_cache`) while its
+  inputs are unchanged. The rare paths import more: a contested claim delegates to
+  :class:`legacy_wrappers.claims.Claims` (takeover rules in one place), a waiting spool is
+  uploaded through the registry, an unreachable registry reads the authority file. Figures:
   ``bench/shim.py``.
 
-Limits: a SIGKILLed shim records nothing for that firing (its command keeps running). The shim
-is a Python program, so ``PYTHONHOME``/``PYTHONPATH`` lines in a crontab reach its interpreter
-too (they still reach the command unchanged); install it with an isolated interpreter where
-crontabs set them.
+Limits: a SIGKILLed shim records nothing for that firing (its command keeps running). Through
+pip's console script (not the launcher) the shim's interpreter also sees ``PYTHONHOME`` /
+``PYTHONPATH`` lines of a crontab (they reach the command unchanged either way); the launcher's
+``-I`` ignores them.
 """
 
 from __future__ import annotations

@@ -1,31 +1,40 @@
 """The shim runs the command exactly as cron would (guarantees: :mod:`legacy_wrappers.shim`).
 
-:func:`run_command` starts ``shell -c command`` in its own session with cron's descriptors and
+:func:`run_as_cron` starts ``shell -c command`` in its own session with cron's descriptors and
 signal dispositions, passes output through (direct on Debian cron's read-write mail file,
 teed over pipes otherwise) while keeping the sha256 of the merged output and a bounded
 sample, forwards signals, and calls ``tick`` about every :data:`RENEW_SECONDS` (the lease).
+
+Hot path: the command starts with ``os.fork`` and ``os.execve`` (no ``subprocess``, whose
+import costs more than the whole spawn), the shim waits on a pidfd and the pipes with
+``select.poll``; this module imports only ``os``, ``time``, ``_signal``, ``select``,
+``_sha256`` and ``datetime`` (no ``dataclasses``/``typing``: their imports cost milliseconds
+per cron job).
 """
 
 from __future__ import annotations
 
 import os
+import select
 import time
-from collections.abc import Callable
-from contextlib import suppress
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from bridge.core.runs import SAMPLE_LIMIT, TRUNCATION_MARK, bound_sample
+from bridge.core.samples import SAMPLE_LIMIT, TRUNCATION_MARK, bound_sample
 from bridge.store.bare import RENEW_SECONDS
-from legacy_wrappers.shim_os import ERROR_EXIT, syslog
+from legacy_wrappers.shim_os import ERROR_EXIT, sha256, signals, syslog
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the hot path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+signal = signals()
 FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
-INTERRUPTING = frozenset({"SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"})
+INTERRUPTING = frozenset(getattr(signal, n) for n in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"))
+RESET_IN_CHILD = ("SIGPIPE", "SIGXFSZ")  # CPython ignores these; cron's children get defaults
 child_started = False  # set once the command runs: from then on it must never run twice
 
 
-# --- running the command --------------------------------------------------------------------------
+# --- output ---------------------------------------------------------------------------------------
 
 
 class Capture:
@@ -35,9 +44,7 @@ class Capture:
     TAIL = SAMPLE_LIMIT
 
     def __init__(self) -> None:
-        import hashlib
-
-        self.digest = hashlib.sha256()
+        self.digest = sha256()
         self.head = bytearray()
         self.tail = b""
         self.size = 0
@@ -57,47 +64,44 @@ class Capture:
         return bound_sample(data.decode("utf-8", "replace").replace("\x00", "\ufffd"))
 
 
-@dataclass
 class Child:
     """The outcome of the command: exit code (negative: killed by that signal) and output."""
 
-    code: int
-    started: datetime
-    finished: datetime
-    capture: Capture
-    interrupted: bool = False
-    exec_error: str | None = None
+    __slots__ = ("capture", "code", "exec_error", "finished", "interrupted", "started")
+
+    def __init__(self, code: int, started: datetime, finished: datetime, capture: Capture,
+                 interrupted: bool = False, exec_error: str | None = None) -> None:
+        self.code, self.started, self.finished = code, started, finished
+        self.capture, self.interrupted, self.exec_error = capture, interrupted, exec_error
 
 
-@dataclass
 class _Forwarder:
     """Signal handlers that pass signals on to the shell (installed before it starts, only for
     signals not ignored: an ignored one stays ignored and is inherited ignored)."""
 
-    pid: int | None = None
-    pending: list[int] = field(default_factory=list)
-    interrupted: bool = False
-    reaped: bool = False  # the shell is gone: its pid may be reused, signal nobody
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.pending: list[int] = []
+        self.interrupted = False
+        self.reaped = False  # the shell is gone: its pid may be reused, signal nobody
 
     def install(self) -> None:
-        import signal
-
         for name in FORWARDED:
             sig = getattr(signal, name)
             if signal.getsignal(sig) != signal.SIG_IGN:
                 signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, _frame: object) -> None:
-        import signal
-
         if self.reaped:
             return
-        self.interrupted |= signal.Signals(signum).name in INTERRUPTING
+        self.interrupted |= signum in INTERRUPTING
         if self.pid is None:
             self.pending.append(signum)
             return
-        with suppress(ProcessLookupError):
+        try:  # noqa: SIM105 (contextlib is not imported on the hot path)
             os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
 
     def started(self, pid: int) -> None:
         self.pid = pid
@@ -130,11 +134,12 @@ def _readable(fd: int) -> bool:
         return False
 
 
-def run_command(shell: str, command: str, env: dict[str, str],
+# --- running the command --------------------------------------------------------------------------
+
+
+def run_as_cron(shell: str, command: str, env: dict[str, str],
                 tick: Callable[[], None] | None = None) -> Child:
     """Run ``shell -c command`` as cron would; ``tick`` is called about every RENEW_SECONDS."""
-    import subprocess
-
     forwarder = _Forwarder()
     forwarder.install()
     mode = _output_mode()
@@ -143,11 +148,7 @@ def run_command(shell: str, command: str, env: dict[str, str],
     pipes = _make_pipes(mode)
     started = datetime.now(UTC)
     try:
-        proc = subprocess.Popen(
-            [shell, "-c", command], executable=shell if "/" in shell else f"./{shell}",
-            env=env, stdout=pipes[0][1] if pipes else None,
-            stderr=pipes[-1][1] if pipes else None, close_fds=False,
-            start_new_session=True, restore_signals=True)
+        pid = _spawn(shell, command, env, pipes)
     except OSError as e:
         for r, w in pipes:
             os.close(r)
@@ -158,19 +159,60 @@ def run_command(shell: str, command: str, env: dict[str, str],
         return Child(ERROR_EXIT, started, datetime.now(UTC), capture, exec_error=message.strip())
     global child_started
     child_started = True
-    forwarder.started(proc.pid)
+    forwarder.started(pid)
     for _, w in pipes:
         os.close(w)
-    if pipes:
-        try:
-            _pump(pipes, capture, proc, tick)
-        except Exception as e:  # never abandon a running command: wait for it all the same
-            syslog("err", f"output passthrough failed: {e!r}")
-    code = _wait(proc, tick)
+    exited = _Exit(pid)
+    try:
+        if pipes:
+            try:
+                _pump(pipes, capture, tick)
+            except Exception as e:  # never abandon a running command: wait for it all the same
+                syslog("err", f"output passthrough failed: {e!r}")
+        code = exited.wait(tick)
+    finally:
+        exited.close()
     forwarder.reaped = True
     if mode == "direct":
         _read_back(start_offset, capture)
     return Child(code, started, datetime.now(UTC), capture, forwarder.interrupted)
+
+
+def _spawn(shell: str, command: str, env: dict[str, str], pipes: list[tuple[int, int]]) -> int:
+    """``execle(shell, shell, "-c", command, env)`` in a new session, with cron's descriptors
+    (the pipes' write ends on 1 and 2 when teeing) and CPython's ignored signals back to their
+    defaults, as ``subprocess`` with ``start_new_session`` and ``restore_signals`` does. (Not
+    ``posix_spawn``: glibc's leaves its internal signals 32 and 33 ignored in the command.)
+    Raises OSError when the shell cannot be executed."""
+    path = shell if "/" in shell else f"./{shell}"
+    reset = [getattr(signal, name) for name in RESET_IN_CHILD if hasattr(signal, name)]
+    report_r, report_w = os.pipe()  # close-on-exec: EOF at once when the exec succeeds
+    pid = os.fork()
+    if pid == 0:  # the child: only system calls until execve, then the shell
+        code = -1  # not an errno: something other than the exec failed
+        try:
+            os.setsid()
+            for sig in reset:
+                signal.signal(sig, signal.SIG_DFL)
+            if pipes:
+                os.dup2(pipes[0][1], 1)
+                os.dup2(pipes[-1][1], 2)
+            os.execve(path, [shell, "-c", command], env)
+        except OSError as e:
+            code = e.errno or 0
+        finally:
+            os.write(report_w, str(code).encode())
+            os._exit(ERROR_EXIT)
+    os.close(report_w)
+    try:
+        failure = os.read(report_r, 32)
+    finally:
+        os.close(report_r)
+    if failure:
+        os.waitpid(pid, 0)
+        errno = int(failure)
+        raise OSError(errno, os.strerror(errno))
+    return pid
 
 
 def _make_pipes(mode: str) -> list[tuple[int, int]]:
@@ -179,34 +221,62 @@ def _make_pipes(mode: str) -> list[tuple[int, int]]:
     return [os.pipe()] if mode == "merged" else [os.pipe(), os.pipe()]
 
 
-def _wait(proc: Any, tick: Callable[[], None] | None) -> int:
-    import subprocess
+class _Exit:
+    """Waiting for the shell's exit with a lease tick: on a pidfd (Linux 5.3+), else polling."""
 
-    while True:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
         try:
-            return int(proc.wait(timeout=RENEW_SECONDS))
-        except subprocess.TimeoutExpired:
-            if tick is not None:
-                tick()
+            self.fd: int | None = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            self.fd = None
+
+    def wait(self, tick: Callable[[], None] | None) -> int:
+        """The exit code (negative: the signal that killed it), reaping the shell."""
+        poller = None
+        if self.fd is not None:
+            poller = select.poll()
+            poller.register(self.fd, select.POLLIN)
+        delay = 0.0005
+        next_tick = time.monotonic() + RENEW_SECONDS
+        while True:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            left = next_tick - time.monotonic()
+            if left <= 0:
+                next_tick = time.monotonic() + RENEW_SECONDS
+                if tick is not None:
+                    tick()
+                continue
+            if poller is not None:
+                poller.poll(left * 1000)
+            else:  # no pidfd: poll the exit as subprocess does (backing off to 50 ms)
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 0.05)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
-def _pump(pipes: list[tuple[int, int]], capture: Capture, proc: Any,
+def _pump(pipes: list[tuple[int, int]], capture: Capture,
           tick: Callable[[], None] | None) -> None:
     """Copy each pipe to fd 1 (or 2 for the second) as data comes, until every pipe is at EOF."""
-    import selectors
-
-    sel = selectors.DefaultSelector()
+    poller = select.poll()
     targets = {r: (1 if i == 0 else 2) for i, (r, _) in enumerate(pipes)}
     dead: set[int] = set()
     for r in targets:
-        sel.register(r, selectors.EVENT_READ)
+        poller.register(r, select.POLLIN)
+    open_fds = set(targets)
     next_tick = time.monotonic() + RENEW_SECONDS
-    while sel.get_map():
-        for key, _ in sel.select(max(0.0, next_tick - time.monotonic())):
-            fd = int(key.fd)
+    while open_fds:
+        for fd, _ in poller.poll(max(0.0, next_tick - time.monotonic()) * 1000):
             chunk = os.read(fd, 65536)
             if not chunk:
-                sel.unregister(fd)
+                poller.unregister(fd)
+                open_fds.discard(fd)
                 os.close(fd)
                 continue
             capture.feed(chunk)
@@ -216,7 +286,6 @@ def _pump(pipes: list[tuple[int, int]], capture: Capture, proc: Any,
             next_tick = time.monotonic() + RENEW_SECONDS
             if tick is not None:
                 tick()
-    sel.close()
 
 
 def _write_all(fd: int, data: bytes) -> bool:

@@ -1,6 +1,12 @@
 """What the legacy shim does exactly as cron would: the command's environment, ``execve`` of the
-shell, and the shim's own errors to syslog (never to the job's output). Imports only ``os``
-(``signal`` and ``syslog`` when used): the unmanaged path of :mod:`legacy_wrappers.shim`."""
+shell, and the shim's own errors to syslog (never to the job's output); and the two cheapest
+primitives its hot path shares (:data:`signals`, :func:`sha256`). Imports only ``os``
+(``_signal`` and ``syslog`` when used): the unmanaged path of :mod:`legacy_wrappers.shim`.
+
+``_signal`` is the C module under ``signal`` (same functions, plain ints instead of the
+``IntEnum`` wrappers whose ``enum`` import costs the hot path more than the rest of its
+signal handling); :func:`sha256` takes the interpreter's built-in SHA-256 before OpenSSL's
+(same digests; loading libcrypto through ``hashlib`` costs milliseconds per cron job)."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import os
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the fast path ~5 ms
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
 STRIPPED = ("BRIDGE_JOB", "BRIDGE_SHELL")
 ERROR_EXIT = 1  # cron's exit status when it cannot exec the shell
@@ -42,10 +49,28 @@ def original_environment() -> dict[str, str]:
     return env
 
 
+def signals() -> Any:
+    """The ``signal`` functions and constants (``signal``, ``getsignal``, ``SIG_DFL`` ...)."""
+    import _signal
+
+    return _signal
+
+
+def sha256(data: bytes = b"") -> Any:
+    """A ``hashlib``-compatible SHA-256 object (``update``, ``hexdigest``)."""
+    try:
+        from _sha256 import sha256 as builtin  # CPython 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256 as builtin  # CPython 3.12+
+        except ImportError:
+            from hashlib import sha256 as builtin
+    return builtin(data)
+
+
 def _restore_python_signals() -> None:
     """Undo what CPython changed at start-up, so exec'd programs inherit cron's dispositions."""
-    import signal
-
+    signal = signals()
     for name in ("SIGPIPE", "SIGXFSZ"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_DFL)

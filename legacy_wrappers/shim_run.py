@@ -1,104 +1,26 @@
 """The shim's recorded path: decide, claim, run, record (guarantees: :mod:`legacy_wrappers.shim`).
 
-Imported only when ``BRIDGE_JOB`` names a job. Pure core first (:func:`plan_firing`,
-:func:`firing_key`), then the flow (:func:`run_recorded`); the command itself runs in
-:mod:`legacy_wrappers.shim_exec`, the registry is :mod:`bridge.store.bare`.
+Imported only when ``BRIDGE_JOB`` names a job. What the firing learns before running is
+:mod:`legacy_wrappers.shim_consult` (the plan itself: :mod:`legacy_wrappers.shim_plan`), the
+command runs in :mod:`legacy_wrappers.shim_exec`, the registry is :mod:`bridge.store.bare`.
+The rare paths (a contested claim, a spool to upload, the registry unreachable) import more.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from contextlib import suppress
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
-from bridge.store.bare import ClaimRef, Store, StoreError, first_line
-from legacy_wrappers.shim_exec import Child, outcome_status, run_command
+from bridge.store.bare import ClaimRef, StoreError, first_line
+from legacy_wrappers.shim_consult import LegacyFiring, consult_registry, drop_store
+from legacy_wrappers.shim_exec import Child, outcome_status, run_as_cron
 from legacy_wrappers.shim_os import syslog as _syslog
+from legacy_wrappers.shim_plan import FiringPlan, firing_key, minute_of
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the hot path
 if TYPE_CHECKING:
-    from bridge.core.config import Settings
-    from bridge.core.schedules import Evaluator
-    from bridge.services.authority_files import Authority
-
-TOLERANCE_SECONDS = 90
-
-
-# --- deciding (pure) ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FiringPlan:
-    """What to do with this firing: ``run`` (claimed when ``claim``), ``stand-down`` (Celery owns
-    the slot) or ``skip`` (the job is paused: `bridge pause`)."""
-
-    action: str
-    slot: datetime
-    claim: bool = False
-    note: str | None = None
-
-
-def minute_of(t: datetime) -> datetime:
-    return t.astimezone(UTC).replace(second=0, microsecond=0)
-
-
-def plan_firing(
-    now: datetime,
-    evaluator: Evaluator | None,
-    authority: Authority | None,
-    *,
-    reachable: bool,
-    tolerance: float = TOLERANCE_SECONDS,
-    unknown: str = "schedule unknown",
-    paused: str | None = None,
-) -> FiringPlan:
-    """Slot, owner and action for a firing at ``now`` (rules: :mod:`legacy_wrappers.shim`)."""
-    if evaluator is None:
-        return FiringPlan("run", minute_of(now), note=f"{unknown}: slot estimated from the clock")
-    slot = evaluator.prev_at_or_before(now)
-    if slot is None or (now - slot).total_seconds() > tolerance:
-        latest = "none" if slot is None else slot.isoformat()
-        note = f"no slot within tolerance ({tolerance:g} s; latest slot {latest})"
-        return FiringPlan("run", minute_of(now), note=note)
-    owner = authority.owner_at(slot) if authority is not None else "legacy"
-    if owner == "celery":
-        return FiringPlan("stand-down", slot)
-    if paused is not None:
-        return FiringPlan("skip", slot, note=f"paused: {paused or 'no reason given'}")
-    unsure = None if authority else "authority unknown (no cached authority file): ran as legacy"
-    return FiringPlan("run", slot, claim=reachable, note=unsure)
-
-
-def firing_key(job_id: str, slot: datetime, host: str, fired: datetime) -> str:
-    """Unique per firing (two hosts firing one slot get two records), fixed before the first
-    write attempt (a record that reached the registry and the spool is stored once)."""
-    import hashlib
-
-    seed = f"{job_id}\0{slot.isoformat()}\0{host}\0{os.getpid()}\0{fired.isoformat()}"
-    return "legacy:" + hashlib.sha256(seed.encode()).hexdigest()[:40]
-
-
-# --- the recorded path ----------------------------------------------------------------------------
-
-
-@dataclass
-class LegacyFiring:
-    """Everything this firing learned before running: settings, registry, job, decision."""
-
-    job_id: str
-    fired: datetime
-    host: str
-    settings: Settings | None = None
-    store: Store | None = None
-    decision: FiringPlan | None = None
-    notes: list[str] = field(default_factory=list)
-    in_registry: bool = False  # the record reached the registry (then the spool is flushed)
-
-    @property
-    def note(self) -> str | None:
-        return "; ".join(self.notes) or None
+    from collections.abc import Callable
+    from typing import Any
 
 
 def run_recorded(job_id: str, shell: str, command: str, env: dict[str, str],
@@ -113,7 +35,7 @@ def run_recorded(job_id: str, shell: str, command: str, env: dict[str, str],
         role, status, error = declined
         after_running(firing, lambda: run_row(firing, role, status, error=error), None)
         return 0
-    child = run_command(shell, command, env, tick=_renewer(firing, claim))
+    child = run_as_cron(shell, command, env, tick=_renewer(firing, claim))
     status = outcome_status(child)
     after_running(firing, lambda: run_row(firing, "authoritative", status, child=child), claim,
                   status)
@@ -153,96 +75,6 @@ def after_running(firing: LegacyFiring, make_row: Callable[[], dict[str, Any]],
         _syslog("err", f"{firing.job_id}: shim error while recording: {e!r}")
 
 
-def consult_registry(firing: LegacyFiring) -> None:
-    """Settings, registry (or the cached authority), slot and decision."""
-    from bridge.services import authority_files
-
-    firing.settings, usable = _settings(firing)
-    spec: dict[str, Any] | None = None
-    authority = None
-    unknown = "schedule unknown (registry unreachable, no cached authority file)"
-    if usable:
-        try:
-            firing.store = Store(firing.settings.database_url)
-            spec, events = firing.store.job(firing.job_id)
-        except StoreError as e:
-            _drop_store(firing, str(e))
-        else:
-            unknown = "job not in the registry"
-            schedule = spec.get("schedule") if spec else None
-            authority = authority_files.resolve(firing.job_id, events, schedule)
-            _refresh_cache(firing, authority)
-    if firing.store is None:
-        authority = _cached_authority(firing)
-        spec = {"schedule": authority.schedule} if authority and authority.schedule else None
-    evaluator = _evaluator(firing, spec)
-    paused = spec.get("paused") if spec and firing.store is not None else None
-    firing.decision = plan_firing(firing.fired, evaluator, authority,
-                                  reachable=firing.store is not None, unknown=unknown,
-                                  paused=paused)
-    if firing.decision.note:
-        firing.notes.append(firing.decision.note)
-
-
-def _settings(firing: LegacyFiring) -> tuple[Settings, bool]:
-    """The settings and whether the registry they name may be used."""
-    from bridge.core.config import Settings, load_settings
-    from bridge.core.errors import ConfigError
-
-    try:
-        return load_settings(), True
-    except ConfigError as e:
-        firing.notes.append(f"invalid settings ({e}): registry not used")
-        _syslog("err", f"{firing.job_id}: invalid settings: {e}")
-        return Settings(), False
-
-
-def _drop_store(firing: LegacyFiring, reason: str) -> None:
-    if firing.store is not None:
-        firing.store.close()
-    firing.store = None
-    firing.notes.append(f"registry unreachable ({reason}): record spooled")
-
-
-def _cached_authority(firing: LegacyFiring) -> Authority | None:
-    from bridge.services import authority_files
-
-    assert firing.settings is not None
-    try:  # only a file nobody else could have planted (owner, mode): else run as legacy would
-        return authority_files.read_trusted(firing.settings.authority_dir, firing.job_id)
-    except (authority_files.AuthorityFileError, OSError) as e:
-        firing.notes.append(f"cached authority unusable: {e}")
-        if "untrusted" in str(e):
-            _syslog("warning", f"{firing.job_id}: {e}: ignored, the job runs as legacy")
-        return None
-
-
-def _refresh_cache(firing: LegacyFiring, authority: Authority) -> None:
-    from bridge.services import authority_files
-
-    assert firing.settings is not None
-    try:
-        authority_files.write(firing.settings.authority_dir, authority)
-    except (OSError, ValueError) as e:  # ValueError: AuthorityFileError (a bad job id)
-        _syslog("warning", f"{firing.job_id}: cannot refresh the authority cache: {e}")
-
-
-def _evaluator(firing: LegacyFiring, spec: Mapping[str, Any] | None) -> Evaluator | None:
-    if not spec or not spec.get("schedule"):
-        return None
-    from bridge.core.schedules import compile_schedule
-    from bridge.core.spec import ScheduleSpec
-
-    raw = dict(spec["schedule"])
-    try:
-        for name in ("start", "end"):
-            raw[name] = datetime.fromisoformat(raw[name]) if raw.get(name) else None
-        return compile_schedule(ScheduleSpec(**raw))
-    except Exception as e:  # SpecError, ScheduleError, a newer spec's fields
-        firing.notes.append(f"schedule unusable: {e}")
-        return None
-
-
 def take_claim(firing: LegacyFiring) -> tuple[ClaimRef | None, str | None]:
     """(our claim or None, None) or (None, why the slot is someone else's)."""
     decision, store = firing.decision, firing.store
@@ -256,7 +88,7 @@ def take_claim(firing: LegacyFiring) -> tuple[ClaimRef | None, str | None]:
             return ref, None
         return contested_claim(store.url, firing.job_id, decision.slot, lineage, instance)
     except Exception as e:  # StoreError, or the registry died between the two paths
-        _drop_store(firing, first_line(e))
+        drop_store(firing, first_line(e))
         return None, None
 
 
@@ -278,7 +110,7 @@ def _renewer(firing: LegacyFiring, claim: ClaimRef | None) -> Callable[[], None]
 
 
 def run_row(firing: LegacyFiring, role: str, status: str, *, child: Child | None = None,
-         error: str | None = None) -> dict[str, Any]:
+            error: str | None = None) -> dict[str, Any]:
     """A ``runs`` row (the columns of :class:`bridge.core.runs.RunRecord`)."""
     assert firing.decision is not None
     slot = firing.decision.slot
@@ -298,7 +130,7 @@ def run_row(firing: LegacyFiring, role: str, status: str, *, child: Child | None
 
 
 def record_firing(firing: LegacyFiring, row: dict[str, Any], claim: ClaimRef | None,
-           state: str = "succeeded") -> None:
+                  state: str = "succeeded") -> None:
     """Write the row (and complete the claim) in the registry, else spool it, else syslog."""
     if firing.store is not None:
         try:
@@ -308,7 +140,7 @@ def record_firing(firing: LegacyFiring, row: dict[str, Any], claim: ClaimRef | N
             firing.in_registry = True
             return
         except Exception as e:
-            _drop_store(firing, first_line(e))
+            drop_store(firing, first_line(e))
             row = {**row, "error": "; ".join(n for n in (row["error"], firing.notes[-1]) if n)}
             if claim is not None:  # the upload completes it (legacy_wrappers.spool)
                 row.update(claim_holder=claim.holder, claim_attempts=claim.attempts,
@@ -317,10 +149,13 @@ def record_firing(firing: LegacyFiring, row: dict[str, Any], claim: ClaimRef | N
 
 
 def spool_record(firing: LegacyFiring, row: dict[str, Any]) -> None:
-    from bridge.core.config import Settings
     from legacy_wrappers import spool
 
-    settings = firing.settings or Settings()
+    settings = firing.settings
+    if settings is None:  # the shim failed before it read them: the defaults' spool
+        from bridge.core.config import Settings
+
+        settings = Settings()
     try:
         spool.append(settings.spool_dir, row)
     except Exception as e:
@@ -357,13 +192,17 @@ def _exit_like(code: int) -> int:
     """The command's status as our own: re-raise the signal that killed it."""
     if code >= 0:
         return code
-    import signal
+    from legacy_wrappers.shim_os import signals
 
-    sig = -code
-    with suppress(OSError, ValueError):  # SIGKILL/SIGSTOP cannot (and need not) be reset
+    signal, sig = signals(), -code
+    try:  # noqa: SIM105 (contextlib is not imported on the hot path)
         signal.signal(sig, signal.SIG_DFL)
-    with suppress(OSError):
+    except (OSError, ValueError):  # SIGKILL/SIGSTOP cannot (and need not) be reset
+        pass
+    try:  # noqa: SIM105
         os.kill(os.getpid(), sig)
+    except OSError:
+        pass
     return 128 + sig  # a signal whose default is to be ignored: the shell's convention
 
 

@@ -51,12 +51,12 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from bridge.core.runs import RunRecord
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the shim writes the spool during an outage
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 SPOOL_VERSION = 1
 SUFFIX = ".jsonl"
@@ -249,33 +249,3 @@ def spool_files(spool_dir: str) -> list[str]:
     return sorted(
         os.path.join(spool_dir, n) for n in names if n.endswith(SUFFIX) and not n.startswith(".")
     )
-
-
-@dataclass(frozen=True)
-class ParsedSpool:
-    """A spool file's bytes, read: valid records, rejected lines and a kept torn tail."""
-
-    # (line number, raw line, record, claim to complete or None)
-    records: list[tuple[int, bytes, RunRecord, dict[str, Any] | None]]
-    rejects: list[tuple[int, bytes, str]]  # (line number, raw line, reason)
-    tail: bytes
-
-
-def parse_spool(data: bytes, *, stale: bool) -> ParsedSpool:
-    """Split a file's bytes into valid observations, rejected lines and a kept torn tail."""
-    cut = data.rfind(b"\n") + 1
-    complete, tail = data[:cut], data[cut:]
-    records: list[tuple[int, bytes, RunRecord, dict[str, Any] | None]] = []
-    rejects: list[tuple[int, bytes, str]] = []
-    lines = complete.split(b"\n")[:-1] if complete else []
-    for number, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        try:
-            records.append((number, raw, RunRecord(**decode(raw)), claim_of(raw)))
-        except (SpoolError, ValueError, TypeError) as e:
-            rejects.append((number, raw, str(e)))
-    if tail and stale:
-        rejects.append((len(lines) + 1, tail, "torn line (its writer never finished it)"))
-        tail = b""
-    return ParsedSpool(records, rejects, tail)

@@ -21,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.core.runs import RunRecord
 from bridge.store.db import Registry
 from bridge.store.spooled import store_spooled
-from legacy_wrappers.spool import lock, parse_spool, same_file, spool_files
+from legacy_wrappers.spool import SpoolError, claim_of, decode, lock, same_file, spool_files
 
 __all__ = ["FlushReport", "flush", "flush_if_pending"]
 
@@ -71,6 +72,36 @@ class _Tally:
     kept_partial: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ParsedSpool:
+    """A spool file's bytes, read: valid records, rejected lines and a kept torn tail."""
+
+    # (line number, raw line, record, claim to complete or None)
+    records: list[tuple[int, bytes, RunRecord, dict[str, Any] | None]]
+    rejects: list[tuple[int, bytes, str]]  # (line number, raw line, reason)
+    tail: bytes
+
+
+def parse_spool(data: bytes, *, stale: bool) -> ParsedSpool:
+    """Split a file's bytes into valid observations, rejected lines and a kept torn tail."""
+    cut = data.rfind(b"\n") + 1
+    complete, tail = data[:cut], data[cut:]
+    records: list[tuple[int, bytes, RunRecord, dict[str, Any] | None]] = []
+    rejects: list[tuple[int, bytes, str]] = []
+    lines = complete.split(b"\n")[:-1] if complete else []
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            records.append((number, raw, RunRecord(**decode(raw)), claim_of(raw)))
+        except (SpoolError, ValueError, TypeError) as e:
+            rejects.append((number, raw, str(e)))
+    if tail and stale:
+        rejects.append((len(lines) + 1, tail, "torn line (its writer never finished it)"))
+        tail = b""
+    return ParsedSpool(records, rejects, tail)
 
 
 def flush(registry: Registry, spool_dir: str, *, archive_dir: str | None = None) -> FlushReport:

@@ -5,10 +5,12 @@ The authoritative path of ``bridge.run_job`` writes two durable records around e
 (:mod:`legacy_wrappers.authoritative`):
 
 * **started**: a ``runs`` row (role ``authoritative``, status ``running``, ``record_key`` =
-  :func:`started_key`), inserted before the process is forked, then given the command's pid
-  (its process group) before the gated command may ``exec`` (:mod:`legacy_wrappers.runner`);
-* **finished**: the same row updated with the outcome the moment the command has exited, before
-  anything else (retry publication, the claim's verdict).
+  :func:`started_key`) with the command's pid (its process group), inserted once the gated
+  process is forked and before it may ``exec`` (:mod:`legacy_wrappers.runner`; a callable's
+  before it is called, without a pid);
+* **finished**: the same row updated with the outcome once the command has exited: in the same
+  transaction as the claim's verdict, or, when the run is retried, before the retry is
+  published and the verdict written.
 
 When a claim is *taken over* (its lease expired: the holder stopped renewing it, i.e. died or
 was cut off), the newcomer reads the latest started row of the slot (of any earlier attempt: a

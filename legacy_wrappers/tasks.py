@@ -49,7 +49,7 @@ from bridge.core.authority import AuthorityEvent, Owner, owner_at
 from bridge.core.errors import InfraError
 from bridge.core.runs import Role, Status
 from bridge.core.spec import CallableHandler, JobSpec, ShadowMode
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
+from bridge.store.repos import AuditRepo
 from legacy_wrappers.admission import AUDITED_ACTIONS, slot_problem
 from legacy_wrappers.authoritative import RunFailed, RunLost, authoritative
 from legacy_wrappers.messages import JobRequest, Rejection, parse_request
@@ -91,9 +91,7 @@ def run_job(self: Task, *args: Any, **kwargs: Any) -> str:
 
 
 def dispatch(task: Task, ctx: WorkerContext, req: JobRequest, fired_at: datetime) -> str:
-    with ctx.registry.session() as s:
-        stored = JobRepo(s).get(req.job_id)
-        history = AuthorityRepo(s).history(req.job_id) if stored is not None else []
+    stored, history = ctx.jobs.read(req.job_id)
     if stored is None:
         return ctx.runlog.reject(
             Rejection(req.job_id, req.slot, f"unknown job id '{req.job_id}'"), fired_at

@@ -19,6 +19,7 @@ from bridge.core.config import Settings, load_settings
 from bridge.core.errors import BridgeError
 from bridge.core.spec import JobSpec
 from bridge.store.db import Registry
+from bridge.store.job_lookup import JobLookup
 from bridge.store.repos import JobRepo
 from bridge.store.run_rows import RunRows
 from legacy_wrappers.claims import Claims
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class WorkerContext:
-    """The registry, claims, run log and semaphores of this process."""
+    """The registry, job lookup, claims, run log and semaphores of this process."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -39,6 +40,7 @@ class WorkerContext:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.runlog = RunLog(RunRows(self.registry), self.host)
+        self.jobs = JobLookup(self.registry)
 
     def close(self) -> None:
         self.registry.dispose()

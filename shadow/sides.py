@@ -87,7 +87,7 @@ def fold_executions(records: Sequence[RunRecord]) -> tuple[RunRecord, ...]:
             and o.attempts == r.attempts for o in runs
         ):
             continue
-        if r.status in (Status.FAILED, Status.INTERRUPTED) and r.attempts < top:
+        if r.status in (Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED) and r.attempts < top:
             continue
         out.append(r)
     out.sort(key=lambda r: (r.attempts, r.finished_at or r.slot, r.row_id or 0))

@@ -36,6 +36,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from bridge.core.samples import SAMPLE_LIMIT, TRUNCATION_MARK, bound_sample
+
 __all__ = [
     "CLEANED",
     "COLUMNS",
@@ -51,8 +53,6 @@ __all__ = [
     "digest_output",
 ]
 
-SAMPLE_LIMIT = 4096  # bytes of UTF-8 kept in output_sample (head and tail)
-TRUNCATION_MARK = "\n[... output truncated ...]\n"
 CLEANED = "<*>"  # what a clean regex leaves in place of its match
 
 class Path(StrEnum):
@@ -86,8 +86,8 @@ class Status(StrEnum):
     LOST = "lost"  # the holder died mid-run: outcome unknown, never re-run automatically
 
 
-EXECUTION_STATUSES = frozenset(
-    {Status.SUCCEEDED, Status.FAILED, Status.INTERRUPTED, Status.RUNNING}
+EXECUTION_STATUSES = frozenset(  # the handler ran (or is running); ERROR never started it
+    {Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED, Status.RUNNING}
 )
 
 def _aware(value: datetime | None, name: str) -> None:
@@ -149,17 +149,6 @@ class RunRecord:
 
 
 COLUMNS = tuple(f.name for f in fields(RunRecord) if f.name != "row_id")
-
-
-def bound_sample(text: str, limit: int = SAMPLE_LIMIT) -> str:
-    """``text`` if it fits in ``limit`` UTF-8 bytes, else its head and tail around a mark."""
-    data = text.encode("utf-8", "replace")
-    if len(data) <= limit:
-        return text
-    keep = (limit - len(TRUNCATION_MARK.encode())) // 2
-    head = data[:keep].decode("utf-8", "ignore")
-    tail = data[-keep:].decode("utf-8", "ignore")
-    return head + TRUNCATION_MARK + tail
 
 
 @lru_cache(maxsize=512)

@@ -18,11 +18,12 @@ Every driver error other than a unique violation becomes :class:`StoreError`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the shim's hot path imports this module
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from typing import Any
 
 LEASE_SECONDS = 30  # bridge.core.claims.LeaseTerms defaults
 RENEW_SECONDS = 10
@@ -34,11 +35,40 @@ class StoreError(Exception):
     """The registry cannot be used right now (unreachable, locked, not migrated)."""
 
 
-@dataclass(frozen=True)
 class ClaimRef:
-    id: int
-    holder: str
-    attempts: int
+    """The claim the shim holds: its row id, holder and attempt (the fence of every update)."""
+
+    __slots__ = ("attempts", "holder", "id")
+
+    def __init__(self, id: int, holder: str, attempts: int) -> None:
+        self.id, self.holder, self.attempts = id, holder, attempts
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ClaimRef) and (self.id, self.holder, self.attempts) == (
+            other.id, other.holder, other.attempts)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.holder, self.attempts))
+
+    def __repr__(self) -> str:
+        return f"ClaimRef(id={self.id}, holder={self.holder!r}, attempts={self.attempts})"
+
+
+class JobHead:
+    """A job row as the shim reads it: the spec's hash and (unparsed) text, and the pause."""
+
+    __slots__ = ("paused", "spec_hash", "spec_text")
+
+    def __init__(self, spec_text: Any, spec_hash: str, paused: str | None) -> None:
+        self.spec_text, self.spec_hash, self.paused = spec_text, spec_hash, paused
+
+    def spec(self) -> dict[str, Any]:
+        """The spec as JSON values (parsed on demand: ``json`` is not on the hot path)."""
+        if isinstance(self.spec_text, dict):
+            return self.spec_text
+        import json
+
+        return dict(json.loads(self.spec_text))
 
 
 class Store:
@@ -61,10 +91,21 @@ class Store:
         naive = t.astimezone(UTC).replace(tzinfo=None)
         return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else naive
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
+    def _run(self, work: Callable[[Any], Any], *, tx: bool = False) -> Any:
+        """``work(cursor)``, in a transaction when ``tx``; driver errors other than a unique
+        violation become :class:`StoreError`."""
         try:
-            yield
+            cur = self.conn.cursor()
+            if not tx:
+                return work(cur)
+            cur.execute("BEGIN IMMEDIATE" if self.sqlite else "BEGIN")
+            try:
+                result = work(cur)
+                cur.execute("COMMIT")
+                return result
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
         except StoreError:
             raise
         except Exception as e:
@@ -72,35 +113,22 @@ class Store:
                 raise
             raise StoreError(f"database error: {first_line(e)}") from e
 
-    @contextmanager
-    def tx(self) -> Iterator[Any]:
-        with self._guard():
-            cur = self.conn.cursor()
-            cur.execute("BEGIN IMMEDIATE" if self.sqlite else "BEGIN")
-            try:
-                yield cur
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+    def job(self, job_id: str) -> tuple[JobHead | None, list[tuple[datetime | None, str]]]:
+        """The job's row (None: not in the registry) and its authority history, in order."""
 
-    def job(self, job_id: str) -> tuple[dict[str, Any] | None, list[tuple[datetime | None, str]]]:
-        """The job's spec (None: not in the registry) and its authority history, in order.
-        A paused job's spec carries ``"paused": <reason>`` (the reason may be empty)."""
-        import json
-
-        with self._guard():
-            cur = self.conn.cursor()
-            cur.execute(self._sql("SELECT spec, paused, paused_reason FROM jobs "
+        def read(cur: Any) -> tuple[Any, list[tuple[datetime | None, str]]]:
+            cur.execute(self._sql("SELECT spec, spec_hash, paused, paused_reason FROM jobs "
                                   "WHERE id = ? AND deleted_at IS NULL"), (job_id,))
             row = cur.fetchone()
             cur.execute(self._sql("SELECT effective_slot, owner FROM authority_events "
                                   "WHERE job_id = ? ORDER BY id"), (job_id,))
-            events = [(_read_time(t), str(owner)) for t, owner in cur.fetchall()]
-        spec = None if row is None else row[0] if isinstance(row[0], dict) else json.loads(row[0])
-        if spec is not None and row[1] and str(row[1]).lower() not in ("0", "false", "f"):
-            spec = {**spec, "paused": row[2] or ""}
-        return spec, events
+            return row, [(_read_time(t), str(owner)) for t, owner in cur.fetchall()]
+
+        row, events = self._run(read)
+        if row is None:
+            return None, events
+        paused = row[2] and str(row[2]).lower() not in ("0", "false", "f")
+        return JobHead(row[0], str(row[1]), (row[3] or "") if paused else None), events
 
     def claim(self, job_id: str, slot: datetime, holder: str, now: datetime) -> ClaimRef | None:
         """Insert the claim row; None when ``(job, slot)`` is already claimed."""
@@ -109,12 +137,14 @@ class Store:
             "created_at, updated_at) VALUES (?, ?, ?, 'legacy', 'running', 1, ?, ?, ?) "
             "RETURNING id")
         expires = now + timedelta(seconds=LEASE_SECONDS)
+
+        def insert(cur: Any) -> ClaimRef:
+            cur.execute(sql, (job_id, self._t(slot), holder, self._t(expires), self._t(now),
+                              self._t(now)))
+            return ClaimRef(int(cur.fetchone()[0]), holder, 1)
+
         try:
-            with self._guard():
-                cur = self.conn.cursor()
-                cur.execute(sql, (job_id, self._t(slot), holder, self._t(expires), self._t(now),
-                                  self._t(now)))
-                return ClaimRef(int(cur.fetchone()[0]), holder, 1)
+            return self._run(insert)
         except StoreError:
             raise
         except Exception:  # the unique constraint: someone holds (or held) this slot
@@ -127,10 +157,13 @@ class Store:
     def renew(self, ref: ClaimRef, now: datetime) -> bool:
         where, args = self._fence(ref)
         expires = now + timedelta(seconds=LEASE_SECONDS)
-        with self.tx() as cur:
-            sql = f"UPDATE claims SET expires_at = ?, updated_at = ? WHERE {where}"
-            cur.execute(self._sql(sql), (self._t(expires), self._t(now), *args))
+        sql = self._sql(f"UPDATE claims SET expires_at = ?, updated_at = ? WHERE {where}")
+
+        def update(cur: Any) -> bool:
+            cur.execute(sql, (self._t(expires), self._t(now), *args))
             return bool(cur.rowcount == 1)
+
+        return bool(self._run(update, tx=True))
 
     def finish(self, ref: ClaimRef | None, state: str, row: Mapping[str, Any]) -> bool:
         """Complete the claim (if any) and insert the run row in one transaction; False when the
@@ -141,7 +174,8 @@ class Store:
         insert = self._sql(
             f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
             "ON CONFLICT (record_key) DO NOTHING")
-        with self.tx() as cur:
+
+        def write(cur: Any) -> bool:
             won = True
             if ref is not None:
                 where, args = self._fence(ref)
@@ -150,11 +184,15 @@ class Store:
                     (state, self._t(now), self._t(now), *args))
                 won = cur.rowcount == 1
             cur.execute(insert, values)
-        return won
+            return won
+
+        return bool(self._run(write, tx=True))
 
     def close(self) -> None:
-        with suppress(Exception):
+        try:  # noqa: SIM105 (contextlib is not imported on the shim's hot path)
             self.conn.close()
+        except Exception:
+            pass
 
 
 def first_line(e: BaseException) -> str:
@@ -176,17 +214,22 @@ def _read_time(value: Any) -> datetime | None:
 
 def _connect_sqlite(url: str) -> Any:
     import sqlite3
-    from urllib.parse import quote
 
     path = url.split(":///", 1)[1] if ":///" in url else ""
     if not path or path == ":memory:":
         raise StoreError("an in-memory SQLite registry cannot be shared with the shim")
     # mode=rw: a missing registry is unreachable, never silently created empty here
-    conn = sqlite3.connect(f"file:{quote(os.path.expanduser(path))}?mode=rw", uri=True,
+    conn = sqlite3.connect(f"file:{_uri_path(os.path.expanduser(path))}?mode=rw", uri=True,
                            timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
     for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
         conn.execute(f"PRAGMA {pragma}")
     return conn
+
+
+def _uri_path(path: str) -> str:
+    """``path`` inside a SQLite URI: the characters the URI syntax gives a meaning escaped
+    (``urllib.parse.quote`` would do; its import costs the hot path ``re`` and ``ipaddress``)."""
+    return path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
 
 
 def _connect_pg(url: str) -> Any:
@@ -202,18 +245,20 @@ def _connect_pg(url: str) -> Any:
     return psycopg.connect(conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
 
 
-def _libpq_candidates() -> list[str]:
-    """The system's libpq, then the copy bundled with psycopg-binary (found, not imported)."""
+def _libpq_candidates() -> Iterator[str]:
+    """The system's libpq, then the copy bundled with psycopg-binary (found, not imported;
+    looked for only when the system has none)."""
+    yield "libpq.so.5"
     import importlib.util
 
-    out = ["libpq.so.5"]
     spec = importlib.util.find_spec("psycopg_binary")
     if spec is not None and spec.origin:
         libs = os.path.join(os.path.dirname(os.path.dirname(spec.origin)), "psycopg_binary.libs")
-        with suppress(OSError):
-            out += [os.path.join(libs, n) for n in sorted(os.listdir(libs))
-                    if n.startswith("libpq")]
-    return out
+        try:
+            names = sorted(os.listdir(libs))
+        except OSError:
+            return
+        yield from (os.path.join(libs, n) for n in names if n.startswith("libpq"))
 
 
 def _load_libpq() -> Any:

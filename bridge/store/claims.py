@@ -25,8 +25,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, CursorResult, Table, and_, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Connection, CursorResult, Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bridge.core.claims import ClaimAction, ClaimInfo, ClaimState
@@ -37,6 +37,28 @@ from bridge.store.run_rows import insert_record, replace_record
 
 CLAIMS = cast(Table, ClaimRow.__table__)
 T = TypeVar("T")
+C = CLAIMS.c
+RUNNING = ClaimState.RUNNING.value
+# Built once and executed with bound parameters (no per-call statement construction).
+GET = select(CLAIMS).where(C.job_id == bindparam("job_id_"), C.slot == bindparam("slot_"))
+INSERT = insert(CLAIMS)
+SEEN = and_(C.id == bindparam("id_"), C.attempts == bindparam("seen_attempts_"))
+TAKE_EXPIRED = update(CLAIMS).where(SEEN, or_(
+    and_(C.state == RUNNING, C.expires_at < bindparam("now_")),
+    C.state == ClaimState.ABANDONED.value,
+))
+TAKE_AS_SEEN = update(CLAIMS).where(SEEN, C.state == bindparam("seen_state_"),
+                                    C.holder == bindparam("seen_holder_"))
+FENCED = update(CLAIMS).where(SEEN, C.holder == bindparam("seen_holder_"), C.state == RUNNING)
+LIVE_BEFORE = (
+    select(CLAIMS)
+    .where(C.job_id == bindparam("job_id_"), C.slot < bindparam("slot_"), C.state == RUNNING,
+           C.expires_at >= bindparam("now_"))
+    .order_by(C.slot.desc())
+    .limit(1)
+)
+ABANDON_EXPIRED = (update(CLAIMS).where(C.state == RUNNING, C.expires_at < bindparam("now_"))
+                   .values(state=ClaimState.ABANDONED.value))
 
 
 def info_of(row: Any) -> ClaimInfo:
@@ -52,10 +74,9 @@ def info_of(row: Any) -> ClaimInfo:
     )
 
 
-def _fence(info: ClaimInfo) -> Any:
-    c = CLAIMS.c
-    return and_(c.id == info.id, c.holder == info.holder, c.attempts == info.attempts,
-                c.state == ClaimState.RUNNING.value)
+def fence(info: ClaimInfo) -> dict[str, Any]:
+    """The parameters of :data:`FENCED`: still running under this holder and attempt."""
+    return {"id_": info.id, "seen_attempts_": info.attempts, "seen_holder_": info.holder}
 
 
 class ClaimStore:
@@ -68,24 +89,23 @@ class ClaimStore:
         try:
             with self.registry.engine.begin() as conn:
                 return work(conn)
-        except OperationalError as e:
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as e:
             raise unreachable(self.registry.url, e) from e
 
     def get(self, job_id: str, slot: datetime) -> ClaimInfo | None:
-        query = select(CLAIMS).where(CLAIMS.c.job_id == job_id, CLAIMS.c.slot == slot)
-        row = self._tx(lambda c: c.execute(query).first())
+        row = self._tx(lambda c: c.execute(GET, {"job_id_": job_id, "slot_": slot}).first())
         return None if row is None else info_of(row)
 
     def insert(self, job_id: str, slot: datetime, holder: str, path: str, now: datetime,
                expires: datetime) -> ClaimInfo | None:
         """A fresh ``running`` claim; ``None`` if the slot is claimed already."""
-        stmt = insert(CLAIMS).values(
-            job_id=job_id, slot=slot, holder=holder, path=path,
-            state=ClaimState.RUNNING.value, attempts=1, expires_at=expires,
-            created_at=now, updated_at=now,
-        )
+        values = {"job_id": job_id, "slot": slot, "holder": holder, "path": path,
+                  "state": RUNNING, "attempts": 1, "expires_at": expires, "created_at": now,
+                  "updated_at": now}
         try:
-            result = self._tx(lambda c: c.execute(stmt))
+            result = self._tx(lambda c: c.execute(INSERT, values))
         except IntegrityError:
             return None
         key = result.inserted_primary_key
@@ -95,71 +115,52 @@ class ClaimStore:
     def take(self, existing: ClaimInfo, holder: str, path: str, action: ClaimAction,
              now: datetime, expires: datetime) -> ClaimInfo | None:
         """Compare-and-swap ``existing`` to ``running`` for ``holder``; None if someone beat us."""
-        c = CLAIMS.c
-        if action is ClaimAction.TAKEOVER:
-            allowed = or_(
-                and_(c.state == ClaimState.RUNNING.value, c.expires_at < now),
-                c.state == ClaimState.ABANDONED.value,
-            )
-        else:
-            allowed = and_(c.state == existing.state.value, c.holder == existing.holder)
         attempts = existing.attempts if action is ClaimAction.RESUME else existing.attempts + 1
-        stmt = (
-            update(CLAIMS)
-            .where(c.id == existing.id, c.attempts == existing.attempts, allowed)
-            .values(holder=holder, path=path, state=ClaimState.RUNNING.value,
-                    attempts=attempts, expires_at=expires, updated_at=now)
-        )
-        if self._tx(lambda conn: conn.execute(stmt).rowcount) != 1:
+        params: dict[str, Any] = {
+            "id_": existing.id, "seen_attempts_": existing.attempts, "holder": holder,
+            "path": path, "state": RUNNING, "attempts": attempts, "expires_at": expires,
+            "updated_at": now,
+        }
+        if action is ClaimAction.TAKEOVER:
+            stmt, params["now_"] = TAKE_EXPIRED, now
+        else:
+            stmt = TAKE_AS_SEEN
+            params.update(seen_state_=existing.state.value, seen_holder_=existing.holder)
+        if self._tx(lambda conn: conn.execute(stmt, params).rowcount) != 1:
             return None
         return replace(existing, holder=holder, path=path, state=ClaimState.RUNNING,
                        attempts=attempts, expires_at=expires)
 
     def live_before(self, job_id: str, slot: datetime, now: datetime) -> ClaimInfo | None:
         """The latest earlier slot of ``job_id`` whose run still holds a live lease, if any."""
-        c = CLAIMS.c
-        query = (
-            select(CLAIMS)
-            .where(c.job_id == job_id, c.slot < slot, c.state == ClaimState.RUNNING.value,
-                   c.expires_at >= now)
-            .order_by(c.slot.desc())
-            .limit(1)
-        )
-        row = self._tx(lambda conn: conn.execute(query).first())
+        params = {"job_id_": job_id, "slot_": slot, "now_": now}
+        row = self._tx(lambda conn: conn.execute(LIVE_BEFORE, params).first())
         return None if row is None else info_of(row)
 
     def abandon_expired(self, now: datetime) -> int:
         """Mark every running claim whose lease expired as ``abandoned``; returns how many."""
-        c = CLAIMS.c
-        stmt = (
-            update(CLAIMS)
-            .where(c.state == ClaimState.RUNNING.value, c.expires_at < now)
-            .values(state=ClaimState.ABANDONED.value, updated_at=now)
-        )
-        return int(self._tx(lambda conn: conn.execute(stmt).rowcount))
+        params = {"now_": now, "updated_at": now}
+        return int(self._tx(lambda conn: conn.execute(ABANDON_EXPIRED, params).rowcount))
 
     def renew(self, info: ClaimInfo, now: datetime, expires: datetime) -> bool:
-        stmt = update(CLAIMS).where(_fence(info)).values(expires_at=expires, updated_at=now)
-        return bool(self._tx(lambda c: c.execute(stmt).rowcount) == 1)
+        params = {**fence(info), "expires_at": expires, "updated_at": now}
+        return bool(self._tx(lambda c: c.execute(FENCED, params).rowcount) == 1)
 
     def park(self, info: ClaimInfo, now: datetime) -> bool:
         """Set the held claim ``deferred`` (attempts kept); ``False`` if it was not held."""
-        stmt = update(CLAIMS).where(_fence(info)).values(
-            state=ClaimState.DEFERRED.value, expires_at=now, updated_at=now
-        )
-        return bool(self._tx(lambda c: c.execute(stmt).rowcount) == 1)
+        params = {**fence(info), "state": ClaimState.DEFERRED.value, "expires_at": now,
+                  "updated_at": now}
+        return bool(self._tx(lambda c: c.execute(FENCED, params).rowcount) == 1)
 
     def close(self, info: ClaimInfo, state: ClaimState, now: datetime, *,
               record: RunRecord | None = None, record_key: str | None = None) -> bool:
         """Give the held claim its verdict; ``False`` if it was not held. ``record`` (if any)
         is written in the same transaction whether or not the claim was held: inserted, or
         overwriting the row keyed ``record_key``."""
-        stmt = update(CLAIMS).where(_fence(info)).values(
-            state=state.value, expires_at=now, updated_at=now
-        )
+        params = {**fence(info), "state": state.value, "expires_at": now, "updated_at": now}
 
         def work(conn: Connection) -> int:
-            count = int(conn.execute(stmt).rowcount)
+            count = int(conn.execute(FENCED, params).rowcount)
             if record is not None and record_key is None:
                 insert_record(conn, record)
             elif record is not None and record_key is not None:

@@ -2,8 +2,8 @@
 
 ``bridge.run_job`` writes :class:`~bridge.core.runs.RunRecord` values (the one run vocabulary);
 this module turns them into SQL. A started authoritative run's row also carries ``pid`` (the
-command's process group), which is not part of the record: it is set on its own
-(:meth:`RunRows.set_pid`) and read back with the row (:class:`StartedRun`).
+command's process group), which is not part of the record: it is written with the row and read
+back with it (:class:`StartedRun`).
 
 Every operation is one short transaction. A database error becomes an
 :class:`~bridge.core.errors.InfraError` naming the masked URL; an insert whose ``record_key``
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bridge.core.runs import COLUMNS, RunRecord, Status
@@ -26,6 +26,20 @@ from bridge.store.models import RunRow
 
 RUNS = cast(Table, RunRow.__table__)
 T = TypeVar("T")
+# Built once: a statement object reused with bound parameters skips SQLAlchemy's per-call
+# construction and cache-key work (most of a run's CPU in the registry otherwise).
+INSERT = insert(RUNS)
+BY_KEY = RUNS.c.record_key == bindparam("key_")
+UPDATE_BY_KEY = update(RUNS).where(BY_KEY)
+UPDATE_RUNNING_BY_KEY = update(RUNS).where(BY_KEY, RUNS.c.status == Status.RUNNING.value)
+LATEST_STARTED = (
+    select(RUNS)
+    .where(RUNS.c.job_id == bindparam("job_id_"), RUNS.c.slot == bindparam("slot_"),
+           RUNS.c.record_key.startswith(bindparam("prefix_")),
+           RUNS.c.attempts < bindparam("below_"))
+    .order_by(RUNS.c.attempts.desc())
+    .limit(1)
+)
 
 
 @dataclass(frozen=True)
@@ -36,20 +50,20 @@ class StartedRun:
     pid: int | None
 
 
-def insert_record(conn: Connection, record: RunRecord) -> None:
-    conn.execute(insert(RUNS).values(**record.to_row()))
+def insert_record(conn: Connection, record: RunRecord, *, pid: int | None = None) -> None:
+    conn.execute(INSERT, {**record.to_row(), "pid": pid})
 
 
 def replace_record(conn: Connection, key: str, record: RunRecord, *,
-                   only_running: bool = False, clear_pid: bool = False) -> int:
-    """Overwrite the row keyed ``key`` with ``record`` (its ``record_key`` kept); the count."""
+                   only_running: bool = False, new_pid: bool = False,
+                   pid: int | None = None) -> int:
+    """Overwrite the row keyed ``key`` with ``record`` (its ``record_key`` kept, and its ``pid``
+    unless ``new_pid``: then ``pid``); the count."""
     values: dict[str, Any] = {k: v for k, v in record.to_row().items() if k != "record_key"}
-    if clear_pid:
-        values["pid"] = None
-    stmt = update(RUNS).where(RUNS.c.record_key == key)
-    if only_running:
-        stmt = stmt.where(RUNS.c.status == Status.RUNNING.value)
-    return int(conn.execute(stmt.values(**values)).rowcount)
+    if new_pid:
+        values["pid"] = pid
+    stmt = UPDATE_RUNNING_BY_KEY if only_running else UPDATE_BY_KEY
+    return int(conn.execute(stmt, {**values, "key_": key}).rowcount)
 
 
 def record_of(row: Any) -> RunRecord:
@@ -74,35 +88,30 @@ class RunRows:
     def add(self, record: RunRecord) -> None:
         self._tx(lambda conn: insert_record(conn, record))
 
-    def add_once(self, record: RunRecord) -> bool:
-        """Insert ``record`` unless a row with its ``record_key`` exists (then ``False``)."""
+    def add_once(self, record: RunRecord, *, pid: int | None = None) -> bool:
+        """Insert ``record`` (with ``pid``) unless a row with its ``record_key`` exists (then
+        ``False``)."""
         try:
-            self._tx(lambda conn: insert_record(conn, record))
+            self._tx(lambda conn: insert_record(conn, record, pid=pid))
         except IntegrityError:
             return False
         return True
 
     def replace(self, key: str, record: RunRecord, *, only_running: bool = False,
-                clear_pid: bool = False) -> bool:
-        """Overwrite the row keyed ``key`` (``only_running``: only while it is ``running``)."""
+                new_pid: bool = False, pid: int | None = None) -> bool:
+        """Overwrite the row keyed ``key`` (``only_running``: only while it is ``running``;
+        ``new_pid``: its pid becomes ``pid``)."""
         count = self._tx(lambda conn: replace_record(conn, key, record,
                                                      only_running=only_running,
-                                                     clear_pid=clear_pid))
+                                                     new_pid=new_pid, pid=pid))
         return count > 0
-
-    def set_pid(self, key: str, pid: int) -> None:
-        self._tx(lambda conn: conn.execute(
-            update(RUNS).where(RUNS.c.record_key == key).values(pid=pid)))
 
     def latest_started(self, job_id: str, slot: datetime, key_prefix: str,
                        below: int) -> tuple[str, StartedRun] | None:
         """The latest started row of the slot (``record_key`` starting ``key_prefix``) among
         attempts below ``below``, with its key."""
-        c = RUNS.c
-        query = (select(RUNS).where(c.job_id == job_id, c.slot == slot,
-                                    c.record_key.startswith(key_prefix), c.attempts < below)
-                 .order_by(c.attempts.desc()).limit(1))
-        row = self._tx(lambda conn: conn.execute(query).first())
+        params = {"job_id_": job_id, "slot_": slot, "prefix_": key_prefix, "below_": below}
+        row = self._tx(lambda conn: conn.execute(LATEST_STARTED, params).first())
         if row is None:
             return None
         return str(row.record_key), StartedRun(record_of(row), row.pid)

@@ -18,7 +18,7 @@ from bridge.core.config import load_settings
 from bridge.store.bare import Store
 from bridge.store.db import Registry
 from bridge.store.models import ClaimRow, RunRow
-from legacy_wrappers import shim_run, spool
+from legacy_wrappers import shim_consult, shim_plan, shim_run, spool, spool_flush
 from tests.wrappers.test_shim import JOB, add_job, away_from_minute_edge, cron_env, shim
 
 
@@ -45,11 +45,11 @@ def claimed_then_cut_off(db_url: str, spool_dir: Path, state: str = "failed") ->
     reg = Registry(db_url)
     add_job(reg, "* * * * *")
     reg.dispose()
-    firing = shim_run.LegacyFiring(JOB, datetime.now(UTC), "host-1")
+    firing = shim_consult.LegacyFiring(JOB, datetime.now(UTC), "host-1")
     firing.settings = load_settings({"BRIDGE_DATABASE_URL": db_url,
                                      "BRIDGE_SPOOL_DIR": str(spool_dir)})
     firing.store = Store(db_url)
-    firing.decision = shim_run.FiringPlan("run", datetime(2026, 3, 8, 7, tzinfo=UTC), claim=True)
+    firing.decision = shim_plan.FiringPlan("run", datetime(2026, 3, 8, 7, tzinfo=UTC), claim=True)
     ref, lost_to = shim_run.take_claim(firing)
     assert ref is not None and lost_to is None
     firing.store.conn.close()  # the registry goes away while the command runs
@@ -92,7 +92,7 @@ def test_a_bad_claim_field_rejects_the_line_instead_of_guessing() -> None:
     line = spool.encode({"record_key": "legacy:k", "job_id": JOB, "slot": "2026-03-08T07:00:00Z",
                          "path": "legacy", "role": "authoritative", "status": "succeeded",
                          "claim_holder": "h", "claim_attempts": 0, "claim_state": "running"})
-    parsed = spool.parse_spool(line, stale=False)
+    parsed = spool_flush.parse_spool(line, stale=False)
     assert parsed.records == [] and "claim_attempts" in parsed.rejects[0][2]
 
 

@@ -30,7 +30,7 @@ from bridge.store.runs import RunRepo
 from legacy_wrappers import spool, spool_flush
 from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder
 from legacy_wrappers.shim_os import child_environment
-from legacy_wrappers.shim_run import plan_firing
+from legacy_wrappers.shim_plan import plan_firing
 from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.integration  # the shim runs as a real subprocess
@@ -549,8 +549,10 @@ def test_lean_store_claims_renews_and_completes_like_claims(
     store = Store(db_url)
     if not db_url.startswith("sqlite"):
         assert isinstance(store.conn, bare.LibPq) is (driver == "libpq")
-    spec, events = store.job(JOB)
-    assert spec is not None and spec["schedule"]["expression"] == "* * * * *"
+    head, events = store.job(JOB)
+    assert head is not None and head.spec()["schedule"]["expression"] == "* * * * *"
+    with reg.session() as s:
+        assert head.spec_hash == JobRepo(s).require(JOB).spec_hash and head.paused is None
     assert events == [(None, "legacy"), (slot, "celery")]
     assert store.job("no-such-job") == (None, [])
     ref = store.claim(JOB, slot, "legacy:h:1@cron", now)
