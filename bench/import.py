@@ -6,9 +6,11 @@ loopback port, no persistence) and a temporary SQLite registry are used.
 
     python bench/import.py            # 1k and 10k lines
     python bench/import.py --big      # also 100k lines (past the default --max-lines: raised)
-Writes bench/results/import.json and prints a table. Checks its own workload: every job line
-of the generated file must be created in the registry and in RedBeat, and python-crontab must
-see the same number of jobs; otherwise it exits non-zero.
+Writes bench/results/import.json and prints a table. Checks its own workload, counted where
+it lands, not as the import reports it: every job line of the generated file must be a live job
+in the registry and an entry in RedBeat (its hash, its place in the schedule and in the bridge's
+index), nothing may be left pending or in error, and python-crontab must see the same number of
+jobs; otherwise it exits non-zero.
 """
 
 from __future__ import annotations
@@ -64,9 +66,13 @@ def free_port() -> int:
 
 
 def bridge_case(path: str, redis_url: str, db_url: str) -> dict[str, float]:
+    from bridge.adapters import redis_conn
+    from bridge.adapters.redbeat_entries import index_key, schedule_key
     from bridge.core.config import load_settings
     from bridge.services.importer import run_import
+    from bridge.services.sync import pending
     from bridge.store.db import Registry
+    from bridge.store.repos import JobRepo
     from crontab_import.crontab import parse_file
 
     settings = load_settings({"BRIDGE_REDIS_URL": redis_url, "BRIDGE_DATABASE_URL": db_url})
@@ -76,14 +82,25 @@ def bridge_case(path: str, redis_url: str, db_url: str) -> dict[str, float]:
     t1 = time.perf_counter()
     outcome = run_import(registry, settings, [result], actor="bench")
     t2 = time.perf_counter()
-    if outcome.applied is None or outcome.sync is None:
+    if outcome.applied is None or outcome.sync is None or outcome.plan.errors:
         raise SystemExit(f"bench: nothing imported: {outcome.plan.errors[:3]} {outcome.sync_error}")
+    # what landed, counted in the registry and in Redis (outside the timed part)
+    with registry.session() as s:
+        stored = JobRepo(s).count()
+    client = redis_conn.client(settings)
+    prefix = settings.redbeat_key_prefix
+    keys = sum(1 for _ in client.scan_iter(match=f"{prefix}etc-cron.d-*", count=10_000))
     return {
         "parse_s": t1 - t0,
         "plan_apply_sync_s": t2 - t1,
         "total_s": t2 - t0,
         "jobs": float(outcome.applied.created),
+        "registry_jobs": float(stored),
         "redbeat_created": float(len(outcome.sync.created)),
+        "redbeat_entries": float(keys),
+        "redbeat_scheduled": float(client.zcard(schedule_key(prefix))),
+        "redbeat_indexed": float(client.scard(index_key(prefix))),
+        "sync_pending": float(pending(registry) is not None),
     }
 
 
@@ -152,11 +169,14 @@ def main() -> None:
             redis_url = f"redis://127.0.0.1:{port}/{sizes.index(n)}"
             bridge = run_child("bridge", path, redis_url, db_url)
             stock = run_child("stock", path, redis_url, db_url)
-            seen = (bridge["jobs"], bridge["redbeat_created"], stock["jobs"])
-            if seen != (expected, expected, expected):
+            counted = ("jobs", "registry_jobs", "redbeat_created", "redbeat_entries",
+                       "redbeat_scheduled", "redbeat_indexed")  # fmt: skip
+            seen = {k: bridge[k] for k in counted} | {"python_crontab": stock["jobs"]}
+            if set(seen.values()) != {expected} or bridge["sync_pending"]:
                 raise SystemExit(
-                    f"bench: degenerate workload at {n} lines: expected {expected} jobs, "
-                    f"got registry/redbeat/python-crontab {seen}"
+                    f"bench: degenerate workload at {n} lines: expected {expected} jobs "
+                    f"everywhere and nothing pending, got {seen}, "
+                    f"sync_pending={bool(bridge['sync_pending'])}"
                 )
             rows.append(
                 {

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bridge.core.errors import InputError
 from bridge.core.spec import Dialect, SourceKind
+from crontab_import.bulk import paused_collector
 from crontab_import.cron.directives import comment_line
 from crontab_import.cron.env import EnvSetting, env_line, parse_env_line
 from crontab_import.cron.items import add_error_item, claim_id
@@ -116,10 +117,11 @@ def parse_crontab(
     """Parse one crontab file's content (see the module docstring for every rule)."""
     opts = file_options(file, timezone, kind, user, dialect)
     state = ParseState(opts)
-    lines = list(split_lines(data))
-    for line in lines:
-        _parse_line(state, line)
-    finish_file(state, lines)
+    with paused_collector():  # see crontab_import.bulk
+        lines = list(split_lines(data))
+        for line in lines:
+            _parse_line(state, line)
+        finish_file(state, lines)
     items = tuple(sorted(state.items, key=lambda i: i.source.line or 0))
     return ParseResult(file=file, items=items, errors=tuple(state.errors), notes=tuple(state.notes))
 

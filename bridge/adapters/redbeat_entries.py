@@ -21,11 +21,12 @@ The schedule is stored with ``"__type__": "bridge"`` and a version: stock RedBea
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from itertools import islice
+from typing import Any, Protocol
 
 import redis
 
@@ -90,16 +91,22 @@ def decode_schedule(data: dict[str, Any]) -> ScheduleSpec:
     )
 
 
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@lru_cache(maxsize=4096)
+def _schedule_text(s: ScheduleSpec) -> str:
+    return _compact(encode_schedule(s))
+
+
 def encode_definition(spec: JobSpec, spec_hash: str, *, paused: bool = False) -> str:
+    """The entry's ``definition``: sorted compact JSON of name, task, args, kwargs, options,
+    schedule, enabled and the bridge section. The schedule's text is shared by the jobs that
+    share it and put in its (sorted) place between ``options`` and ``task``."""
     p = spec.policies
-    definition = {
-        "name": spec.id,
-        "task": TASK_NAME,
+    head = {
         "args": [spec.id],
-        "kwargs": {},
-        "options": {"queue": p.queue},
-        "schedule": encode_schedule(spec.schedule),
-        "enabled": True,
         "bridge": {
             "spec_hash": spec_hash,
             "paused": paused,
@@ -108,8 +115,13 @@ def encode_definition(spec: JobSpec, spec_hash: str, *, paused: bool = False) ->
             "catchup": p.catchup_window_seconds,
             "jitter": p.jitter_seconds,
         },
+        "enabled": True,
+        "kwargs": {},
+        "name": spec.id,
+        "options": {"queue": p.queue},
     }
-    return json.dumps(definition, sort_keys=True, separators=(",", ":"))
+    tail = f',"schedule":{_schedule_text(spec.schedule)},"task":{_compact(TASK_NAME)}}}'
+    return _compact(head)[:-1] + tail
 
 
 @dataclass(frozen=True)
@@ -150,15 +162,40 @@ def _evaluator(spec: ScheduleSpec) -> Evaluator:
     return compile_schedule(spec)  # pure and immutable: shared by every job with this schedule
 
 
+@lru_cache(maxsize=4096)
 def next_score(spec: ScheduleSpec, after: datetime) -> float:
-    """The entry's score: the next slot after ``after`` as a UTC epoch, or -1 when none."""
+    """The entry's score: the next slot after ``after`` as a UTC epoch, or -1 when none.
+    (Pure: the many jobs of an import that share a schedule and a base share one answer.)"""
     nxt = _evaluator(spec).next_after(after)
     return -1.0 if nxt is None else nxt.timestamp()
 
 
-def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def _chunks(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+# Writing a chunk of entries is one script call, the work done inside Redis: a 100k-job import
+# would otherwise spend most of its sync packing and parsing ~5 commands per entry in Python.
+# (Reads stay plain read commands: a script's declared keys count as written under Redis ACLs.)
+# KEYS: schedule, index, quarantine, quarantine reasons, then one entry key per entry;
+# ARGV[1]: a JSON array, per entry [job id, definition, meta, score, release from quarantine]
+# (one argument: packing five per entry cost more than the rest of the call).
+_PUT_LUA = """
+local entries = cjson.decode(ARGV[1])
+for i, e in ipairs(entries) do
+  local key = KEYS[4 + i]
+  redis.call('HSET', key, 'definition', e[2], 'meta', e[3])
+  redis.call('ZADD', KEYS[1], e[4], key)
+  redis.call('SADD', KEYS[2], e[1])
+  if e[5] then
+    redis.call('ZREM', KEYS[3], e[1])
+    redis.call('HDEL', KEYS[4], e[1])
+  end
+end
+return #entries
+"""
 
 
 class EntryStore:
@@ -168,6 +205,7 @@ class EntryStore:
         self.r = client
         self.prefix = prefix
         self._quarantined: set[str] = set()
+        self._put_entries = client.register_script(_PUT_LUA)
 
     def key(self, job_id: str) -> str:
         return self.prefix + job_id
@@ -199,10 +237,13 @@ class EntryStore:
     def read(
         self, job_ids: Sequence[str]
     ) -> dict[str, tuple[str | None, str | None, float | None]]:
-        """job id -> (definition, meta, score) for each id, in batched round trips."""
+        """job id -> (definition, meta, score) for each id, one round trip per chunk."""
         out: dict[str, EntryState] = {}
         sk = schedule_key(self.prefix)
-        for chunk in _chunks(list(job_ids)):
+        for chunk in _chunks(job_ids):
+            if not self.r.exists(*(self.key(j) for j in chunk)):
+                out.update(dict.fromkeys(chunk, (None, None, None)))  # all new (an import)
+                continue
             with self.r.pipeline(transaction=False) as pipe:
                 for job_id in chunk:
                     pipe.hmget(self.key(job_id), "definition", "meta")
@@ -213,33 +254,40 @@ class EntryStore:
                 out[job_id] = (definition, meta, replies[2 * i + 1])
         return out
 
-    def sync(self, desired: Sequence[Desired], now: datetime, *, apply: bool = True) -> SyncReport:
-        """Make Redis hold exactly ``desired`` among bridge-managed entries."""
+    def sync(self, desired: Iterable[Desired], now: datetime, *, apply: bool = True) -> SyncReport:
+        """Make Redis hold exactly ``desired`` among bridge-managed entries.
+
+        ``desired`` is consumed a chunk at a time (read, compared, written), so a generator
+        keeps only one chunk of encoded entries alive however many jobs there are."""
         report = SyncReport()
-        wanted = {d.job_id: d for d in desired}
         managed = self.managed()
         quarantined = self._quarantined = set(self.quarantined())
-        current = self.read(sorted(set(wanted) | managed))
-        writes: list[tuple[str, Any]] = []
-        for job_id, d in wanted.items():
-            definition, meta, score = current.get(job_id, (None, None, None))
-            if job_id in quarantined and definition == d.definition:
-                report.unchanged += 1  # beat quarantined it; only a new definition releases it
-                continue
-            action = self._plan_entry(d, definition, meta, score, now, writes)
-            if action == "create":
-                report.created.append(job_id)
-            elif action == "update":
-                report.updated.append(job_id)
-            elif action == "rescore":
-                report.rescored.append(job_id)
-            else:
-                report.unchanged += 1
-        for job_id in sorted(managed - set(wanted)):
-            report.deleted.append(job_id)
-            writes.append(("delete", job_id))
-        if apply and writes:
-            self._write(writes)
+        seen: set[str] = set()
+        for chunk in _chunks(desired):
+            wanted = {d.job_id: d for d in chunk if d.job_id not in seen}
+            seen.update(wanted)
+            current = self.read(list(wanted))
+            writes: list[tuple[str, Any]] = []
+            for job_id, d in wanted.items():
+                definition, meta, score = current[job_id]
+                if job_id in quarantined and definition == d.definition:
+                    report.unchanged += 1  # beat quarantined it; only a new definition releases it
+                    continue
+                action = self._plan_entry(d, definition, meta, score, now, writes)
+                if action == "create":
+                    report.created.append(job_id)
+                elif action == "update":
+                    report.updated.append(job_id)
+                elif action == "rescore":
+                    report.rescored.append(job_id)
+                else:
+                    report.unchanged += 1
+            if apply and writes:
+                self._write(writes)
+        stale = sorted(managed - seen)
+        report.deleted.extend(stale)
+        if apply and stale:
+            self._write([("delete", job_id) for job_id in stale])
         return report
 
     def _plan_entry(
@@ -272,20 +320,19 @@ class EntryStore:
 
     def _write(self, writes: list[tuple[str, Any]]) -> None:
         sk, ik = schedule_key(self.prefix), index_key(self.prefix)
-        for chunk in _chunks(writes):
+        qk, qwk = quarantine_key(self.prefix), quarantine_why_key(self.prefix)
+        for chunk in _chunks(w for w in writes if w[0] == "put"):
+            keys, entries = [sk, ik, qk, qwk], list[list[Any]]()
+            for _, (d, score, base) in chunk:
+                keys.append(self.key(d.job_id))
+                meta = json.dumps({"last_slot": base.timestamp()})
+                release = d.job_id in self._quarantined
+                entries.append([d.job_id, d.definition, meta, repr(float(score)), release])
+            self._put_entries(keys=keys, args=[json.dumps(entries)])
+        for chunk in _chunks(w for w in writes if w[0] != "put"):
             with self.r.pipeline(transaction=True) as pipe:
                 for op, arg in chunk:
-                    if op == "put":
-                        d, score, base = arg
-                        key = self.key(d.job_id)
-                        pipe.hset(key, "definition", d.definition)
-                        pipe.hset(key, "meta", json.dumps({"last_slot": base.timestamp()}))
-                        if d.job_id in self._quarantined:
-                            pipe.zrem(quarantine_key(self.prefix), d.job_id)
-                            pipe.hdel(quarantine_why_key(self.prefix), d.job_id)
-                        pipe.zadd(sk, {key: score})
-                        pipe.sadd(ik, d.job_id)
-                    elif op == "score":
+                    if op == "score":
                         job_id, score = arg
                         pipe.zadd(sk, {self.key(job_id): score})
                     elif op == "delete":
@@ -307,6 +354,7 @@ def _resume_point(d: Desired, now: datetime) -> datetime:
     return min(now, max(d.watermark, now - window))
 
 
+@lru_cache(maxsize=1024)
 def _last_slot(meta: str | None) -> datetime | None:
     if not meta:
         return None
@@ -317,18 +365,27 @@ def _last_slot(meta: str | None) -> datetime | None:
     return datetime.fromtimestamp(float(value), UTC) if value is not None else None
 
 
+class Schedulable(Protocol):
+    """A registry job as far as its entry goes (a stored job, or just these three)."""
+
+    @property
+    def spec(self) -> JobSpec: ...
+    @property
+    def spec_hash(self) -> str: ...
+    @property
+    def paused(self) -> bool: ...
+
+
 def desired_from(
-    jobs: Iterable[Any], watermarks: Mapping[str, datetime] | None = None
-) -> list[Desired]:
-    """Build the desired entries from registry jobs (:class:`bridge.store.repos.StoredJob`) and
-    the latest slot each has on record in SQL."""
+    jobs: Iterable[Schedulable], watermarks: Mapping[str, datetime] | None = None
+) -> Iterator[Desired]:
+    """The desired entries of registry jobs and the latest slot each has on record in SQL,
+    encoded as they are consumed (:meth:`EntryStore.sync` takes a chunk at a time)."""
     marks = watermarks or {}
-    return [
-        Desired(
+    for j in jobs:
+        yield Desired(
             j.spec.id,
             encode_definition(j.spec, j.spec_hash, paused=j.paused),
             j.spec,
             marks.get(j.spec.id),
         )
-        for j in jobs
-    ]

@@ -10,15 +10,15 @@ checks structure.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from bridge.core import encoding
 from bridge.core.errors import SpecError
 from bridge.core.policies import (
     ComparePolicy,
@@ -159,7 +159,7 @@ class JobSpec:
     def to_json(self) -> dict[str, Any]:
         """The versioned JSON document (a new dict; nested documents of shared values such as
         schedules and policies are shared: do not mutate them)."""
-        return {"version": SPEC_VERSION, **_encode(self)}
+        return {"version": SPEC_VERSION, **encoding.document(self)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
@@ -176,7 +176,7 @@ class JobSpec:
     def canonical_json(self) -> str:
         """Sorted, compact JSON of the spec. Encoded on each call (100k specs in an import
         must not each keep a kilobyte of text alive); the hash of it is kept."""
-        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        text = _job_text(self)
         if "_hash" not in self.__dict__:
             object.__setattr__(self, "_hash", _digest(text))
         return text
@@ -200,77 +200,18 @@ def _digest(canonical: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-# Fields added after SPEC_VERSION 1 was published: left out of the document while unset, so a
-# spec that does not use them keeps its canonical JSON, and therefore its stored spec_hash.
-_OMITTED_WHEN_NONE: dict[type, frozenset[str]] = {Policies: frozenset({"max_concurrency"})}
-# Likewise left out while they hold their default (so existing specs keep their hash).
-_OMITTED_WHEN_DEFAULT: dict[type, dict[str, Any]] = {
-    Policies: {"on_lost": LostPolicy.SKIP, "repair": RepairPolicy.AUTO}
-}
-
-
-_Encoder = Callable[[Any], dict[str, Any]]
-_CLASS_ENCODERS: dict[type, _Encoder] = {}
-_PLAIN = frozenset({str, int, float, bool, type(None)})
-# Value objects many jobs share (the crontab parser hands out one instance per distinct value):
-# encoded once per instance, the encoding shared read-only. Keyed by id, holding the object.
-_SHARED_TYPES = frozenset({ScheduleSpec, Policies, RetryPolicy, ComparePolicy})
-_SHARED: dict[int, tuple[Any, dict[str, Any]]] = {}
-_SHARED_MAX = 4096
-
-
-def _class_encoder(cls: type) -> _Encoder:
-    """An encoder for one dataclass: its fields in order, less those omitted while unset."""
-    omit = _OMITTED_WHEN_NONE.get(cls, frozenset())
-    defaults = _OMITTED_WHEN_DEFAULT.get(cls, {})
-    names = tuple(f.name for f in fields(cls))
-
-    def encode(obj: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in names:
-            value = getattr(obj, name)
-            if value is None and name in omit:
-                continue
-            if name in defaults and value == defaults[name]:
-                continue
-            out[name] = value if type(value) in _PLAIN else _encode(value)
-        return out
-
-    if cls not in _SHARED_TYPES:
-        return encode
-
-    def shared(obj: Any) -> dict[str, Any]:
-        hit = _SHARED.get(id(obj))
-        if hit is not None and hit[0] is obj:
-            return hit[1]
-        if len(_SHARED) >= _SHARED_MAX:
-            _SHARED.clear()
-        doc = encode(obj)
-        _SHARED[id(obj)] = (obj, doc)
-        return doc
-
-    return shared
-
-
-def _encode(obj: Any) -> Any:
-    kind = type(obj)
-    if kind in _PLAIN:
-        return obj
-    encoder = _CLASS_ENCODERS.get(kind)
-    if encoder is not None:
-        return encoder(obj)
-    if isinstance(obj, StrEnum):
-        return obj.value
-    if isinstance(obj, bool | int | float | str):
-        return obj
-    if isinstance(obj, datetime):
-        return obj.isoformat()
-    if hasattr(obj, "__dataclass_fields__"):
-        encoder = _CLASS_ENCODERS[kind] = _class_encoder(kind)
-        return encoder(obj)
-    if isinstance(obj, tuple | list):
-        return [_encode(x) for x in obj]
-    return obj
+# How specs are encoded (bridge.core.encoding). Policy fields added after SPEC_VERSION 1 was
+# published are left out of the document while unset, so a spec that does not use them keeps its
+# canonical JSON, and therefore its stored spec_hash. Schedules and policies are value objects
+# jobs share.
+encoding.configure(
+    Policies,
+    shared=True,
+    omit={"max_concurrency": None, "on_lost": LostPolicy.SKIP, "repair": RepairPolicy.AUTO},
+)
+for _shared in (ScheduleSpec, RetryPolicy, ComparePolicy):
+    encoding.configure(_shared, shared=True)
+_job_text = encoding.text_writer(JobSpec, (("version", int.__repr__(SPEC_VERSION)),))
 
 
 def _dt(value: str | None) -> datetime | None:

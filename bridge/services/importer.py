@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from bridge.adapters.redbeat_entries import SyncReport
 from bridge.core.config import Settings
 from bridge.core.errors import BridgeError
-from bridge.store.db import Registry
+from bridge.store.db import Registry, Session
 from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
+from crontab_import.bulk import paused_collector
 from crontab_import.model import ParseResult
 from crontab_import.plan import Ownership, Plan, PlanEntry, PlanStatus, make_plan
 
@@ -51,9 +50,12 @@ def plan_import(
 ) -> Plan:
     with registry.session() as s:
         repo = JobRepo(s)
-        existing = {j.id: j for j in repo.list()}
-        by_file = {r.file: repo.ids_from_source(r.file) for r in results}
         owners = repo.owners()
+        # a stored job whose spec equals the parsed one is not decoded again (re-imports)
+        parsed = [i.job for r in results for i in r.items if i.job is not None]
+        known = [job for job in parsed if job.id in owners]
+        existing = {j.id: j for j in repo.list(known=known)}
+        by_file = {r.file: repo.ids_from_source(r.file) for r in results}
     ownership = Ownership(owners, host or this_host(), adopt)
     return make_plan(
         results,
@@ -81,6 +83,28 @@ def run_import(
 ) -> ImportOutcome:
     """``adopt``: take over job ids another source owns (audited as ``import.adopt``);
     without it such an id is an error at its line and nothing is imported."""
+    with paused_collector():  # see crontab_import.bulk
+        return _run_import(
+            registry, settings, results, actor=actor, dry_run=dry_run, prune=prune,
+            include_inactive=include_inactive, allow_errors=allow_errors, sync=sync, now=now,
+            adopt=adopt,
+        )  # fmt: skip
+
+
+def _run_import(
+    registry: Registry,
+    settings: Settings,
+    results: Sequence[ParseResult],
+    *,
+    actor: str,
+    dry_run: bool,
+    prune: bool,
+    include_inactive: bool,
+    allow_errors: bool,
+    sync: bool,
+    now: datetime | None,
+    adopt: bool,
+) -> ImportOutcome:
     now = now or datetime.now(UTC)
     plan = plan_import(
         registry, results, prune=prune, include_inactive=include_inactive, adopt=adopt
@@ -110,8 +134,9 @@ def run_import(
         from bridge.services.sync import sync_registry
 
         try:
-            written = [e.job for e in plan.changes if e.job is not None]
-            report = sync_registry(registry, settings, now=now, known=written)
+            # every spec of the plan that is stored is equal to its row: none is decoded again
+            held = [e.job for e in plan.entries if e.job is not None]
+            report = sync_registry(registry, settings, now=now, known=held)
         except BridgeError as e:
             sync_error = str(e)
     return ImportOutcome(plan, applied, report, sync_error)

@@ -9,13 +9,11 @@ differ, and ``bridge sync`` (or beat's own rebuild) finishes the job and clears 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from sqlalchemy.orm import Session
 
 from bridge.adapters import redis_conn
 from bridge.adapters.redbeat_entries import EntryStore, SyncReport, desired_from
@@ -23,49 +21,27 @@ from bridge.core import prefix_owner
 from bridge.core.config import Settings
 from bridge.core.errors import InfraError
 from bridge.core.spec import JobSpec
-from bridge.store.db import Registry
-from bridge.store.models import RegistryMetaRow
+from bridge.store import sync_mark
+from bridge.store.db import Registry, Session
 from bridge.store.repos import JobRepo
 from bridge.store.runs import RunRepo
-
-PENDING_KEY = "sync_pending"
 
 
 def mark_pending(session: Session, info: Mapping[str, Any]) -> None:
     """Record, in the caller's transaction, that RedBeat must still be synced."""
-    row = session.get(RegistryMetaRow, PENDING_KEY)
-    value = json.dumps(dict(info), sort_keys=True)
-    if row is None:
-        session.add(RegistryMetaRow(key=PENDING_KEY, value=value))
-    else:
-        row.value = value
+    sync_mark.mark(session, info)
 
 
 def pending(registry: Registry) -> dict[str, Any] | None:
     """The import whose RedBeat sync has not completed, if any."""
     with registry.session() as s:
-        row = s.get(RegistryMetaRow, PENDING_KEY)
-        if row is None:
-            return None
-        try:
-            doc = json.loads(row.value)
-        except ValueError:
-            doc = {"raw": row.value}
-        return doc if isinstance(doc, dict) else {"raw": doc}
+        return sync_mark.read(s)
 
 
 def _clear_pending(registry: Registry, started: datetime) -> None:
     """A completed sync that began after the mark was written clears it."""
     with registry.session() as s:
-        row = s.get(RegistryMetaRow, PENDING_KEY)
-        if row is None:
-            return
-        try:
-            marked = datetime.fromisoformat(json.loads(row.value)["marked_at"])
-        except (ValueError, KeyError, TypeError):
-            marked = None
-        if marked is None or marked <= started:
-            s.delete(row)
+        sync_mark.clear_before(s, started)
 
 
 def sync_registry(
@@ -83,26 +59,29 @@ def sync_registry(
     RedBeat prefix, unless ``take_over``. A completed applying sync clears the ``sync_pending``
     mark of an import (see the module doc)."""
     started = datetime.now(UTC)
-    with registry.session() as s:
-        jobs = JobRepo(s).list(known=known)
-        watermarks = RunRepo(s).celery_watermarks()
     client = redis_conn.client(settings)
     store = EntryStore(client, settings.redbeat_key_prefix)
     me = registry_owner(registry)
-    try:
-        if apply:
-            prefix_owner.claim(client, settings.redbeat_key_prefix, me, take_over=take_over)
-        elif not take_over:
-            prefix_owner.check(client, settings.redbeat_key_prefix, me)
-        report = store.sync(desired_from(jobs, watermarks), now or datetime.now(UTC), apply=apply)
-    except redis.ResponseError as e:  # reachable, but it refused a write (OOM, READONLY, ...)
-        raise InfraError(
-            f"RedBeat sync failed at {redis_conn.mask_url(settings.redis_url)}: {e}",
-            url=redis_conn.mask_url(settings.redis_url),
-            hint="fix Redis, then run `bridge sync`",
-        ) from e
-    except (redis.RedisError, OSError) as e:
-        raise redis_conn.unreachable(settings.redis_url, e) from e
+    # The registry is read while RedBeat is written, a partition of jobs at a time: however
+    # many jobs there are, only one chunk of them is encoded and in flight.
+    with registry.session() as s:
+        watermarks = RunRepo(s).celery_watermarks()
+        jobs = JobRepo(s).scheduled(known=known)
+        try:
+            if apply:
+                prefix_owner.claim(client, settings.redbeat_key_prefix, me, take_over=take_over)
+            elif not take_over:
+                prefix_owner.check(client, settings.redbeat_key_prefix, me)
+            when = now or datetime.now(UTC)
+            report = store.sync(desired_from(jobs, watermarks), when, apply=apply)
+        except redis.ResponseError as e:  # reachable, but it refused a write (OOM, READONLY...)
+            raise InfraError(
+                f"RedBeat sync failed at {redis_conn.mask_url(settings.redis_url)}: {e}",
+                url=redis_conn.mask_url(settings.redis_url),
+                hint="fix Redis, then run `bridge sync`",
+            ) from e
+        except (redis.RedisError, OSError) as e:
+            raise redis_conn.unreachable(settings.redis_url, e) from e
     if apply:
         _clear_pending(registry, started)
     return report

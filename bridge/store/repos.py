@@ -7,10 +7,9 @@ import of many jobs is one atomic commit) and speaks in domain values (:class:`J
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -20,6 +19,7 @@ from bridge.core.authority import AuthorityEvent, Owner
 from bridge.core.errors import NotFoundError, SpecError
 from bridge.core.jobs import SourceOwner, StoredJob
 from bridge.core.spec import SPEC_VERSION, JobSpec
+from bridge.store.bulk import WRITE_CHUNK, insert_many
 from bridge.store.models import (
     AuditRow,
     AuthorityEventRow,
@@ -40,12 +40,21 @@ def _stored(row: Any, known: Mapping[str, JobSpec] | None = None) -> StoredJob:
     )
 
 
-def _hinted(row: Any, hints: Mapping[str, JobSpec]) -> JobSpec | None:
-    hint = hints.get(row.spec_hash)
-    return hint if hint is not None and hint.id == row.id else None
+class ScheduledJob(NamedTuple):
+    """A live job as RedBeat needs it."""
+
+    spec: JobSpec
+    spec_hash: str
+    paused: bool
 
 
-def _row_values(spec: JobSpec, now: datetime) -> dict[str, Any]:
+def _hinted(hints: Mapping[str, JobSpec], job_id: str, digest: str) -> JobSpec | None:
+    hint = hints.get(digest)
+    return hint if hint is not None and hint.id == job_id else None
+
+
+def _spec_values(spec: JobSpec) -> dict[str, Any]:
+    """The columns of a job row that come from its spec."""
     return {
         "id": spec.id,
         "source_file": spec.source.file,
@@ -53,10 +62,8 @@ def _row_values(spec: JobSpec, now: datetime) -> dict[str, Any]:
         "source_kind": spec.source.kind.value,
         "dialect": spec.schedule.dialect.value,
         "spec": spec.canonical_json(),
-        "spec_version": SPEC_VERSION,
         "spec_hash": spec.spec_hash(),
         "mapped": spec.mapped,
-        "updated_at": now,
     }
 
 
@@ -68,7 +75,6 @@ def _decode(text: str) -> JobSpec:
     return JobSpec.from_json(data)
 
 
-WRITE_CHUNK = 2000  # rows per executemany on the bulk import path
 
 
 class JobRepo:
@@ -88,46 +94,53 @@ class JobRepo:
     def list(
         self, *, source_file: str | None = None, known: Iterable[JobSpec] = ()
     ) -> list[StoredJob]:
-        """Jobs in id order. ``known``: specs the caller already holds; a row whose hash equals
+        """Jobs in id order (see :meth:`each`)."""
+        return list(self.each(source_file=source_file, known=known))
+
+    def each(
+        self, *, source_file: str | None = None, known: Iterable[JobSpec] = ()
+    ) -> Iterator[StoredJob]:
+        """Jobs in id order, read a partition of rows at a time (the session stays open while
+        they are consumed). ``known``: specs the caller already holds; a row whose hash equals
         one of theirs is not read nor decoded again (the hash covers the whole spec)."""
-        columns = (
-            JobRow.id,
-            JobRow.spec_hash,
-            JobRow.paused,
-            JobRow.paused_reason,
-            JobRow.created_at,
-            JobRow.updated_at,
-        )
+        extra = (JobRow.paused_reason, JobRow.created_at, JobRow.updated_at)
+        for spec, digest, paused, (reason, created, updated) in self._specs(
+            extra, source_file, known
+        ):
+            yield StoredJob(spec, digest, paused, reason, created, updated)
+
+    def scheduled(self, *, known: Iterable[JobSpec] = ()) -> Iterator[ScheduledJob]:
+        """What RedBeat needs of every live job (spec, hash, paused), as :meth:`each` reads
+        them, without the columns it does not need."""
+        for spec, digest, paused, _ in self._specs((), None, known):
+            yield ScheduledJob(spec, digest, paused)
+
+    def _specs(
+        self, extra: Sequence[Any], source_file: str | None, known: Iterable[JobSpec]
+    ) -> Iterator[tuple[JobSpec, str, bool, tuple[Any, ...]]]:
+        """(spec, hash, paused, the ``extra`` columns) of live jobs in id order."""
         hints = {spec.spec_hash(): spec for spec in known}
-        live = JobRow.deleted_at.is_(None)
-        if not hints:
-            full = select(JobRow.spec, *columns).where(live).order_by(JobRow.id)
-            if source_file is not None:
-                full = full.where(JobRow.source_file == source_file)
-            return [_stored(r) for r in self.s.execute(full)]
-        light = select(*columns).where(live).order_by(JobRow.id)
+        columns = (JobRow.id, JobRow.spec_hash, JobRow.paused, *extra)
+        query = select(*columns, *(() if hints else (JobRow.spec,)))
+        query = query.where(JobRow.deleted_at.is_(None))
         if source_file is not None:
-            light = light.where(JobRow.source_file == source_file)
-        rows = list(self.s.execute(light))
-        missing = [r.id for r in rows if _hinted(r, hints) is None]
-        texts: dict[str, str] = {}
-        for i in range(0, len(missing), 500):
-            chunk = select(JobRow.id, JobRow.spec).where(JobRow.id.in_(missing[i : i + 500]))
-            texts.update((r.id, r.spec) for r in self.s.execute(chunk))
-        out = []
-        for r in rows:
-            spec = _hinted(r, hints)
-            out.append(
-                StoredJob(
-                    spec=spec if spec is not None else _decode(texts[r.id]),
-                    spec_hash=r.spec_hash,
-                    paused=r.paused,
-                    paused_reason=r.paused_reason,
-                    created_at=r.created_at,
-                    updated_at=r.updated_at,
-                )
-            )
-        return out
+            query = query.where(JobRow.source_file == source_file)
+        result = self.s.execute(query.order_by(JobRow.id).execution_options(yield_per=1000))
+        n = len(extra)
+        for part in result.partitions():
+            if not hints:
+                for _id, digest, paused, *rest in part:
+                    yield _decode(rest[n]), digest, paused, tuple(rest[:n])
+                continue
+            specs = [_hinted(hints, job_id, digest) for job_id, digest, *_ in part]
+            missing = [r[0] for h, r in zip(specs, part, strict=True) if h is None]
+            texts: dict[str, str] = {}
+            for i in range(0, len(missing), 500):
+                chunk = select(JobRow.id, JobRow.spec).where(JobRow.id.in_(missing[i : i + 500]))
+                texts.update((job_id, text) for job_id, text in self.s.execute(chunk))
+            for spec, (job_id, digest, paused, *rest) in zip(specs, part, strict=True):
+                found = spec if spec is not None else _decode(texts[job_id])
+                yield found, digest, paused, tuple(rest)
 
     def ids_from_source(self, source_file: str) -> set[str]:
         query = select(JobRow.id).where(
@@ -187,25 +200,24 @@ class JobRepo:
         for i in range(0, len(ids), 500):
             query = select(JobRow.id, JobRow.deleted_at).where(JobRow.id.in_(ids[i : i + 500]))
             deleted.update({row.id: row.deleted_at for row in self.s.execute(query)})
-        # Core executemany in chunks (no ORM bulk machinery, and only one chunk of row dicts
-        # alive at a time): the import path stays linear and bounded at 100k jobs.
-        conn = self.s.connection()
-        table = JobRow.__table__
-        for i in range(0, len(specs), WRITE_CHUNK):
-            inserts, updates = [], []
-            for spec in specs[i : i + WRITE_CHUNK]:
-                values = _row_values(spec, now)
-                if host is not None:
-                    values["source_host"] = host
-                if spec.id not in deleted:
-                    inserts.append({**values, "created_at": now, "paused": False})
-                else:
-                    revived = {"created_at": now} if deleted[spec.id] is not None else {}
-                    updates.append({**values, **revived, "deleted_at": None})
-            if inserts:
-                conn.execute(table.insert(), inserts)  # type: ignore[attr-defined]
-            if updates:
-                self.s.execute(update(JobRow), updates)
+        # Executemany in chunks (no ORM bulk machinery, and only one chunk of row values alive
+        # at a time): the import path stays linear and bounded at 100k jobs.
+        common: dict[str, Any] = {"spec_version": SPEC_VERSION, "updated_at": now}
+        if host is not None:
+            common["source_host"] = host
+        insert_many(
+            self.s.connection(),
+            JobRow.__table__,
+            (_spec_values(spec) for spec in specs if spec.id not in deleted),
+            {**common, "created_at": now, "paused": False},
+        )
+        revived = [spec for spec in specs if spec.id in deleted]
+        for i in range(0, len(revived), WRITE_CHUNK):
+            updates = []
+            for spec in revived[i : i + WRITE_CHUNK]:
+                created = {"created_at": now} if deleted[spec.id] is not None else {}
+                updates.append({**_spec_values(spec), **common, **created, "deleted_at": None})
+            self.s.execute(update(JobRow), updates)
 
     def delete_many(self, job_ids: Sequence[str]) -> None:
         now = utcnow()
@@ -251,24 +263,22 @@ class AuthorityRepo:
     def start_legacy(self, job_ids: Iterable[str], *, actor: str, reason: str) -> None:
         """The first event of jobs without history: legacy owns every slot (bulk)."""
         ids = list(job_ids)
-        have = set(self.histories(ids)) if ids else set()
-        now = utcnow()
-        rows = [
-            {
-                "job_id": j,
-                "effective_slot": None,
-                "owner": Owner.LEGACY.value,
-                "actor": actor,
-                "reason": reason,
-                "forced": False,
-                "at": now,
-            }
-            for j in ids
-            if j not in have
-        ]
-        table = AuthorityEventRow.__table__
-        for i in range(0, len(rows), WRITE_CHUNK):
-            self.s.connection().execute(table.insert(), rows[i : i + WRITE_CHUNK])  # type: ignore[attr-defined]
+        have: set[str] = set()
+        for i in range(0, len(ids), 500):  # bounded IN lists (PostgreSQL takes 65535 params)
+            query = select(AuthorityEventRow.job_id).where(
+                AuthorityEventRow.job_id.in_(ids[i : i + 500])
+            )
+            have.update(self.s.scalars(query.distinct()))
+        constants = {
+            "effective_slot": None,
+            "owner": Owner.LEGACY.value,
+            "actor": actor,
+            "reason": reason,
+            "forced": False,
+            "at": utcnow(),
+        }
+        rows = ({"job_id": j} for j in ids if j not in have)
+        insert_many(self.s.connection(), AuthorityEventRow.__table__, rows, constants)
 
     def append(
         self,
@@ -346,11 +356,8 @@ class AuditRepo:
     def append_many(self, records: Iterable[dict[str, Any]], *, actor: str) -> None:
         """Many records at once; each dict has action, job_id, reason, before, after. Consumed
         a chunk at a time (a generator keeps only one chunk of records alive)."""
-        now = utcnow()
-        table = AuditRow.__table__
-        it = iter(records)
-        while rows := [{"at": now, "actor": actor, **r} for r in islice(it, WRITE_CHUNK)]:
-            self.s.connection().execute(table.insert(), rows)  # type: ignore[attr-defined]
+        constants = {"at": utcnow(), "actor": actor}
+        insert_many(self.s.connection(), AuditRow.__table__, records, constants)
 
     def query(
         self, *, job_id: str | None = None, since: datetime | None = None, limit: int = 1000

@@ -7,7 +7,8 @@ One module per concept, from the document up:
 * ``values`` — values as Java reads them (``xs:dateTime``, ``int``/``long``)
 * ``document`` — the jobs, triggers and directives a document defines
 * ``schedules`` — a trigger's timing -> ScheduleSpec, its misfire instruction -> MisfirePolicy
-* ``handlers`` — the handler map (TOML): which bridge handler runs each ``job-class``
+* ``handlers`` — the handler map (TOML): which bridge handler runs each ``job-class``;
+  ``templates`` — the ``{key}`` templates of its commands
 * ``items`` — one trigger -> one import item; ``assemble`` — a whole source's items
 * ``xml_file`` — the job XML importer (``parse_quartz_xml``, ``parse_file``)
 * ``rows`` — a scheduler's definitions as its JobStore holds them; ``jobdata`` — ``JOB_DATA``

@@ -39,7 +39,6 @@ Format
 from __future__ import annotations
 
 import re
-import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from bridge.core.spec import (
     Handler,
     ShadowMode,
 )
+from crontab_import.quartz.templates import render, template_fields
 
 __all__ = [
     "HandlerMap",
@@ -304,7 +304,7 @@ class _Getter:
         value = self.text(key)
         if value is not None:
             try:
-                _template_fields(value)
+                template_fields(value)
             except ValueError as e:
                 raise self.fail(key, f"'{key}': {e}") from None
 
@@ -341,51 +341,17 @@ class _Getter:
         return ShadowMode(value)
 
 
-_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
-
-
-def _template_fields(template: str) -> list[str]:
-    """The ``{key}`` names of a template; ValueError for a lone or empty brace."""
-    names = []
-    for m in _TEMPLATE_TOKEN.finditer(template):
-        token = m.group(0)
-        if token in ("{{", "}}"):
-            continue
-        if token in ("{", "}") or not m.group(1).strip():
-            raise ValueError(
-                f"unbalanced or empty '{{}}' at offset {m.start()} "
-                "(write {{ and }} for literal braces)"
-            )
-        names.append(m.group(1))
-    return names
-
-
-def _render(template: str, data: Mapping[str, str | None], quote: bool) -> str:
-    """Fill ``{key}`` from ``data``; KeyError(key) when a key is missing or empty."""
-
-    def fill(m: re.Match[str]) -> str:
-        token = m.group(0)
-        if token in ("{{", "}}"):
-            return token[0]
-        value = data.get(m.group(1))
-        if value is None:
-            raise KeyError(m.group(1))
-        return shlex.quote(value) if quote else value
-
-    return _TEMPLATE_TOKEN.sub(fill, template)
-
-
 def build_handler(rule: HandlerRule, data: Mapping[str, str | None]) -> Handler:
     """The handler ``rule`` makes for a job whose merged job-data-map is ``data``; KeyError(key)
     when a ``{key}`` of its command is missing or empty."""
     if rule.command is not None:
         dry = rule.dry_run_command
         return CommandHandler(
-            command=_render(rule.command, data, quote=True),
+            command=render(rule.command, data, quote=True),
             user=rule.user,
             shell=rule.shell,
             env=rule.env,
-            dry_run_command=_render(dry, data, quote=True) if dry else None,
+            dry_run_command=render(dry, data, quote=True) if dry else None,
         )
     assert rule.callable is not None
     return CallableHandler(

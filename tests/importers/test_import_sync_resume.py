@@ -21,13 +21,14 @@ def test_a_sync_that_fails_half_way_is_reported_by_check_and_completed_by_sync( 
     )
     client = redis.Redis.from_url(server.url)
     # entries are written in id order, 1000 per batch: the first batch (ids 1, 10, 100, 1000,
-    # 1001, ...) may be written, the second (which reaches 'etc-cron.d-many-2') is refused
+    # 1001, ...) may be written, the second (which reaches 'etc-cron.d-many-2') is refused.
+    # (Read-write grants: a batch is written by one script, whose keys are read and written.)
     client.acl_setuser(
         "default",
         enabled=True,
         nopass=True,
         reset_keys=True,
-        keys=["%R~*", "%W~{bridge}::*", "%W~{bridge}:etc-cron.d-many-1*"],
+        keys=["%R~*", "~{bridge}::*", "~{bridge}:etc-cron.d-many-1*"],
         commands=["+@all"],
     )
     try:
