@@ -160,3 +160,18 @@ def test_inventory_refuses_per_file_options_and_unknown_hosts(  # type: ignore[n
     assert r.code == 2 and "no folder for host(s) web-09" in r.err
     r = cli("import", "crontab", "--inventory", inventory, "--max-jobs", "5", env=env)
     assert r.code == 2 and "6 job lines, more than --max-jobs 5" in r.err
+
+
+def test_status_and_the_shadow_report_group_by_host(  # type: ignore[no-untyped-def]
+    cli, redis_url, db_url, tmp_path
+) -> None:
+    env = env_for(redis_url, db_url)
+    assert cli("import", "crontab", "--inventory", str(fleet(tmp_path)), env=env).code == 0
+    status = cli("status", "--json", env=env).json()
+    assert status["database"]["hosts"] == {"db-01": 2, "web-01": 3, "web-02": 1}
+    assert status["overview"]["jobs"]["by_host"]["web-01"] == {"legacy": 3, "celery": 0}
+    r = cli("shadow", "report", "--format", "json", "--since", "1d", env=env)
+    doc = r.json()
+    assert {j["job_id"]: j["host"] for j in doc["jobs"]}["db-01.postgres-crontab-1"] == "db-01"
+    assert sorted(doc["hosts"]) == ["db-01", "web-01", "web-02"]
+    assert doc["hosts"]["web-01"]["jobs"] == 3
