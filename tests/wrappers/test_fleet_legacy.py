@@ -139,3 +139,17 @@ def test_inventory_mode_needs_out_and_no_path(  # type: ignore[no-untyped-def]
     assert r.code == 2 and "--inventory takes --out OUTDIR" in r.err
     r = cli("legacy", "retire", "--inventory", inventory, "somefile", "--out", "x", env=env)
     assert r.code == 2 and "no path" in r.err
+
+
+def test_authority_export_by_host_writes_one_folder_per_host(  # type: ignore[no-untyped-def]
+    cli, redis_url, db_url, tmp_path
+) -> None:
+    env = env_for(redis_url, db_url)
+    assert cli("import", "crontab", "--inventory", str(fleet(tmp_path)), env=env).code == 0
+    target = tmp_path / "authority"
+    r = cli("authority", "export", "--dir", str(target), "--by-host", "--json", env=env)
+    assert r.code == 0, r.err
+    assert r.json()["jobs"] == 5
+    assert sorted(p.name for p in target.iterdir()) == ["db-01", "web-01", "web-02"]
+    assert sorted(p.name for p in (target / "web-02").iterdir()) == [
+        "web-02.alice-crontab-1.authority", "web-02.etc-cron.d-hourly-1.authority"]
