@@ -238,9 +238,12 @@ def parse_crontab(
     kind: SourceKind | str | None = None,
     user: str | None = None,
     dialect: Dialect | str = Dialect.VIXIE,
+    host: str | None = None,
 ) -> ParseResult:
-    """Parse one crontab file's content (see the module docstring for every rule)."""
-    opts = _options(file, timezone, kind, user, dialect)
+    """Parse one crontab file's content (see the module docstring for every rule).
+    ``host``: the host the file lives on (:mod:`bridge.core.hosts`), set on every item's source
+    and job; ids stay the host's own (:func:`crontab_import.inventory.qualify_results`)."""
+    opts = replace(_options(file, timezone, kind, user, dialect), host=host)
     state = _State(opts)
     lines = list(_split_lines(data))
     for line in lines:
@@ -261,6 +264,7 @@ class _Options:
     user: str | None
     dialect: Dialect
     id_prefix: str
+    host: str | None = None
 
 
 def _check_zone(name: str) -> bool:
@@ -928,7 +932,8 @@ def _build_job(
 
 def _location(state: _State, line: _Line) -> SourceLocation:
     return SourceLocation(
-        file=state.opts.file, line=line.number, raw=line.text, kind=state.opts.kind
+        file=state.opts.file, line=line.number, raw=line.text, kind=state.opts.kind,
+        host=state.opts.host,
     )
 
 
