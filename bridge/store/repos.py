@@ -393,16 +393,24 @@ class AuditRepo:
             self.s.connection().execute(table.insert(), rows)  # type: ignore[attr-defined]
 
     def query(
-        self, *, job_id: str | None = None, since: datetime | None = None, limit: int = 1000
+        self,
+        *,
+        job_id: str | None = None,
+        since: datetime | None = None,
+        limit: int = 1000,
+        host: str | None = None,
     ) -> Sequence[AuditEntry]:
         q = select(AuditRow).order_by(AuditRow.id)
         if job_id is not None:
             q = q.where(AuditRow.job_id == job_id)
+        if host is not None:
+            q = q.where(AuditRow.job_host == host)
         if since is not None:
             q = q.where(AuditRow.at >= since)
         rows = list(self.s.scalars(q.limit(limit)))
         return [
-            AuditEntry(r.id, r.at, r.actor, r.action, r.job_id, r.reason, r.before, r.after)
+            AuditEntry(r.id, r.at, r.actor, r.action, r.job_id, r.reason, r.before, r.after,
+                       r.job_host)
             for r in rows
         ]
 
