@@ -17,7 +17,7 @@ Timed, in a fresh child process (so its peak RSS is its own), each step as the C
             host's files in its dialect and zone (``crontab_import.inventory.host_results``);
   plan      ``bridge.services.importer.plan_import`` with the fleet's hosts (ids qualified per
             host, prune by host and file);
-  apply     ``crontab_import.plan.apply_plan`` in one SQL transaction;
+  apply     ``bridge.services.importer.apply_plan`` in one SQL transaction;
   sync      ``bridge.services.sync.sync_registry`` (10,000 RedBeat entries);
   report    after backdating the imports a day and recording one matching legacy + Celery
             observation per slot of the last hour (not timed), ``shadow.report.build_report``
@@ -94,7 +94,7 @@ def record_hour(registry: Any, jobs: list[Any], since: datetime, until: datetime
     """One matching legacy + Celery observation per slot of (since, until]; returns slots."""
     from bridge.core.runs import RunRecord
     from bridge.core.schedules import compile_schedule
-    from shadow.record import record_many
+    from bridge.store.runs import record_many
 
     rows, slots = [], 0
     for job in jobs:
@@ -118,14 +118,14 @@ def child(inventory: str, redis_url: str, db_url: str) -> None:
     from sqlalchemy import update
 
     from bridge.core.config import load_settings
-    from bridge.services.importer import plan_import
+    from bridge.services.importer import apply_plan, plan_import
     from bridge.services.sync import sync_registry
     from bridge.store.db import Registry
     from bridge.store.models import JobRow
     from bridge.store.repos import JobRepo
     from crontab_import.inventory import host_results
     from crontab_import.inventory_fs import read_inventory
-    from crontab_import.plan import PlanStatus, apply_plan
+    from crontab_import.plan import PlanStatus
     from shadow.report import build_report
 
     settings = load_settings({"BRIDGE_REDIS_URL": redis_url, "BRIDGE_DATABASE_URL": db_url})
@@ -148,7 +148,7 @@ def child(inventory: str, redis_url: str, db_url: str) -> None:
         raise SystemExit(f"fleet bench: plan errors: {[str(e) for e in plan.errors[:3]]}")
     t0 = time.perf_counter()
     with registry.session() as s:
-        applied = apply_plan(plan, s, actor="bench", now=datetime.now(UTC))
+        applied = apply_plan(plan, s, actor="bench")
     t1 = time.perf_counter()
     sync = sync_registry(registry, settings, known=[e.job for e in plan.changes if e.job])
     t2 = time.perf_counter()

@@ -79,7 +79,7 @@ def _owner_name(uid: int) -> str:
         return f"uid {uid}"
 
 
-def check(st: os.stat_result, kind: SourceKind, user: str | None) -> tuple[str, str] | None:
+def cron_refusal(st: os.stat_result, kind: SourceKind, user: str | None) -> tuple[str, str] | None:
     """Cron's refusal ``(log word, detail)`` for an open file's ``fstat``, or None."""
     mode = stat.S_IMODE(st.st_mode)
     if kind is SourceKind.USER_CRONTAB:
@@ -157,7 +157,7 @@ def read_source(
             data = f.read(max_bytes + 1)
         return data, FileTrust(path, True, "CAN'T OPEN", "a symlink; cron does not follow it")
     with os.fdopen(fd, "rb") as f:
-        verdict = check(os.fstat(f.fileno()), kind, user) if check_owner else None
+        verdict = cron_refusal(os.fstat(f.fileno()), kind, user) if check_owner else None
         data = f.read(max_bytes + 1)
     if verdict is None:
         return data, FileTrust(path, check_owner)

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 from bridge.core.hosts import qualify
 from bridge.core.spec import CommandHandler, Dialect, JobSpec
-from crontab_import.crontab import SHIM_NAME, EnvSetting, parse_crontab, parse_env_line
+from crontab_import.cron.env import SHIM_NAME, EnvSetting, parse_env_line
+from crontab_import.crontab import parse_crontab
 from crontab_import.model import ItemStatus, ParseResult
 
 DEFAULT_SHIM = f"/usr/local/bin/{SHIM_NAME}"

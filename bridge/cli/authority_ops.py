@@ -35,10 +35,10 @@ from bridge.services.flip import (
     unfinished_slots,
 )
 from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
+from bridge.store.runs import query
 from legacy_wrappers import retire as retiring
 from shadow.compare import SlotVerdict, Verdict
 from shadow.readiness import Readiness, readiness, required_matches
-from shadow.record import query
 from shadow.report import compare_stored, select_jobs
 
 WINDOW_CAP = 1000  # slots of shadow history a readiness check reads at most

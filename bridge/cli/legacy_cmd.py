@@ -183,7 +183,7 @@ def _write(text: str, out_file: str | None) -> None:
 
 
 def _upload(spool_dir: str, archive: str | None, as_json: bool) -> None:
-    from legacy_wrappers.spool import flush
+    from legacy_wrappers.spool_flush import flush
 
     report = flush(STATE.registry(), spool_dir, archive_dir=archive)
     if as_json:

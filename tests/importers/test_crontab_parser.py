@@ -12,15 +12,10 @@ import pytest
 
 from bridge.core.errors import BridgeError, ConfigError, ScheduleError
 from bridge.core.spec import CommandHandler, SourceKind
-from crontab_import.crontab import (
-    EnvFailure,
-    EnvSetting,
-    infer_kind,
-    parse_crontab,
-    parse_env_line,
-    parse_file,
-    split_command,
-)
+from crontab_import.cron.command import split_command
+from crontab_import.cron.env import EnvFailure, EnvSetting, parse_env_line
+from crontab_import.cron.kinds import infer_kind
+from crontab_import.crontab import parse_crontab, parse_file
 from crontab_import.model import ImportItem, ItemStatus, ParseResult
 
 TZ = "America/New_York"

@@ -9,8 +9,8 @@ from pathlib import Path
 from bridge.core.runs import digest_output
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
-from shadow.record import record_many
-from shadow.report import SCHEMA
+from bridge.store.runs import record_many
+from shadow.report_json import SCHEMA
 from tests.shadow.helpers import backdate_imports, make_obs, make_spec, utc
 
 SINCE, UNTIL = "2026-03-10T00:00:00Z", "2026-03-10T06:00:00Z"  # hourly: 01:00 .. 06:00

@@ -13,7 +13,7 @@ from bridge.core.authority import Owner
 from bridge.services import authority_files
 from bridge.store.db import Registry
 from bridge.store.repos import AuthorityRepo
-from shadow.record import record_many
+from bridge.store.runs import record_many
 from tests.authority.test_retire import celery_era
 from tests.importers.fleet_tree import DEBIAN, ROCKY, host
 from tests.shadow.helpers import backdate_imports
