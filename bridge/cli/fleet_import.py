@@ -12,7 +12,6 @@ from typing import Any
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from bridge.cli.context import STATE, emit_json, err, out
 from bridge.core.audit import current_actor
@@ -141,18 +140,27 @@ def fleet_json(outcome: ImportOutcome, inventory: inv.Inventory, dry_run: bool) 
     return {"inventory": inventory.root, "hosts": _host_rows(outcome, inventory), **doc}
 
 
-def _entry_row(e: PlanEntry) -> list[Any]:
-    from bridge.cli.import_cmd import STATUS_STYLE, _handler_text
+def _entry_row(e: PlanEntry) -> list[str]:
+    from bridge.cli.import_cmd import _handler_text
 
     detail = e.reason or (", ".join(e.changed[:4]) if e.changed else _handler_text(e))
     return [
-        Text(e.status.value, style=STATUS_STYLE.get(e.status.value, "")),
-        e.host or "",
-        e.id or "",
+        e.status.value,
+        e.host or "-",
+        e.id or "-",
         f"{e.file}:{e.line}" if e.line is not None else e.file,
-        describe_schedule(e.job.schedule) if e.job else "",
+        describe_schedule(e.job.schedule) if e.job else "-",
         detail,
     ]
+
+
+def _entry_lines(entries: list[PlanEntry]) -> str:
+    """One aligned plain line per job (thousands of them: a table would take seconds)."""
+    rows = [_entry_row(e) for e in sorted(entries, key=lambda e: (e.host or "", e.file,
+                                                                  e.line or 0))]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[5]])
+                     for r in rows)
 
 
 def render_fleet(outcome: ImportOutcome, inventory: inv.Inventory, dry_run: bool) -> None:
@@ -169,12 +177,9 @@ def render_fleet(outcome: ImportOutcome, inventory: inv.Inventory, dry_run: bool
     out.print(hosts)
     shown = [e for e in plan.entries if e.status is not PlanStatus.UNCHANGED]
     if shown:
-        jobs = Table(title="jobs (unchanged ones are left out: --json lists every job)")
-        for col in ("status", "host", "id", "source", "schedule", "detail"):
-            jobs.add_column(col, overflow="fold")
-        for e in sorted(shown, key=lambda e: (e.host or "", e.file, e.line or 0)):
-            jobs.add_row(*_entry_row(e))
-        out.print(jobs)
+        out.print("jobs (status, host, id, source, schedule, detail; unchanged ones are left "
+                  "out: --json lists every job)", markup=False, highlight=False)
+        out.print(_entry_lines(shown), markup=False, highlight=False, soft_wrap=True)
     for reading in inventory.hosts:
         for note in reading.notes:
             out.print(f"note: {note}", markup=False, highlight=False)

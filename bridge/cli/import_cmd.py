@@ -6,6 +6,7 @@ import glob
 import os
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +24,7 @@ from bridge.core.spec import (
     CallableHandler,
     CommandHandler,
     JobSpec,
+    ScheduleSpec,
     ShadowMode,
     UnmappedHandler,
     describe_schedule,
@@ -57,12 +59,18 @@ DEFAULT_MAX_JOBS = 100_000
 
 
 def _next_slots(job: JobSpec, count: int = 3) -> list[str]:
+    return list(_next_of(job.schedule, datetime.now(UTC).replace(microsecond=0), count))
+
+
+@lru_cache(maxsize=4096)
+def _next_of(schedule: ScheduleSpec, now: datetime, count: int) -> tuple[str, ...]:
+    """Once per distinct schedule and second: a fleet's jobs share a few schedules."""
     try:
-        zone = ZoneInfo(job.schedule.timezone)
-        ev = compile_schedule(job.schedule)
-        return [s.astimezone(zone).isoformat() for s in take(ev, datetime.now(UTC), count)]
+        zone = ZoneInfo(schedule.timezone)
+        ev = compile_schedule(schedule)
+        return tuple(s.astimezone(zone).isoformat() for s in take(ev, now, count))
     except Exception:  # a schedule the importer marked unsupported may not evaluate
-        return []
+        return ()
 
 
 def _handler_json(job: JobSpec) -> dict[str, Any]:
