@@ -118,6 +118,15 @@ class Channel(kombu_redis.Channel):
                         "yet registered as unacknowledged", moved)
         return moved
 
+    # --- publishing in bulk ---------------------------------------------------------------------
+
+    def push_encoded(self, pipe: Any, queue: str, payloads: list[str]) -> None:
+        """Queue messages already in kombu's wire form (the JSON envelope ``_put`` pushes) on
+        ``queue`` with one ``LPUSH``, in the caller's pipeline: beat's batch publisher
+        (:mod:`bridge.beat.publish`) sends thousands at once. Priority 0, the only one the
+        bridge publishes; oldest first, as one ``LPUSH`` per message would leave them."""
+        pipe.lpush(self._q_for_pri(queue, 0), *payloads)
+
     # --- consuming --------------------------------------------------------------------------------
 
     def _brpop_start(self, timeout: Any = None) -> None:

@@ -133,7 +133,7 @@ def _host_rows(outcome: ImportOutcome, inventory: inv.Inventory) -> list[dict[st
 def fleet_json(outcome: ImportOutcome, inventory: inv.Inventory, dry_run: bool) -> dict[str, Any]:
     """The single-import document (``outcome_json``) plus ``inventory`` and ``hosts``; every
     job carries its ``host``. Field names are documented in the README and stay stable."""
-    from bridge.cli.import_cmd import outcome_json
+    from bridge.cli.import_render import outcome_json
 
     doc = outcome_json(outcome, None, dry_run)
     doc["notes"] = [*(n for h in inventory.hosts for n in h.notes), *doc["notes"]]
@@ -141,9 +141,9 @@ def fleet_json(outcome: ImportOutcome, inventory: inv.Inventory, dry_run: bool) 
 
 
 def _entry_row(e: PlanEntry) -> list[str]:
-    from bridge.cli.import_cmd import _handler_text
+    from bridge.cli.import_render import handler_text
 
-    detail = e.reason or (", ".join(e.changed[:4]) if e.changed else _handler_text(e))
+    detail = e.reason or (", ".join(e.changed[:4]) if e.changed else handler_text(e))
     return [
         e.status.value,
         e.host or "-",
@@ -192,6 +192,6 @@ def render_fleet(outcome: ImportOutcome, inventory: inv.Inventory, dry_run: bool
                   "owner and mode)", markup=False, highlight=False)
     for error in plan.errors:
         err.print(f"error: {error}", markup=False, highlight=False)
-    from bridge.cli.import_cmd import render_totals
+    from bridge.cli.import_render import render_totals
 
     render_totals(outcome)

@@ -162,7 +162,7 @@ def _export_authority(base: Path, host: str, authority_dir: str) -> dict[str, An
 
 def retire_inventory(root: str, out_dir: str, hosts: list[str] | None, stable_days: int,
                      do_restore: bool, as_json: bool) -> None:
-    from bridge.cli.authority_ops import _eligible
+    from bridge.cli.retire_cmd import _eligible
 
     inventory = _inventory(root, hosts)
     base = Path(out_dir)

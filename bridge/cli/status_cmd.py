@@ -101,9 +101,9 @@ def status(
     if not quick and redis_err is None and db_err is None:
         from datetime import UTC, datetime
 
-        from bridge.ops.overview import gather
+        from bridge.ops.overview import status_view
 
-        doc["overview"] = gather(STATE.registry(), STATE.settings, datetime.now(UTC))
+        doc["overview"] = status_view(STATE.registry(), STATE.settings, datetime.now(UTC))
     if as_json:
         emit_json(doc)
     else:

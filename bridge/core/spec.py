@@ -22,6 +22,25 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.core.errors import SpecError
 from bridge.core.hosts import check_host
+from bridge.core.policies import (
+    ComparePolicy,
+    LostPolicy,
+    MisfirePolicy,
+    OverlapPolicy,
+    Policies,
+    RepairPolicy,
+    RetryPolicy,
+    ShadowMode,
+)
+
+# The policies live in bridge.core.policies; a spec's users import them from here too.
+__all__ = [
+    "CALLABLE_RE", "CRON_DIALECTS", "ENV_NAME_RE", "EXPRESSION_DIALECTS", "JOB_ID_RE",
+    "SPEC_VERSION", "CallableHandler", "CommandHandler", "ComparePolicy", "Dialect", "Handler",
+    "IntervalUnit", "JobSpec", "LostPolicy", "MisfirePolicy", "OverlapPolicy", "Policies",
+    "RepairPolicy", "RetryPolicy", "ScheduleSpec", "ShadowMode", "SourceKind", "SourceLocation",
+    "UnmappedHandler", "describe_schedule",
+]
 
 SPEC_VERSION = 1
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
@@ -50,40 +69,6 @@ class IntervalUnit(StrEnum):
     WEEK = "week"
     MONTH = "month"
     YEAR = "year"
-
-
-class OverlapPolicy(StrEnum):
-    ALLOW = "allow"  # cron's and Quartz's default: a new slot runs even if the last still runs
-    FORBID = "forbid"  # skip (and record) a slot while the previous one still runs
-    REPLACE = "replace"  # stop the previous run, start the new one
-
-
-class MisfirePolicy(StrEnum):
-    SKIP = "skip"  # cron: a slot missed beyond grace is recorded missed, not run
-    FIRE_ONCE = "fire_once"  # Quartz SMART_POLICY / FIRE_ONCE_NOW: one run for the latest miss
-    FIRE_ALL = "fire_all"  # every missed slot inside the catch-up window
-
-
-class ShadowMode(StrEnum):
-    OBSERVE = "observe"  # record the firing only (default: never doubles a side effect)
-    DRY_RUN = "dry-run"  # run the handler's declared dry-run form
-    EXECUTE = "execute"  # run the real handler: explicit opt-in for side-effect-free jobs
-
-
-class LostPolicy(StrEnum):
-    """What happens to a slot whose run's holder died after the command started and before its
-    outcome was recorded (the outcome is unknown: the side effect may or may not have happened).
-    """
-
-    SKIP = "skip"  # record the slot ``lost`` ("outcome unknown"), alert, never re-run it by itself
-    RERUN = "rerun"  # run it again (safe only for idempotent handlers)
-
-
-class RepairPolicy(StrEnum):
-    """Whether the periodic health task repairs this job's missed and stuck slots by itself."""
-
-    AUTO = "auto"  # re-send through the claim (audited as ``repair``)
-    ALERT_ONLY = "alert-only"  # only alert; an operator repairs (`bridge reconcile --repair`)
 
 
 class SourceKind(StrEnum):
@@ -194,10 +179,6 @@ class CommandHandler:
             env = _checked_env(tuple((str(k), str(v)) for k, v in self.env))
         object.__setattr__(self, "env", env)
 
-    @property
-    def env_dict(self) -> dict[str, str]:
-        return dict(self.env)
-
 
 @lru_cache(maxsize=1024)
 def _checked_env(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
@@ -237,89 +218,6 @@ class UnmappedHandler:
 
 
 Handler = CommandHandler | CallableHandler | UnmappedHandler
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_retries: int = 0
-    backoff_seconds: float = 30.0
-    backoff_max_seconds: float = 600.0
-    jitter: bool = True
-
-    def __post_init__(self) -> None:
-        if self.max_retries < 0 or self.backoff_seconds < 0 or self.backoff_max_seconds < 0:
-            raise SpecError("retry policy values must be >= 0")
-
-
-@dataclass(frozen=True)
-class Policies:
-    overlap: OverlapPolicy = OverlapPolicy.ALLOW
-    misfire: MisfirePolicy = MisfirePolicy.SKIP
-    misfire_grace_seconds: int = 60
-    catchup_window_seconds: int = 3600
-    retry: RetryPolicy = RetryPolicy()
-    timeout_seconds: int | None = None
-    shadow_mode: ShadowMode = ShadowMode.OBSERVE
-    queue: str = "bridge"
-    group: str | None = None
-    jitter_seconds: int = 0
-    max_concurrency: int | None = None  # runs of ``group`` at once, across all workers
-    on_lost: LostPolicy = LostPolicy.SKIP  # prefer skip over double-run (issue 20)
-    repair: RepairPolicy = RepairPolicy.AUTO
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "overlap", OverlapPolicy(self.overlap))
-        try:
-            object.__setattr__(self, "on_lost", LostPolicy(self.on_lost))
-            object.__setattr__(self, "repair", RepairPolicy(self.repair))
-        except ValueError as e:
-            raise SpecError(str(e)) from e
-        object.__setattr__(self, "misfire", MisfirePolicy(self.misfire))
-        object.__setattr__(self, "shadow_mode", ShadowMode(self.shadow_mode))
-        if self.overlap is OverlapPolicy.REPLACE:
-            raise SpecError("overlap 'replace' is not supported: use 'allow' or 'forbid'")
-        if self.misfire_grace_seconds < 0 or self.catchup_window_seconds < 0:
-            raise SpecError("misfire grace and catch-up window must be >= 0")
-        if self.timeout_seconds is not None and self.timeout_seconds <= 0:
-            raise SpecError("timeout_seconds must be > 0 when set")
-        if self.jitter_seconds < 0:
-            raise SpecError("jitter_seconds must be >= 0")
-        if not re.match(r"^[A-Za-z0-9_.:-]{1,100}$", self.queue):
-            raise SpecError(f"bad queue name '{self.queue}'")
-        if self.max_concurrency is not None:
-            if isinstance(self.max_concurrency, bool) or not isinstance(
-                self.max_concurrency, int
-            ):
-                raise SpecError("max_concurrency must be an integer >= 1")
-            if self.max_concurrency < 1:
-                raise SpecError("max_concurrency must be >= 1 when set")
-            if self.group is None:
-                raise SpecError("max_concurrency needs a group: it bounds that group's runs")
-
-
-@dataclass(frozen=True)
-class ComparePolicy:
-    """How shadow observations of this job are compared (see :mod:`shadow.compare`)."""
-
-    fields: tuple[str, ...] = ("exit_status",)
-    clean: tuple[str, ...] = ()
-    ignore: tuple[str, ...] = ()
-    tolerance_seconds: int = 60
-    ready_after: int | None = None
-
-    def __post_init__(self) -> None:
-        allowed = {"exit_status", "output_digest"}
-        object.__setattr__(self, "fields", tuple(self.fields))
-        object.__setattr__(self, "clean", tuple(self.clean))
-        object.__setattr__(self, "ignore", tuple(self.ignore))
-        bad = [f for f in self.fields if f not in allowed]
-        if bad:
-            raise SpecError(f"unknown compare field(s) {bad}; allowed {sorted(allowed)}")
-        for pattern in self.clean:
-            try:
-                re.compile(pattern)
-            except re.error as e:
-                raise SpecError(f"bad clean regex '{pattern}': {e}") from e
 
 
 @dataclass(frozen=True)
