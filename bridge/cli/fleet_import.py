@@ -16,7 +16,7 @@ from rich.table import Table
 from bridge.cli.context import STATE, emit_json, err, out
 from bridge.core.audit import current_actor
 from bridge.core.errors import InputError
-from bridge.core.spec import ShadowMode, describe_schedule
+from bridge.core.spec import describe_schedule
 from bridge.services.importer import ImportOutcome, run_import
 from crontab_import import inventory as inv
 from crontab_import.inventory_fs import read_inventory
@@ -51,25 +51,17 @@ def check_job_count(results: list[ParseResult], max_jobs: int, where: str) -> No
         )
 
 
-def import_inventory(
+def read_fleet(
     root: str,
     *,
     hosts: list[str] | None,
     timezone: str | None,
-    shadow_mode: ShadowMode,
     check_owner: bool,
     max_lines: int | None,
     max_bytes: int | None,
     max_jobs: int,
-    dry_run: bool,
-    prune: bool,
-    include_inactive: bool,
-    allow_errors: bool,
-    adopt: bool,
-    as_json: bool,
-) -> None:
-    from bridge.cli.import_cmd import with_shadow_mode
-
+) -> tuple[inv.Inventory, list[ParseResult]]:
+    """The inventory under ``root`` and every host's parse results, within the limits."""
     inventory = read_inventory(
         root,
         check_owner=check_owner,
@@ -80,7 +72,21 @@ def import_inventory(
     )
     results = fleet_results(inventory)
     check_job_count(results, max_jobs, root)
-    results = with_shadow_mode(results, shadow_mode)
+    return inventory, results
+
+
+def finish_fleet(
+    inventory: inv.Inventory,
+    results: list[ParseResult],
+    *,
+    dry_run: bool,
+    prune: bool,
+    include_inactive: bool,
+    allow_errors: bool,
+    adopt: bool,
+    as_json: bool,
+) -> None:
+    """Plan (and unless ``dry_run`` apply and sync) the fleet's results; render; exit code."""
     outcome = run_import(
         STATE.registry(),
         STATE.settings,

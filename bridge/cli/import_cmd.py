@@ -192,13 +192,16 @@ def crontab(
                 "--inventory reads every host's files itself: give no paths, --from-host, "
                 "--system, --user or --dialect (each host's family decides its dialect)"
             )
-        from bridge.cli.fleet_import import import_inventory
+        from bridge.cli.fleet_import import finish_fleet, read_fleet
 
-        import_inventory(
-            inventory, hosts=hosts, timezone=timezone, shadow_mode=shadow_mode,
-            check_owner=check_owner, max_lines=max_lines, max_bytes=max_bytes,
-            max_jobs=max_jobs, dry_run=dry_run, prune=prune, include_inactive=include_inactive,
-            allow_errors=allow_errors, adopt=adopt, as_json=as_json,
+        tree, fleet = read_fleet(
+            inventory, hosts=hosts, timezone=timezone, check_owner=check_owner,
+            max_lines=max_lines, max_bytes=max_bytes, max_jobs=max_jobs,
+        )
+        finish_fleet(
+            tree, with_shadow_mode(fleet, shadow_mode), dry_run=dry_run, prune=prune,
+            include_inactive=include_inactive, allow_errors=allow_errors, adopt=adopt,
+            as_json=as_json,
         )
         return
     if hosts:

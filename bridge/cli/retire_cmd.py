@@ -78,7 +78,8 @@ def retire_cmd(
             raise InputError("--inventory takes --out OUTDIR (and --host), no path or --source")
         from bridge.cli.fleet_legacy import retire_inventory
 
-        retire_inventory(inventory, out_file, hosts, stable_days, do_restore, as_json)
+        retire_inventory(inventory, out_file, hosts, stable_days, do_restore, as_json,
+                         eligible=_eligible)
         return
     if path is None:
         raise InputError("give the crontab file (or --inventory DIR --out OUTDIR)")

@@ -94,19 +94,11 @@ def _aware(value: datetime | None, what: str) -> None:
 
 @dataclass(frozen=True)
 class SourceLocation:
-    """Where a job's definition lives: ``host`` (:mod:`bridge.core.hosts`; None for sources
-    that are not bound to a machine, e.g. a Quartz store), ``file`` (the path on that host),
-    1-based ``line``, the original text and the kind."""
-
     file: str
     line: int | None = None
     raw: str | None = None
     kind: SourceKind = SourceKind.MANUAL
-    host: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.host is not None:
-            check_host(self.host)
+    host: str | None = None  # the machine (bridge.core.hosts); None: bound to none (Quartz)
 
 
 @dataclass(frozen=True)
@@ -232,6 +224,8 @@ class JobSpec:
     tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.source.host is not None:
+            check_host(self.source.host)
         if not JOB_ID_RE.match(self.id):
             raise SpecError(
                 f"bad job id '{self.id}': use letters, digits, '.', '_', '@', '-' (max 200)"
@@ -244,8 +238,7 @@ class JobSpec:
 
     @property
     def host(self) -> str | None:
-        """The host this job's legacy line lives on (``source.host``): every crontab job has
-        one; None for a source bound to no machine (Quartz, manual)."""
+        """The host of the job's legacy line (``source.host``; None: bound to no machine)."""
         return self.source.host
 
     def to_json(self) -> dict[str, Any]:
@@ -294,10 +287,8 @@ def _digest(canonical: str) -> str:
 
 # Fields added after SPEC_VERSION 1 was published: left out of the document while unset, so a
 # spec that does not use them keeps its canonical JSON, and therefore its stored spec_hash.
-_OMITTED_WHEN_NONE: dict[type, frozenset[str]] = {
-    Policies: frozenset({"max_concurrency"}),
-    SourceLocation: frozenset({"host"}),
-}
+_OMITTED_WHEN_NONE: dict[type, frozenset[str]] = {Policies: frozenset({"max_concurrency"}),
+                                                  SourceLocation: frozenset({"host"})}
 # Likewise left out while they hold their default (so existing specs keep their hash).
 _OMITTED_WHEN_DEFAULT: dict[type, dict[str, Any]] = {
     Policies: {"on_lost": LostPolicy.SKIP, "repair": RepairPolicy.AUTO}
