@@ -60,6 +60,7 @@ def parse_file(
         user=opts.user,
         check_owner=check_owner,
         max_bytes=max_bytes,
+        cronie=opts.dialect is Dialect.CRONIE,
     )
     check_limits(data, str(path), max_bytes=max_bytes, max_lines=max_lines)
     result = parse_crontab(

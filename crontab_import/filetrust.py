@@ -139,14 +139,17 @@ def check_cronie(
 
 
 def read_source(
-    path: str, *, kind: SourceKind, user: str | None, check_owner: bool, max_bytes: int
+    path: str, *, kind: SourceKind, user: str | None, check_owner: bool, max_bytes: int,
+    cronie: bool = False,
 ) -> tuple[bytes, FileTrust]:
     """The file's first ``max_bytes + 1`` bytes and its trust verdict.
 
-    With ``check_owner``, a user crontab is opened with ``O_NOFOLLOW`` as cron does (a symlink
-    is refused: ``CAN'T OPEN``) and the open descriptor is checked."""
+    With ``check_owner``, a user crontab is opened with ``O_NOFOLLOW`` as Debian's cron does (a
+    symlink is refused: ``CAN'T OPEN``) and the open descriptor is checked; ``cronie``: with
+    cronie's rules instead (:func:`check_cronie`; cronie follows the link and checks its
+    target)."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) * (
-        check_owner and kind is SourceKind.USER_CRONTAB
+        check_owner and kind is SourceKind.USER_CRONTAB and not cronie
     )
     try:
         fd = os.open(path, flags)
@@ -157,7 +160,8 @@ def read_source(
             data = f.read(max_bytes + 1)
         return data, FileTrust(path, True, "CAN'T OPEN", "a symlink; cron does not follow it")
     with os.fdopen(fd, "rb") as f:
-        verdict = cron_refusal(os.fstat(f.fileno()), kind, user) if check_owner else None
+        rules = check_cronie if cronie else cron_refusal
+        verdict = rules(os.fstat(f.fileno()), kind, user) if check_owner else None
         data = f.read(max_bytes + 1)
     if verdict is None:
         return data, FileTrust(path, check_owner)

@@ -282,3 +282,20 @@ def test_check_owner_applies_each_familys_own_trust_rules(tmp_path: Path) -> Non
                 for i in r.items}
     assert statuses == {"/etc/cron.d/app": ItemStatus.INACTIVE,
                         "/var/spool/cron/root": ItemStatus.OK}
+
+
+def test_a_local_cronie_import_checks_cronies_trust_rules(tmp_path: Path) -> None:
+    import os
+
+    from crontab_import.crontab import parse_file
+
+    spool = tmp_path / "root"
+    spool.write_text("30 6 * * * /bin/report\n")
+    os.chmod(spool, 0o644)  # fine for cronie, INSECURE MODE for Debian cron
+    debian = parse_file(spool, timezone="UTC", check_owner=True)
+    cronie = parse_file(spool, timezone="UTC", check_owner=True, dialect="cronie")
+    assert debian.trust is not None and debian.trust.refused == "INSECURE MODE"
+    assert cronie.trust is not None and cronie.trust.checked and cronie.trust.refused is None
+    os.chmod(spool, 0o700)
+    executable = parse_file(spool, timezone="UTC", check_owner=True, dialect="cronie")
+    assert executable.trust is not None and executable.trust.refused == "BAD FILE MODE"
