@@ -9,7 +9,9 @@ raise :class:`bridge.core.errors.InputError`. ``parse_file(path, ...)`` is the t
 Every rule is written down in ``docs/debian-cron-rules.md`` and was checked against Debian's
 ``crontab`` command and ``cron`` daemon (``tests/importers/test_crontab_debian_oracle.py`` keeps
 checking the acceptance rules). The pieces live in :mod:`crontab_import.cron`: ``lines``,
-``kinds``, ``env``, ``fields``, ``command``, ``jobs``, ``directives``, ``items``, ``whole_file``.
+``kinds``, ``env``, ``fields``, ``command``, ``jobs``, ``directives``, ``items``, ``whole_file``;
+cronie's differences (dialect ``cronie``: ``-`` lines, ``RANDOM_DELAY``, ``~`` fields, a bad
+line skipping only itself, cron.d names) in :mod:`crontab_import.cronie`.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def parse_file(
         user=opts.user,
         check_owner=check_owner,
         max_bytes=max_bytes,
+        cronie=opts.dialect is Dialect.CRONIE,
     )
     check_limits(data, str(path), max_bytes=max_bytes, max_lines=max_lines)
     result = parse_crontab(
@@ -113,9 +116,12 @@ def parse_crontab(
     kind: SourceKind | str | None = None,
     user: str | None = None,
     dialect: Dialect | str = Dialect.VIXIE,
+    host: str | None = None,
 ) -> ParseResult:
-    """Parse one crontab file's content (see the module docstring for every rule)."""
-    opts = file_options(file, timezone, kind, user, dialect)
+    """Parse one crontab file's content (see the module docstring for every rule).
+    ``host``: the host the file lives on (:mod:`bridge.core.hosts`), set on every item's source
+    and job; ids stay the host's own (:func:`crontab_import.inventory.qualify_results`)."""
+    opts = replace(file_options(file, timezone, kind, user, dialect), host=host)
     state = ParseState(opts)
     with paused_collector():  # see crontab_import.bulk
         lines = list(split_lines(data))
@@ -149,11 +155,25 @@ def _parse_line(state: ParseState, line: Line) -> None:
         else:
             job_line(state, line)
     if not line.terminated and not is_blank(text) and not is_comment(text):
+        _unterminated(state, line)
+
+
+def _unterminated(state: ParseState, line: Line) -> None:
+    if state.opts.dialect is not Dialect.CRONIE:
         state.error(
             line.number,
             "missing newline at end of file (cron ignores the whole file)",
             debian_rejects=True,
         )
+        return
+    message = "missing newline at end of file (cronie skips this last line)"
+    state.error(line.number, message, debian_rejects=True)
+    state.items = [
+        replace(i, status=ItemStatus.ERROR, job=None, reason=message)
+        if i.source.line == line.number and i.status is ItemStatus.OK
+        else i
+        for i in state.items
+    ]
 
 
 def _problem_line(state: ParseState, line: Line) -> None:

@@ -8,8 +8,11 @@ JSON document (``--format json``; field names are stable, new fields may be adde
     ok                false when any job has an unresolved mismatch (the CLI then exits 1)
     totals            {jobs, expected_slots, compared, unresolved, jobs_with_unresolved,
                        ready, counts}
+    hosts             {host: the same totals over that host's jobs}; jobs bound to no host
+                       (Quartz, manual) are under ""
     jobs[]            one object per job, ordered by job id:
       job_id          the registry id
+      host            the job's host (bridge.core.hosts), null when bound to none
       dialect         vixie | cronie | quartz | quartz-simple | calendar-interval | interval
       schedule        the expression (or "every N unit" for interval dialects)
       timezone        IANA zone of the schedule
@@ -88,7 +91,7 @@ def readiness_json(r: Readiness) -> dict[str, Any]:
 def job_json(j: JobReport) -> dict[str, Any]:
     s, spec = j.summary, j.spec
     return {
-        "job_id": spec.id, "dialect": spec.schedule.dialect.value,
+        "job_id": spec.id, "host": spec.host, "dialect": spec.schedule.dialect.value,
         "schedule": schedule_text(spec.schedule), "timezone": spec.schedule.timezone,
         "mapped": spec.mapped, "shadow_mode": spec.policies.shadow_mode.value,
         "owner": j.owner.value, "expected_slots": j.expected, "compared": s.compared,
@@ -107,5 +110,6 @@ def to_json(report: Report) -> dict[str, Any]:
         "window": {"since": _iso(report.since), "until": _iso(report.until)},
         "ok": report.ok,
         "totals": report.totals(),
+        "hosts": report.by_host(),
         "jobs": [job_json(j) for j in report.jobs],
     }

@@ -64,20 +64,29 @@ class Report:
     def ok(self) -> bool:
         return not any(j.unresolved for j in self.jobs)
 
-    def totals(self) -> dict[str, Any]:
+    def totals(self, jobs: Sequence[JobReport] | None = None) -> dict[str, Any]:
+        """Totals over ``jobs`` (default: every job of the report)."""
+        jobs = self.jobs if jobs is None else jobs
         counts = dict.fromkeys(COUNT_KEYS, 0)
-        for job in self.jobs:
+        for job in jobs:
             for key, n in job.summary.counts.items():
                 counts[key] += n
         return {
-            "jobs": len(self.jobs),
-            "expected_slots": sum(j.expected for j in self.jobs),
-            "compared": sum(j.summary.compared for j in self.jobs),
-            "unresolved": sum(j.summary.unresolved for j in self.jobs),
-            "jobs_with_unresolved": sum(1 for j in self.jobs if j.unresolved),
-            "ready": sum(1 for j in self.jobs if j.readiness.ready),
+            "jobs": len(jobs),
+            "expected_slots": sum(j.expected for j in jobs),
+            "compared": sum(j.summary.compared for j in jobs),
+            "unresolved": sum(j.summary.unresolved for j in jobs),
+            "jobs_with_unresolved": sum(1 for j in jobs if j.unresolved),
+            "ready": sum(1 for j in jobs if j.readiness.ready),
             "counts": counts,
         }
+
+    def by_host(self) -> dict[str, dict[str, Any]]:
+        """:meth:`totals` per host ("" for jobs bound to no host), hosts in name order."""
+        groups: dict[str, list[JobReport]] = {}
+        for job in self.jobs:
+            groups.setdefault(job.spec.host or "", []).append(job)
+        return {host: self.totals(groups[host]) for host in sorted(groups)}
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,7 @@ def job_status(session: Session, spec: JobSpec, history: list[AuthorityEvent], p
     zone = spec.schedule.timezone
     return {
         "job_id": spec.id,
+        "host": spec.host,
         "owner_now": owner_at(history, now).value,
         "next_slot": nxt.astimezone(_zone(zone)).isoformat() if nxt else None,
         "next_slot_utc": nxt.isoformat() if nxt else None,

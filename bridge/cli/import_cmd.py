@@ -33,6 +33,7 @@ ADOPT_HELP = (
     "naming another file's job; audited as import.adopt. Without it that is an error."
 )
 HOST_SPOOLS = ("/var/spool/cron/crontabs", "/var/spool/cron")
+DEFAULT_MAX_JOBS = 100_000
 
 
 def finish_import(
@@ -121,7 +122,9 @@ def crontab(
     timezone: str = typer.Option(
         None, "--timezone", help="The legacy host's zone (default: this machine's; always printed)."
     ),
-    dialect: str = typer.Option("vixie", "--dialect", help="vixie (Debian) or cronie (CRON_TZ)."),
+    dialect: str = typer.Option(
+        None, "--dialect", help="vixie (Debian, the default) or cronie (RHEL family: CRON_TZ, ...)."
+    ),
     shadow_mode: ShadowMode = typer.Option(
         ShadowMode.OBSERVE, "--shadow-mode", help="observe | dry-run | execute."
     ),
@@ -147,10 +150,30 @@ def crontab(
         "/etc/crontab, /etc/cron.d/* and /var/spool/cron/crontabs/*).",
     ),
     max_lines: int = typer.Option(
-        DEFAULT_MAX_LINES, "--max-lines", min=1, help="Refuse a file with more lines than this."
+        None,
+        "--max-lines",
+        min=1,
+        help=f"Refuse a file with more lines than this (default {DEFAULT_MAX_LINES}); with "
+        "--inventory, the total over the inventory.",
     ),
     max_bytes: int = typer.Option(
-        DEFAULT_MAX_BYTES, "--max-bytes", min=1, help="Refuse a file larger than this."
+        None,
+        "--max-bytes",
+        min=1,
+        help=f"Refuse a file larger than this (default {DEFAULT_MAX_BYTES}); with --inventory, "
+        "the total over the inventory.",
+    ),
+    max_jobs: int = typer.Option(
+        DEFAULT_MAX_JOBS, "--max-jobs", min=1, help="Refuse more job lines than this in all."
+    ),
+    inventory: str = typer.Option(
+        None,
+        "--inventory",
+        help="A tree collected from many hosts, one folder per host with its files at their "
+        "real paths (DIR/web-01/etc/cron.d/backup): one plan for the fleet, by host.",
+    ),
+    hosts: list[str] = typer.Option(
+        None, "--host", help="With --inventory: only this host's folder (repeat for more)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as one JSON document."),
 ) -> None:
@@ -158,9 +181,34 @@ def crontab(
 
     Prints the plan (create/update/unchanged/delete/disabled/inactive/unsupported/error) and
     the next fire times. Any rejected line => nothing is imported (exit 2), unless
-    --allow-errors."""
+    --allow-errors. With --inventory DIR: every host folder of a fleet, each in its own
+    family's cron dialect and zone; ids are <host>.<id>; a host missing from DIR is never
+    pruned."""
     from crontab_import import crontab as parser
 
+    if inventory is not None:
+        if paths or from_host or system or user or dialect:
+            raise InputError(
+                "--inventory reads every host's files itself: give no paths, --from-host, "
+                "--system, --user or --dialect (each host's family decides its dialect)"
+            )
+        from bridge.cli.fleet_import import finish_fleet, read_fleet
+
+        tree, fleet = read_fleet(
+            inventory, hosts=hosts, timezone=timezone, check_owner=check_owner,
+            max_lines=max_lines, max_bytes=max_bytes, max_jobs=max_jobs,
+        )
+        finish_fleet(
+            tree, with_shadow_mode(fleet, shadow_mode), dry_run=dry_run, prune=prune,
+            include_inactive=include_inactive, allow_errors=allow_errors, adopt=adopt,
+            as_json=as_json,
+        )
+        return
+    if hosts:
+        raise InputError("--host selects hosts of an --inventory")
+    dialect = dialect or "vixie"
+    max_lines = max_lines or DEFAULT_MAX_LINES
+    max_bytes = max_bytes or DEFAULT_MAX_BYTES
     if dialect not in ("vixie", "cronie"):
         raise InputError(f"unknown dialect '{dialect}' (vixie or cronie)")
     files = _check_paths((paths or []) + (_host_paths() if from_host else []))
@@ -180,6 +228,9 @@ def crontab(
         )
         for p in files
     ]
+    from bridge.cli.fleet_import import check_job_count
+
+    check_job_count(results, max_jobs, "the files given")
     results = with_shadow_mode(results, shadow_mode)
     finish_import(
         results,

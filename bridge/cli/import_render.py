@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ from bridge.core.spec import (
     CallableHandler,
     CommandHandler,
     JobSpec,
+    ScheduleSpec,
     UnmappedHandler,
     describe_schedule,
 )
@@ -36,12 +38,18 @@ STATUS_STYLE = {
 
 
 def next_slots(job: JobSpec, count: int = 3) -> list[str]:
+    return list(_next_of(job.schedule, datetime.now(UTC).replace(microsecond=0), count))
+
+
+@lru_cache(maxsize=4096)
+def _next_of(schedule: ScheduleSpec, now: datetime, count: int) -> tuple[str, ...]:
+    """Once per distinct schedule and second: a fleet's jobs share a few schedules."""
     try:
-        zone = ZoneInfo(job.schedule.timezone)
-        ev = compile_schedule(job.schedule)
-        return [s.astimezone(zone).isoformat() for s in take(ev, datetime.now(UTC), count)]
+        zone = ZoneInfo(schedule.timezone)
+        ev = compile_schedule(schedule)
+        return tuple(s.astimezone(zone).isoformat() for s in take(ev, now, count))
     except Exception:  # a schedule the importer marked unsupported may not evaluate
-        return []
+        return ()
 
 
 def handler_json(job: JobSpec) -> dict[str, Any]:
@@ -60,6 +68,7 @@ def entry_json(e: PlanEntry) -> dict[str, Any]:
     h = job.handler if job else None
     doc: dict[str, Any] = {
         "id": e.id,
+        "host": e.host,
         "status": e.status.value,
         "source": {"file": e.file, "line": e.line},
         "user": (h.user if isinstance(h, CommandHandler) else None) or e.details.get("user"),
@@ -98,7 +107,7 @@ def entry_json(e: PlanEntry) -> dict[str, Any]:
     return doc
 
 
-def outcome_json(outcome: ImportOutcome, timezone: str, dry_run: bool) -> dict[str, Any]:
+def outcome_json(outcome: ImportOutcome, timezone: str | None, dry_run: bool) -> dict[str, Any]:
     plan = outcome.plan
     return {
         "dry_run": dry_run,
@@ -154,7 +163,12 @@ def render_plan(outcome: ImportOutcome, timezone: str, dry_run: bool) -> None:
             err.print(f"warning: {trust.file}: {NOT_VERIFIED}", markup=False, highlight=False)
     for error in plan.errors:
         err.print(f"error: {error}", markup=False, highlight=False)
-    s = plan.summary()
+    render_totals(outcome)
+
+
+def render_totals(outcome: ImportOutcome) -> None:
+    """The summary line, what was applied, the RedBeat sync (or why it failed)."""
+    s = outcome.plan.summary()
     out.print(", ".join(f"{v} {k}" for k, v in s.items() if v), highlight=False)
     if outcome.applied:
         a = outcome.applied

@@ -11,6 +11,7 @@ from bridge.adapters import redis_conn
 from bridge.adapters.redbeat_entries import EntryStore
 from bridge.cli.context import STATE, emit_json, err, out
 from bridge.core.errors import BridgeError, ExitCode, RefusedError
+from bridge.store.hosts import jobs_per_host
 from bridge.store.repos import JobRepo
 
 
@@ -71,6 +72,7 @@ def _database_status() -> tuple[dict[str, Any], int, BridgeError | None]:
                                f"head {state.head}): run `bridge db upgrade`")
         with reg.session() as s:
             jobs = JobRepo(s).count()
+            doc["hosts"] = jobs_per_host(s)  # jobs bound to no host are left out
         return doc, jobs, None
     except BridgeError as e:
         doc["error"] = e.message
@@ -139,7 +141,9 @@ def _render(
             ),
             highlight=False,
         )
-    out.print(f"jobs      {jobs}", highlight=False)
+    hosts = db_doc.get("hosts") or {}
+    out.print(f"jobs      {jobs}" + (f" on {len(hosts)} host(s)" if hosts else ""),
+              highlight=False)
     view = doc.get("overview")
     if not view:
         return

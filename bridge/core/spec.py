@@ -20,6 +20,7 @@ from typing import Any
 
 from bridge.core import encoding
 from bridge.core.errors import SpecError
+from bridge.core.hosts import check_host
 from bridge.core.policies import (
     ComparePolicy,
     LostPolicy,
@@ -70,6 +71,7 @@ class SourceLocation:
     line: int | None = None
     raw: str | None = None
     kind: SourceKind = SourceKind.MANUAL
+    host: str | None = None  # the machine (bridge.core.hosts); None: bound to none (Quartz)
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,8 @@ class JobSpec:
     tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.source.host is not None:
+            check_host(self.source.host)
         if not JOB_ID_RE.match(self.id):
             raise SpecError(
                 f"bad job id '{self.id}': use letters, digits, '.', '_', '@', '-' (max 200)"
@@ -155,6 +159,11 @@ class JobSpec:
     @property
     def mapped(self) -> bool:
         return not isinstance(self.handler, UnmappedHandler)
+
+    @property
+    def host(self) -> str | None:
+        """The host of the job's legacy line (``source.host``; None: bound to no machine)."""
+        return self.source.host
 
     def to_json(self) -> dict[str, Any]:
         """The versioned JSON document (a new dict; nested documents of shared values such as
@@ -209,6 +218,7 @@ encoding.configure(
     shared=True,
     omit={"max_concurrency": None, "on_lost": LostPolicy.SKIP, "repair": RepairPolicy.AUTO},
 )
+encoding.configure(SourceLocation, omit={"host": None})  # added with fleets (migration 0005)
 for _shared in (ScheduleSpec, RetryPolicy, ComparePolicy):
     encoding.configure(_shared, shared=True)
 _job_text = encoding.text_writer(JobSpec, (("version", int.__repr__(SPEC_VERSION)),))

@@ -53,18 +53,29 @@ def _hinted(hints: Mapping[str, JobSpec], job_id: str, digest: str) -> JobSpec |
     return hint if hint is not None and hint.id == job_id else None
 
 
-def _spec_values(spec: JobSpec) -> dict[str, Any]:
-    """The columns of a job row that come from its spec."""
+def _spec_values(spec: JobSpec, importer: str | None) -> dict[str, Any]:
+    """The columns of a job row that come from its spec (``importer``: the importing host, the
+    owner of a job that names no host of its own)."""
     return {
         "id": spec.id,
+        "source_host": spec.host or importer,
         "source_file": spec.source.file,
         "source_line": spec.source.line,
         "source_kind": spec.source.kind.value,
+        "host": spec.host,
         "dialect": spec.schedule.dialect.value,
         "spec": spec.canonical_json(),
         "spec_hash": spec.spec_hash(),
         "mapped": spec.mapped,
     }
+
+
+def _narrowed(query: Any, source_file: str | None, host: str | None) -> Any:
+    if source_file is not None:
+        query = query.where(JobRow.source_file == source_file)
+    if host is not None:
+        query = query.where(JobRow.host == host)
+    return query
 
 
 def _decode(text: str) -> JobSpec:
@@ -92,39 +103,49 @@ class JobRepo:
         return job
 
     def list(
-        self, *, source_file: str | None = None, known: Iterable[JobSpec] = ()
+        self,
+        *,
+        source_file: str | None = None,
+        known: Iterable[JobSpec] = (),
+        host: str | None = None,
     ) -> list[StoredJob]:
-        """Jobs in id order (see :meth:`each`)."""
-        return list(self.each(source_file=source_file, known=known))
+        """Jobs in id order (see :meth:`each`); ``host``: only that host's jobs."""
+        return list(self.each(source_file=source_file, known=known, host=host))
 
     def each(
-        self, *, source_file: str | None = None, known: Iterable[JobSpec] = ()
+        self,
+        *,
+        source_file: str | None = None,
+        known: Iterable[JobSpec] = (),
+        host: str | None = None,
     ) -> Iterator[StoredJob]:
         """Jobs in id order, read a partition of rows at a time (the session stays open while
         they are consumed). ``known``: specs the caller already holds; a row whose hash equals
         one of theirs is not read nor decoded again (the hash covers the whole spec)."""
         extra = (JobRow.paused_reason, JobRow.created_at, JobRow.updated_at)
         for spec, digest, paused, (reason, created, updated) in self._specs(
-            extra, source_file, known
+            extra, source_file, known, host
         ):
             yield StoredJob(spec, digest, paused, reason, created, updated)
 
     def scheduled(self, *, known: Iterable[JobSpec] = ()) -> Iterator[ScheduledJob]:
         """What RedBeat needs of every live job (spec, hash, paused), as :meth:`each` reads
         them, without the columns it does not need."""
-        for spec, digest, paused, _ in self._specs((), None, known):
+        for spec, digest, paused, _ in self._specs((), None, known, None):
             yield ScheduledJob(spec, digest, paused)
 
     def _specs(
-        self, extra: Sequence[Any], source_file: str | None, known: Iterable[JobSpec]
+        self,
+        extra: Sequence[Any],
+        source_file: str | None,
+        known: Iterable[JobSpec],
+        host: str | None,
     ) -> Iterator[tuple[JobSpec, str, bool, tuple[Any, ...]]]:
         """(spec, hash, paused, the ``extra`` columns) of live jobs in id order."""
         hints = {spec.spec_hash(): spec for spec in known}
         columns = (JobRow.id, JobRow.spec_hash, JobRow.paused, *extra)
         query = select(*columns, *(() if hints else (JobRow.spec,)))
-        query = query.where(JobRow.deleted_at.is_(None))
-        if source_file is not None:
-            query = query.where(JobRow.source_file == source_file)
+        query = _narrowed(query.where(JobRow.deleted_at.is_(None)), source_file, host)
         result = self.s.execute(query.order_by(JobRow.id).execution_options(yield_per=1000))
         n = len(extra)
         for part in result.partitions():
@@ -177,6 +198,9 @@ class JobRepo:
         row.source_file = spec.source.file
         row.source_line = spec.source.line
         row.source_kind = spec.source.kind.value
+        row.host = spec.host
+        if spec.host is not None:
+            row.source_host = spec.host
         row.dialect = spec.schedule.dialect.value
         row.spec = spec.canonical_json()
         row.spec_version = SPEC_VERSION
@@ -193,7 +217,8 @@ class JobRepo:
     def write_many(self, specs: Sequence[JobSpec], *, host: str | None = None) -> None:
         """Create, update or revive many jobs in bulk (one SELECT per 500 ids, then one
         INSERT and one UPDATE executemany) — the import path for thousands of lines.
-        ``host``: the importing machine, recorded as part of each job's owning source."""
+        ``host``: the importing machine, recorded as part of each job's owning source unless
+        the job names its own host (``spec.host``: a crontab line's host)."""
         now = utcnow()
         deleted: dict[str, datetime | None] = {}
         ids = [spec.id for spec in specs]
@@ -203,12 +228,10 @@ class JobRepo:
         # Executemany in chunks (no ORM bulk machinery, and only one chunk of row values alive
         # at a time): the import path stays linear and bounded at 100k jobs.
         common: dict[str, Any] = {"spec_version": SPEC_VERSION, "updated_at": now}
-        if host is not None:
-            common["source_host"] = host
         insert_many(
             self.s.connection(),
             JobRow.__table__,
-            (_spec_values(spec) for spec in specs if spec.id not in deleted),
+            (_spec_values(spec, host) for spec in specs if spec.id not in deleted),
             {**common, "created_at": now, "paused": False},
         )
         revived = [spec for spec in specs if spec.id in deleted]
@@ -216,7 +239,8 @@ class JobRepo:
             updates = []
             for spec in revived[i : i + WRITE_CHUNK]:
                 created = {"created_at": now} if deleted[spec.id] is not None else {}
-                updates.append({**_spec_values(spec), **common, **created, "deleted_at": None})
+                values = _spec_values(spec, host)
+                updates.append({**values, **common, **created, "deleted_at": None})
             self.s.execute(update(JobRow), updates)
 
     def delete_many(self, job_ids: Sequence[str]) -> None:
@@ -260,8 +284,16 @@ class AuthorityRepo:
             out.setdefault(row.job_id, []).append(_event(row))
         return out
 
-    def start_legacy(self, job_ids: Iterable[str], *, actor: str, reason: str) -> None:
-        """The first event of jobs without history: legacy owns every slot (bulk)."""
+    def start_legacy(
+        self,
+        job_ids: Iterable[str],
+        *,
+        actor: str,
+        reason: str,
+        hosts: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """The first event of jobs without history: legacy owns every slot (bulk).
+        ``hosts``: each job's host, when the caller knows it (else the registry fills it)."""
         ids = list(job_ids)
         have: set[str] = set()
         for i in range(0, len(ids), 500):  # bounded IN lists (PostgreSQL takes 65535 params)
@@ -277,7 +309,8 @@ class AuthorityRepo:
             "forced": False,
             "at": utcnow(),
         }
-        rows = ({"job_id": j} for j in ids if j not in have)
+        known_hosts = hosts or {}
+        rows = ({"job_id": j, "job_host": known_hosts.get(j)} for j in ids if j not in have)
         insert_many(self.s.connection(), AuthorityEventRow.__table__, rows, constants)
 
     def append(
@@ -360,15 +393,23 @@ class AuditRepo:
         insert_many(self.s.connection(), AuditRow.__table__, records, constants)
 
     def query(
-        self, *, job_id: str | None = None, since: datetime | None = None, limit: int = 1000
+        self,
+        *,
+        job_id: str | None = None,
+        since: datetime | None = None,
+        limit: int = 1000,
+        host: str | None = None,
     ) -> Sequence[AuditEntry]:
         q = select(AuditRow).order_by(AuditRow.id)
         if job_id is not None:
             q = q.where(AuditRow.job_id == job_id)
+        if host is not None:
+            q = q.where(AuditRow.job_host == host)
         if since is not None:
             q = q.where(AuditRow.at >= since)
         rows = list(self.s.scalars(q.limit(limit)))
         return [
-            AuditEntry(r.id, r.at, r.actor, r.action, r.job_id, r.reason, r.before, r.after)
+            AuditEntry(r.id, r.at, r.actor, r.action, r.job_id, r.reason, r.before, r.after,
+                       r.job_host)
             for r in rows
         ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from bridge.core.spec import ENV_NAME_RE, Dialect
+from crontab_import import cronie
 from crontab_import.cron.kinds import known_zone
 from crontab_import.cron.lines import BLANKS, C_SPACE, Line
 from crontab_import.cron.state import ParseState
@@ -127,6 +128,9 @@ def env_line(state: ParseState, line: Line, env: EnvSetting) -> None:
         )
     else:
         state.set_env(env.name, env.value)
+    if env.name == "RANDOM_DELAY" and state.opts.dialect is Dialect.CRONIE:
+        minutes = cronie.random_delay(env.value)
+        state.random_delay = (minutes, line.number) if minutes else None
     if env.name == "CRON_TZ":
         _cron_tz(state, line.number, env.value)
     elif env.name == "TZ":

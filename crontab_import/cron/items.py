@@ -63,7 +63,8 @@ def build_job(
 
 def _location(state: ParseState, line: Line) -> SourceLocation:
     return SourceLocation(
-        file=state.opts.file, line=line.number, raw=line.text, kind=state.opts.kind
+        file=state.opts.file, line=line.number, raw=line.text, kind=state.opts.kind,
+        host=state.opts.host,
     )
 
 

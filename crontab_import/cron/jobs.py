@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 
 from bridge.core.errors import BridgeError
+from bridge.core.spec import Dialect, SourceKind
+from crontab_import import cronie
 from crontab_import.cron.command import split_command
 from crontab_import.cron.env import EnvSetting, parse_env_line
 from crontab_import.cron.fields import never_fires_cached, schedule_part, take_token
@@ -27,7 +29,12 @@ EMPTY_COMMAND_REASON = "empty command: cron accepts the line but runs nothing"
 
 def parse_job(state: ParseState, text: str) -> JobParts | str:
     """Split a job line into schedule, user and command; a string is the error message."""
-    schedule = schedule_part(text.lstrip(BLANKS))
+    body = text.lstrip(BLANKS)
+    if state.opts.dialect is Dialect.CRONIE and body.startswith("-"):
+        if state.opts.kind is SourceKind.USER_CRONTAB and state.opts.user != "root":
+            return cronie.DASH_REASON
+        body = body[1:]  # cronie: "do not log this run to syslog"
+    schedule = schedule_part(body)
     if isinstance(schedule, str):
         return schedule
     expression, rest = schedule
@@ -61,8 +68,26 @@ def _user_and_command(
     return JobParts(expression, user, rest)
 
 
+def _cronie_random_field(state: ParseState, text: str) -> str | None:
+    """cronie only: the user of a job line with a '~' time field (None when it has none)."""
+    body = text.lstrip(BLANKS).removeprefix("-")
+    tokens = []
+    for _ in range(5):
+        token, body, _blank = take_token(body)
+        tokens.append(token)
+    if body.startswith("@") or not cronie.has_random_field(tokens):
+        return None
+    return take_token(body)[0] if state.opts.kind in SYSTEM_KINDS else (state.opts.user or "")
+
+
 def job_line(state: ParseState, line: Line) -> None:
     job_id, description = claim_id(state, line)
+    if state.opts.dialect is Dialect.CRONIE:
+        random_user = _cronie_random_field(state, line.text)
+        if random_user is not None:
+            add_item(state, line, ItemStatus.UNSUPPORTED, job_id, None,
+                     cronie.RANDOM_FIELD_REASON, random_user or None)
+            return
     parsed = parse_job(state, line.text)
     if isinstance(parsed, str):
         state.error(line.number, parsed, debian_rejects=True)
@@ -82,6 +107,9 @@ def job_line(state: ParseState, line: Line) -> None:
             f"CRON_TZ '{zone}' at line {where} is not a known timezone",
             user=parsed.user,
         )
+    elif state.random_delay is not None:
+        reason = cronie.random_delay_reason(*state.random_delay)
+        add_item(state, line, ItemStatus.UNSUPPORTED, job_id, None, reason, parsed.user)
     else:
         _schedulable_job(state, line, job_id, parsed, parsed.expression, description)
 

@@ -39,6 +39,7 @@ class FileOptions:
     user: str | None
     dialect: Dialect
     id_prefix: str
+    host: str | None = None  # the host the file lives on (a fleet's file, or this machine)
 
 
 def known_zone(name: str) -> bool:

@@ -32,6 +32,7 @@ class ParseState:
     env: dict[str, str] = field(default_factory=dict)
     zone: str | None = None  # cronie CRON_TZ; None = host zone
     bad_zone: tuple[str, int] | None = None  # cronie: unknown CRON_TZ value and its line
+    random_delay: tuple[int, int] | None = None  # cronie: RANDOM_DELAY minutes and its line
     pending: Pending = field(default_factory=Pending)
     ordinal: int = 0
     items: list[ImportItem] = field(default_factory=list)

@@ -9,7 +9,8 @@ import re
 from dataclasses import replace
 from pathlib import PurePosixPath
 
-from bridge.core.spec import SourceKind
+from bridge.core.spec import Dialect, SourceKind
+from crontab_import import cronie
 from crontab_import.cron.lines import Line
 from crontab_import.cron.state import ParseState
 from crontab_import.model import ItemStatus
@@ -47,6 +48,13 @@ def finish_file(state: ParseState, lines: list[Line]) -> None:
 
 def _inactive_reason(state: ParseState) -> str | None:
     name = PurePosixPath(state.opts.file).name
+    if state.opts.dialect is Dialect.CRONIE:  # one bad line skips only itself (cronie.py)
+        if state.opts.kind is SourceKind.CRON_D and cronie.skips_name(name):
+            reason = (f"file name '{name}' is ignored by cronie (it skips names starting with "
+                      "'.' or '#', or ending with '~', '.rpmsave', '.rpmorig', '.rpmnew')")
+            state.note(None, reason)
+            return reason
+        return None
     if state.opts.kind is SourceKind.CRON_D and not CRON_D_NAME_RE.match(name):
         reason = f"file name '{name}' is ignored by Debian cron ({NAME_RULE})"
         state.note(None, reason)
