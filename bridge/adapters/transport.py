@@ -19,11 +19,32 @@
    died after ``HSET`` and before ``LREM``): the slot claim makes the copy a recorded
    ``suppressed`` duplicate, never a second run.
 
-   ``BLMOVE`` waits on one list, so it is used when the channel consumes exactly one Redis key
-   (one queue; the app sets ``priority_steps=[0]``, the bridge publishes no priorities). A worker
-   consuming several queues falls back to kombu's ``BRPOP`` (and says so once at start): run one
-   worker per queue to close the window there too. The health task repairs what is lost anyway
-   (a slot with no claim is ``missed`` after its grace).
+   ``BLMOVE`` waits on one list. A channel that consumes one Redis key (one queue; the app sets
+   ``priority_steps=[0]``, the bridge publishes no priorities) blocks in ``BLMOVE`` itself. A
+   channel that consumes several (a per-host worker: its host's queue and the shared one) keeps
+   the same guarantee in two steps:
+
+   * **take**: one Lua script (``SCAN_SCRIPT``, one round trip, atomic) tries ``LMOVE queue
+     inflight`` on each queue in kombu's round-robin order and returns the first item moved, so
+     the item is in the inflight list before Redis answers, as with ``BLMOVE``;
+   * **wait**, when every queue was empty: a blocking ``BRPOP`` on the queues' **bells**
+     (``_bridge.bell.<queue>``), never on the queues. A bell holds wake-up tokens only: this
+     transport's producers push one after each message (``Channel._put``; a publish batch pushes
+     one per message at flush, at most ``BELL_CAP`` per queue), and a token popped by a worker
+     that dies, or that finds the queue already emptied by another worker, loses nothing. The
+     woken channel takes again at once.
+
+   So a message sent by a bridge producer (beat, ``bridge`` commands, the health task's repairs,
+   Flower through the bridge app) wakes a multi-queue worker as fast as ``BLMOVE`` would (one
+   extra round trip, ``bench/multi_queue_latency.py``); one pushed by a foreign producer that
+   rings no bell is found at the next wait timeout (``brpop_timeout``, 1 s). A short blocking
+   ``BLMOVE`` on one queue between takes would instead add up to its timeout to every message on
+   the others, and Redis rounds such timeouts up to its ``hz`` tick (100 ms at the default).
+   With ``global_keyprefix`` set the channel falls back to kombu's ``BRPOP`` (and says so once).
+
+   The inflight index (``INFLIGHT_INDEX``) names, for every live channel, each queue it
+   consumes: :func:`live_consumers` reads it (with the ``alive`` keys) to say which queues have
+   a live consumer (``bridge status``, the health task).
 
 2. **Garbage on a queue.** kombu decodes each item it pops; an item that is not a kombu message
    (raw bytes pushed by hand, a foreign producer) raises out of the consumer loop and stops the
@@ -40,19 +61,50 @@ import json
 import logging
 import time
 import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from queue import Empty
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import loads
+from kombu.utils.json import dumps, loads
 
 log = logging.getLogger("bridge.adapters.transport")
 
 INFLIGHT_PREFIX = "_bridge.inflight."
 INFLIGHT_INDEX = "_bridge.inflight.index"  # hash: inflight list key -> its queue key
 ALIVE_PREFIX = "_bridge.alive."
+BELL_PREFIX = "_bridge.bell."
+BELL_CAP = 64  # wake-up tokens kept per queue: enough to wake that many idle workers at once
 MIN_ALIVE_TTL = 30  # seconds without a refresh before a channel's inflight list is restored
+
+# KEYS: queue1, inflight1, queue2, inflight2, ...: move the first item found, atomically
+SCAN_SCRIPT = """
+for i = 1, #KEYS, 2 do
+  local item = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'RIGHT', 'LEFT')
+  if item then return {KEYS[i], item} end
+end
+return nil
+"""
+
+
+def bell_key(queue_key: str) -> str:
+    return BELL_PREFIX + queue_key
+
+
+def owner_of(inflight_key: str) -> str:
+    """The channel id an inflight list key belongs to."""
+    return inflight_key[len(INFLIGHT_PREFIX):].split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class _Poll:
+    """The command a channel has outstanding on its polling connection."""
+
+    kind: str  # "move" (BLMOVE), "take" (SCAN_SCRIPT), "wait" (BRPOP on bells)
+    sources: tuple[tuple[str, str], ...]  # (queue name, its Redis key), in polling order
 
 
 class QoS(kombu_redis.QoS):
@@ -64,16 +116,41 @@ class QoS(kombu_redis.QoS):
         super().restore_visible(start, num, interval)
 
 
+class PublishBatch(kombu_redis.PublishBatch):
+    """kombu's publish batch, plus one bell token per message, pushed after the messages."""
+
+    def __init__(self, channel: Any, max_size: int) -> None:
+        super().__init__(channel, max_size)
+        self.rings: Counter[str] = Counter()
+
+    def flush(self) -> None:
+        if self._buffered and self.rings:
+            for key, n in sorted(self.rings.items()):
+                _ring(self.pipeline, key, n)
+        self.rings.clear()
+        super().flush()
+
+    def discard(self) -> None:
+        self.rings.clear()
+        super().discard()
+
+
+def _ring(pipe: Any, queue_key: str, n: int = 1) -> None:
+    bell = bell_key(queue_key)
+    pipe.lpush(bell, *(["1"] * min(n, BELL_CAP)))
+    pipe.ltrim(bell, 0, BELL_CAP - 1)
+
+
 class Channel(kombu_redis.Channel):
     QoS = QoS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._bridge_id = uuid.uuid4().hex
-        self._blmove_source: tuple[str, str] | None = None  # (queue name, its key) in flight
+        self._bridge_poll: _Poll | None = None  # None: nothing outstanding, or kombu's BRPOP
         self._alive_at = 0.0
         self._swept = False
-        self._warned_multi = False
+        self._warned_prefix = False
         self._indexed: set[str] = set()
 
     # --- keys -----------------------------------------------------------------------------------
@@ -89,6 +166,28 @@ class Channel(kombu_redis.Channel):
     def alive_ttl(self) -> int:
         interval = int(getattr(self, "unacked_restore_interval", 10) or 10)
         return max(MIN_ALIVE_TTL, 3 * interval)
+
+    # --- publishing -----------------------------------------------------------------------------
+
+    def create_publish_batch(self, max_size: int) -> PublishBatch:
+        return PublishBatch(self, max_size)
+
+    def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
+        """kombu's ``_put``, ringing the queue's bell after the message (same round trip)."""
+        batch = kwargs.get("_publish_batch")
+        key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
+        if batch is not None or self.global_keyprefix:
+            super()._put(queue, message, **kwargs)
+            if isinstance(batch, PublishBatch):
+                batch.rings[key] += 1
+            return
+        with self.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
+            pipe.lpush(key, dumps(message))
+            if self._expires and queue in self._expires:
+                for pri in self.priority_steps:
+                    pipe.pexpire(self._q_for_pri(queue, pri), self._expires[queue])
+            _ring(pipe, key)
+            pipe.execute()
 
     # --- liveness and the sweep ------------------------------------------------------------------
 
@@ -107,7 +206,7 @@ class Channel(kombu_redis.Channel):
         with self.conn_or_acquire() as client:
             for raw_key, raw_queue in (client.hgetall(INFLIGHT_INDEX) or {}).items():
                 key, queue_key = bytes_to_str(raw_key), bytes_to_str(raw_queue)
-                owner = key[len(INFLIGHT_PREFIX):].split(".", 1)[0]
+                owner = owner_of(key)
                 if owner == self._bridge_id or client.exists(f"{ALIVE_PREFIX}{owner}"):
                     continue
                 while client.lmove(key, queue_key, "RIGHT", "RIGHT") is not None:
@@ -118,6 +217,15 @@ class Channel(kombu_redis.Channel):
                         "yet registered as unacknowledged", moved)
         return moved
 
+    def _register_inflight(self, sources: Sequence[tuple[str, str]]) -> None:
+        """Name our inflight lists in the index before anything can be moved into them."""
+        missing = {self.inflight_key(key): key for _, key in sources
+                   if self.inflight_key(key) not in self._indexed}
+        if missing:
+            with self.conn_or_acquire() as client:
+                client.hset(INFLIGHT_INDEX, mapping=missing)
+            self._indexed.update(missing)
+
     # --- consuming --------------------------------------------------------------------------------
 
     def _brpop_start(self, timeout: Any = None) -> None:
@@ -126,33 +234,43 @@ class Channel(kombu_redis.Channel):
         queues = self._queue_cycle.consume(len(self.active_queues))
         if not queues:
             return
-        keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
-        if len(keys) != 1 or self.global_keyprefix:
-            if not self._warned_multi:
-                self._warned_multi = True
-                log.warning("consuming %d Redis keys at once: kombu's BRPOP is used, whose "
-                            "delivery window a killed worker can lose a message in; run one "
-                            "worker per queue to close it", len(keys))
-            self._blmove_source = None
-            return self._brpop_keys(keys, timeout)
+        sources = tuple((queue, self._q_for_pri(queue, pri))
+                        for pri in self.priority_steps for queue in queues)
+        if self.global_keyprefix:
+            if not self._warned_prefix:
+                self._warned_prefix = True
+                log.warning("global_keyprefix is set: kombu's BRPOP is used, whose delivery "
+                            "window a killed worker can lose a message in")
+            self._bridge_poll = None
+            return self._brpop_keys([key for _, key in sources], timeout)
         self.refresh_alive()
         if not self._swept:
             self._swept = True
             self.restore_dead_inflight()
-        key = keys[0]
-        inflight = self.inflight_key(key)
-        if inflight not in self._indexed:  # registered once per channel and queue
-            with self.conn_or_acquire() as client:
-                client.hset(INFLIGHT_INDEX, inflight, key)
-            self._indexed.add(inflight)
-        self._blmove_source = (queues[0], key)
+        self._register_inflight(sources)
+        if len(sources) == 1:
+            key = sources[0][1]
+            self._send(_Poll("move", sources), "BLMOVE", key, self.inflight_key(key),
+                       "RIGHT", "LEFT", timeout or 0)
+        else:
+            self._send_take(sources)
+
+    def _send(self, poll: _Poll, *command: Any) -> None:
+        self._bridge_poll = poll
         self._in_poll = self.client.connection
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
-        self.client.connection.send_command("BLMOVE", key, inflight, "RIGHT", "LEFT",
-                                            timeout or 0)
+        self.client.connection.send_command(*command)
+
+    def _send_take(self, sources: tuple[tuple[str, str], ...]) -> None:
+        keys = [k for _, key in sources for k in (key, self.inflight_key(key))]
+        self._send(_Poll("take", sources), "EVAL", SCAN_SCRIPT, len(keys), *keys)
+
+    def _send_wait(self, sources: tuple[tuple[str, str], ...]) -> None:
+        bells = [bell_key(key) for _, key in sources]
+        self._send(_Poll("wait", sources), "BRPOP", *bells, self.brpop_timeout or 1)
 
     def _brpop_keys(self, keys: list[str], timeout: Any) -> None:
-        """kombu's BRPOP start, for more than one key."""
+        """kombu's BRPOP start (a channel with ``global_keyprefix``)."""
         self._in_poll = self.client.connection
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
         command_args = ["BRPOP", *keys, timeout or 0]
@@ -161,40 +279,60 @@ class Channel(kombu_redis.Channel):
         self.client.connection.send_command(*command_args)
 
     def _brpop_read(self, **options: Any) -> bool:
-        source = self._blmove_source
-        if source is None:
+        poll = self._bridge_poll
+        if poll is None:
             try:
                 return bool(super()._brpop_read(**options))
             except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
                 log.error("dropped an undecodable item from the broker queue (not a kombu "
                           "message): %s", str(e)[:200])
                 raise Empty() from e
-        self._blmove_source = None
+        self._bridge_poll = None
+        polling = False  # another command was sent: the connection stays in poll
         try:
+            command = {"move": "BLMOVE", "take": "EVAL", "wait": "BRPOP"}[poll.kind]
             try:
-                item = self.client.parse_response(self.client.connection, "BLMOVE", **options)
+                reply = self.client.parse_response(self.client.connection, command, **options)
             except self.connection_errors:
                 self.client.connection.disconnect()
                 raise
-            if item is None:
+            if poll.kind == "wait":  # a bell rang (or the wait timed out): take at once
+                self._send_take(poll.sources)
+                polling = True
                 raise Empty()
-            queue, key = source
-            inflight = self.inflight_key(key)
-            try:
-                try:
-                    payload = loads(bytes_to_str(item))
-                except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-                    log.error("dropped an undecodable item from the broker queue (not a kombu "
-                              "message): %s", str(e)[:200])
-                    raise Empty() from e
-                self._queue_cycle.rotate(queue)
-                self.connection._deliver(payload, queue)  # -> unacked hash (acks_late)
-            finally:
-                self.client.lrem(inflight, 1, item)
+            if poll.kind == "take":
+                if not reply:  # every queue was empty: wait for a bell
+                    self._send_wait(poll.sources)
+                    polling = True
+                    raise Empty()
+                key, item = bytes_to_str(reply[0]), reply[1]
+                queue = next(q for q, k in poll.sources if k == key)
+            else:
+                if reply is None:
+                    raise Empty()
+                (queue, key), item = poll.sources[0], reply
+            self._deliver_moved(queue, key, item)
             return True
         finally:
-            self._in_poll = None  # type: ignore[assignment]
-            self._flush_brpop_reauth()
+            if not polling:
+                self._in_poll = None  # type: ignore[assignment]
+                self._flush_brpop_reauth()
+
+    def _deliver_moved(self, queue: str, key: str, item: Any) -> None:
+        """Hand an item that sits in our inflight list to kombu (-> the unacked hash, acks_late),
+        then drop it from the inflight list."""
+        inflight = self.inflight_key(key)
+        try:
+            try:
+                payload = loads(bytes_to_str(item))
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+                log.error("dropped an undecodable item from the broker queue (not a kombu "
+                          "message): %s", str(e)[:200])
+                raise Empty() from e
+            self._queue_cycle.rotate(queue)
+            self.connection._deliver(payload, queue)
+        finally:
+            self.client.lrem(inflight, 1, item)
 
     def close(self) -> None:
         if not getattr(self, "closed", False):
@@ -208,6 +346,20 @@ class Channel(kombu_redis.Channel):
             except Exception:  # closing: the sweep of another worker cleans up
                 log.debug("could not clean the inflight bookkeeping", exc_info=True)
         super().close()
+
+
+def live_consumers(client: Any) -> dict[str, int]:
+    """Queue key -> how many live bridge-transport channels consume it (from the inflight index
+    and the ``alive`` keys; a channel registers every queue it consumes before its first poll)."""
+    index: Mapping[Any, Any] = client.hgetall(INFLIGHT_INDEX) or {}
+    entries = [(owner_of(bytes_to_str(k)), bytes_to_str(q)) for k, q in index.items()]
+    owners = sorted({owner for owner, _ in entries})
+    with client.pipeline(transaction=False) as pipe:
+        for owner in owners:
+            pipe.exists(f"{ALIVE_PREFIX}{owner}")
+        alive = {owner for owner, n in zip(owners, pipe.execute(), strict=True) if n}
+    counts: Counter[str] = Counter(queue for owner, queue in entries if owner in alive)
+    return dict(counts)
 
 
 def not_a_message(item: Any) -> str | None:
