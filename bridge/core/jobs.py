@@ -36,3 +36,8 @@ class StoredJob:
     @property
     def id(self) -> str:
         return self.spec.id
+
+    @property
+    def host(self) -> str | None:
+        """The host the job belongs to (``spec.host``; see :mod:`bridge.core.hosts`)."""
+        return self.spec.host

@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.core.errors import SpecError
+from bridge.core.hosts import check_host
 
 SPEC_VERSION = 1
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
@@ -108,10 +109,19 @@ def _aware(value: datetime | None, what: str) -> None:
 
 @dataclass(frozen=True)
 class SourceLocation:
+    """Where a job's definition lives: ``host`` (:mod:`bridge.core.hosts`; None for sources
+    that are not bound to a machine, e.g. a Quartz store), ``file`` (the path on that host),
+    1-based ``line``, the original text and the kind."""
+
     file: str
     line: int | None = None
     raw: str | None = None
     kind: SourceKind = SourceKind.MANUAL
+    host: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.host is not None:
+            check_host(self.host)
 
 
 @dataclass(frozen=True)
@@ -322,6 +332,12 @@ class JobSpec:
     def mapped(self) -> bool:
         return not isinstance(self.handler, UnmappedHandler)
 
+    @property
+    def host(self) -> str | None:
+        """The host this job's legacy line lives on (``source.host``): every crontab job has
+        one; None for a source bound to no machine (Quartz, manual)."""
+        return self.source.host
+
     def to_json(self) -> dict[str, Any]:
         """The versioned JSON document (computed once per immutable instance: do not mutate)."""
         cached: dict[str, Any] | None = self.__dict__.get("_doc")
@@ -372,7 +388,10 @@ def _names(cls: type) -> tuple[str, ...]:
 
 # Fields added after SPEC_VERSION 1 was published: left out of the document while unset, so a
 # spec that does not use them keeps its canonical JSON, and therefore its stored spec_hash.
-_OMITTED_WHEN_NONE: dict[type, frozenset[str]] = {Policies: frozenset({"max_concurrency"})}
+_OMITTED_WHEN_NONE: dict[type, frozenset[str]] = {
+    Policies: frozenset({"max_concurrency"}),
+    SourceLocation: frozenset({"host"}),
+}
 # Likewise left out while they hold their default (so existing specs keep their hash).
 _OMITTED_WHEN_DEFAULT: dict[type, dict[str, Any]] = {
     Policies: {"on_lost": LostPolicy.SKIP, "repair": RepairPolicy.AUTO}

@@ -1,5 +1,9 @@
 """The registry's tables (SQLAlchemy 2). Same code on SQLite and PostgreSQL.
 
+``job_host`` (runs, claims, authority_events, audit_log): the host of the row's job when it was
+written (``jobs.host``); database triggers fill it on every insert that leaves it NULL (revision
+0005), so every writer's rows group by host.
+
 Every timestamp is stored as naive UTC and read back as aware UTC (:class:`UTCDateTime`), so a
 slot compares equal whichever database it went through.
 """
@@ -66,7 +70,8 @@ class JobRow(Base):
     source_file: Mapped[str] = mapped_column(String(1000), index=True)
     source_line: Mapped[int | None] = mapped_column(Integer)
     source_kind: Mapped[str] = mapped_column(String(32))
-    source_host: Mapped[str | None] = mapped_column(String(255))  # who imported it (0003)
+    source_host: Mapped[str | None] = mapped_column(String(255))  # who imported it (0004)
+    host: Mapped[str | None] = mapped_column(String(255), index=True)  # JobSpec.host (0005)
     dialect: Mapped[str] = mapped_column(String(32))
     spec: Mapped[str] = mapped_column(Text)  # canonical JSON of the JobSpec (versioned)
     spec_version: Mapped[int] = mapped_column(Integer)
@@ -90,6 +95,7 @@ class AuthorityEventRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    job_host: Mapped[str | None] = mapped_column(String(255))  # jobs.host at write time (0005)
 
 
 class RunRow(Base):
@@ -119,6 +125,7 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     record_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     pid: Mapped[int | None] = mapped_column(Integer)  # a started command's process group
+    job_host: Mapped[str | None] = mapped_column(String(255))  # jobs.host at write time (0005)
 
 
 class ClaimRow(Base):
@@ -137,6 +144,7 @@ class ClaimRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    job_host: Mapped[str | None] = mapped_column(String(255))  # jobs.host at write time (0005)
 
 
 class AuditRow(Base):
@@ -153,6 +161,7 @@ class AuditRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    job_host: Mapped[str | None] = mapped_column(String(255))  # jobs.host at write time (0005)
 
 
 class RegistryMetaRow(Base):

@@ -52,6 +52,7 @@ def _row_values(spec: JobSpec, now: datetime) -> dict[str, Any]:
         "source_file": spec.source.file,
         "source_line": spec.source.line,
         "source_kind": spec.source.kind.value,
+        "host": spec.host,
         "dialect": spec.schedule.dialect.value,
         "spec": spec.canonical_json(),
         "spec_version": SPEC_VERSION,
@@ -59,6 +60,14 @@ def _row_values(spec: JobSpec, now: datetime) -> dict[str, Any]:
         "mapped": spec.mapped,
         "updated_at": now,
     }
+
+
+def _narrowed(query: Any, source_file: str | None, host: str | None) -> Any:
+    if source_file is not None:
+        query = query.where(JobRow.source_file == source_file)
+    if host is not None:
+        query = query.where(JobRow.host == host)
+    return query
 
 
 def _decode(text: str) -> JobSpec:
@@ -87,10 +96,15 @@ class JobRepo:
         return job
 
     def list(
-        self, *, source_file: str | None = None, known: Iterable[JobSpec] = ()
+        self,
+        *,
+        source_file: str | None = None,
+        known: Iterable[JobSpec] = (),
+        host: str | None = None,
     ) -> list[StoredJob]:
         """Jobs in id order. ``known``: specs the caller already holds; a row whose hash equals
-        one of theirs is not read nor decoded again (the hash covers the whole spec)."""
+        one of theirs is not read nor decoded again (the hash covers the whole spec).
+        ``source_file`` / ``host``: only the jobs of that file / that host."""
         columns = (
             JobRow.id,
             JobRow.spec_hash,
@@ -103,12 +117,8 @@ class JobRepo:
         live = JobRow.deleted_at.is_(None)
         if not hints:
             full = select(JobRow.spec, *columns).where(live).order_by(JobRow.id)
-            if source_file is not None:
-                full = full.where(JobRow.source_file == source_file)
-            return [_stored(r) for r in self.s.execute(full)]
-        light = select(*columns).where(live).order_by(JobRow.id)
-        if source_file is not None:
-            light = light.where(JobRow.source_file == source_file)
+            return [_stored(r) for r in self.s.execute(_narrowed(full, source_file, host))]
+        light = _narrowed(select(*columns).where(live).order_by(JobRow.id), source_file, host)
         rows = list(self.s.execute(light))
         missing = [r.id for r in rows if _hinted(r, hints) is None]
         texts: dict[str, str] = {}
@@ -130,11 +140,36 @@ class JobRepo:
             )
         return out
 
-    def ids_from_source(self, source_file: str) -> set[str]:
+    def ids_from_source(self, source_file: str, host: str | None = None) -> set[str]:
+        """Live job ids imported from ``source_file`` (on ``host``; None: on any host)."""
         query = select(JobRow.id).where(
             JobRow.deleted_at.is_(None), JobRow.source_file == source_file
         )
+        if host is not None:
+            query = query.where(JobRow.host == host)
         return set(self.s.scalars(query))
+
+    def ids_by_source(self, hosts: Iterable[str]) -> dict[tuple[str, str], set[str]]:
+        """Live job ids per (host, source file) of the given hosts, in one query (a fleet
+        import reads every host's files at once)."""
+        wanted = sorted(set(hosts))
+        out: dict[tuple[str, str], set[str]] = {}
+        for i in range(0, len(wanted), 500):
+            query = select(JobRow.id, JobRow.host, JobRow.source_file).where(
+                JobRow.deleted_at.is_(None), JobRow.host.in_(wanted[i : i + 500])
+            )
+            for r in self.s.execute(query):
+                out.setdefault((r.host, r.source_file), set()).add(r.id)
+        return out
+
+    def hosts(self) -> dict[str, int]:
+        """Live jobs per host (jobs bound to no host are left out)."""
+        query = (
+            select(JobRow.host, func.count())
+            .where(JobRow.deleted_at.is_(None), JobRow.host.is_not(None))
+            .group_by(JobRow.host)
+        )
+        return {h: int(n) for h, n in self.s.execute(query)}
 
     def owners(self) -> dict[str, SourceOwner]:
         """Every live job's owning source: (host, file, kind); host None for rows imported
@@ -165,6 +200,9 @@ class JobRepo:
         row.source_file = spec.source.file
         row.source_line = spec.source.line
         row.source_kind = spec.source.kind.value
+        row.host = spec.host
+        if spec.host is not None:
+            row.source_host = spec.host
         row.dialect = spec.schedule.dialect.value
         row.spec = spec.canonical_json()
         row.spec_version = SPEC_VERSION
@@ -181,7 +219,8 @@ class JobRepo:
     def write_many(self, specs: Sequence[JobSpec], *, host: str | None = None) -> None:
         """Create, update or revive many jobs in bulk (one SELECT per 500 ids, then one
         INSERT and one UPDATE executemany) — the import path for thousands of lines.
-        ``host``: the importing machine, recorded as part of each job's owning source."""
+        ``host``: the importing machine, recorded as part of each job's owning source unless
+        the job names its own host (``spec.host``: a crontab line's host)."""
         now = utcnow()
         deleted: dict[str, datetime | None] = {}
         ids = [spec.id for spec in specs]
@@ -196,8 +235,8 @@ class JobRepo:
             inserts, updates = [], []
             for spec in specs[i : i + WRITE_CHUNK]:
                 values = _row_values(spec, now)
-                if host is not None:
-                    values["source_host"] = host
+                if spec.host is not None or host is not None:
+                    values["source_host"] = spec.host or host
                 if spec.id not in deleted:
                     inserts.append({**values, "created_at": now, "paused": False})
                 else:
