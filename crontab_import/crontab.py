@@ -112,6 +112,7 @@ from bridge.core.spec import (
     Dialect,
     JobSpec,
     LostPolicy,
+    Placement,
     Policies,
     RepairPolicy,
     ScheduleSpec,
@@ -134,8 +135,10 @@ USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$")
 DIRECTIVE_RE = re.compile(r"^#[ \t]*bridge:[ \t]*(.*?)[ \t]*$")
 NAME_RE = re.compile(r"^#[ \t]*name:[ \t]*(.*?)[ \t]*$", re.IGNORECASE)
 ID_DIRECTIVE_RE = re.compile(r"^id=(\S*)$")
-DIRECTIVE_KEYS = {"on-lost": ("on_lost", LostPolicy), "repair": ("repair", RepairPolicy)}
-DIRECTIVE_SYNTAX = "expected '# bridge: id=<job-id> on-lost=skip|rerun repair=auto|alert-only'"
+DIRECTIVE_KEYS = {"on-lost": ("on_lost", LostPolicy), "repair": ("repair", RepairPolicy),
+                  "placement": ("placement", Placement)}
+DIRECTIVE_SYNTAX = ("expected '# bridge: id=<job-id> on-lost=skip|rerun repair=auto|alert-only "
+                    "placement=host|anywhere'")
 REBOOT_REASON = "@reboot has no schedule; it stays in the legacy crontab"
 NEVER_FIRES_REASON = "never fires under cron"
 EMPTY_COMMAND_REASON = "empty command: cron accepts the line but runs nothing"

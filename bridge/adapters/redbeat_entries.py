@@ -29,6 +29,7 @@ from typing import Any
 
 import redis
 
+from bridge.core.placement import job_queue
 from bridge.core.schedules import Evaluator, compile_schedule
 from bridge.core.spec import JobSpec, ScheduleSpec
 
@@ -97,7 +98,7 @@ def encode_definition(spec: JobSpec, spec_hash: str, *, paused: bool = False) ->
         "task": TASK_NAME,
         "args": [spec.id],
         "kwargs": {},
-        "options": {"queue": p.queue},
+        "options": {"queue": job_queue(spec)},
         "schedule": encode_schedule(spec.schedule),
         "enabled": True,
         "bridge": {

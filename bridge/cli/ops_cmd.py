@@ -31,6 +31,7 @@ from bridge.core.audit import current_actor
 from bridge.core.authority import Owner, owner_at
 from bridge.core.errors import InfraError, InputError, RefusedError
 from bridge.core.jobs import StoredJob
+from bridge.core.placement import job_queue
 from bridge.core.schedules import compile_schedule
 from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
 from legacy_wrappers.claims import CLAIMS, ClaimInfo, Claims, ClaimState
@@ -205,7 +206,7 @@ def trigger(
     with registry.session() as s:
         if claim is not None:
             release_claim(s, claim, actor, reason)
-        queue = stored.spec.policies.queue
+        queue = job_queue(stored.spec)
         task_id = _send(job, chosen, queue)
         AuditRepo(s).append("trigger", actor=actor, job_id=job, reason=reason,
                             after={"slot": chosen.isoformat(), "task_id": task_id,

@@ -86,6 +86,13 @@ class RepairPolicy(StrEnum):
     ALERT_ONLY = "alert-only"  # only alert; an operator repairs (`bridge reconcile --repair`)
 
 
+class Placement(StrEnum):
+    """Which workers may run a job (see :mod:`bridge.core.placement`)."""
+
+    HOST = "host"  # only a worker on the job's host (its per-host queue); the default
+    ANYWHERE = "anywhere"  # any worker of the job's queue
+
+
 class SourceKind(StrEnum):
     USER_CRONTAB = "user-crontab"
     SYSTEM_CRONTAB = "system-crontab"  # /etc/crontab
@@ -254,12 +261,14 @@ class Policies:
     max_concurrency: int | None = None  # runs of ``group`` at once, across all workers
     on_lost: LostPolicy = LostPolicy.SKIP  # prefer skip over double-run (issue 20)
     repair: RepairPolicy = RepairPolicy.AUTO
+    placement: Placement = Placement.HOST  # binds only a job that has a host (spec.host)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overlap", OverlapPolicy(self.overlap))
         try:
             object.__setattr__(self, "on_lost", LostPolicy(self.on_lost))
             object.__setattr__(self, "repair", RepairPolicy(self.repair))
+            object.__setattr__(self, "placement", Placement(self.placement))
         except ValueError as e:
             raise SpecError(str(e)) from e
         object.__setattr__(self, "misfire", MisfirePolicy(self.misfire))
@@ -394,7 +403,8 @@ _OMITTED_WHEN_NONE: dict[type, frozenset[str]] = {
 }
 # Likewise left out while they hold their default (so existing specs keep their hash).
 _OMITTED_WHEN_DEFAULT: dict[type, dict[str, Any]] = {
-    Policies: {"on_lost": LostPolicy.SKIP, "repair": RepairPolicy.AUTO}
+    Policies: {"on_lost": LostPolicy.SKIP, "repair": RepairPolicy.AUTO,
+               "placement": Placement.HOST}
 }
 
 

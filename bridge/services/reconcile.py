@@ -60,6 +60,7 @@ from sqlalchemy.orm import Session
 from bridge.core.authority import AuthorityEvent, Owner, owner_at
 from bridge.core.errors import ScheduleError
 from bridge.core.jobs import StoredJob
+from bridge.core.placement import job_queue
 from bridge.core.schedules import compile_schedule, slots_between
 from bridge.store.db import Registry
 from bridge.store.models import AuditRow, ClaimRow, RunRow
@@ -475,7 +476,7 @@ def plan_repairs(
 ) -> list[tuple[Finding, str, str | None]]:
     """Pure: ``(finding, queue, why not)`` for each repairable finding (``None``: send it).
     ``honour_policy``: a job whose ``repair`` policy is ``alert-only`` is not sent."""
-    queues = {j.id: j.spec.policies.queue for j in inputs.jobs}
+    queues = {j.id: job_queue(j.spec) for j in inputs.jobs}
     alert_only = {j.id for j in inputs.jobs if j.spec.policies.repair.value == "alert-only"}
     out: list[tuple[Finding, str, str | None]] = []
     for f in findings:
