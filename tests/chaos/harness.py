@@ -178,10 +178,11 @@ class Chaos:
         return proc
 
     def worker(self, concurrency: int = 2, app: str = "legacy_wrappers.tasks",
-               env: dict[str, str] | None = None, wait: bool = True) -> Proc:
+               env: dict[str, str] | None = None, wait: bool = True,
+               queues: str = "bridge") -> Proc:
         n = len(self.procs)
         proc = self.spawn("worker", [
-            CELERY, "-A", app, "worker", "-P", "prefork", "-c", str(concurrency), "-Q", "bridge",
+            CELERY, "-A", app, "worker", "-P", "prefork", "-c", str(concurrency), "-Q", queues,
             "-n", f"chaos{n}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
             "--without-heartbeat", "-l", "INFO"], env)
         if wait:
