@@ -47,6 +47,8 @@ Environment of a job
   ``/bin/sh``). Dialect ``vixie``: ``CRON_TZ`` is only an environment variable (noted).
   Dialect ``cronie``: ``CRON_TZ=zone`` sets the zone of the job lines below it (empty: back to
   the host zone); an unknown zone is an error at its line and the jobs below it are errors.
+  cronie's other differences (``-`` lines, ``RANDOM_DELAY``, ``~`` fields, a bad line skipping
+  only itself, cron.d names) are listed in :mod:`crontab_import.cronie`.
 
 The whole file
   * Debian ignores every job of a file with one line it cannot parse (and ``crontab`` refuses
@@ -119,6 +121,7 @@ from bridge.core.spec import (
     SourceKind,
     SourceLocation,
 )
+from crontab_import import cronie
 from crontab_import.filetrust import FileTrust, read_source
 from crontab_import.model import ImportError_, ImportItem, ItemStatus, ParseResult
 
@@ -319,6 +322,7 @@ class _State:
     env: dict[str, str] = field(default_factory=dict)
     zone: str | None = None  # cronie CRON_TZ; None = host zone
     bad_zone: tuple[str, int] | None = None  # cronie: unknown CRON_TZ value and its line
+    random_delay: tuple[int, int] | None = None  # cronie: RANDOM_DELAY minutes and its line
     pending: _Pending = field(default_factory=_Pending)
     ordinal: int = 0
     items: list[ImportItem] = field(default_factory=list)
@@ -411,11 +415,25 @@ def _parse_line(state: _State, line: _Line) -> None:
         else:
             _job_line(state, line)
     if not line.terminated and not _is_blank(text) and not _is_comment(text):
+        _unterminated(state, line)
+
+
+def _unterminated(state: _State, line: _Line) -> None:
+    if state.opts.dialect is not Dialect.CRONIE:
         state.error(
             line.number,
             "missing newline at end of file (cron ignores the whole file)",
             debian_rejects=True,
         )
+        return
+    message = "missing newline at end of file (cronie skips this last line)"
+    state.error(line.number, message, debian_rejects=True)
+    state.items = [
+        replace(i, status=ItemStatus.ERROR, job=None, reason=message)
+        if i.source.line == line.number and i.status is ItemStatus.OK
+        else i
+        for i in state.items
+    ]
 
 
 def _problem_line(state: _State, line: _Line) -> None:
@@ -637,6 +655,9 @@ def _env_line(state: _State, line: _Line, env: EnvSetting) -> None:
         state.env[env.name] = env.value
     if env.name == "CRON_TZ":
         _cron_tz(state, line.number, env.value)
+    elif env.name == "RANDOM_DELAY" and state.opts.dialect is Dialect.CRONIE:
+        minutes = cronie.random_delay(env.value)
+        state.random_delay = (minutes, line.number) if minutes else None
     elif env.name == "TZ":
         state.note(line.number, "TZ only changes the commands' environment, not when jobs run")
 
@@ -680,7 +701,12 @@ def _take(text: str) -> tuple[str, str, bool]:
 
 def _parse_job(state: _State, text: str) -> _JobParts | str:
     """Split a job line into schedule, user and command; a string is the error message."""
-    schedule = _schedule_part(text.lstrip(BLANKS))
+    body = text.lstrip(BLANKS)
+    if state.opts.dialect is Dialect.CRONIE and body.startswith("-"):
+        if state.opts.kind is SourceKind.USER_CRONTAB and state.opts.user != "root":
+            return cronie.DASH_REASON
+        body = body[1:]  # cronie: "do not log this run to syslog"
+    schedule = _schedule_part(body)
     if isinstance(schedule, str):
         return schedule
     expression, rest = schedule
@@ -742,8 +768,26 @@ def _user_and_command(
     return _JobParts(expression, user, rest)
 
 
+def _cronie_random_field(state: _State, text: str) -> str | None:
+    """cronie only: the user of a job line with a '~' time field (None when it has none)."""
+    body = text.lstrip(BLANKS).removeprefix("-")
+    tokens = []
+    for _ in FIELDS:
+        token, body, _blank = _take(body)
+        tokens.append(token)
+    if body.startswith("@") or not cronie.has_random_field(tokens):
+        return None
+    return _take(body)[0] if state.opts.kind in SYSTEM_KINDS else (state.opts.user or "")
+
+
 def _job_line(state: _State, line: _Line) -> None:
     job_id, description = _claim(state, line)
+    if state.opts.dialect is Dialect.CRONIE:
+        random_user = _cronie_random_field(state, line.text)
+        if random_user is not None:
+            _add_item(state, line, ItemStatus.UNSUPPORTED, job_id, None,
+                      cronie.RANDOM_FIELD_REASON, random_user or None)
+            return
     parsed = _parse_job(state, line.text)
     if isinstance(parsed, str):
         state.error(line.number, parsed, debian_rejects=True)
@@ -763,6 +807,9 @@ def _job_line(state: _State, line: _Line) -> None:
             f"CRON_TZ '{zone}' at line {where} is not a known timezone",
             user=parsed.user,
         )
+    elif state.random_delay is not None:
+        reason = cronie.random_delay_reason(*state.random_delay)
+        _add_item(state, line, ItemStatus.UNSUPPORTED, job_id, None, reason, parsed.user)
     else:
         _schedulable_job(state, line, job_id, parsed, parsed.expression, description)
 
@@ -960,6 +1007,13 @@ def _finish(state: _State, lines: list[_Line]) -> None:
 
 def _inactive_reason(state: _State) -> str | None:
     name = PurePosixPath(state.opts.file).name
+    if state.opts.dialect is Dialect.CRONIE:  # one bad line skips only itself (cronie.py)
+        if state.opts.kind is SourceKind.CRON_D and cronie.skips_name(name):
+            reason = (f"file name '{name}' is ignored by cronie (it skips names starting with "
+                      "'.' or '#', or ending with '~', '.rpmsave', '.rpmorig', '.rpmnew')")
+            state.note(None, reason)
+            return reason
+        return None
     if state.opts.kind is SourceKind.CRON_D and not CRON_D_NAME_RE.match(name):
         reason = f"file name '{name}' is ignored by Debian cron ({NAME_RULE})"
         state.note(None, reason)

@@ -25,18 +25,25 @@ class ItemStatus(StrEnum):
 
 @dataclass(frozen=True)
 class ImportError_:
-    """A located problem: ``file:line: message``."""
+    """A located problem: ``file:line: message``; a fleet file's location starts with its host
+    (``web-01/etc/cron.d/backup:3: ...``, the file's path in the inventory)."""
 
     file: str
     line: int | None
     message: str
+    host: str | None = None
+
+    @property
+    def location(self) -> str:
+        path = self.file if self.host is None else f"{self.host}/{self.file.lstrip('/')}"
+        return f"{path}:{self.line}" if self.line is not None else path
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        return f"{where}: {self.message}"
+        return f"{self.location}: {self.message}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "message": self.message}
+        doc: dict[str, Any] = {"file": self.file, "line": self.line, "message": self.message}
+        return doc if self.host is None else {"host": self.host, **doc}
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,13 @@ class ParseResult:
     errors: tuple[ImportError_, ...] = ()
     notes: tuple[str, ...] = ()
     trust: FileTrust | None = None  # cron's file-trust verdict (crontab files read from disk)
+    host: str | None = None  # a fleet import: the host this file was collected from
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def source_key(self) -> str | tuple[str, str]:
+        """What the plan prunes by: the file, or (host, file) for a fleet's file."""
+        return self.file if self.host is None else (self.host, self.file)

@@ -52,6 +52,7 @@ class PlanEntry:
     previous: StoredJob | None = None
     adopted_from: SourceOwner | None = None  # --adopt took this id over from another source
     owner: SourceOwner | None = None  # the source this entry's job belongs to after the import
+    host: str | None = None  # the host of the job's legacy line (bridge.core.hosts)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,13 @@ class Plan:
 
     def summary(self) -> dict[str, int]:
         return {s.value: self.count(s) for s in PlanStatus}
+
+    def by_host(self) -> dict[str | None, list[PlanEntry]]:
+        """Entries grouped by host, hosts in name order (None, unhosted, first)."""
+        groups: dict[str | None, list[PlanEntry]] = {}
+        for e in self.entries:
+            groups.setdefault(e.host, []).append(e)
+        return dict(sorted(groups.items(), key=lambda kv: (kv[0] is not None, kv[0] or "")))
 
 
 def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -108,7 +116,8 @@ class Ownership:
     adopt: bool = False
 
     def source_of(self, item: ImportItem) -> SourceOwner:
-        return SourceOwner(self.host, item.source.file, item.source.kind.value)
+        """The importing source: the item's own host (a crontab line's), else the importer's."""
+        return SourceOwner(item.source.host or self.host, item.source.file, item.source.kind.value)
 
 
 def _foreign_owner(
@@ -170,6 +179,7 @@ def _item_entry(
             previous=previous,
             adopted_from=foreign,
             owner=owner,
+            host=item.source.host,
         )
 
     if foreign is not None and job is not None and not (ownership and ownership.adopt):
@@ -207,14 +217,18 @@ def _duplicate_errors(entries: Sequence[PlanEntry]) -> list[ImportError_]:
 def make_plan(
     results: Sequence[ParseResult],
     existing: Mapping[str, StoredJob],
-    existing_ids_by_file: Mapping[str, Iterable[str]],
+    existing_ids_by_file: Mapping[str | tuple[str, str], Iterable[str]],
     *,
     prune: bool = True,
     include_inactive: bool = False,
     ownership: Ownership | None = None,
+    vanished: Mapping[tuple[str, str], Iterable[str]] | None = None,
 ) -> Plan:
-    """``ownership``: refuse (or, with ``adopt``, take over and mark) a job id that another
-    source owns; None skips the check."""
+    """``existing_ids_by_file``: the registry's ids per source (``ParseResult.source_key``: the
+    file, or (host, file) for a fleet's file). ``ownership``: refuse (or, with ``adopt``, take
+    over and mark) a job id that another source owns; None skips the check. ``vanished``: a
+    fleet's (host, file) sources the registry has but the inventory no longer holds (the host's
+    folder is there, the file is not): their jobs are deleted too when pruning."""
     owner_errors: list[ImportError_] = []
     entries = [
         _item_entry(i, existing, include_inactive, ownership, owner_errors)
@@ -227,18 +241,13 @@ def make_plan(
     kept = {e.id for e in entries if e.id is not None}
     if prune:
         for r in results:
-            for job_id in sorted(set(existing_ids_by_file.get(r.file, ())) - kept):
-                prev = existing.get(job_id)
-                entries.append(
-                    PlanEntry(
-                        status=PlanStatus.DELETE,
-                        id=job_id,
-                        file=r.file,
-                        line=prev.spec.source.line if prev else None,
-                        previous=prev,
-                        reason="no longer in its source file",
-                    )
-                )
+            for job_id in sorted(set(existing_ids_by_file.get(r.source_key, ())) - kept):
+                entries.append(_deletion(job_id, r.file, r.host, existing,
+                                         "no longer in its source file"))
+        for (host, file), ids in sorted((vanished or {}).items()):
+            for job_id in sorted(set(ids) - kept):
+                entries.append(_deletion(job_id, file, host, existing,
+                                         "its file is no longer in the host's inventory folder"))
     return Plan(
         entries=tuple(entries),
         errors=tuple(errors),
@@ -247,6 +256,20 @@ def make_plan(
         ),
         files=tuple(r.file for r in results),
         trust=tuple(r.trust for r in results if r.trust is not None),
+    )
+
+
+def _deletion(job_id: str, file: str, host: str | None, existing: Mapping[str, StoredJob],
+              reason: str) -> PlanEntry:
+    prev = existing.get(job_id)
+    return PlanEntry(
+        status=PlanStatus.DELETE,
+        id=job_id,
+        file=file,
+        line=prev.spec.source.line if prev else None,
+        previous=prev,
+        reason=reason,
+        host=host if host is not None else (prev.host if prev else None),
     )
 
 
@@ -267,7 +290,10 @@ def apply_plan(plan: Plan, session: Session, *, actor: str, now: datetime) -> Ap
     jobs.delete_many([e.id for e in deletes if e.id is not None])
     created = [e.id for e in writes if e.status is PlanStatus.CREATE and e.id is not None]
     AuthorityRepo(session).start_legacy(
-        created, actor=actor, reason="imported: the legacy scheduler owns every slot"
+        created,
+        actor=actor,
+        reason="imported: the legacy scheduler owns every slot",
+        hosts={e.id: e.host for e in writes if e.id is not None},
     )
     audit.append_many((_audit(e) for e in plan.changes), actor=actor)
     return ApplyResult(len(created), len(writes) - len(created), len(deletes))
@@ -291,6 +317,7 @@ def _audit(entry: PlanEntry) -> dict[str, object]:
     return {
         "action": action,
         "job_id": entry.id,
+        "job_host": entry.host,
         "before": before,
         "after": after,
         "reason": (

@@ -11,15 +11,18 @@ resumable and visible: ``bridge sync --check`` reports it, ``bridge sync`` compl
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from bridge.adapters.redbeat_entries import SyncReport
 from bridge.core.config import Settings
 from bridge.core.errors import BridgeError
+from bridge.core.hosts import host_problem
+from bridge.core.spec import SourceKind
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
+from crontab_import.inventory import bare_sources, qualify_results
 from crontab_import.model import ParseResult
 from crontab_import.plan import ApplyResult, Ownership, Plan, apply_plan, make_plan
 
@@ -37,6 +40,25 @@ class ImportOutcome:
     sync_error: str | None = None
 
 
+CRONTAB_KINDS = frozenset({SourceKind.USER_CRONTAB, SourceKind.SYSTEM_CRONTAB, SourceKind.CRON_D})
+
+
+def _on_this_host(result: ParseResult, host: str) -> ParseResult:
+    """A crontab file read on this machine: its jobs belong to this host (ids unchanged)."""
+    if result.host is not None or host_problem(host) is not None:
+        return result
+    items = []
+    for item in result.items:
+        if item.source.kind not in CRONTAB_KINDS:
+            items.append(item)
+            continue
+        job = item.job
+        if job is not None:
+            job = job.with_(source=replace(job.source, host=host))
+        items.append(replace(item, source=replace(item.source, host=host), job=job))
+    return replace(result, items=tuple(items))
+
+
 def plan_import(
     registry: Registry,
     results: Sequence[ParseResult],
@@ -45,20 +67,38 @@ def plan_import(
     include_inactive: bool,
     adopt: bool = False,
     host: str | None = None,
+    fleet_hosts: Collection[str] | None = None,
 ) -> Plan:
+    """``fleet_hosts``: an inventory import of these hosts (their files' results carry their
+    host): ids are qualified with the host (:func:`crontab_import.inventory.qualify_results`),
+    and a file the registry has for one of these hosts but the inventory lacks is pruned."""
+    importer = host or this_host()
+    results = [_on_this_host(r, importer) for r in results]
+    by_source: dict[tuple[str, str], set[str]] = {}
     with registry.session() as s:
         repo = JobRepo(s)
-        existing = {j.id: j for j in repo.list()}
-        by_file = {r.file: repo.ids_from_source(r.file) for r in results}
+        if fleet_hosts is not None:
+            by_source = repo.ids_by_source(fleet_hosts)
+            results = list(qualify_results(results, bare_sources(by_source)))
+        known = [i.job for r in results for i in r.items if i.job is not None]
+        existing = {j.id: j for j in repo.list(known=known)}
+        by_file: dict[str | tuple[str, str], Iterable[str]] = {
+            r.source_key: by_source.get((r.host, r.file), set())
+            if r.host is not None
+            else repo.ids_from_source(r.file)
+            for r in results
+        }
         owners = repo.owners()
-    ownership = Ownership(owners, host or this_host(), adopt)
+    read = {r.source_key for r in results}
+    vanished = {key: ids for key, ids in by_source.items() if key not in read}
     return make_plan(
         results,
         existing,
         by_file,
         prune=prune,
         include_inactive=include_inactive,
-        ownership=ownership,
+        ownership=Ownership(owners, importer, adopt),
+        vanished=vanished,
     )
 
 
@@ -75,12 +115,18 @@ def run_import(
     sync: bool = True,
     now: datetime | None = None,
     adopt: bool = False,
+    fleet_hosts: Collection[str] | None = None,
 ) -> ImportOutcome:
     """``adopt``: take over job ids another source owns (audited as ``import.adopt``);
     without it such an id is an error at its line and nothing is imported."""
     now = now or datetime.now(UTC)
     plan = plan_import(
-        registry, results, prune=prune, include_inactive=include_inactive, adopt=adopt
+        registry,
+        results,
+        prune=prune,
+        include_inactive=include_inactive,
+        adopt=adopt,
+        fleet_hosts=fleet_hosts,
     )
     if dry_run or (plan.has_errors and not allow_errors):
         return ImportOutcome(plan, None, None)

@@ -169,7 +169,7 @@ class JobRepo:
             .where(JobRow.deleted_at.is_(None), JobRow.host.is_not(None))
             .group_by(JobRow.host)
         )
-        return {h: int(n) for h, n in self.s.execute(query)}
+        return {str(h): int(n) for h, n in self.s.execute(query)}
 
     def owners(self) -> dict[str, SourceOwner]:
         """Every live job's owning source: (host, file, kind); host None for rows imported
@@ -288,8 +288,16 @@ class AuthorityRepo:
             out.setdefault(row.job_id, []).append(_event(row))
         return out
 
-    def start_legacy(self, job_ids: Iterable[str], *, actor: str, reason: str) -> None:
-        """The first event of jobs without history: legacy owns every slot (bulk)."""
+    def start_legacy(
+        self,
+        job_ids: Iterable[str],
+        *,
+        actor: str,
+        reason: str,
+        hosts: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """The first event of jobs without history: legacy owns every slot (bulk).
+        ``hosts``: each job's host, when the caller knows it (else the registry fills it)."""
         ids = list(job_ids)
         have = set(self.histories(ids)) if ids else set()
         now = utcnow()
@@ -302,6 +310,7 @@ class AuthorityRepo:
                 "reason": reason,
                 "forced": False,
                 "at": now,
+                "job_host": (hosts or {}).get(j),
             }
             for j in ids
             if j not in have
