@@ -68,7 +68,7 @@ from bridge.core.errors import InputError, NotFoundError
 from bridge.core.runs import RunRecord, Status
 from bridge.core.spec import JobSpec, ScheduleSpec
 from bridge.store.models import JobRow
-from bridge.store.repos import AuthorityRepo, JobRepo
+from bridge.store.repos import AuthorityRepo, FleetRepo, JobRepo
 from shadow.compare import (
     COUNT_KEYS,
     RESOLVED,
@@ -81,6 +81,7 @@ from shadow.compare import (
     split_paths,
     summarize,
 )
+from shadow.group import annotate, fold_members
 from shadow.readiness import Readiness, readiness
 from shadow.record import by_row_id, query
 
@@ -239,11 +240,16 @@ class _Planned:
     slots: list[datetime]  # expected: the schedule's slots of the window after the import
     before: list[datetime] = field(default_factory=list)  # the schedule's, at/before import
     imported: datetime | None = None  # when the job entered the registry, if in the window
+    members: tuple[tuple[str, str | None], ...] = ()  # a consolidation group's (id, host)
 
 
 def _plan(session: Session, job_ids: Sequence[str], since: datetime,
           until: datetime) -> list[_Planned]:
     jobs = JobRepo(session)
+    fleet = FleetRepo(session)
+    grouped = fleet.group_of()  # a group's members are reported through their group
+    job_ids = [j for j in job_ids if j not in grouped]
+    groups = fleet.members() if grouped else {}
     histories = AuthorityRepo(session).histories(job_ids)
     # many jobs: one listing beats a query per job (a job not listed is looked up, and refused)
     listed = {j.id: j for j in jobs.list()} if len(job_ids) > 50 else {}
@@ -261,7 +267,8 @@ def _plan(session: Session, job_ids: Sequence[str], since: datetime,
             imported = stored.created_at
             split = bisect.bisect_right(slots, imported)
             slots, before = slots[split:], slots[:split]
-        planned.append(_Planned(spec, histories.get(job_id, []), slots, before, imported))
+        planned.append(_Planned(spec, histories.get(job_id, []), slots, before, imported,
+                                tuple(groups.get(job_id, ()))))
     return planned
 
 
@@ -276,17 +283,28 @@ def compare_stored(
     expected: Sequence[datetime] | None = None,
     lean: bool = False,
     before: Sequence[datetime] | None = None,
+    members: Sequence[tuple[str, str | None]] | None = None,
 ) -> list[SlotVerdict]:
     """Verdicts of one job over ``(since, until]`` from the stored observations (``lean``:
     without output samples and errors, see :func:`shadow.record.query`). No slot before the
     job's import is expected: nothing could have observed it; a firing at such a slot is
-    ``before_import`` (see :func:`shadow.compare.compare_job`)."""
+    ``before_import`` (see :func:`shadow.compare.compare_job`). A consolidation group's legacy
+    side is its members' (``members``, looked up when None; see :mod:`shadow.group`)."""
     imported = session.scalar(select(JobRow.created_at).where(JobRow.id == spec.id))
     if imported is not None and imported <= since:
         imported = None
+    if members is None:
+        members = FleetRepo(session).members(spec.id).get(spec.id, [])
     legacy, celery = split_paths(query(session, spec.id, since, until, lean=lean))
-    return compare_job(spec, since, until, now, legacy, celery, history=history,
-                       expected=expected, imported=imported, before=before)
+    if not members:
+        return compare_job(spec, since, until, now, legacy, celery, history=history,
+                           expected=expected, imported=imported, before=before)
+    hosts = dict(members)
+    member_legacy, _ = split_paths(query(session, list(hosts), since, until, lean=lean))
+    folded, executed, seen = fold_members(member_legacy, hosts)
+    verdicts = compare_job(spec, since, until, now, folded, celery, history=history,
+                           expected=expected, imported=imported, before=before)
+    return annotate(verdicts, hosts, executed, seen)
 
 
 def _shown(report: JobReport) -> list[SlotVerdict]:
@@ -381,7 +399,7 @@ def _build(session: Session, job_ids: Sequence[str], since: datetime, until: dat
 def _general_job(session: Session, p: _Planned, since: datetime, until: datetime,
                  now: datetime, timeline_limit: int, mismatch_limit: int) -> JobReport:
     verdicts = compare_stored(session, p.spec, since, until, now, history=p.history,
-                              expected=p.slots, lean=True, before=p.before)
+                              expected=p.slots, lean=True, before=p.before, members=p.members)
     return job_report(p.spec, verdicts, owner=owner_at(p.history, until),
                       expected=len(p.slots), timeline_limit=timeline_limit,
                       mismatch_limit=mismatch_limit)

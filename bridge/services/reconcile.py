@@ -64,7 +64,7 @@ from bridge.core.placement import job_queue
 from bridge.core.schedules import compile_schedule, slots_between
 from bridge.store.db import Registry
 from bridge.store.models import AuditRow, ClaimRow, RunRow
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
+from bridge.store.repos import AuditRepo, AuthorityRepo, FleetRepo, JobRepo
 
 __all__ = [
     "Finding",
@@ -360,8 +360,12 @@ def outcome_findings(
 def load_inputs(
     session: Session, window: Window, *, job_id: str | None = None
 ) -> ReconcileInputs:
-    """Jobs, authority, runs, claims and recent repairs of the window (one statement each)."""
+    """Jobs, authority, runs, claims and recent repairs of the window (one statement each).
+    A job consolidated into a fleet group is left out: Celery's side of its slots is its
+    group job's (:mod:`bridge.services.fleet`)."""
     jobs = [JobRepo(session).require(job_id)] if job_id else JobRepo(session).list()
+    consolidated = FleetRepo(session).group_of()
+    jobs = [j for j in jobs if j.id not in consolidated]
     ids = [j.id for j in jobs]
     histories = AuthorityRepo(session).histories(ids)
     runs = [_run_fact(r) for r in session.execute(_in_window(RUNS, window, job_id))]

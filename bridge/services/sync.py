@@ -25,7 +25,7 @@ from bridge.core.errors import InfraError
 from bridge.core.spec import JobSpec
 from bridge.store.db import Registry
 from bridge.store.models import RegistryMetaRow
-from bridge.store.repos import JobRepo, RunRepo
+from bridge.store.repos import FleetRepo, JobRepo, RunRepo
 
 PENDING_KEY = "sync_pending"
 
@@ -76,14 +76,16 @@ def sync_registry(
     known: Iterable[JobSpec] = (),
     take_over: bool = False,
 ) -> SyncReport:
-    """``known``: specs the caller just wrote (spares decoding them again).
+    """``known``: specs the caller just wrote (spares decoding them again). Jobs consolidated
+    into a fleet group (:mod:`bridge.services.fleet`) get no entry: Celery runs their group.
 
     Refused (:class:`bridge.core.prefix_owner.PrefixOwnedError`) when another registry holds the
     RedBeat prefix, unless ``take_over``. A completed applying sync clears the ``sync_pending``
     mark of an import (see the module doc)."""
     started = datetime.now(UTC)
     with registry.session() as s:
-        jobs = JobRepo(s).list(known=known)
+        consolidated = FleetRepo(s).group_of()  # Celery runs their group job, not them
+        jobs = [j for j in JobRepo(s).list(known=known) if j.id not in consolidated]
         watermarks = RunRepo(s).celery_watermarks()
     client = redis_conn.client(settings)
     store = EntryStore(client, settings.redbeat_key_prefix)
