@@ -143,10 +143,10 @@ def group_spec(group: LineGroup, first: JobSpec) -> JobSpec:
 
 
 def _legacy_throughout(history: Sequence[AuthorityEvent], now: datetime) -> bool:
-    """Legacy owns the job now and no flip to Celery is pending."""
-    return owner_at(history, now) is Owner.LEGACY and not any(
-        e.owner is Owner.CELERY and e.effective_slot is not None and e.effective_slot > now
-        for e in history)
+    """Legacy owns the job now and at every later slot a flip takes effect at."""
+    later = [e.effective_slot for e in history
+             if e.effective_slot is not None and e.effective_slot > now]
+    return all(owner_at(history, t) is Owner.LEGACY for t in [now, *later])
 
 
 def current_groups(session: Session, min_hosts: int = 2) -> list[LineGroup]:
