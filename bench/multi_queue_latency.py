@@ -17,6 +17,7 @@ reached its callback. Cases:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import shutil
@@ -84,10 +85,8 @@ def measure(url: str, consumed: list[str], target: str, n: int, foreign: bool) -
 
             with Consumer(conn, queues, callbacks=[on_message], accept=["json"]):
                 while not stop.is_set():
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         conn.drain_events(timeout=0.5)
-                    except TimeoutError:
-                        pass
 
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
