@@ -3,7 +3,8 @@
 Each host folder is read as if it were that host's root: a symlink inside it is followed
 *within the folder* (``etc/localtime -> /usr/share/zoneinfo/...`` is only read as a name; an
 ``etc/cron.d/x -> /opt/app/cron`` link reads ``DIR/host/opt/app/cron``), never into the
-importing machine's own files; a link that leaves the folder is an error naming host/file.
+importing machine's own files (``..`` stops at the folder, as at ``/``); a link to a file the
+folder does not hold is noted and not read.
 
 Limits (``--max-bytes``, ``--max-lines``) are totals over the whole inventory, checked while
 reading, before anything is parsed: the file that crosses one is named and nothing is imported.
@@ -58,13 +59,14 @@ class _Host:
     name: str
     root: Path
     errors: list[ImportError_] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def error(self, path: str, message: str) -> None:
         self.errors.append(ImportError_(path, None, message, host=self.name))
 
     def resolve(self, path: str) -> Path | None:
         """The file in the folder that ``path`` on the host is (symlinks followed inside the
-        folder); None when there is nothing there, an error when a link leaves the folder."""
+        folder, ``..`` stopping at it); None when there is nothing there."""
         parts = list(PurePosixPath(path).parts[1:])
         current = self.root
         hops = 0
@@ -76,20 +78,14 @@ class _Host:
                 if hops > MAX_LINK_HOPS:
                     self.error(path, "too many levels of symbolic links")
                     return None
-                base = self.root if target.startswith("/") else current
-                parts = list(PurePosixPath(target).parts[1 if target.startswith("/") else 0:])\
-                    + parts
-                current = base
+                absolute = target.startswith("/")
+                parts = [*PurePosixPath(target).parts[1 if absolute else 0 :], *parts]
+                current = self.root if absolute else current
                 continue
             if candidate.name == "..":
                 current = current.parent if current != self.root else self.root
                 continue
             current = candidate
-        try:
-            current.resolve().relative_to(self.root.resolve())
-        except ValueError:
-            self.error(path, "a symbolic link leaves the host's folder: refused")
-            return None
         return current if current.exists() else None
 
     def read_text(self, path: str) -> str | None:
@@ -99,13 +95,22 @@ class _Host:
         return found.read_bytes()[: 1 << 16].decode("utf-8", errors="replace")
 
     def names(self, directory: str) -> tuple[str, ...]:
+        """The regular files (after links) in ``directory``; a link to a file the inventory
+        does not hold is noted."""
         found = self.resolve(directory)
         if found is None or not found.is_dir():
             return ()
-        return tuple(sorted(
-            e.name for e in found.iterdir()
-            if (r := self.resolve(f"{directory}/{e.name}")) is not None and r.is_file()
-        ))
+        names = []
+        for entry in sorted(found.iterdir()):
+            resolved = self.resolve(f"{directory}/{entry.name}")
+            if resolved is not None and resolved.is_file():
+                names.append(entry.name)
+            elif entry.is_symlink() and resolved is None:
+                self.notes.append(
+                    f"{self.name}{directory}/{entry.name}: a link to {os.readlink(entry)}, "
+                    "which this host's folder does not hold: not read"
+                )
+        return tuple(names)
 
 
 def read_inventory(
@@ -177,7 +182,7 @@ def _read_host(
         f for path in selection.read
         if (f := _read_file(host, path, family, budget, check_owner)) is not None
     )
-    notes = (*(f"{name}: {n}" for n in zone_notes),
+    notes = (*(f"{name}: {n}" for n in zone_notes), *host.notes,
              *(f"{name}{p}: {why}" for p, why in selection.skipped))
     facts = inv.HostFacts(name, family, release, zone)
     return inv.HostReading(name, facts, files, tuple(notes), tuple(host.errors))

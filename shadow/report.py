@@ -14,8 +14,11 @@ JSON document (``--format json``; field names are stable, new fields may be adde
     ok                false when any job has an unresolved mismatch (the CLI then exits 1)
     totals            {jobs, expected_slots, compared, unresolved, jobs_with_unresolved,
                        ready, counts}
+    hosts             {host: the same totals over that host's jobs}; jobs bound to no host
+                       (Quartz, manual) are under ""
     jobs[]            one object per job, ordered by job id:
       job_id          the registry id
+      host            the job's host (bridge.core.hosts), null when bound to none
       dialect         vixie | cronie | quartz | quartz-simple | calendar-interval | interval
       schedule        the expression (or "every N unit" for interval dialects)
       timezone        IANA zone of the schedule
@@ -132,20 +135,29 @@ class Report:
     def ok(self) -> bool:
         return not any(j.unresolved for j in self.jobs)
 
-    def totals(self) -> dict[str, Any]:
+    def totals(self, jobs: Sequence[JobReport] | None = None) -> dict[str, Any]:
+        """Totals over ``jobs`` (default: every job of the report)."""
+        jobs = self.jobs if jobs is None else jobs
         counts = dict.fromkeys(COUNT_KEYS, 0)
-        for job in self.jobs:
+        for job in jobs:
             for key, n in job.summary.counts.items():
                 counts[key] += n
         return {
-            "jobs": len(self.jobs),
-            "expected_slots": sum(j.expected for j in self.jobs),
-            "compared": sum(j.summary.compared for j in self.jobs),
-            "unresolved": sum(j.summary.unresolved for j in self.jobs),
-            "jobs_with_unresolved": sum(1 for j in self.jobs if j.unresolved),
-            "ready": sum(1 for j in self.jobs if j.readiness.ready),
+            "jobs": len(jobs),
+            "expected_slots": sum(j.expected for j in jobs),
+            "compared": sum(j.summary.compared for j in jobs),
+            "unresolved": sum(j.summary.unresolved for j in jobs),
+            "jobs_with_unresolved": sum(1 for j in jobs if j.unresolved),
+            "ready": sum(1 for j in jobs if j.readiness.ready),
             "counts": counts,
         }
+
+    def by_host(self) -> dict[str, dict[str, Any]]:
+        """:meth:`totals` per host ("" for jobs bound to no host), hosts in name order."""
+        groups: dict[str, list[JobReport]] = {}
+        for job in self.jobs:
+            groups.setdefault(job.spec.host or "", []).append(job)
+        return {host: self.totals(groups[host]) for host in sorted(groups)}
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -499,7 +511,7 @@ def readiness_json(r: Readiness) -> dict[str, Any]:
 def job_json(j: JobReport) -> dict[str, Any]:
     s, spec = j.summary, j.spec
     return {
-        "job_id": spec.id, "dialect": spec.schedule.dialect.value,
+        "job_id": spec.id, "host": spec.host, "dialect": spec.schedule.dialect.value,
         "schedule": schedule_text(spec.schedule), "timezone": spec.schedule.timezone,
         "mapped": spec.mapped, "shadow_mode": spec.policies.shadow_mode.value,
         "owner": j.owner.value, "expected_slots": j.expected, "compared": s.compared,
@@ -518,6 +530,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "window": {"since": _iso(report.since), "until": _iso(report.until)},
         "ok": report.ok,
         "totals": report.totals(),
+        "hosts": report.by_host(),
         "jobs": [job_json(j) for j in report.jobs],
     }
 

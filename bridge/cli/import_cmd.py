@@ -53,6 +53,7 @@ ADOPT_HELP = (
     "naming another file's job; audited as import.adopt. Without it that is an error."
 )
 HOST_SPOOLS = ("/var/spool/cron/crontabs", "/var/spool/cron")
+DEFAULT_MAX_JOBS = 100_000
 
 
 def _next_slots(job: JobSpec, count: int = 3) -> list[str]:
@@ -80,6 +81,7 @@ def entry_json(e: PlanEntry) -> dict[str, Any]:
     h = job.handler if job else None
     doc: dict[str, Any] = {
         "id": e.id,
+        "host": e.host,
         "status": e.status.value,
         "source": {"file": e.file, "line": e.line},
         "user": (h.user if isinstance(h, CommandHandler) else None) or e.details.get("user"),
@@ -118,7 +120,7 @@ def entry_json(e: PlanEntry) -> dict[str, Any]:
     return doc
 
 
-def outcome_json(outcome: ImportOutcome, timezone: str, dry_run: bool) -> dict[str, Any]:
+def outcome_json(outcome: ImportOutcome, timezone: str | None, dry_run: bool) -> dict[str, Any]:
     plan = outcome.plan
     return {
         "dry_run": dry_run,
@@ -181,7 +183,11 @@ def render(outcome: ImportOutcome, timezone: str, dry_run: bool) -> None:
             err.print(f"warning: {trust.file}: {NOT_VERIFIED}", markup=False, highlight=False)
     for error in plan.errors:
         err.print(f"error: {error}", markup=False, highlight=False)
-    s = plan.summary()
+    render_totals(outcome)
+
+
+def render_totals(outcome: ImportOutcome) -> None:
+    s = outcome.plan.summary()
     out.print(", ".join(f"{v} {k}" for k, v in s.items() if v), highlight=False)
     if outcome.applied:
         a = outcome.applied
@@ -287,7 +293,9 @@ def crontab(
     timezone: str = typer.Option(
         None, "--timezone", help="The legacy host's zone (default: this machine's; always printed)."
     ),
-    dialect: str = typer.Option("vixie", "--dialect", help="vixie (Debian) or cronie (CRON_TZ)."),
+    dialect: str = typer.Option(
+        None, "--dialect", help="vixie (Debian, the default) or cronie (RHEL family: CRON_TZ, ...)."
+    ),
     shadow_mode: ShadowMode = typer.Option(
         ShadowMode.OBSERVE, "--shadow-mode", help="observe | dry-run | execute."
     ),
@@ -313,10 +321,30 @@ def crontab(
         "/etc/crontab, /etc/cron.d/* and /var/spool/cron/crontabs/*).",
     ),
     max_lines: int = typer.Option(
-        DEFAULT_MAX_LINES, "--max-lines", min=1, help="Refuse a file with more lines than this."
+        None,
+        "--max-lines",
+        min=1,
+        help=f"Refuse a file with more lines than this (default {DEFAULT_MAX_LINES}); with "
+        "--inventory, the total over the inventory.",
     ),
     max_bytes: int = typer.Option(
-        DEFAULT_MAX_BYTES, "--max-bytes", min=1, help="Refuse a file larger than this."
+        None,
+        "--max-bytes",
+        min=1,
+        help=f"Refuse a file larger than this (default {DEFAULT_MAX_BYTES}); with --inventory, "
+        "the total over the inventory.",
+    ),
+    max_jobs: int = typer.Option(
+        DEFAULT_MAX_JOBS, "--max-jobs", min=1, help="Refuse more job lines than this in all."
+    ),
+    inventory: str = typer.Option(
+        None,
+        "--inventory",
+        help="A tree collected from many hosts, one folder per host with its files at their "
+        "real paths (DIR/web-01/etc/cron.d/backup): one plan for the fleet, by host.",
+    ),
+    hosts: list[str] = typer.Option(
+        None, "--host", help="With --inventory: only this host's folder (repeat for more)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as one JSON document."),
 ) -> None:
@@ -324,9 +352,31 @@ def crontab(
 
     Prints the plan (create/update/unchanged/delete/disabled/inactive/unsupported/error) and
     the next fire times. Any rejected line => nothing is imported (exit 2), unless
-    --allow-errors."""
+    --allow-errors. With --inventory DIR: every host folder of a fleet, each in its own
+    family's cron dialect and zone; ids are <host>.<id>; a host missing from DIR is never
+    pruned."""
     from crontab_import import crontab as parser
 
+    if inventory is not None:
+        if paths or from_host or system or user or dialect:
+            raise InputError(
+                "--inventory reads every host's files itself: give no paths, --from-host, "
+                "--system, --user or --dialect (each host's family decides its dialect)"
+            )
+        from bridge.cli.fleet_import import import_inventory
+
+        import_inventory(
+            inventory, hosts=hosts, timezone=timezone, shadow_mode=shadow_mode,
+            check_owner=check_owner, max_lines=max_lines, max_bytes=max_bytes,
+            max_jobs=max_jobs, dry_run=dry_run, prune=prune, include_inactive=include_inactive,
+            allow_errors=allow_errors, adopt=adopt, as_json=as_json,
+        )
+        return
+    if hosts:
+        raise InputError("--host selects hosts of an --inventory")
+    dialect = dialect or "vixie"
+    max_lines = max_lines or DEFAULT_MAX_LINES
+    max_bytes = max_bytes or DEFAULT_MAX_BYTES
     if dialect not in ("vixie", "cronie"):
         raise InputError(f"unknown dialect '{dialect}' (vixie or cronie)")
     files = _check_paths((paths or []) + (_host_paths() if from_host else []))
@@ -346,6 +396,9 @@ def crontab(
         )
         for p in files
     ]
+    from bridge.cli.fleet_import import check_job_count
+
+    check_job_count(results, max_jobs, "the files given")
     results = with_shadow_mode(results, shadow_mode)
     finish(
         results,

@@ -28,6 +28,7 @@ def job_summary(job: StoredJob) -> dict[str, Any]:
     handler = spec.handler
     return {
         "id": spec.id,
+        "host": spec.host,
         "dialect": spec.schedule.dialect.value,
         "expression": spec.schedule.expression,
         "timezone": spec.schedule.timezone,
@@ -48,22 +49,24 @@ def job_summary(job: StoredJob) -> dict[str, Any]:
 @app.command("list")
 def list_jobs(
     source: str = typer.Option(None, "--source", help="Only jobs imported from this file."),
+    host: str = typer.Option(None, "--host", help="Only the jobs of this host."),
     as_json: bool = typer.Option(False, "--json", help='Print {"jobs": [...]}.'),
 ) -> None:
-    """List jobs: id, schedule, handler kind, source file:line."""
+    """List jobs: id, host, schedule, handler kind, source file:line."""
     with STATE.registry().session() as s:
-        jobs = JobRepo(s).list(source_file=source)
+        jobs = JobRepo(s).list(source_file=source, host=host)
     rows = [job_summary(j) for j in jobs]
     if as_json:
         emit_json({"jobs": rows})
         return
     table = Table(title=f"{len(rows)} job(s)")
-    for col in ("id", "dialect", "schedule", "timezone", "handler", "source"):
+    for col in ("id", "host", "dialect", "schedule", "timezone", "handler", "source"):
         table.add_column(col)
     for r in rows:
         where = f"{r['source']['file']}:{r['source']['line']}"
         handler = r["handler"] + ("" if r["mapped"] else " (unmapped)")
-        table.add_row(r["id"], r["dialect"], r["expression"] or "-", r["timezone"], handler, where)
+        table.add_row(r["id"], r["host"] or "-", r["dialect"], r["expression"] or "-",
+                      r["timezone"], handler, where)
     out.print(table)
 
 

@@ -70,7 +70,9 @@ def _database_status() -> tuple[dict[str, Any], int, BridgeError | None]:
             raise RefusedError(f"reachable, schema not migrated ({state.current or 'empty'}, "
                                f"head {state.head}): run `bridge db upgrade`")
         with reg.session() as s:
-            jobs = JobRepo(s).count()
+            repo = JobRepo(s)
+            jobs = repo.count()
+            doc["hosts"] = repo.hosts()  # jobs per host (jobs bound to no host left out)
         return doc, jobs, None
     except BridgeError as e:
         doc["error"] = e.message
@@ -139,7 +141,9 @@ def _render(
             ),
             highlight=False,
         )
-    out.print(f"jobs      {jobs}", highlight=False)
+    hosts = db_doc.get("hosts") or {}
+    out.print(f"jobs      {jobs}" + (f" on {len(hosts)} host(s)" if hosts else ""),
+              highlight=False)
     view = doc.get("overview")
     if not view:
         return

@@ -7,7 +7,10 @@ MainProcess from ``worker_ready`` (:func:`start_worker_server`). Both read SQL, 
 truth, so every process exposes the same numbers (no per-process counters to sum).
 
 Series (label ``job`` is a registered job id, never a slot; rows naming an unknown job are
-counted under ``job="<unknown>"``, so cardinality is bounded by the registry):
+counted under ``job="<unknown>"``, so cardinality is bounded by the registry). Every series
+with a ``job`` label also has ``host``: the job's host (:mod:`bridge.core.hosts`; empty for a
+job bound to no machine and for ``<unknown>``), so ``sum by (host)`` works on each of them and
+adds no cardinality (a job has one host):
 
 =========================================== ========= ======================================
 name                                        type      labels / meaning
@@ -184,6 +187,7 @@ class BridgeCollector(Collector):
         self.watermark = 0
         self.pending: set[int] = set()
         self.gauges = Gauges({}, {}, {})
+        self.hosts: dict[str, str] = {}  # job -> its host ("" for none), the ``host`` label
         self.gauges_at = float("-inf")
         self.errors = 0
         self.checked = False
@@ -197,7 +201,9 @@ class BridgeCollector(Collector):
         registry = Registry(self.database_url, check_schema=not self.checked)
         try:
             with registry.session() as s:
-                known = frozenset(j.id for j in JobRepo(s).list())
+                jobs = JobRepo(s).list()
+                self.hosts = {j.id: j.host or "" for j in jobs}
+                known = frozenset(self.hosts)
                 self._fold_new(s, known)
                 if time.monotonic() - self.gauges_at >= self.refresh:
                     self.gauges = self._gauges(s, registry)
@@ -254,28 +260,32 @@ class BridgeCollector(Collector):
     def describe(self) -> Iterable[Metric]:
         return []  # computed at scrape time; nothing to check at registration
 
+    def _hosted(self, values: dict[Any, Any]) -> dict[Any, Any]:
+        """Job-keyed values with the job's host appended to each key (the ``host`` label)."""
+        return {(*key, self.hosts.get(key[0], "")): v for key, v in values.items()}
+
     def _families(self) -> Iterator[Metric]:
-        a, g = self.agg, self.gauges
+        a, g, hosted = self.agg, self.gauges, self._hosted
         yield _counter("bridge_runs", "Observations by job, path and outcome.",
-                       ["job", "path", "outcome"], a.runs)
-        yield _hist("bridge_fire_lag_seconds", "Start minus slot of executions.", a.lag)
+                       ["job", "path", "outcome", "host"], hosted(a.runs))
+        yield _hist("bridge_fire_lag_seconds", "Start minus slot of executions.", hosted(a.lag))
         yield _hist("bridge_run_duration_seconds", "Finish minus start of executions.",
-                    a.duration)
+                    hosted(a.duration))
         yield _counter("bridge_suppressed_duplicates", "Deliveries that lost the slot's claim.",
-                       ["job", "path"], a.suppressed)
+                       ["job", "path", "host"], hosted(a.suppressed))
         yield _counter("bridge_stand_downs", "Legacy firings that stood down for Celery.",
-                       ["job"], {(k,): v for k, v in a.stand_downs.items()})
+                       ["job", "host"], hosted({(k,): v for k, v in a.stand_downs.items()}))
         yield _gauge("bridge_slot_findings", "Reconciliation findings of the recent window.",
-                     ["job", "kind"], g.findings)
+                     ["job", "kind", "host"], hosted(g.findings))
         yield _gauge("bridge_shadow_verdicts", "Shadow verdicts of the recent window.",
-                     ["job", "verdict"], g.verdicts)
+                     ["job", "verdict", "host"], hosted(g.verdicts))
         by_owner = {(o.value,): 0 for o in Owner}
         for owner in g.owners.values():
             by_owner[(owner,)] = by_owner.get((owner,), 0) + 1
         yield _gauge("bridge_authority_jobs", "Jobs owned by each path now.", ["owner"],
                      by_owner)
         yield _gauge("bridge_job_owner", "1 for the path that owns the job now.",
-                     ["job", "owner"], {(j, o): 1 for j, o in g.owners.items()})
+                     ["job", "owner", "host"], hosted({(j, o): 1 for j, o in g.owners.items()}))
         errors = CounterMetricFamily("bridge_metrics_scrape_errors",
                                      "Scrapes whose registry part failed.")
         errors.add_metric([], float(self.errors))
@@ -325,8 +335,8 @@ def _gauge(name: str, doc: str, labels: list[str], values: dict[Any, int]) -> Me
     return family
 
 
-def _hist(name: str, doc: str, values: dict[tuple[str, str], Hist]) -> Metric:
-    family = HistogramMetricFamily(name, doc, labels=["job", "path"])
+def _hist(name: str, doc: str, values: dict[tuple[str, str, str], Hist]) -> Metric:
+    family = HistogramMetricFamily(name, doc, labels=["job", "path", "host"])
     for key, h in sorted(values.items()):
         family.add_metric(list(key), h.buckets(), h.total)
     return family

@@ -25,13 +25,19 @@ LOST_STATUS = "lost"
 
 
 def ownership(registry: Registry, now: datetime) -> dict[str, Any]:
-    """Jobs by owner now, paused jobs, and the queues jobs route to."""
+    """Jobs by owner now (in all and per host), paused jobs, and the queues jobs route to."""
     with registry.session() as s:
         jobs = JobRepo(s).list()
         histories = AuthorityRepo(s).histories()
-    owners = Counter(owner_at(histories.get(j.id, []), now).value for j in jobs)
+    now_owner = {j.id: owner_at(histories.get(j.id, []), now).value for j in jobs}
+    owners = Counter(now_owner.values())
+    by_host: dict[str, dict[str, int]] = {}
+    for j in jobs:
+        counts = by_host.setdefault(j.host or "", {"legacy": 0, "celery": 0})
+        counts[now_owner[j.id]] += 1
     return {
         "by_owner": {"legacy": owners.get("legacy", 0), "celery": owners.get("celery", 0)},
+        "by_host": dict(sorted(by_host.items())),
         "paused": sorted(j.id for j in jobs if j.paused),
         "queues": sorted({job_queue(j.spec) for j in jobs}),
     }

@@ -80,25 +80,26 @@ def test_documented_series_have_the_values_of_a_known_run_sequence(ops: OpsHarne
     try:
         v = scrape(port)
         assert families(v) >= DOCUMENTED
-        assert v[("bridge_runs_total", (("job", "a"), ("outcome", "succeeded"),
+        assert v[("bridge_runs_total", (("host", ""), ("job", "a"), ("outcome", "succeeded"),
                                         ("path", "celery")))] == 1
-        assert v[("bridge_runs_total", (("job", "a"), ("outcome", "failed"),
+        assert v[("bridge_runs_total", (("host", ""), ("job", "a"), ("outcome", "failed"),
                                         ("path", "celery")))] == 1
-        assert v[("bridge_runs_total", (("job", "<unknown>"), ("outcome", "rejected"),
-                                        ("path", "celery")))] == 1
-        assert v[("bridge_suppressed_duplicates_total", (("job", "a"), ("path", "celery")))] == 1
-        assert v[("bridge_stand_downs_total", (("job", "b"),))] == 1
-        lag = (("job", "a"), ("path", "celery"))
+        assert v[("bridge_runs_total", (("host", ""), ("job", "<unknown>"),
+                                        ("outcome", "rejected"), ("path", "celery")))] == 1
+        assert v[("bridge_suppressed_duplicates_total",
+                  (("host", ""), ("job", "a"), ("path", "celery")))] == 1
+        assert v[("bridge_stand_downs_total", (("host", ""), ("job", "b"),))] == 1
+        lag = (("host", ""), ("job", "a"), ("path", "celery"))
         assert v[("bridge_fire_lag_seconds_count", lag)] == 2
         assert v[("bridge_fire_lag_seconds_sum", lag)] == 42
         bucket = "bridge_fire_lag_seconds_bucket"
-        assert v[(bucket, (("job", "a"), ("le", "2.0"), ("path", "celery")))] == 1
-        assert v[(bucket, (("job", "a"), ("le", "60.0"), ("path", "celery")))] == 2
+        assert v[(bucket, (("host", ""), ("job", "a"), ("le", "2.0"), ("path", "celery")))] == 1
+        assert v[(bucket, (("host", ""), ("job", "a"), ("le", "60.0"), ("path", "celery")))] == 2
         assert v[("bridge_run_duration_seconds_sum", lag)] == 13
         assert v[("bridge_authority_jobs", (("owner", "celery"),))] == 2
         assert v[("bridge_authority_jobs", (("owner", "legacy"),))] == 1
-        assert v[("bridge_job_owner", (("job", "b"), ("owner", "legacy")))] == 1
-        assert v[("bridge_slot_findings", (("job", "c"), ("kind", "missed")))] >= 1
+        assert v[("bridge_job_owner", (("host", ""), ("job", "b"), ("owner", "legacy")))] == 1
+        assert v[("bridge_slot_findings", (("host", ""), ("job", "c"), ("kind", "missed")))] >= 1
         assert not any(k[0].startswith("bridge_") and ("slot", slot_text(slot)) in k[1]
                        for k in v)  # never a slot label
 
@@ -108,11 +109,42 @@ def test_documented_series_have_the_values_of_a_known_run_sequence(ops: OpsHarne
                            started_at=slot + timedelta(hours=1, seconds=1),
                            finished_at=slot + timedelta(hours=1, seconds=2))
         w = scrape(port)
-        assert w[("bridge_runs_total", (("job", "a"), ("outcome", "succeeded"),
+        assert w[("bridge_runs_total", (("host", ""), ("job", "a"), ("outcome", "succeeded"),
                                         ("path", "celery")))] == 2
         assert w[("bridge_fire_lag_seconds_count", lag)] == 3
     finally:
         server.shutdown()
+
+
+def test_series_of_a_hosted_job_carry_its_host_label(ops: OpsHarness) -> None:
+    from bridge.core.spec import (
+        CommandHandler,
+        Dialect,
+        JobSpec,
+        ScheduleSpec,
+        SourceKind,
+        SourceLocation,
+    )
+    from bridge.store.repos import JobRepo
+
+    spec = JobSpec(id="web-01.etc-cron.d-backup-1",
+                   schedule=ScheduleSpec(dialect=Dialect.VIXIE, expression="0 3 * * *"),
+                   handler=CommandHandler(command="true", user="root"),
+                   source=SourceLocation("/etc/cron.d/backup", 1, None, SourceKind.CRON_D,
+                                         "web-01"))
+    slot = top_of_hour() - timedelta(hours=1)
+    with ops.registry.session() as s:
+        JobRepo(s).upsert(spec)
+        RunRepo(s).add(job_id=spec.id, slot=slot, path="legacy", role="authoritative",
+                       status="succeeded", started_at=slot, finished_at=slot, attempts=1)
+    port = free_port()
+    server = metrics.serve(ops.settings, port)
+    try:
+        v = scrape(port)
+    finally:
+        server.shutdown()
+    assert v[("bridge_runs_total", (("host", "web-01"), ("job", spec.id),
+                                    ("outcome", "succeeded"), ("path", "legacy")))] == 1
 
 
 def test_the_worker_exports_the_same_registry(ops: OpsHarness, redis_url: str) -> None:
@@ -128,7 +160,7 @@ def test_the_worker_exports_the_same_registry(ops: OpsHarness, redis_url: str) -
     ops.env["BRIDGE_METRICS_PORT"] = str(port)
     ops.start_worker(app="bridge.celery_app", include="bridge.ops.metrics,bridge.ops.health")
     v = wait_for("the worker's /metrics", lambda: _try_scrape(port), 30)
-    assert v[("bridge_runs_total", (("job", "a"), ("outcome", "succeeded"),
+    assert v[("bridge_runs_total", (("host", ""), ("job", "a"), ("outcome", "succeeded"),
                                     ("path", "celery")))] == 1
     assert v[("bridge_beat_last_tick_timestamp_seconds", ())] == 1700000000.5
     assert v[("bridge_beat_backlog", ())] == 3
@@ -188,9 +220,10 @@ def test_shadow_verdicts_follow_the_report_and_lost_slots_are_their_own_finding(
                 if k[0] == "bridge_shadow_verdicts" and dict(k[1]).get("job") == "p"}
     assert verdicts.pop("pending", 0) <= 2  # this minute (and the next, if one began)
     assert verdicts == {"match": 19, "before_import": 1}
-    assert v[("bridge_slot_findings", (("job", "l"), ("kind", "lost")))] == 1
-    assert v[("bridge_runs_total", (("job", "l"), ("outcome", "lost"), ("path", "celery")))] == 1
-    assert ("bridge_runs_total", (("job", "l"), ("outcome", "failed"),
+    assert v[("bridge_slot_findings", (("host", ""), ("job", "l"), ("kind", "lost")))] == 1
+    assert v[("bridge_runs_total",
+              (("host", ""), ("job", "l"), ("outcome", "lost"), ("path", "celery")))] == 1
+    assert ("bridge_runs_total", (("host", ""), ("job", "l"), ("outcome", "failed"),
                                   ("path", "celery"))) not in v
 
     view = gather(ops.registry, ops.settings, datetime.now(UTC))
