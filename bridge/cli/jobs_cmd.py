@@ -37,7 +37,6 @@ def job_summary(job: StoredJob) -> dict[str, Any]:
         "paused": job.paused,
         "on_lost": spec.policies.on_lost.value,
         "repair": spec.policies.repair.value,
-        "host": spec.host,
         "placement": spec.policies.placement.value,
         "queue": job_queue(spec),
         "source": {"file": spec.source.file, "line": spec.source.line},
