@@ -44,7 +44,6 @@ from sqlalchemy.orm import Session
 from bridge.core.authority import AuthorityEvent, Owner, owner_at
 from bridge.core.errors import NotFoundError, RefusedError
 from bridge.core.hosts import SEPARATOR
-from bridge.core.jobs import StoredJob
 from bridge.core.placement import host_bound
 from bridge.core.spec import (
     CommandHandler,
@@ -99,14 +98,13 @@ def local_id(spec: JobSpec) -> str:
     return spec.id[len(prefix):] if prefix and spec.id.startswith(prefix) else spec.id
 
 
-def find_groups(jobs: Iterable[StoredJob], *, min_hosts: int = 2,
+def find_groups(specs: Iterable[JobSpec], *, min_hosts: int = 2,
                 grouped: Iterable[str] = ()) -> list[LineGroup]:
     """Identical command lines bound to ``min_hosts`` hosts or more (pure). ``grouped``: ids of
     jobs already consolidated (their groups are marked ``consolidated``)."""
     done = set(grouped)
     lines: dict[str, list[JobSpec]] = defaultdict(list)
-    for job in jobs:
-        spec = job.spec
+    for spec in specs:
         if host_bound(spec) and isinstance(spec.handler, CommandHandler):
             lines[line_key(spec)].append(spec)
     groups: list[LineGroup] = []
@@ -151,7 +149,13 @@ def _legacy_throughout(history: Sequence[AuthorityEvent], now: datetime) -> bool
 
 def current_groups(session: Session, min_hosts: int = 2) -> list[LineGroup]:
     grouped = FleetRepo(session).group_of()
-    return find_groups(JobRepo(session).list(), min_hosts=min_hosts, grouped=grouped)
+    return find_groups([j.spec for j in JobRepo(session).list()], min_hosts=min_hosts,
+                       grouped=grouped)
+
+
+def plan_groups(specs: Iterable[JobSpec]) -> list[LineGroup]:
+    """The groups an import plan's jobs form (``runs on N hosts``; pure)."""
+    return find_groups(specs)
 
 
 def consolidate(session: Session, group_id: str, now: datetime, actor: str,

@@ -111,6 +111,8 @@ def test_three_hosts_import_shadow_flip_consolidate_and_roll_back(world: World) 
     imported = w.cli("import", "crontab", "--inventory", str(root), "--json")
     assert imported.code == 0, imported.out[-3000:] + imported.err
     ids = sorted(j["id"] for j in imported.json()["jobs"])
+    offered = imported.json()["groups"]  # the plan offers the consolidation
+    assert [(g["group"], g["host_count"]) for g in offered] == [(GROUP, 3)]
     assert ids == sorted(f"{h}.{j}" for h in HOSTS for j in (LOCAL_ID, GLOBAL_ID))
     jobs = {j["id"]: j for j in w.cli("jobs", "list", "--json").json()["jobs"]}
     assert jobs[f"web-01.{LOCAL_ID}"]["queue"] == "bridge.host.web-01"  # host-bound
