@@ -202,3 +202,47 @@ def test_an_idle_two_queue_worker_waits_on_the_bells_not_on_the_queues(chaos: Ch
              lambda: any("b" in c.get("flags", "") for c in r.client_list()), 10)
     assert inflight_items(r) == 0 and r.llen("bridge.host.chaos-2") == 0
     r.close()
+
+
+def test_a_two_queue_worker_sigkilled_mid_batch_runs_every_slot_once(tmp_path: Path,
+                                                                     redis_url: str) -> None:
+    """As tests/chaos/test_worker_kill.py, with the messages split over a host's queue and the
+    shared one: 60 slots, the whole worker SIGKILLed after ~20 runs, a new one on both queues;
+    every slot ends with exactly one authoritative record, none runs twice."""
+    from collections import Counter
+    from datetime import timedelta
+
+    from tests.chaos.harness import CHAOS_APP
+
+    chaos = Chaos(tmp_path, redis_url)
+    chaos.env["BRIDGE_VISIBILITY_TIMEOUT"] = "5"
+    queues = "bridge,bridge.host.chaos-3"
+    try:
+        top = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        jobs = [f"mq-{i}" for i in range(6)]
+        for job_id in jobs:
+            chaos.add_job(job_id, "0 * * * *", dialect="vixie", delay=0.1)
+        expected = {(j, top - timedelta(hours=h)) for j in jobs for h in range(10)}
+        worker = chaos.worker(concurrency=2, app=CHAOS_APP, queues=queues)
+        for n, (job_id, slot) in enumerate(sorted(expected, key=lambda x: (x[1], x[0]))):
+            queue = "bridge" if n % 2 else "bridge.host.chaos-3"
+            chaos.client.send_task("bridge.run_job", args=[job_id, slot_text(slot)], queue=queue)
+        wait_for("20 runs", lambda: len(chaos.effects()) >= 20, 60, chaos.tail_logs())
+        worker.signal(signal.SIGKILL)
+        worker.popen.wait(timeout=20)
+        assert len(chaos.effects()) < 60, "the batch finished before the kill"
+        chaos.worker(concurrency=2, app=CHAOS_APP, queues=queues)
+
+        def settled() -> Counter[tuple[str, datetime]]:
+            return Counter((r.job_id, r.slot) for r in chaos.runs()
+                           if r.role == "authoritative" and r.status in ("succeeded", "lost"))
+
+        wait_for("all 60 slots settled", lambda: set(settled()) >= expected, 120,
+                 chaos.tail_logs())
+        time.sleep(3)  # redeliveries still in flight would show up as extra lines
+        assert chaos.duplicates() == {}, chaos.duplicates()
+        assert set(settled()) == expected and set(settled().values()) == {1}
+        effects = Counter(chaos.effects())
+        assert all(n == 1 for n in effects.values()), effects
+    finally:
+        chaos.close()
