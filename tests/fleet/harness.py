@@ -94,22 +94,31 @@ class Host:
         return "ready." in self.log.read_text(errors="replace") if self.log.exists() else False
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        """End the whole session: cron, the worker and their children. Also when the first
+        process already exited (a worker that failed to start leaves cron running)."""
+        if self.proc is None:
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
+        self._signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            self._signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # cron and the jobs it started share the session
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
+            if not self._signal(0):
                 return
             time.sleep(0.1)
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: int) -> bool:
+        """Signal the host's session; False when nothing is left in it."""
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def start_hosts(hosts: list[Host], timeout: float = 90) -> None:
