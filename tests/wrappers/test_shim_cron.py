@@ -63,11 +63,15 @@ def crontab(work: Path, out: Path, settings: str) -> str:
 
 
 def cron_pids() -> list[int]:
+    """Live cron daemons that read this /etc/cron.d: a cron in another mount namespace (a
+    simulated host of tests/fleet) does not count."""
     found = subprocess.run(["pgrep", "-x", "cron"], capture_output=True, text=True).stdout
+    ours = os.readlink("/proc/self/ns/mnt")
     alive = []
     for pid in map(int, found.split()):
         try:
-            if Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+            if (Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+                    and os.readlink(f"/proc/{pid}/ns/mnt") == ours):
                 alive.append(pid)
         except OSError:
             pass
