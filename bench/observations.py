@@ -1,4 +1,4 @@
-"""RunRecord-store benchmark: ``shadow.record.query`` on 1,000,000 rows in SQLite.
+"""RunRecord-store benchmark: ``bridge.store.runs.query`` on 1,000,000 rows in SQLite.
 
     python bench/observations.py            # 1,000 jobs x 500 slots x 2 paths
     python bench/observations.py --jobs 100 --slots 100   # a quick run
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bridge.store.db import Registry  # noqa: E402
-from shadow.record import RUNS, _window_sql, query  # noqa: E402
+from bridge.store.runs import RUNS, query, window_sql  # noqa: E402
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 COLUMNS = (
@@ -152,7 +152,7 @@ def fill_sqlite(reg: Registry, rows: Iterator[tuple[Any, ...]], batch: int = 200
 def explain(reg: Registry, jid: str, since: datetime, until: datetime) -> str:
     """The plan of the exact SQL ``query`` sends for one job's window."""
     to_db = RUNS.c.slot.type.dialect_impl(reg.engine.dialect).bind_processor(reg.engine.dialect)
-    sql = _window_sql(False, True, True, True, "?")
+    sql = window_sql(False, True, True, True, "?")
     with reg.engine.connect() as conn:
         plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}",
                                     (jid, to_db(since), to_db(until))).fetchall()

@@ -1,4 +1,5 @@
-"""Debian cron's file-trust rules: which crontab files the daemon refuses to read at all.
+"""Debian cron's file-trust rules: which crontab files the daemon refuses to read at all
+(cronie's, for RHEL-family hosts of an inventory: :func:`check_cronie`).
 
 Verified on the real daemon (cron 3.0pl1-162; ``tests/importers/test_cron_file_trust.py`` runs
 it in a private mount namespace and compares its log with :func:`check`; the table is in
@@ -78,7 +79,7 @@ def _owner_name(uid: int) -> str:
         return f"uid {uid}"
 
 
-def check(st: os.stat_result, kind: SourceKind, user: str | None) -> tuple[str, str] | None:
+def cron_refusal(st: os.stat_result, kind: SourceKind, user: str | None) -> tuple[str, str] | None:
     """Cron's refusal ``(log word, detail)`` for an open file's ``fstat``, or None."""
     mode = stat.S_IMODE(st.st_mode)
     if kind is SourceKind.USER_CRONTAB:
@@ -108,6 +109,35 @@ def check(st: os.stat_result, kind: SourceKind, user: str | None) -> tuple[str, 
     return None
 
 
+def check_cronie(
+    st: os.stat_result, kind: SourceKind, user: str | None
+) -> tuple[str, str] | None:
+    """cronie's refusal for a file's ``fstat`` (its ``check_open``, read in cronie's
+    ``src/database.c``; not verified on a daemon here): the file must be regular, its mode
+    ``& 07533`` exactly ``0400`` (readable by its owner; not executable; not group- or
+    other-writable or -executable; no set-id or sticky bit), owned by root, or for a user
+    crontab by that user, and a user crontab must have one hard link."""
+    mode = stat.S_IMODE(st.st_mode)
+    if not stat.S_ISREG(st.st_mode):
+        return "NOT REGULAR", "not a regular file"
+    if mode & 0o7533 != 0o400:
+        return "BAD FILE MODE", f"mode {mode:04o}; cronie wants it readable by its owner, not " \
+            "executable, not group/other-writable"
+    uid = None
+    if kind is SourceKind.USER_CRONTAB:
+        assert user is not None
+        try:
+            uid = pwd.getpwnam(user).pw_uid
+        except KeyError:
+            return "ORPHAN", f"no user '{user}' on this host"
+    if st.st_uid != 0 and st.st_uid != uid:
+        owners = f"{user} or root" if uid is not None and user != "root" else "root"
+        return "WRONG FILE OWNER", f"owned by {_owner_name(st.st_uid)}; cronie wants {owners}"
+    if uid is not None and st.st_nlink != 1:
+        return "BAD LINK COUNT", f"{st.st_nlink} hard links"
+    return None
+
+
 def read_source(
     path: str, *, kind: SourceKind, user: str | None, check_owner: bool, max_bytes: int
 ) -> tuple[bytes, FileTrust]:
@@ -127,7 +157,7 @@ def read_source(
             data = f.read(max_bytes + 1)
         return data, FileTrust(path, True, "CAN'T OPEN", "a symlink; cron does not follow it")
     with os.fdopen(fd, "rb") as f:
-        verdict = check(os.fstat(f.fileno()), kind, user) if check_owner else None
+        verdict = cron_refusal(os.fstat(f.fileno()), kind, user) if check_owner else None
         data = f.read(max_bytes + 1)
     if verdict is None:
         return data, FileTrust(path, check_owner)

@@ -46,7 +46,6 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bridge.core.errors import SpecError
 from bridge.core.hosts import qualify
 from bridge.core.spec import JOB_ID_RE, Dialect, SourceKind
 from crontab_import.crontab import parse_crontab, with_trust
@@ -285,8 +284,8 @@ def kind_of(path: str) -> SourceKind:
 
 
 def host_results(reading: HostReading) -> tuple[ParseResult, ...]:
-    """Every crontab file of one host, parsed in its family's dialect and zone, each item
-    stamped with the host (ids not yet qualified: :func:`qualify_results`)."""
+    """Every crontab file of one host, parsed in its family's dialect and zone, its jobs
+    belonging to the host (ids not yet qualified: :func:`qualify_results`)."""
     facts = reading.facts
     if facts is None:
         return ()
@@ -298,14 +297,15 @@ def host_results(reading: HostReading) -> tuple[ParseResult, ...]:
             timezone=facts.zone.name,
             kind=kind_of(f.path),
             dialect=facts.family.dialect,
+            host=facts.host,
         )
         out.append(with_host(with_trust(result, f.trust), facts.host))
     return tuple(out)
 
 
 def with_host(result: ParseResult, host: str) -> ParseResult:
-    """``result`` as one host's file: jobs, errors and notes name the host."""
-    items = tuple(_stamp(i, host) for i in result.items)
+    """``result`` (parsed with ``host``) as one host's file: its errors and notes name the
+    host, and the plan prunes it by (host, file)."""
     prefix = f"{result.file}:"
     notes = tuple(
         host + n if n.startswith(prefix) or n == result.file else f"{host}{result.file}: {n}"
@@ -314,16 +314,9 @@ def with_host(result: ParseResult, host: str) -> ParseResult:
     return replace(
         result,
         host=host,
-        items=items,
         errors=tuple(replace(e, host=host) for e in result.errors),
         notes=notes,
     )
-
-
-def _stamp(item: ImportItem, host: str) -> ImportItem:
-    source = replace(item.source, host=host)
-    job = item.job.with_(source=replace(item.job.source, host=host)) if item.job else None
-    return replace(item, source=source, job=job)
 
 
 def bare_sources(
@@ -366,8 +359,5 @@ def _qualified(item: ImportItem, host: str) -> tuple[ImportItem, ImportError_ | 
                    "'# bridge: id=...' above the line")
         error = ImportError_(item.source.file, item.source.line, message, host=host)
         return replace(item, id=new_id, job=None, status=ItemStatus.ERROR, reason=message), error
-    try:
-        job = item.job.with_(id=new_id) if item.job is not None else None
-    except SpecError as e:  # pragma: no cover - JOB_ID_RE was checked above
-        raise AssertionError(str(e)) from e
+    job = item.job.with_(id=new_id) if item.job is not None else None
     return replace(item, id=new_id, job=job), None

@@ -20,7 +20,7 @@ from bridge.core.errors import InputError
 from bridge.core.hosts import host_problem
 from bridge.core.spec import SourceKind
 from crontab_import import inventory as inv
-from crontab_import.filetrust import FileTrust, check
+from crontab_import.filetrust import FileTrust, check_cronie, cron_refusal
 from crontab_import.model import ImportError_
 
 MAX_LINK_HOPS = 16
@@ -207,6 +207,7 @@ def _read_file(
     trust = FileTrust(str(literal), False)
     if check_owner:
         user = PurePosixPath(path).name if kind is SourceKind.USER_CRONTAB else None
-        verdict = check(st, kind, user)
+        rules = cron_refusal if family is inv.Family.DEBIAN else check_cronie
+        verdict = rules(st, kind, user)
         trust = FileTrust(str(literal), True, *(verdict or (None, None)))
     return inv.HostFile(path, data, trust)

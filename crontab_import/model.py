@@ -23,6 +23,9 @@ class ItemStatus(StrEnum):
     ERROR = "error"  # the legacy scheduler rejects it
 
 
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # import limit per source file (--max-bytes)
+
+
 @dataclass(frozen=True)
 class ImportError_:
     """A located problem: ``file:line: message``; a fleet file's location starts with its host

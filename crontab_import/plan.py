@@ -1,25 +1,21 @@
-"""The import plan: what parsing found, compared with the registry (pure), and applying it.
+"""The import plan: what parsing found, compared with the registry's jobs. Pure.
 
 ``make_plan`` is pure: parse results + the registry's current jobs in, one :class:`PlanEntry`
 per job out — ``create``, ``update`` (with the changed fields), ``unchanged``, ``delete`` (a job
 that vanished from its source file; only with prune), ``disabled``, ``inactive``,
-``unsupported``, ``error``. ``apply_plan`` writes it in the caller's transaction, so an import is
-all or nothing.
+``unsupported``, ``error``. The import service (:mod:`bridge.services.importer`) applies it in
+one transaction, so an import is all or nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from bridge.core.jobs import SourceOwner, StoredJob
 from bridge.core.spec import JobSpec
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
 from crontab_import.filetrust import FileTrust
 from crontab_import.model import ImportError_, ImportItem, ItemStatus, ParseResult
 
@@ -271,58 +267,3 @@ def _deletion(job_id: str, file: str, host: str | None, existing: Mapping[str, S
         reason=reason,
         host=host if host is not None else (prev.host if prev else None),
     )
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    created: int
-    updated: int
-    deleted: int
-
-
-def apply_plan(plan: Plan, session: Session, *, actor: str, now: datetime) -> ApplyResult:
-    """Write the plan's changes in ``session`` (the caller commits: all or nothing), in bulk."""
-    jobs, audit = JobRepo(session), AuditRepo(session)
-    writes = [e for e in plan.changes if e.status is not PlanStatus.DELETE]
-    deletes = [e for e in plan.changes if e.status is PlanStatus.DELETE]
-    host = next((e.owner.host for e in writes if e.owner is not None), None)
-    jobs.write_many([e.job for e in writes if e.job is not None], host=host)
-    jobs.delete_many([e.id for e in deletes if e.id is not None])
-    created = [e.id for e in writes if e.status is PlanStatus.CREATE and e.id is not None]
-    AuthorityRepo(session).start_legacy(
-        created,
-        actor=actor,
-        reason="imported: the legacy scheduler owns every slot",
-        hosts={e.id: e.host for e in writes if e.id is not None},
-    )
-    audit.append_many((_audit(e) for e in plan.changes), actor=actor)
-    return ApplyResult(len(created), len(writes) - len(created), len(deletes))
-
-
-def _audit(entry: PlanEntry) -> dict[str, object]:
-    before: dict[str, Any] | None = (
-        {"spec_hash": entry.previous.spec_hash} if entry.previous else None
-    )
-    after: dict[str, Any] | None = (
-        None
-        if entry.job is None or entry.status is PlanStatus.DELETE
-        else {"spec_hash": entry.job.spec_hash(), "changed": list(entry.changed)}
-    )
-    action = f"import.{entry.status.value}"
-    if entry.adopted_from is not None:
-        action = "import.adopt"
-        before = {**(before or {}), "owner": entry.adopted_from.to_json()}
-        if after is not None and entry.owner is not None:
-            after["owner"] = entry.owner.to_json()
-    return {
-        "action": action,
-        "job_id": entry.id,
-        "job_host": entry.host,
-        "before": before,
-        "after": after,
-        "reason": (
-            f"adopted from {entry.adopted_from.file}"
-            if entry.adopted_from is not None
-            else entry.reason if entry.status is PlanStatus.DELETE else None
-        ),
-    }

@@ -10,21 +10,17 @@ checks (pure :func:`slot_problem`):
 A slot failing either is refused (a ``rejected`` runs row with the reason; nothing runs, the
 claim is not touched, so beat's own firing of a future slot still runs) **unless** the message
 was sent by ``bridge trigger``, a backfill or a repair: those write an audit record naming the
-task id (``after.task_id``) before they publish, and :func:`audited` finds it.
+task id (``after.task_id``) before they publish (one of :data:`AUDITED_ACTIONS`, looked up by
+:meth:`bridge.store.repos.AuditRepo.names_task`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from bridge.core.errors import ScheduleError
 from bridge.core.schedules import compile_schedule
 from bridge.core.spec import JobSpec
-from bridge.store.models import AuditRow
 
 FUTURE_TOLERANCE = timedelta(seconds=60)
 AUDITED_ACTIONS = ("trigger", "repair", "backfill")
@@ -45,15 +41,3 @@ def slot_problem(spec: JobSpec, slot: datetime, now: datetime,
     if not on_schedule:
         return f"slot {slot.isoformat()} is not on the job's schedule: refused"
     return None
-
-
-def audited(session: Session, job_id: str, task_id: str | None) -> bool:
-    """Whether a trigger / backfill / repair audit record names this task id."""
-    if not task_id:
-        return False
-    rows: Any = session.scalars(
-        select(AuditRow).where(AuditRow.job_id == job_id,
-                               AuditRow.action.in_(AUDITED_ACTIONS))
-        .order_by(AuditRow.id.desc()).limit(500)
-    )
-    return any((row.after or {}).get("task_id") == task_id for row in rows)

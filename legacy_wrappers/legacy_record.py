@@ -92,7 +92,8 @@ def snap_slot(schedule: Any, given: datetime,
     )
 
 
-def record_key(job_id: str, slot: datetime, role: str) -> str:
+def reported_run_key(job_id: str, slot: datetime, role: str) -> str:
+    """The record key of a reported run: one per (job, slot, role), so a re-report adds nothing."""
     seed = f"{job_id}\0{int(slot.timestamp())}\0{role}"
     return "record:" + hashlib.sha256(seed.encode()).hexdigest()[:40]
 
@@ -112,7 +113,7 @@ def record_legacy_run(
     """Store one legacy run of ``job_id`` for ``slot`` (see the module docstring)."""
     from bridge.core.runs import RunRecord, bound_sample, digest_output
     from bridge.store.repos import JobRepo
-    from shadow.record import record
+    from bridge.store.runs import record
 
     if status not in STATUSES:
         raise InputError(f"status must be one of {', '.join(STATUSES)}, not '{status}'")
@@ -125,7 +126,7 @@ def record_legacy_run(
     with registry.session() as s:
         spec = JobRepo(s).require(job_id).spec
         nominal = snap_slot(spec.schedule, given)
-        key = record_key(job_id, nominal, role)
+        key = reported_run_key(job_id, nominal, role)
         obs = RunRecord(
             job_id=job_id, slot=nominal, path="legacy", role=role, status=stored_status,  # type: ignore[arg-type]
             fired_at=started or (given if given != nominal else None),
@@ -160,5 +161,12 @@ def _host() -> str:
     return socket.gethostname()
 
 
-__all__ = ["SLOT_TOLERANCE_SECONDS", "STATUSES", "RecordResult", "record_key",
-           "record_legacy_run", "slot_owner", "snap_slot"]
+__all__ = [
+    "SLOT_TOLERANCE_SECONDS",
+    "STATUSES",
+    "RecordResult",
+    "record_legacy_run",
+    "reported_run_key",
+    "slot_owner",
+    "snap_slot",
+]

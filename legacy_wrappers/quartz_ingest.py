@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from legacy_wrappers.spool import FlushReport, flush
+from legacy_wrappers.spool_flush import FlushReport, flush
 
 if TYPE_CHECKING:
     from bridge.store.db import Registry

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from bridge.core.authority import AuthorityEvent, Owner, last_flip, owner_at
+from bridge.core.hosts import qualify
+from bridge.core.spec import Dialect
 from crontab_import.crontab import parse_crontab
 from crontab_import.model import ItemStatus
 
@@ -47,21 +49,23 @@ def retired_prefix(day: date, job_id: str) -> str:
 
 def job_lines(
     text: str, *, file: str, timezone: str = "UTC", kind: str | None = None,
-    user: str | None = None,
+    user: str | None = None, dialect: Dialect = Dialect.VIXIE, host: str | None = None,
 ) -> dict[str, int]:
     """Job id -> 1-based line number of every active job line of a crontab (rewritten or not:
     the shim's inserted lines are transparent to the parser). Ids are computed on the file with
     its retired lines restored (line numbers do not change), so already retired lines keep
     their ordinals and never shift the ids of the lines after them; retired jobs are left out.
+    ``dialect``: the host's cron; ``host``: ids are the fleet's ``<host>.<id>``.
     """
     undone = restore(text)
     retired = {job_id for job_id, _ in undone.retired}
-    parsed = parse_crontab(undone.text, file=file, timezone=timezone, kind=kind, user=user)
+    parsed = parse_crontab(undone.text, file=file, timezone=timezone, kind=kind, user=user,
+                           dialect=dialect)
     return {
-        item.id: item.source.line
+        (qualify(host, item.id) if host else item.id): item.source.line
         for item in parsed.items
         if item.id and item.source.line is not None and item.status is not ItemStatus.DISABLED
-        and item.job is not None and item.id not in retired
+        and item.job is not None and (qualify(host, item.id) if host else item.id) not in retired
     }
 
 

@@ -23,8 +23,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from bridge.core.spec import CommandHandler, JobSpec
-from crontab_import.crontab import SHIM_NAME, EnvSetting, parse_crontab, parse_env_line
+from bridge.core.hosts import qualify
+from bridge.core.spec import CommandHandler, Dialect, JobSpec
+from crontab_import.cron.env import SHIM_NAME, EnvSetting, parse_env_line
+from crontab_import.crontab import parse_crontab
 from crontab_import.model import ItemStatus, ParseResult
 
 DEFAULT_SHIM = f"/usr/local/bin/{SHIM_NAME}"
@@ -71,13 +73,14 @@ def _quote(value: str) -> str:
     return value
 
 
-def _job_lines(result: ParseResult) -> dict[int, str | None]:
-    """Original line number -> job id of every job line (None when there is no job id)."""
+def _job_lines(result: ParseResult, host: str | None = None) -> dict[int, str | None]:
+    """Original line number -> job id of every job line (None when there is no job id);
+    ``host``: the registry holds the file's jobs as ``<host>.<id>`` (a fleet import)."""
     out: dict[int, str | None] = {}
     for item in result.items:
         if item.status is ItemStatus.DISABLED or item.source.line is None:
             continue
-        out[item.source.line] = item.id
+        out[item.source.line] = qualify(host, item.id) if host and item.id else item.id
     return out
 
 
@@ -90,11 +93,17 @@ def rewrite(
     kind: str | None = None,
     user: str | None = None,
     shim: str = DEFAULT_SHIM,
+    dialect: Dialect = Dialect.VIXIE,
+    host: str | None = None,
 ) -> RewriteResult:
-    """Insert the shim lines into ``text`` (a crontab) for the jobs in ``managed_ids``."""
+    """Insert the shim lines into ``text`` (a crontab) for the jobs in ``managed_ids``.
+    ``dialect``: the host's cron (which lines are job lines); ``host``: the file is one host's
+    of a fleet import, whose jobs the registry holds as ``<host>.<id>``."""
     original = strip_inserted(text)
-    parsed = parse_crontab(original, file=file, timezone=timezone, kind=kind, user=user)
-    jobs, wanted = _job_lines(parsed), set(managed_ids)
+    parsed = parse_crontab(
+        original, file=file, timezone=timezone, kind=kind, user=user, dialect=dialect
+    )
+    jobs, wanted = _job_lines(parsed, host), set(managed_ids)
     out: list[str] = []
     shell, routed, marker = "/bin/sh", False, None
     managed: list[str] = []

@@ -16,24 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from legacy_wrappers.shim import ERROR_EXIT, syslog
-from legacy_wrappers.shim_store import RENEW_SECONDS
+from bridge.core.runs import SAMPLE_LIMIT, TRUNCATION_MARK, bound_sample
+from bridge.store.bare import RENEW_SECONDS
+from legacy_wrappers.shim_os import ERROR_EXIT, syslog
 
-SAMPLE_LIMIT = 4096  # shadow.record.SAMPLE_LIMIT
-TRUNCATION_MARK = "\n[... output truncated ...]\n"  # shadow.record.TRUNCATION_MARK
 FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 INTERRUPTING = frozenset({"SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"})
 child_started = False  # set once the command runs: from then on it must never run twice
-
-
-def bound_sample(text: str, limit: int = SAMPLE_LIMIT) -> str:
-    """As :func:`shadow.record.bound_sample`: the text, or its head and tail around a mark."""
-    data = text.encode("utf-8", "replace")
-    if len(data) <= limit:
-        return text
-    keep = (limit - len(TRUNCATION_MARK.encode())) // 2
-    return data[:keep].decode("utf-8", "ignore") + TRUNCATION_MARK + data[-keep:].decode(
-        "utf-8", "ignore")
 
 
 # --- running the command --------------------------------------------------------------------------

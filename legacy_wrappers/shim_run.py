@@ -1,8 +1,8 @@
 """The shim's recorded path: decide, claim, run, record (guarantees: :mod:`legacy_wrappers.shim`).
 
-Imported only when ``BRIDGE_JOB`` names a job. Pure core first (:func:`decide`,
-:func:`record_key`), then the flow (:func:`run_recorded`); the command itself runs in
-:mod:`legacy_wrappers.shim_exec`, the registry is :mod:`legacy_wrappers.shim_store`.
+Imported only when ``BRIDGE_JOB`` names a job. Pure core first (:func:`plan_firing`,
+:func:`firing_key`), then the flow (:func:`run_recorded`); the command itself runs in
+:mod:`legacy_wrappers.shim_exec`, the registry is :mod:`bridge.store.bare`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from legacy_wrappers.shim import syslog as _syslog
+from bridge.store.bare import ClaimRef, Store, StoreError, first_line
 from legacy_wrappers.shim_exec import Child, outcome_status, run_command
-from legacy_wrappers.shim_store import (
-    ClaimRef,
-    Store,
-    StoreError,
-    contested_claim,
-    first_line,
-)
+from legacy_wrappers.shim_os import syslog as _syslog
 
 if TYPE_CHECKING:
     from bridge.core.config import Settings
@@ -36,7 +30,7 @@ TOLERANCE_SECONDS = 90
 
 
 @dataclass(frozen=True)
-class Decision:
+class FiringPlan:
     """What to do with this firing: ``run`` (claimed when ``claim``), ``stand-down`` (Celery owns
     the slot) or ``skip`` (the job is paused: `bridge pause`)."""
 
@@ -50,7 +44,7 @@ def minute_of(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(second=0, microsecond=0)
 
 
-def decide(
+def plan_firing(
     now: datetime,
     evaluator: Evaluator | None,
     authority: Authority | None,
@@ -59,25 +53,25 @@ def decide(
     tolerance: float = TOLERANCE_SECONDS,
     unknown: str = "schedule unknown",
     paused: str | None = None,
-) -> Decision:
+) -> FiringPlan:
     """Slot, owner and action for a firing at ``now`` (rules: :mod:`legacy_wrappers.shim`)."""
     if evaluator is None:
-        return Decision("run", minute_of(now), note=f"{unknown}: slot estimated from the clock")
+        return FiringPlan("run", minute_of(now), note=f"{unknown}: slot estimated from the clock")
     slot = evaluator.prev_at_or_before(now)
     if slot is None or (now - slot).total_seconds() > tolerance:
         latest = "none" if slot is None else slot.isoformat()
         note = f"no slot within tolerance ({tolerance:g} s; latest slot {latest})"
-        return Decision("run", minute_of(now), note=note)
+        return FiringPlan("run", minute_of(now), note=note)
     owner = authority.owner_at(slot) if authority is not None else "legacy"
     if owner == "celery":
-        return Decision("stand-down", slot)
+        return FiringPlan("stand-down", slot)
     if paused is not None:
-        return Decision("skip", slot, note=f"paused: {paused or 'no reason given'}")
+        return FiringPlan("skip", slot, note=f"paused: {paused or 'no reason given'}")
     unsure = None if authority else "authority unknown (no cached authority file): ran as legacy"
-    return Decision("run", slot, claim=reachable, note=unsure)
+    return FiringPlan("run", slot, claim=reachable, note=unsure)
 
 
-def record_key(job_id: str, slot: datetime, host: str, fired: datetime) -> str:
+def firing_key(job_id: str, slot: datetime, host: str, fired: datetime) -> str:
     """Unique per firing (two hosts firing one slot get two records), fixed before the first
     write attempt (a record that reached the registry and the spool is stored once)."""
     import hashlib
@@ -90,7 +84,7 @@ def record_key(job_id: str, slot: datetime, host: str, fired: datetime) -> str:
 
 
 @dataclass
-class Firing:
+class LegacyFiring:
     """Everything this firing learned before running: settings, registry, job, decision."""
 
     job_id: str
@@ -98,7 +92,7 @@ class Firing:
     host: str
     settings: Settings | None = None
     store: Store | None = None
-    decision: Decision | None = None
+    decision: FiringPlan | None = None
     notes: list[str] = field(default_factory=list)
     in_registry: bool = False  # the record reached the registry (then the spool is flushed)
 
@@ -113,25 +107,26 @@ def run_recorded(job_id: str, shell: str, command: str, env: dict[str, str],
     import warnings
 
     warnings.simplefilter("ignore")  # a library warning on stderr would be mailed as job output
-    firing = Firing(job_id, datetime.fromtimestamp(fired_at, UTC), os.uname().nodename)
+    firing = LegacyFiring(job_id, datetime.fromtimestamp(fired_at, UTC), os.uname().nodename)
     claim, declined = before_running(firing)
     if declined is not None:
         role, status, error = declined
-        after_running(firing, lambda: _row(firing, role, status, error=error), None)
+        after_running(firing, lambda: run_row(firing, role, status, error=error), None)
         return 0
     child = run_command(shell, command, env, tick=_renewer(firing, claim))
-    after_running(firing, lambda: _row(firing, "authoritative", outcome_status(child), child=child),
-                  claim, outcome_status(child))
+    status = outcome_status(child)
+    after_running(firing, lambda: run_row(firing, "authoritative", status, child=child), claim,
+                  status)
     return _exit_like(child.code)
 
 
 def before_running(
-    firing: Firing,
+    firing: LegacyFiring,
 ) -> tuple[ClaimRef | None, tuple[str, str, str | None] | None]:
     """(our claim, None) to run, or (None, (role, status, error)) to decline. Never raises: a
     bug here is logged and the command runs (the legacy job must not break)."""
     try:
-        prepare(firing)
+        consult_registry(firing)
         assert firing.decision is not None
         if firing.decision.action == "stand-down":
             return None, ("stand-down", "stood-down", None)
@@ -144,21 +139,21 @@ def before_running(
     except Exception as e:
         _syslog("err", f"{firing.job_id}: shim error before running (job runs anyway): {e!r}")
         firing.notes.append(f"shim error: {e!r}")
-        firing.decision = firing.decision or Decision("run", minute_of(firing.fired))
+        firing.decision = firing.decision or FiringPlan("run", minute_of(firing.fired))
         return None, None
 
 
-def after_running(firing: Firing, make_row: Callable[[], dict[str, Any]],
+def after_running(firing: LegacyFiring, make_row: Callable[[], dict[str, Any]],
                   claim: ClaimRef | None, state: str = "succeeded") -> None:
     """Record (registry, else spool, else syslog), then flush the spool. Never raises."""
     try:
-        record(firing, make_row(), claim, state)
+        record_firing(firing, make_row(), claim, state)
         _flush_spool(firing)
     except Exception as e:
         _syslog("err", f"{firing.job_id}: shim error while recording: {e!r}")
 
 
-def prepare(firing: Firing) -> None:
+def consult_registry(firing: LegacyFiring) -> None:
     """Settings, registry (or the cached authority), slot and decision."""
     from bridge.services import authority_files
 
@@ -182,13 +177,14 @@ def prepare(firing: Firing) -> None:
         spec = {"schedule": authority.schedule} if authority and authority.schedule else None
     evaluator = _evaluator(firing, spec)
     paused = spec.get("paused") if spec and firing.store is not None else None
-    firing.decision = decide(firing.fired, evaluator, authority, reachable=firing.store is not None,
-                             unknown=unknown, paused=paused)
+    firing.decision = plan_firing(firing.fired, evaluator, authority,
+                                  reachable=firing.store is not None, unknown=unknown,
+                                  paused=paused)
     if firing.decision.note:
         firing.notes.append(firing.decision.note)
 
 
-def _settings(firing: Firing) -> tuple[Settings, bool]:
+def _settings(firing: LegacyFiring) -> tuple[Settings, bool]:
     """The settings and whether the registry they name may be used."""
     from bridge.core.config import Settings, load_settings
     from bridge.core.errors import ConfigError
@@ -201,14 +197,14 @@ def _settings(firing: Firing) -> tuple[Settings, bool]:
         return Settings(), False
 
 
-def _drop_store(firing: Firing, reason: str) -> None:
+def _drop_store(firing: LegacyFiring, reason: str) -> None:
     if firing.store is not None:
         firing.store.close()
     firing.store = None
     firing.notes.append(f"registry unreachable ({reason}): record spooled")
 
 
-def _cached_authority(firing: Firing) -> Authority | None:
+def _cached_authority(firing: LegacyFiring) -> Authority | None:
     from bridge.services import authority_files
 
     assert firing.settings is not None
@@ -221,7 +217,7 @@ def _cached_authority(firing: Firing) -> Authority | None:
         return None
 
 
-def _refresh_cache(firing: Firing, authority: Authority) -> None:
+def _refresh_cache(firing: LegacyFiring, authority: Authority) -> None:
     from bridge.services import authority_files
 
     assert firing.settings is not None
@@ -231,7 +227,7 @@ def _refresh_cache(firing: Firing, authority: Authority) -> None:
         _syslog("warning", f"{firing.job_id}: cannot refresh the authority cache: {e}")
 
 
-def _evaluator(firing: Firing, spec: Mapping[str, Any] | None) -> Evaluator | None:
+def _evaluator(firing: LegacyFiring, spec: Mapping[str, Any] | None) -> Evaluator | None:
     if not spec or not spec.get("schedule"):
         return None
     from bridge.core.schedules import compile_schedule
@@ -247,13 +243,13 @@ def _evaluator(firing: Firing, spec: Mapping[str, Any] | None) -> Evaluator | No
         return None
 
 
-def take_claim(firing: Firing) -> tuple[ClaimRef | None, str | None]:
+def take_claim(firing: LegacyFiring) -> tuple[ClaimRef | None, str | None]:
     """(our claim or None, None) or (None, why the slot is someone else's)."""
     decision, store = firing.decision, firing.store
     if decision is None or not decision.claim or store is None:
         return None, None
     lineage, instance = f"legacy:{firing.host}:{os.getpid()}", "cron"
-    holder = f"{lineage}@{instance}"[:255]  # str(legacy_wrappers.claims.Holder)
+    holder = f"{lineage}@{instance}"[:255]  # str(bridge.core.claims.Holder)
     try:
         ref = store.claim(firing.job_id, decision.slot, holder, datetime.now(UTC))
         if ref is not None:
@@ -264,7 +260,7 @@ def take_claim(firing: Firing) -> tuple[ClaimRef | None, str | None]:
         return None, None
 
 
-def _renewer(firing: Firing, claim: ClaimRef | None) -> Callable[[], None] | None:
+def _renewer(firing: LegacyFiring, claim: ClaimRef | None) -> Callable[[], None] | None:
     if claim is None:
         return None
 
@@ -281,9 +277,9 @@ def _renewer(firing: Firing, claim: ClaimRef | None) -> Callable[[], None] | Non
     return renew
 
 
-def _row(firing: Firing, role: str, status: str, *, child: Child | None = None,
+def run_row(firing: LegacyFiring, role: str, status: str, *, child: Child | None = None,
          error: str | None = None) -> dict[str, Any]:
-    """A ``runs`` row (the conventions of :mod:`shadow.record`)."""
+    """A ``runs`` row (the columns of :class:`bridge.core.runs.RunRecord`)."""
     assert firing.decision is not None
     slot = firing.decision.slot
     notes = [n for n in (error, firing.note, child.exec_error if child else None) if n]
@@ -292,7 +288,7 @@ def _row(firing: Firing, role: str, status: str, *, child: Child | None = None,
         "status": status, "fired_at": firing.fired, "started_at": None, "finished_at": None,
         "exit_status": None, "task_state": None, "attempts": 1, "output_digest": None,
         "output_sample": None, "host": firing.host, "error": "; ".join(notes) or None,
-        "record_key": record_key(firing.job_id, slot, firing.host, firing.fired),
+        "record_key": firing_key(firing.job_id, slot, firing.host, firing.fired),
     }
     if child is not None:
         row.update(started_at=child.started, finished_at=child.finished, exit_status=child.code,
@@ -301,7 +297,7 @@ def _row(firing: Firing, role: str, status: str, *, child: Child | None = None,
     return row
 
 
-def record(firing: Firing, row: dict[str, Any], claim: ClaimRef | None,
+def record_firing(firing: LegacyFiring, row: dict[str, Any], claim: ClaimRef | None,
            state: str = "succeeded") -> None:
     """Write the row (and complete the claim) in the registry, else spool it, else syslog."""
     if firing.store is not None:
@@ -320,7 +316,7 @@ def record(firing: Firing, row: dict[str, Any], claim: ClaimRef | None,
     spool_record(firing, row)
 
 
-def spool_record(firing: Firing, row: dict[str, Any]) -> None:
+def spool_record(firing: LegacyFiring, row: dict[str, Any]) -> None:
     from bridge.core.config import Settings
     from legacy_wrappers import spool
 
@@ -333,7 +329,7 @@ def spool_record(firing: Firing, row: dict[str, Any]) -> None:
                        f"record: {lost}")
 
 
-def _flush_spool(firing: Firing) -> None:
+def _flush_spool(firing: LegacyFiring) -> None:
     """After a registry write: upload the spool when files wait there (cheap when empty)."""
     settings = firing.settings
     if settings is None or not firing.in_registry:
@@ -345,14 +341,14 @@ def _flush_spool(firing: Firing) -> None:
     if not any(n.endswith(".jsonl") for n in names):
         return
     try:
-        from legacy_wrappers import spool
+        from legacy_wrappers import spool_flush
 
         def registry() -> Any:
             from bridge.store.db import Registry
 
             return Registry(settings.database_url, check_schema=False)
 
-        spool.flush_if_pending(registry, settings.spool_dir)
+        spool_flush.flush_if_pending(registry, settings.spool_dir)
     except Exception as e:
         _syslog("warning", f"spool flush failed (next run retries): {e}")
 
@@ -369,3 +365,21 @@ def _exit_like(code: int) -> int:
     with suppress(OSError):
         os.kill(os.getpid(), sig)
     return 128 + sig  # a signal whose default is to be ignored: the shell's convention
+
+
+def contested_claim(url: str, job_id: str, slot: datetime, lineage: str,
+                    instance: str) -> tuple[ClaimRef | None, str | None]:
+    """The rare path: the slot's row exists. :class:`Claims` decides (a takeover of an expired
+    lease, or :class:`AlreadyClaimed`); returns (our claim, None) or (None, the reason)."""
+    from bridge.core.claims import AlreadyClaimed, Holder
+    from bridge.store.db import Registry
+    from legacy_wrappers.claims import Claims
+
+    registry = Registry(url, check_schema=False)
+    try:
+        result = Claims(registry).claim(job_id, slot, Holder(lineage, instance), path="legacy")
+    finally:
+        registry.dispose()
+    if isinstance(result, AlreadyClaimed):
+        return None, result.reason
+    return ClaimRef(result.info.id, result.info.holder, result.info.attempts), None

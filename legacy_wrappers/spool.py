@@ -13,7 +13,7 @@ Format (version 1)
 
   Required: ``v`` (1), ``record_key`` (at most 128 characters, unique per firing: the upload is
   idempotent by it), ``job_id``, ``slot`` (UTC, whole seconds), ``path``, ``role``,
-  ``status`` (the vocabulary of :mod:`shadow.record`). Times are ISO-8601 with ``Z`` or
+  ``status`` (the vocabulary of :mod:`bridge.core.runs`). Times are ISO-8601 with ``Z`` or
   ``+00:00`` (fractions allowed except in ``slot``). Optional: every other ``runs`` column
   (``fired_at started_at finished_at exit_status attempts output_digest output_sample host
   error task_state``). Unknown keys are ignored, so a writer may add its own.
@@ -41,16 +41,7 @@ Writers (:func:`append`)
   legacy shim appends to ``cron-<UTC date>-<host>-u<uid>.jsonl``; when that file stays locked
   for over 2 s it writes a private ``…-p<pid>-<random>.jsonl`` instead.
 
-Upload (:func:`flush`)
-  For each file, under the same lock (a file locked by a writer is skipped this time): every
-  complete line is parsed and uploaded in one transaction with :func:`shadow.record.record`
-  (a ``record_key`` already stored adds nothing, so re-flushing adds nothing); lines that are
-  not valid records, or that the database refuses (each record has its own savepoint), are
-  appended to ``rejected/<file>`` (kept, never silently dropped; ``flush`` exits 1). After
-  the commit the file is removed (or moved to ``archive_dir``). A trailing line without its
-  newline is kept in place for the next run (a writer that does not lock may still be
-  writing it); only when the file has not changed for :data:`STALE_TAIL_SECONDS` is such a
-  torn line rejected and the file removed. A crash anywhere re-uploads at worst (idempotent).
+Upload: :mod:`legacy_wrappers.spool_flush`.
 """
 
 from __future__ import annotations
@@ -60,20 +51,16 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from bridge.store.db import Registry
+from bridge.core.runs import RunRecord
 
 SPOOL_VERSION = 1
 SUFFIX = ".jsonl"
-REJECTED_DIR = "rejected"
-FLUSH_LOCK = ".flush.lock"
 LOCK_WAIT_SECONDS = 2.0
-STALE_TAIL_SECONDS = 3600
 REQUIRED = ("record_key", "job_id", "slot", "path", "role", "status")
 TIMES = ("slot", "fired_at", "started_at", "finished_at")
 COLUMNS = (
@@ -173,7 +160,7 @@ def shim_file_name(now: datetime, host: str, uid: int) -> str:
     return f"cron-{now.astimezone(UTC):%Y%m%d}-{safe_host}-u{uid}{SUFFIX}"
 
 
-def _lock(fd: int, wait: float) -> bool:
+def lock(fd: int, wait: float) -> bool:
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -185,7 +172,7 @@ def _lock(fd: int, wait: float) -> bool:
         time.sleep(0.02)
 
 
-def _same_file(fd: int, path: str) -> bool:
+def same_file(fd: int, path: str) -> bool:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -210,9 +197,9 @@ def _append_to(path: str, line: bytes, wait: float, exclusive: bool = False) -> 
     for _ in range(20):
         fd = os.open(path, flags, 0o600)
         try:
-            if not _lock(fd, wait):
+            if not lock(fd, wait):
                 return False
-            if not _same_file(fd, path):
+            if not same_file(fd, path):
                 continue  # removed by a flusher between our open and our lock: reopen
             _write_locked(fd, line)
             return True
@@ -264,65 +251,21 @@ def spool_files(spool_dir: str) -> list[str]:
     )
 
 
-# --- upload ---------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
-class FlushReport:
-    """What one :func:`flush` did. ``uploaded`` records were new to the registry,
-    ``duplicates`` were already there (a re-flush), ``rejected`` lines went to ``rejected/``."""
+class ParsedSpool:
+    """A spool file's bytes, read: valid records, rejected lines and a kept torn tail."""
 
-    spool_dir: str
-    files: int = 0
-    uploaded: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    removed: tuple[str, ...] = ()
-    kept_partial: tuple[str, ...] = ()  # files with a torn last line, kept for the next run
-    busy: tuple[str, ...] = ()  # files a writer held locked: next time
-    rejections: tuple[str, ...] = field(default=(), repr=False)  # "file:line: reason"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "spool_dir": self.spool_dir,
-            "files": self.files,
-            "uploaded": self.uploaded,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "removed": list(self.removed),
-            "kept_partial": list(self.kept_partial),
-            "busy": list(self.busy),
-            "rejections": list(self.rejections),
-        }
-
-
-@dataclass
-class _Tally:
-    files: int = 0
-    uploaded: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    removed: list[str] = field(default_factory=list)
-    kept_partial: list[str] = field(default_factory=list)
-    busy: list[str] = field(default_factory=list)
-    rejections: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    # (line number, raw line, bridge.core.runs.RunRecord, claim to complete or None)
-    records: list[tuple[int, bytes, Any, dict[str, Any] | None]]
+    # (line number, raw line, record, claim to complete or None)
+    records: list[tuple[int, bytes, RunRecord, dict[str, Any] | None]]
     rejects: list[tuple[int, bytes, str]]  # (line number, raw line, reason)
     tail: bytes
 
 
-def parse_spool(data: bytes, *, stale: bool) -> _Parsed:
+def parse_spool(data: bytes, *, stale: bool) -> ParsedSpool:
     """Split a file's bytes into valid observations, rejected lines and a kept torn tail."""
-    from bridge.core.runs import RunRecord
-
     cut = data.rfind(b"\n") + 1
     complete, tail = data[:cut], data[cut:]
-    records: list[tuple[int, bytes, Any, dict[str, Any] | None]] = []
+    records: list[tuple[int, bytes, RunRecord, dict[str, Any] | None]] = []
     rejects: list[tuple[int, bytes, str]] = []
     lines = complete.split(b"\n")[:-1] if complete else []
     for number, raw in enumerate(lines, 1):
@@ -335,159 +278,4 @@ def parse_spool(data: bytes, *, stale: bool) -> _Parsed:
     if tail and stale:
         rejects.append((len(lines) + 1, tail, "torn line (its writer never finished it)"))
         tail = b""
-    return _Parsed(records, rejects, tail)
-
-
-def flush(registry: Registry, spool_dir: str, *, archive_dir: str | None = None) -> FlushReport:
-    """Upload every complete record of ``spool_dir`` exactly once (see the module docstring).
-
-    Raises :class:`bridge.core.errors.InfraError` when the registry is unreachable; files already
-    uploaded by then are gone from the spool, the others are untouched."""
-    tally = _Tally()
-    for path in spool_files(spool_dir):
-        tally.files += 1
-        _flush_file(registry, path, spool_dir, archive_dir, tally)
-    return FlushReport(
-        spool_dir,
-        tally.files,
-        tally.uploaded,
-        tally.duplicates,
-        tally.rejected,
-        tuple(tally.removed),
-        tuple(tally.kept_partial),
-        tuple(tally.busy),
-        tuple(tally.rejections),
-    )
-
-
-def _flush_file(
-    registry: Registry, path: str, spool_dir: str, archive_dir: str | None, tally: _Tally
-) -> None:
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return
-    try:
-        if not _lock(fd, 0) or not _same_file(fd, path):
-            tally.busy.append(path)
-            return
-        st = os.fstat(fd)
-        data = _read_all(fd)
-        parsed = parse_spool(data, stale=time.time() - st.st_mtime > STALE_TAIL_SECONDS)
-        added, refused = _upload(registry, parsed.records)
-        tally.uploaded += added
-        tally.duplicates += len(parsed.records) - added - len(refused)
-        parsed.rejects.extend(refused)
-        if parsed.tail:
-            tally.kept_partial.append(path)
-            return  # the rejects are written when the file is finally consumed
-        _reject(spool_dir, os.path.basename(path), parsed.rejects, tally)
-        _retire(path, archive_dir)
-        tally.removed.append(path)
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    offset = 0
-    while chunk := os.pread(fd, 1 << 20, offset):
-        chunks.append(chunk)
-        offset += len(chunk)
-    return b"".join(chunks)
-
-
-def _complete_claim(session: Any, obs: Any, claim: dict[str, Any]) -> None:
-    """Complete the claim the shim held when it spooled ``obs`` (fenced: see the docstring)."""
-    from sqlalchemy import update
-
-    from bridge.store.models import ClaimRow
-
-    now = datetime.now(UTC)
-    session.execute(
-        update(ClaimRow)
-        .where(ClaimRow.job_id == obs.job_id, ClaimRow.slot == obs.slot,
-               ClaimRow.holder == claim["holder"], ClaimRow.attempts == claim["attempts"],
-               ClaimRow.state == "running")
-        .values(state=claim["state"], expires_at=now, updated_at=now))
-
-
-def _upload(
-    registry: Registry, records: list[tuple[int, bytes, Any, dict[str, Any] | None]]
-) -> tuple[int, list[tuple[int, bytes, str]]]:
-    """Store the records (and complete their claims) in one transaction: (how many were new,
-    the ones the database refused (e.g. a value too long), each in its own savepoint so one bad
-    line blocks nothing)."""
-    if not records:
-        return 0, []
-    from sqlalchemy.exc import DataError, IntegrityError
-
-    from shadow.record import record
-
-    added, refused = 0, []
-    with registry.session() as session:
-        for number, raw, obs, claim in records:
-            try:
-                with session.begin_nested():
-                    added += bool(record(session, obs))
-                    if claim is not None:
-                        _complete_claim(session, obs, claim)
-            except (DataError, IntegrityError) as e:  # not OperationalError: unreachable
-                reason = str(getattr(e, "orig", e)).strip().splitlines()[0]
-                refused.append((number, raw, f"refused by the database: {reason}"))
-    return added, refused
-
-
-def _reject(
-    spool_dir: str, name: str, rejects: list[tuple[int, bytes, str]], tally: _Tally
-) -> None:
-    if not rejects:
-        return
-    from bridge.adapters.fsperm import private_dir
-
-    directory = os.path.join(spool_dir, REJECTED_DIR)
-    private_dir(directory)
-    data = b"".join(raw.rstrip(b"\n") + b"\n" for _, raw, _ in rejects)
-    fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tally.rejected += len(rejects)
-    tally.rejections.extend(f"{name}:{n}: {why}" for n, _, why in rejects)
-
-
-def _retire(path: str, archive_dir: str | None) -> None:
-    if archive_dir is None:
-        os.unlink(path)
-        return
-    from bridge.adapters.fsperm import private_dir
-
-    private_dir(archive_dir)
-    name = os.path.basename(path)
-    target = os.path.join(archive_dir, name)
-    if os.path.exists(target):  # the shim reuses a file name all day: never overwrite an archive
-        stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name
-        target = os.path.join(archive_dir, f"{stem}.{time.time_ns()}.jsonl")
-    os.replace(path, target)
-
-
-def flush_if_pending(
-    registry_factory: Callable[[], Registry], spool_dir: str
-) -> FlushReport | None:
-    """The shim's cheap opportunistic flush: nothing (not even an import) unless spool files
-    wait, and only one process flushes a directory at a time (others return None at once)."""
-    if not spool_files(spool_dir):
-        return None
-    fd = os.open(os.path.join(spool_dir, FLUSH_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        if not _lock(fd, 0):
-            return None
-        registry = registry_factory()
-        try:
-            return flush(registry, spool_dir)
-        finally:
-            registry.dispose()
-    finally:
-        os.close(fd)
+    return ParsedSpool(records, rejects, tail)

@@ -2,7 +2,7 @@
 double-run).
 
 The authoritative path of ``bridge.run_job`` writes two durable records around every command
-(:mod:`legacy_wrappers.tasks`):
+(:mod:`legacy_wrappers.authoritative`):
 
 * **started**: a ``runs`` row (role ``authoritative``, status ``running``, ``record_key`` =
   :func:`started_key`), inserted before the process is forked, then given the command's pid
@@ -48,10 +48,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from bridge.core.runs import Status
 from bridge.core.spec import LostPolicy
 
-RUNNING = "running"
-LOST = "lost"
 LOST_NOTE = "outcome unknown"
 RERUN_NOTE = "rerun: holder died mid-run, outcome unknown"  # a row a rerun takeover closed
 
@@ -75,11 +74,11 @@ class StartedRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status != RUNNING and not self.closed_by_takeover
+        return self.status != Status.RUNNING and not self.closed_by_takeover
 
     @property
     def in_flight(self) -> bool:
-        return self.status == RUNNING and (self.pid is not None or self.callable_handler)
+        return self.status == Status.RUNNING and (self.pid is not None or self.callable_handler)
 
 
 def started_prefix(job_id: str, slot: datetime) -> str:

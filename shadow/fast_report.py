@@ -14,13 +14,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from bridge.core.authority import Owner, owner_at
 from bridge.core.spec import JobSpec
+from bridge.store import run_scan
+from bridge.store.db import Session
+from bridge.store.runs import by_row_id
 from shadow import scan
 from shadow.readiness import required_matches
-from shadow.report import JobReport, _Planned, job_report
+from shadow.report_model import JobReport, Planned, job_report
 
 BATCH_ROWS = 5000  # full records fetched per flush (bounds the memory of kept records)
 
@@ -33,32 +34,34 @@ class FastPath:
                  timeline_limit: int, mismatch_limit: int) -> None:
         self.session, self.since, self.until, self.now = session, since, until, now
         self.timeline_limit, self.mismatch_limit = timeline_limit, mismatch_limit
-        self.supported = scan.supported(session)
+        self.supported = run_scan.supported(session)
         self.keys: dict[int, dict[Any, int]] = {}  # per distinct schedule (slot lists shared)
-        self.waiting: list[tuple[_Planned, scan.Prepared, int]] = []
+        self.waiting: list[tuple[Planned, scan.Prepared, int]] = []
         self.row_count = 0
 
-    def add(self, p: _Planned, *, flush: bool = False) -> list[tuple[_Planned, JobReport | None]]:
+    def add(self, p: Planned, *, flush: bool = False) -> list[tuple[Planned, JobReport | None]]:
         if not self.supported or p.members:  # a group folds its members' records: general path
             return [*self.flush(), (p, None)]
         keep = keep_quiet(p.spec, p.slots, self.timeline_limit)
         if id(p.slots) not in self.keys:
-            self.keys[id(p.slots)] = scan.slot_keys(self.session, p.slots)
-        rows = scan.compact_rows(self.session, p.spec, self.since, self.until)
+            self.keys[id(p.slots)] = run_scan.slot_keys(self.session, p.slots)
+        rows = run_scan.compact_rows(self.session, p.spec.id, self.since, self.until,
+                                     lag_limit=scan.lag_limit(p.spec),
+                                     digest="output_digest" in p.spec.compare.fields)
         job = scan.prepare(p.spec, p.slots, rows, self.keys[id(p.slots)], history=p.history,
                            keep_tail=keep, before=p.before, imported=p.imported)
         self.waiting.append((p, job, keep))
         self.row_count += len(job.row_ids)
         return self.flush() if flush or self.row_count >= BATCH_ROWS else []
 
-    def flush(self) -> list[tuple[_Planned, JobReport | None]]:
+    def flush(self) -> list[tuple[Planned, JobReport | None]]:
         ids = [i for _, job, _ in self.waiting for i in job.row_ids]
-        full = scan.load_lean(self.session, ids) if ids else {}
+        full = by_row_id(self.session, ids, lean=True) if ids else {}
         out = [(p, self._report(p, job, keep, full)) for p, job, keep in self.waiting]
         self.waiting, self.row_count = [], 0
         return out
 
-    def _report(self, p: _Planned, job: scan.Prepared, keep: int,
+    def _report(self, p: Planned, job: scan.Prepared, keep: int,
                 full: dict[int, Any]) -> JobReport | None:
         sparse = scan.finish(job, full, self.now)
         if sparse is None:

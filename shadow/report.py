@@ -1,51 +1,11 @@
 """Shadow reports: per job, what was expected, what each path did, the verdicts, readiness.
 
-:func:`build_report` is the service (it reads the registry: specs, authority, observations, one
-job at a time; slots that trivially match are recognised on compact rows by
-:mod:`shadow.fast_report` / :mod:`shadow.scan`, the rest judged from full records);
-:func:`job_report`, :func:`to_json` and :func:`shadow.report_html.render_html` are pure. The
-CLI (``bridge shadow report``) renders a table, this JSON, or a self-contained HTML page.
-
-JSON document (``--format json``; field names are stable, new fields may be added)::
-
-    schema            "cron-bridge.shadow-report/1"
-    generated_at      ISO 8601 UTC instant the report was made ("now")
-    window            {since, until}: slots s with since < s <= until (ISO 8601 UTC)
-    ok                false when any job has an unresolved mismatch (the CLI then exits 1)
-    totals            {jobs, expected_slots, compared, unresolved, jobs_with_unresolved,
-                       ready, counts}
-    hosts             {host: the same totals over that host's jobs}; jobs bound to no host
-                       (Quartz, manual) are under ""
-    jobs[]            one object per job, ordered by job id:
-      job_id          the registry id
-      host            the job's host (bridge.core.hosts), null when bound to none
-      dialect         vixie | cronie | quartz | quartz-simple | calendar-interval | interval
-      schedule        the expression (or "every N unit" for interval dialects)
-      timezone        IANA zone of the schedule
-      mapped          false for a Quartz job class without a mapping (never executed by Celery)
-      shadow_mode     observe | dry-run | execute
-      owner           legacy | celery: who owns the window's last instant (authority history)
-      expected_slots  slots the legacy schedule designates in the window
-      compared        verdicts: expected slots + unexpected firings
-      counts          {match, missing_celery, missing_legacy, late, duplicate, outcome_mismatch,
-                       pending, unexpected_slot, before_import, lost, ignored}: an ignored slot
-                       counts only under "ignored" (its real verdict stays in mismatches[]);
-                       before_import (a firing at or before the job's import) is not a
-                       finding, lost (a run whose outcome is unknown) is
-      ignored_rules   {rule text: slots it explained}
-      unresolved      slots whose verdict is not match/pending/before_import and not ignored
-      first_slot, last_slot   ISO 8601 or null
-      readiness       {ready, basis ("outcome" | "timing-only"), required, evidence (the slots
-                       considered), reasons (why not ready)}
-      last_mismatch   the newest unresolved slot verdict, or null
-      mismatches      up to 50 newest slot verdicts other than match/pending/before_import
-                      (ignored included)
-
-    slot verdict      {slot, verdict, detail, basis ("outcome" | "timing" | "none"),
-                       ignored_by (rule text or null), mismatched (fields), legacy, celery}
-    legacy / celery   null or an observation: {path, role, status, fired_at, started_at,
-                       finished_at, lag_seconds, exit_status, task_state, attempts,
-                       output_digest, output_sample, host, error, record_key}
+:func:`build_report` is the service: it reads the registry (specs, authority, records), one job
+at a time; slots that trivially match are recognised on compact rows by
+:mod:`shadow.fast_report` / :mod:`shadow.scan`, the rest judged from full records. What a report
+holds is :mod:`shadow.report_model`; it renders as a table (the CLI), JSON
+(:mod:`shadow.report_json`, whose docstring documents the document) or a self-contained HTML
+page (:mod:`shadow.report_html`).
 """
 
 from __future__ import annotations
@@ -56,108 +16,41 @@ import gc
 import multiprocessing
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from bridge.core.authority import AuthorityEvent, Owner, owner_at
+from bridge.core.authority import AuthorityEvent, owner_at
 from bridge.core.errors import InputError, NotFoundError
 from bridge.core.runs import RunRecord, Status
 from bridge.core.spec import JobSpec, ScheduleSpec
-from bridge.store.models import JobRow
+from bridge.store.db import Registry, Session
 from bridge.store.repos import AuthorityRepo, FleetRepo, JobRepo
+from bridge.store.runs import by_row_id, query
 from shadow.compare import (
-    COUNT_KEYS,
-    RESOLVED,
-    JobSummary,
     SlotVerdict,
     Verdict,
     compare_job,
-    expected_slots,
     lost_detail,
+    schedule_slots,
     split_paths,
-    summarize,
 )
+from shadow.fast_report import FastPath
 from shadow.group import annotate, fold_members
-from shadow.readiness import Readiness, readiness
-from shadow.record import by_row_id, query
+from shadow.report_model import (
+    MISMATCH_LIMIT,
+    TIMELINE_LIMIT,
+    JobReport,
+    Planned,
+    Progress,
+    Report,
+    job_report,
+)
 
-SCHEMA = "cron-bridge.shadow-report/1"
-TIMELINE_LIMIT = 500  # newest slots per job drawn in the HTML timeline
-MISMATCH_LIMIT = 50  # newest mismatches per job kept in full (both sides)
 RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-class TimelinePoint(NamedTuple):
-    """A slot as the HTML timeline draws it (no observation kept: cheap for large windows)."""
-
-    slot: datetime
-    verdict: Verdict
-    ignored: bool
-    legacy_lag: float | None
-    celery_lag: float | None
-    legacy: str | None  # "role/status" of the side's main record
-    celery: str | None
-    detail: str
-
-
-@dataclass(frozen=True)
-class JobReport:
-    spec: JobSpec
-    owner: Owner
-    expected: int
-    summary: JobSummary
-    readiness: Readiness
-    mismatches: tuple[SlotVerdict, ...]
-    timeline: tuple[TimelinePoint, ...]
-    timeline_omitted: int  # older slots not drawn
-
-    @property
-    def unresolved(self) -> bool:
-        return self.summary.unresolved > 0
-
-
-@dataclass(frozen=True)
-class Report:
-    generated_at: datetime
-    since: datetime
-    until: datetime
-    jobs: tuple[JobReport, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not any(j.unresolved for j in self.jobs)
-
-    def totals(self, jobs: Sequence[JobReport] | None = None) -> dict[str, Any]:
-        """Totals over ``jobs`` (default: every job of the report)."""
-        jobs = self.jobs if jobs is None else jobs
-        counts = dict.fromkeys(COUNT_KEYS, 0)
-        for job in jobs:
-            for key, n in job.summary.counts.items():
-                counts[key] += n
-        return {
-            "jobs": len(jobs),
-            "expected_slots": sum(j.expected for j in jobs),
-            "compared": sum(j.summary.compared for j in jobs),
-            "unresolved": sum(j.summary.unresolved for j in jobs),
-            "jobs_with_unresolved": sum(1 for j in jobs if j.unresolved),
-            "ready": sum(1 for j in jobs if j.readiness.ready),
-            "counts": counts,
-        }
-
-    def by_host(self) -> dict[str, dict[str, Any]]:
-        """:meth:`totals` per host ("" for jobs bound to no host), hosts in name order."""
-        groups: dict[str, list[JobReport]] = {}
-        for job in self.jobs:
-            groups.setdefault(job.spec.host or "", []).append(job)
-        return {host: self.totals(groups[host]) for host in sorted(groups)}
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -195,68 +88,10 @@ def select_jobs(known: Sequence[str], patterns: Sequence[str]) -> list[str]:
     return sorted(chosen)
 
 
-def schedule_text(s: ScheduleSpec) -> str:
-    if s.expression:
-        return s.expression
-    if s.interval is not None and s.interval_unit is not None:
-        return f"every {s.interval} {s.interval_unit.value}(s)"
-    return f"every {s.interval_ms} ms"
-
-
-# --- one job (pure) ---------------------------------------------------------------------------
-
-
-def _side_word(obs: RunRecord | None) -> str | None:
-    return None if obs is None else f"{obs.role.value}/{obs.status.value}"
-
-
-def timeline_point(v: SlotVerdict) -> TimelinePoint:
-    detail = "" if v.verdict is Verdict.MATCH else v.detail
-    return TimelinePoint(v.slot, v.verdict, v.ignored_by is not None, v.legacy_lag,
-                         v.celery_lag, _side_word(v.legacy), _side_word(v.celery), detail)
-
-
-def job_report(
-    spec: JobSpec,
-    verdicts: Sequence[SlotVerdict],
-    *,
-    owner: Owner,
-    expected: int,
-    timeline_limit: int = TIMELINE_LIMIT,
-    mismatch_limit: int = MISMATCH_LIMIT,
-    required: int | None = None,
-) -> JobReport:
-    """Summary, readiness and the bounded detail one job contributes to a report
-    (``required``: readiness's N when the caller knows it)."""
-    mismatches = [v for v in verdicts if v.verdict not in RESOLVED]
-    shown = verdicts[-timeline_limit:] if timeline_limit > 0 else []
-    return JobReport(
-        spec=spec,
-        owner=owner,
-        expected=expected,
-        summary=summarize(spec.id, verdicts),
-        readiness=readiness(spec, verdicts, required=required, flipped=owner is Owner.CELERY),
-        mismatches=tuple(mismatches[-mismatch_limit:]) if mismatch_limit > 0 else (),
-        timeline=tuple(timeline_point(v) for v in shown),
-        timeline_omitted=len(verdicts) - len(shown),
-    )
-
-
-# --- the service (reads the registry) ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Planned:
-    spec: JobSpec
-    history: list[AuthorityEvent]
-    slots: list[datetime]  # expected: the schedule's slots of the window after the import
-    before: list[datetime] = field(default_factory=list)  # the schedule's, at/before import
-    imported: datetime | None = None  # when the job entered the registry, if in the window
-    members: tuple[tuple[str, str | None], ...] = ()  # a consolidation group's (id, host)
-
-
-def _plan(session: Session, job_ids: Sequence[str], since: datetime,
-          until: datetime) -> list[_Planned]:
+def plan_jobs(session: Session, job_ids: Sequence[str], since: datetime,
+              until: datetime) -> list[Planned]:
+    """Each job's spec, authority history and expected slots of ``(since, until]`` (none at
+    or before its import: those go to ``before``)."""
     jobs = JobRepo(session)
     fleet = FleetRepo(session)
     grouped = fleet.group_of()  # a group's members are reported through their group
@@ -271,7 +106,7 @@ def _plan(session: Session, job_ids: Sequence[str], since: datetime,
         stored = listed.get(job_id) or jobs.require(job_id)
         spec = stored.spec
         if spec.schedule not in cache:  # many jobs share a schedule: evaluate it once
-            cache[spec.schedule] = expected_slots(spec, since, until)
+            cache[spec.schedule] = schedule_slots(spec, since, until)
         slots = cache[spec.schedule]
         before: list[datetime] = []
         imported = None
@@ -279,8 +114,8 @@ def _plan(session: Session, job_ids: Sequence[str], since: datetime,
             imported = stored.created_at
             split = bisect.bisect_right(slots, imported)
             slots, before = slots[split:], slots[:split]
-        planned.append(_Planned(spec, histories.get(job_id, []), slots, before, imported,
-                                tuple(groups.get(job_id, ()))))
+        planned.append(Planned(spec, histories.get(job_id, []), slots, before, imported,
+                               tuple(groups.get(job_id, ()))))
     return planned
 
 
@@ -298,11 +133,12 @@ def compare_stored(
     members: Sequence[tuple[str, str | None]] | None = None,
 ) -> list[SlotVerdict]:
     """Verdicts of one job over ``(since, until]`` from the stored observations (``lean``:
-    without output samples and errors, see :func:`shadow.record.query`). No slot before the
+    without output samples and errors, see :func:`bridge.store.runs.query`). No slot before the
     job's import is expected: nothing could have observed it; a firing at such a slot is
     ``before_import`` (see :func:`shadow.compare.compare_job`). A consolidation group's legacy
     side is its members' (``members``, looked up when None; see :mod:`shadow.group`)."""
-    imported = session.scalar(select(JobRow.created_at).where(JobRow.id == spec.id))
+    stored = JobRepo(session).get(spec.id)
+    imported = stored.created_at if stored is not None else None
     if imported is not None and imported <= since:
         imported = None
     if members is None:
@@ -352,9 +188,6 @@ def hydrate(session: Session, reports: Sequence[JobReport]) -> list[JobReport]:
     return out
 
 
-Progress = Callable[[str, int, int], None]  # (job id, slots done so far, total slots)
-
-
 def build_report(
     session: Session,
     job_ids: Sequence[str],
@@ -391,9 +224,7 @@ def _gc_paused() -> Iterator[None]:
 def _build(session: Session, job_ids: Sequence[str], since: datetime, until: datetime,
            now: datetime, timeline_limit: int, mismatch_limit: int,
            progress: Progress | None) -> Report:
-    from shadow.fast_report import FastPath  # it builds on this module
-
-    planned = _plan(session, job_ids, since, until)
+    planned = plan_jobs(session, job_ids, since, until)
     fast = FastPath(session, since, until, now, timeline_limit, mismatch_limit)
     total, done = sum(len(p.slots) for p in planned), 0
     reports: list[JobReport] = []
@@ -408,7 +239,7 @@ def _build(session: Session, job_ids: Sequence[str], since: datetime, until: dat
                   jobs=tuple(hydrate(session, reports)))
 
 
-def _general_job(session: Session, p: _Planned, since: datetime, until: datetime,
+def _general_job(session: Session, p: Planned, since: datetime, until: datetime,
                  now: datetime, timeline_limit: int, mismatch_limit: int) -> JobReport:
     verdicts = compare_stored(session, p.spec, since, until, now, history=p.history,
                               expected=p.slots, lean=True, before=p.before, members=p.members)
@@ -420,8 +251,6 @@ def _general_job(session: Session, p: _Planned, since: datetime, until: datetime
 def _report_part(url: str, job_ids: Sequence[str], since: datetime, until: datetime,
                  now: datetime, timeline_limit: int, mismatch_limit: int) -> tuple[JobReport, ...]:
     """One worker's share of :func:`build_report_parallel` (its own registry connection)."""
-    from bridge.store.db import Registry
-
     registry = Registry(url, check_schema=False)
     try:
         with registry.session() as session:
@@ -452,9 +281,9 @@ def build_report_parallel(
     start)."""
     if until <= since:
         raise InputError("the window is empty: --until must be after --since")
-    planned = sorted(_plan(session, job_ids, since, until), key=lambda p: -len(p.slots))
+    planned = sorted(plan_jobs(session, job_ids, since, until), key=lambda p: -len(p.slots))
     count = max(1, min(len(planned), workers * 4))
-    parts: list[list[_Planned]] = [planned[i::count] for i in range(count)]
+    parts: list[list[Planned]] = [planned[i::count] for i in range(count)]
     total, done = sum(len(p.slots) for p in planned), 0
     reports: list[JobReport] = []
     # never plain fork: a child must not inherit the parent's open database connections
@@ -470,70 +299,3 @@ def build_report_parallel(
     order = {job_id: i for i, job_id in enumerate(job_ids)}
     reports.sort(key=lambda j: order[j.spec.id])  # the order asked, as build_report
     return Report(generated_at=now, since=since, until=until, jobs=tuple(reports))
-
-
-# --- JSON (pure) ------------------------------------------------------------------------------
-
-
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def observation_json(obs: RunRecord | None, slot: datetime) -> dict[str, Any] | None:
-    if obs is None:
-        return None
-    fire = obs.fire_time
-    return {
-        "path": obs.path.value, "role": obs.role.value, "status": obs.status.value,
-        "fired_at": _iso(obs.fired_at), "started_at": _iso(obs.started_at),
-        "finished_at": _iso(obs.finished_at),
-        "lag_seconds": None if fire is None else (fire - slot).total_seconds(),
-        "exit_status": obs.exit_status, "task_state": obs.task_state, "attempts": obs.attempts,
-        "output_digest": obs.output_digest, "output_sample": obs.output_sample,
-        "host": obs.host, "error": obs.error, "record_key": obs.record_key,
-    }
-
-
-def verdict_json(v: SlotVerdict) -> dict[str, Any]:
-    return {
-        "slot": _iso(v.slot), "verdict": v.verdict.value, "detail": v.detail,
-        "basis": v.basis.value, "ignored_by": v.ignored_by, "mismatched": list(v.mismatched),
-        "legacy": observation_json(v.legacy, v.slot),
-        "celery": observation_json(v.celery, v.slot),
-    }
-
-
-def readiness_json(r: Readiness) -> dict[str, Any]:
-    return {"ready": r.ready, "basis": r.basis.value, "required": r.required,
-            "evidence": [_iso(s) for s in r.evidence], "reasons": list(r.reasons)}
-
-
-def job_json(j: JobReport) -> dict[str, Any]:
-    s, spec = j.summary, j.spec
-    return {
-        "job_id": spec.id, "host": spec.host, "dialect": spec.schedule.dialect.value,
-        "schedule": schedule_text(spec.schedule), "timezone": spec.schedule.timezone,
-        "mapped": spec.mapped, "shadow_mode": spec.policies.shadow_mode.value,
-        "owner": j.owner.value, "expected_slots": j.expected, "compared": s.compared,
-        "counts": dict(s.counts), "ignored_rules": dict(s.ignored_rules),
-        "unresolved": s.unresolved, "first_slot": _iso(s.first_slot),
-        "last_slot": _iso(s.last_slot), "readiness": readiness_json(j.readiness),
-        "last_mismatch": verdict_json(s.last_mismatch) if s.last_mismatch else None,
-        "mismatches": [verdict_json(v) for v in j.mismatches],
-    }
-
-
-def to_json(report: Report) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA,
-        "generated_at": _iso(report.generated_at),
-        "window": {"since": _iso(report.since), "until": _iso(report.until)},
-        "ok": report.ok,
-        "totals": report.totals(),
-        "hosts": report.by_host(),
-        "jobs": [job_json(j) for j in report.jobs],
-    }
-
-
-def iter_unresolved(report: Report) -> Iterable[JobReport]:
-    return (j for j in report.jobs if j.unresolved)

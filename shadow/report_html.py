@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from bridge.core.runs import RunRecord
 from shadow.compare import COUNT_KEYS, SlotVerdict, Verdict
-from shadow.report import JobReport, Report, schedule_text
+from shadow.report_model import JobReport, Report, schedule_text
 
 VERDICT_ORDER = [v.value for v in Verdict]
 LABELS = {

@@ -15,25 +15,25 @@ when either lacks one, when ``exit_status`` is compared; output digests equal or
 ``output_digest`` is compared) or an ``observe`` record; and both fire lags (when known) lie
 within the tolerance minus :data:`LAG_MARGIN` (the database's lag arithmetic may be off by a
 millisecond; a lag near the tolerance is left to the general path). That is a subset of the
-cases :func:`shadow.compare._quick` answers ``match``, so a quiet slot's verdict is ``match``
+cases :func:`shadow.judge.quick_match` answers ``match``, so a quiet slot's verdict is ``match``
 (never ignored: rules only explain mismatches). The tests hold the two paths equal.
 
-:func:`sparse_verdicts` returns a job's verdicts without its quiet matches, except the newest
+:func:`prepare` scans a job's rows, :func:`finish` judges its loud slots from their full records:
+together they give the job's verdicts without its quiet matches, except the newest
 ``keep_tail`` ones (a report's readiness and timeline look at the newest slots in full).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from bridge.core.authority import AuthorityEvent
 from bridge.core.runs import Path, RunRecord
 from bridge.core.spec import JobSpec
+from bridge.store.run_scan import CELERY, CompactRow
 from shadow.compare import (
     before_import_verdict,
     context_for,
@@ -41,36 +41,14 @@ from shadow.compare import (
     unexpected_verdict,
 )
 from shadow.ignore import apply_ignore, parse_ignore
-from shadow.record import RUNS, by_row_id
 from shadow.verdicts import SlotVerdict
 
 LAG_MARGIN = 0.01  # seconds: lags closer than this to the tolerance go the general way
-# (slot key, code, exit_status, output digest or None, row id); code: 0 = not a quiet candidate
-CompactRow = tuple[Any, int, int | None, str | None, int]
-# A candidate record's code is its kind (1/2 shadow failed-or-interrupted/succeeded, 3/4 the same
-# authoritative, 5 observe/observed) times 1 on the legacy path, times CELERY on the celery path,
-# so the sum of a slot's two codes names the pair (two records of one path never sum alike).
-CELERY = 16
-_KIND_SQL = (
-    "CASE WHEN role IN ('authoritative', 'shadow') AND status IN ('succeeded', 'failed', "
-    "'interrupted') THEN (CASE WHEN status = 'succeeded' THEN 2 ELSE 1 END) "
-    "+ (CASE WHEN role = 'authoritative' THEN 2 ELSE 0 END) "
-    "WHEN role = 'observe' AND status = 'observed' THEN 5 ELSE 0 END"
-)
-_CODE_SQL = (
-    "CASE WHEN path IN ('legacy', 'celery') AND ({fire} IS NULL OR abs({lag}) <= {mark}) "
-    "THEN ({kind}) * (CASE path WHEN 'celery' THEN 16 ELSE 1 END) ELSE 0 END"
-)
-_FIRE = "COALESCE(fired_at, started_at)"
-_SQL = {  # dialect: (slot key, fire lag in seconds, placeholder)
-    "sqlite": ("CAST(slot AS TEXT)", f"(julianday({_FIRE}) - julianday(slot)) * 86400.0", "?"),
-    "postgresql": ("date_part('epoch', slot)", f"date_part('epoch', {_FIRE} - slot)", "%s"),
-}
 LOUD, TIMING, SAME_SUCCESS, OTHER_SUCCESS = 0, 1, 2, 3  # what a pair of codes needs
 
 
 def _pair_table() -> tuple[int, ...]:
-    """Pair (sum of two codes) -> how :func:`shadow.compare._quick` would judge it."""
+    """Pair (sum of two codes) -> how :func:`shadow.judge.quick_match` would judge it."""
     table = [LOUD] * (2 * 5 * CELERY + 1)
     for lkind in (1, 2, 3, 4):  # legacy: a finished execution
         for ckind in (1, 2, 3, 4, 5):
@@ -87,47 +65,9 @@ def _pair_table() -> tuple[int, ...]:
 PAIRS = _pair_table()
 
 
-def supported(session: Session) -> bool:
-    """Whether the fast path knows this database (else use the general path)."""
-    return session.connection().dialect.name in _SQL
-
-
-def slot_keys(session: Session, slots: Sequence[datetime]) -> dict[Any, int]:
-    """{key of the slot as :func:`compact_rows` selects it: its index} for expected slots."""
-    dialect = session.connection().dialect
-    if dialect.name == "postgresql":
-        return {s.timestamp(): i for i, s in enumerate(slots)}
-    to_db = RUNS.c.slot.type.dialect_impl(dialect).bind_processor(dialect)
-    assert to_db is not None
-    return {to_db(s): i for i, s in enumerate(slots)}
-
-
-def compact_sql(dialect: str, digest: bool) -> str:
-    key, lag, mark = _SQL[dialect]
-    code = _CODE_SQL.format(fire=_FIRE, lag=lag, mark=mark, kind=_KIND_SQL)
-    return (f"SELECT {key}, {code}, exit_status, {'output_digest' if digest else 'NULL'}, id "
-            f"FROM runs WHERE job_id = {mark} AND slot > {mark} AND slot <= {mark} "
-            "ORDER BY job_id, slot, id")
-
-
-def compact_rows(session: Session, spec: JobSpec, since: datetime,
-                 until: datetime) -> list[CompactRow]:
-    """One job's window as :data:`CompactRow` tuples, ordered by slot and insertion."""
-    conn = session.connection()
-    dialect = conn.dialect
-    to_db = RUNS.c.slot.type.dialect_impl(dialect).bind_processor(dialect)
-    bounds = [to_db(t) if to_db else t for t in (since, until)]
-    limit = max(float(spec.compare.tolerance_seconds) - LAG_MARGIN, -1.0)
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    # PostgreSQL: binary results (no text parsing of the numbers)
-    cursor = raw.cursor(binary=True) if dialect.name == "postgresql" else raw.cursor()
-    try:
-        cursor.execute(compact_sql(dialect.name, "output_digest" in spec.compare.fields),
-                       [limit, spec.id, *bounds])
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
+def lag_limit(spec: JobSpec) -> float:
+    """The fire lag (seconds) above which a record is loud: the tolerance minus the margin."""
+    return max(float(spec.compare.tolerance_seconds) - LAG_MARGIN, -1.0)
 
 
 def scan(rows: Sequence[CompactRow], keys: Mapping[Any, int],
@@ -277,21 +217,3 @@ def _split(rows: Sequence[CompactRow], full: Mapping[int, RunRecord],
         obs = full[row[4]]
         (legacy if obs.path is Path.LEGACY else celery).append(obs)
     return legacy, celery
-
-
-def sparse_verdicts(
-    spec: JobSpec, slots: Sequence[datetime], rows: Sequence[CompactRow], keys: Mapping[Any, int],
-    now: datetime, load: Callable[[Iterable[int]], Mapping[int, RunRecord]], *,
-    history: Sequence[AuthorityEvent] = (), keep_tail: int = 0,
-    before: Iterable[datetime] = (), imported: datetime | None = None,
-) -> Sparse | None:
-    """:func:`prepare` and :func:`finish` one job, its full records from ``load(row ids)``."""
-    job = prepare(spec, slots, rows, keys, history=history, keep_tail=keep_tail, before=before,
-                  imported=imported)
-    ids = job.row_ids
-    return finish(job, load(ids) if ids else {}, now)
-
-
-def load_lean(session: Session, ids: Iterable[int]) -> dict[int, RunRecord]:
-    """Lean observations by row id from the registry."""
-    return by_row_id(session, ids, lean=True)

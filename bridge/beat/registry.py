@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from bridge.core.config import Settings
 from bridge.core.dispatch import slot_iso
 from bridge.store.db import Registry
-from bridge.store.repos import RunRepo
+from bridge.store.runs import RunRepo
 
 logger = logging.getLogger("bridge.beat")
 

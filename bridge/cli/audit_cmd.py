@@ -26,6 +26,7 @@ def _line(e: AuditEntry) -> str:
 @app.command("log")
 def log_cmd(
     job: str = typer.Option(None, "--job", help="Only this job's records."),
+    host: str = typer.Option(None, "--host", help="Only the records of this host's jobs."),
     since: str = typer.Option(None, "--since", help="ISO 8601 (naive = UTC) or a span: 24h, 7d."),
     limit: int = typer.Option(1000, "--limit", min=1, help="At most this many records."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -36,7 +37,7 @@ def log_cmd(
     except (ValueError, OverflowError) as bad:
         raise InputError(f"bad --since {since!r}: {bad}") from bad
     with STATE.registry().session() as s:
-        entries = list(AuditRepo(s).query(job_id=job, since=start, limit=limit))
+        entries = list(AuditRepo(s).query(job_id=job, since=start, limit=limit, host=host))
     if as_json:
         emit_json({"entries": [e.to_json() for e in entries]})
         return

@@ -21,6 +21,10 @@ def export_cmd(
         None, "--dir", help="Where to write <job_id>.authority (default: the authority_dir "
         "setting, the shim's cache)."
     ),
+    by_host: bool = typer.Option(
+        False, "--by-host", help="A fleet: write DIR/<host>/<job_id>.authority, one folder per "
+        "host to ship to that host's authority directory."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the export report as JSON."),
 ) -> None:
     """Write one <job_id>.authority file per registry job (atomically; unchanged files are
@@ -28,7 +32,7 @@ def export_cmd(
     and Quartz plugin knows the current owners while the registry is unreachable."""
     target = directory or STATE.settings.authority_dir
     try:
-        report = export(STATE.registry(), target)
+        report = export(STATE.registry(), target, by_host=by_host)
     except (OSError, AuthorityFileError) as e:
         raise InputError(f"cannot write authority files to {target}: {e}") from e
     if as_json:

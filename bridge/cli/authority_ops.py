@@ -37,10 +37,10 @@ from bridge.services.flip import (
     unfinished_slots,
 )
 from bridge.store.repos import AuditRepo, AuthorityRepo, FleetRepo, JobRepo
+from bridge.store.runs import query
 from legacy_wrappers import retire as retiring
 from shadow.compare import SlotVerdict, Verdict
 from shadow.readiness import Readiness, readiness, required_matches
-from shadow.record import query
 from shadow.report import compare_stored, select_jobs
 
 WINDOW_CAP = 1000  # slots of shadow history a readiness check reads at most
@@ -241,6 +241,7 @@ def job_status(session: Session, spec: JobSpec, history: list[AuthorityEvent], p
     zone = spec.schedule.timezone
     return {
         "job_id": spec.id,
+        "host": spec.host,
         "owner_now": owner_at(history, now).value,
         "next_slot": nxt.astimezone(_zone(zone)).isoformat() if nxt else None,
         "next_slot_utc": nxt.isoformat() if nxt else None,
@@ -339,18 +340,34 @@ def _write_text(text: str, out_file: str | None) -> None:
 
 
 def retire_cmd(
-    path: str = typer.Argument(..., help="The crontab file (as installed, rewritten or not)."),
+    path: str = typer.Argument(None, help="The crontab file (as installed, rewritten or not)."),
     out_file: str = typer.Option(None, "--out", help="Write here (default: stdout)."),
     source: str = typer.Option(None, "--source", help="The path the jobs were imported from."),
     stable_days: int = typer.Option(7, "--stable-days", min=0,
                                     help="Days Celery must have owned a job without trouble."),
     do_restore: bool = typer.Option(False, "--restore", help="Undo: uncomment retired lines."),
+    inventory: str = typer.Option(
+        None, "--inventory", help="A fleet's inventory tree (the installed files): retire per "
+        "host into --out OUTDIR/<host>/<path>."
+    ),
+    hosts: list[str] = typer.Option(
+        None, "--host", help="With --inventory: only this host (repeat for more)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON report."),
 ) -> None:
     """Comment out the lines of jobs Celery has owned for --stable-days without a mismatch or
     a failure; every other byte stays as it was. --restore undoes it exactly. A job with an
     unfinished slot (a claim running, a missed or stuck slot not yet repaired or declined)
-    is kept, and the command exits 1."""
+    is kept, and the command exits 1. With --inventory DIR --out OUTDIR: every host at once."""
+    if inventory is not None:
+        if path is not None or source or out_file is None:
+            raise InputError("--inventory takes --out OUTDIR (and --host), no path or --source")
+        from bridge.cli.fleet_legacy import retire_inventory
+
+        retire_inventory(inventory, out_file, hosts, stable_days, do_restore, as_json)
+        return
+    if path is None:
+        raise InputError("give the crontab file (or --inventory DIR --out OUTDIR)")
     if as_json and out_file is None:
         raise InputError("--json needs --out: stdout would carry the crontab itself")
     absolute, text = _read_crontab(path)

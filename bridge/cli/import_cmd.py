@@ -28,9 +28,9 @@ from bridge.core.spec import (
     describe_schedule,
 )
 from bridge.services.importer import ImportOutcome, run_import
-from crontab_import.crontab import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES
+from crontab_import.crontab import DEFAULT_MAX_LINES
 from crontab_import.filetrust import NOT_VERIFIED, is_live_path
-from crontab_import.model import ImportItem, ParseResult
+from crontab_import.model import DEFAULT_MAX_BYTES, ImportItem, ParseResult
 from crontab_import.plan import PlanEntry, PlanStatus
 
 app = typer.Typer(
@@ -466,10 +466,11 @@ def quartz(
 ) -> None:
     """Import Quartz job XML (2.0 and 1.8), a live JDBC JobStore (--jdbc) or the plugin's
     export (--export): one bridge job per trigger."""
-    from crontab_import import quartz as parser
+    from crontab_import.quartz import xml_file
+    from crontab_import.quartz.handlers import load_handler_map
 
     zone = timezone or STATE.settings.timezone
-    mapping = parser.load_handler_map(handlers) if handlers else None
+    mapping = load_handler_map(handlers) if handlers else None
     now = datetime.now(UTC)
     if sum(map(bool, (paths, jdbc, export))) != 1:
         raise InputError("give Quartz XML files, or --jdbc URL, or --export FILE (one of them)")
@@ -484,7 +485,7 @@ def quartz(
     else:
         files = _check_paths(paths)
         results = [
-            parser.parse_file(
+            xml_file.parse_file(
                 p,
                 handlers=mapping,
                 now=now,
@@ -522,13 +523,15 @@ def _quartz_store(
 
     The same bounds as for XML: an export larger than ``max_bytes`` is refused before it is
     read; more than ``max_jobs`` triggers are refused before anything is planned."""
-    from crontab_import import quartz_jdbc
+    from crontab_import.quartz import store
 
     if jdbc:
+        from crontab_import.quartz import jdbc as quartz_jdbc
+
         rows = quartz_jdbc.read_store(jdbc, table_prefix=table_prefix, sched_name=sched_name)
         origin = rows.origin
     else:
-        from crontab_import import quartz_export
+        from crontab_import.quartz import export as quartz_export
 
         assert export is not None
         path = _check_paths([export])[0]
@@ -541,4 +544,4 @@ def _quartz_store(
         raise InputError(
             f"{origin}: {len(rows.triggers)} triggers, more than --max-jobs {max_jobs}: refused"
         )
-    return quartz_jdbc.parse_store(rows, handlers=mapping, now=now, default_timezone=zone)
+    return store.parse_store(rows, handlers=mapping, now=now, default_timezone=zone)

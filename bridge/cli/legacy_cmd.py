@@ -34,7 +34,7 @@ def _read(path: str) -> tuple[str, str]:
 
 @app.command("rewrite")
 def rewrite_cmd(
-    path: str = typer.Argument(..., help="The crontab file, as it was imported."),
+    path: str = typer.Argument(None, help="The crontab file, as it was imported."),
     out_file: str = typer.Option(
         None, "--out", help="Write here (default: stdout). Use the installed path to replace it."
     ),
@@ -59,6 +59,17 @@ def rewrite_cmd(
         "--source",
         help="The path the jobs were imported from, when checking a copy installed elsewhere.",
     ),
+    inventory: str = typer.Option(
+        None, "--inventory", help="A fleet's inventory tree (as imported): rewrite every host's "
+        "files into --out OUTDIR/<host>/<path>, with the host's authority files."
+    ),
+    hosts: list[str] = typer.Option(
+        None, "--host", help="With --inventory: only this host (repeat for more)."
+    ),
+    authority_dir: str = typer.Option(
+        None, "--authority-dir", help="With --inventory: the shim's authority directory on the "
+        "hosts (default: the authority_dir setting); its files go to OUTDIR/<host>/<dir>."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON report."),
 ) -> None:
     """Insert the shim's environment lines before each imported job line.
@@ -66,7 +77,18 @@ def rewrite_cmd(
     Every original line stays byte-for-byte unchanged (so `%` stdin and MAILTO behave exactly as
     before); re-running is idempotent. With --check, report drift between the installed file and
     the registry: edited commands or schedules, jobs no longer routed through the shim, jobs
-    missing from the file."""
+    missing from the file. With --inventory DIR --out OUTDIR: every host of a fleet at once."""
+    if inventory is not None:
+        if path is not None or check_only or source or system or user or out_file is None:
+            raise InputError("--inventory takes --out OUTDIR (and --shim, --host, "
+                             "--authority-dir), no path, --check, --source, --system or --user")
+        from bridge.cli.fleet_legacy import rewrite_inventory
+
+        rewrite_inventory(inventory, out_file, shim or DEFAULT_SHIM, hosts,
+                          authority_dir or STATE.settings.authority_dir, as_json)
+        return
+    if path is None:
+        raise InputError("give the crontab file (or --inventory DIR --out OUTDIR)")
     absolute, text = _read(path)
     origin = os.path.abspath(source) if source else absolute
     with STATE.registry().session() as s:
@@ -161,7 +183,7 @@ def _write(text: str, out_file: str | None) -> None:
 
 
 def _upload(spool_dir: str, archive: str | None, as_json: bool) -> None:
-    from legacy_wrappers.spool import flush
+    from legacy_wrappers.spool_flush import flush
 
     report = flush(STATE.registry(), spool_dir, archive_dir=archive)
     if as_json:

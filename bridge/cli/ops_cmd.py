@@ -29,12 +29,13 @@ from sqlalchemy import update
 from bridge.cli.context import STATE, emit_json, out
 from bridge.core.audit import current_actor
 from bridge.core.authority import Owner, owner_at
+from bridge.core.claims import ClaimInfo, ClaimState
 from bridge.core.errors import InfraError, InputError, RefusedError
 from bridge.core.jobs import StoredJob
 from bridge.core.placement import job_queue
 from bridge.core.schedules import compile_schedule
+from bridge.store.claims import CLAIMS, ClaimStore
 from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
-from legacy_wrappers.claims import CLAIMS, ClaimInfo, Claims, ClaimState
 
 TASK_NAME = "bridge.run_job"  # legacy_wrappers.tasks.TASK_NAME (importing it builds the app)
 TAKEOVER_LIMIT = 5  # Claims' default takeover_limit
@@ -201,7 +202,7 @@ def trigger(
         stored = JobRepo(s).require(job)
         chosen = pick_slot(stored, _parse_slot(slot), now)
         check_triggerable(stored, owner_at(AuthorityRepo(s).history(job), chosen), chosen)
-    claim = Claims(registry).get(job, chosen)
+    claim = ClaimStore(registry).get(job, chosen)
     check_claim(claim, rerun, now)
     with registry.session() as s:
         if claim is not None:

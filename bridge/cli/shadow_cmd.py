@@ -28,20 +28,14 @@ from rich.text import Text
 from bridge.cli.context import STATE, emit_json, err, out
 from bridge.core.errors import InputError
 from bridge.store.repos import AuthorityRepo, JobRepo
+from bridge.store.runs import query
 from shadow.calibrate import Calibration, calibrate
 from shadow.compare import compare_job, split_paths
-from shadow.record import query
-from shadow.report import (
-    JobReport,
-    Report,
-    build_report,
-    build_report_parallel,
-    parse_when,
-    select_jobs,
-    to_json,
-)
-from shadow.report import Progress as ProgressFn
+from shadow.report import build_report, build_report_parallel, parse_when, select_jobs
 from shadow.report_html import render_html
+from shadow.report_json import to_json
+from shadow.report_model import JobReport, Report
+from shadow.report_model import Progress as ProgressFn
 
 app = typer.Typer(
     help="Shadow mode: compare legacy and Celery firings slot by slot.", no_args_is_help=True

@@ -27,6 +27,7 @@ class AuditEntry:
     reason: str | None
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    job_host: str | None = None  # the job's host when the record was written
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +36,7 @@ class AuditEntry:
             "actor": self.actor,
             "action": self.action,
             "job_id": self.job_id,
+            "host": self.job_host,
             "reason": self.reason,
             "before": self.before,
             "after": self.after,

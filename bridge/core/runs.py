@@ -14,8 +14,11 @@ Vocabulary (stored legibly as ``str`` enums):
   path ran the dry-run or the opted-in real handler), ``observe`` (the other path recorded the
   firing only), ``stand-down`` (the path fired but knew the other owns the slot),
   ``suppressed`` (the path lost the claim to an execution already under way), ``rejected``
-  (the message could not be read or admitted).
+  (the message could not be read or admitted), ``scheduler`` (the firing side declined the
+  slot without running it: the beat's ``missed``/``skipped``, the shim's ``skipped`` for a
+  paused job).
 * :class:`Status`: ``succeeded`` | ``failed`` | ``interrupted`` | ``running`` (executions),
+  ``timed_out`` (an execution killed at its timeout), ``error`` (it could not start),
   ``lost`` (an execution whose holder died before recording its outcome: the note in
   ``error`` starts ``outcome unknown``; the slot is not run again automatically),
   ``observed``, ``stood-down``, ``suppressed``, ``skipped`` | ``missed`` | ``rejected``
@@ -64,6 +67,7 @@ class Role(StrEnum):
     STAND_DOWN = "stand-down"
     SUPPRESSED = "suppressed"
     REJECTED = "rejected"  # the message could not be read or admitted
+    SCHEDULER = "scheduler"  # the firing side declined the slot: beat missed/skipped, shim paused
 
 
 class Status(StrEnum):
@@ -76,6 +80,8 @@ class Status(StrEnum):
     MISSED = "missed"
     REJECTED = "rejected"
     INTERRUPTED = "interrupted"
+    TIMED_OUT = "timed_out"  # the command ran past its timeout: its process group was killed
+    ERROR = "error"  # the command could not start (unknown or refused user, missing shell)
     RUNNING = "running"
     LOST = "lost"  # the holder died mid-run: outcome unknown, never re-run automatically
 

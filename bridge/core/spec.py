@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
@@ -195,14 +195,26 @@ class CommandHandler:
     def __post_init__(self) -> None:
         if not self.command.strip():
             raise SpecError("command handler has an empty command")
-        object.__setattr__(self, "env", tuple((str(k), str(v)) for k, v in self.env))
-        for name, _ in self.env:
-            if not ENV_NAME_RE.match(name):
-                raise SpecError(f"bad environment variable name '{name}'")
+        try:
+            env = _checked_env(self.env)  # one check per distinct environment
+        except TypeError:  # unhashable pairs (lists from JSON): normalised, then checked
+            env = _checked_env(tuple((str(k), str(v)) for k, v in self.env))
+        object.__setattr__(self, "env", env)
 
     @property
     def env_dict(self) -> dict[str, str]:
         return dict(self.env)
+
+
+@lru_cache(maxsize=1024)
+def _checked_env(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """``env`` as (str, str) pairs, every name one a shell can carry; jobs that share an
+    environment share the returned tuple."""
+    pairs = tuple((str(k), str(v)) for k, v in env)
+    for name, _ in pairs:
+        if not ENV_NAME_RE.match(name):
+            raise SpecError(f"bad environment variable name '{name}'")
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -348,12 +360,9 @@ class JobSpec:
         return self.source.host
 
     def to_json(self) -> dict[str, Any]:
-        """The versioned JSON document (computed once per immutable instance: do not mutate)."""
-        cached: dict[str, Any] | None = self.__dict__.get("_doc")
-        if cached is None:
-            cached = {"version": SPEC_VERSION, **_encode(self)}
-            object.__setattr__(self, "_doc", cached)
-        return cached
+        """The versioned JSON document (a new dict; nested documents of shared values such as
+        schedules and policies are shared: do not mutate them)."""
+        return {"version": SPEC_VERSION, **_encode(self)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
@@ -368,15 +377,20 @@ class JobSpec:
             raise SpecError(f"malformed job spec: {e}") from e
 
     def canonical_json(self) -> str:
-        """Sorted, compact JSON of the spec; computed once per (immutable) instance."""
-        cached: str | None = self.__dict__.get("_canonical")
-        if cached is None:
-            cached = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
-            object.__setattr__(self, "_canonical", cached)
-        return cached
+        """Sorted, compact JSON of the spec. Encoded on each call (100k specs in an import
+        must not each keep a kilobyte of text alive); the hash of it is kept."""
+        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        if "_hash" not in self.__dict__:
+            object.__setattr__(self, "_hash", _digest(text))
+        return text
 
     def spec_hash(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+        """The hash of :meth:`canonical_json`, computed once per (immutable) instance."""
+        cached: str | None = self.__dict__.get("_hash")
+        if cached is None:
+            self.canonical_json()
+            cached = self.__dict__["_hash"]
+        return cached
 
     def with_(self, **changes: Any) -> JobSpec:
         return replace(self, **changes)
@@ -385,14 +399,8 @@ class JobSpec:
 # --- encoding ---------------------------------------------------------------------------------
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return names
+def _digest(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 # Fields added after SPEC_VERSION 1 was published: left out of the document while unset, so a
@@ -408,36 +416,65 @@ _OMITTED_WHEN_DEFAULT: dict[type, dict[str, Any]] = {
 }
 
 
-def _encoded_items(obj: Any) -> dict[str, Any]:
-    omit = _OMITTED_WHEN_NONE.get(type(obj), frozenset())
-    defaults = _OMITTED_WHEN_DEFAULT.get(type(obj), {})
-    return {
-        name: _encode(value)
-        for name in _names(type(obj))
-        if ((value := getattr(obj, name)) is not None or name not in omit)
-        and not (name in defaults and value == defaults[name])
-    }
+_Encoder = Callable[[Any], dict[str, Any]]
+_CLASS_ENCODERS: dict[type, _Encoder] = {}
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+# Value objects many jobs share (the crontab parser hands out one instance per distinct value):
+# encoded once per instance, the encoding shared read-only. Keyed by id, holding the object.
+_SHARED_TYPES = frozenset({ScheduleSpec, Policies, RetryPolicy, ComparePolicy})
+_SHARED: dict[int, tuple[Any, dict[str, Any]]] = {}
+_SHARED_MAX = 4096
 
 
-@lru_cache(maxsize=16384)
-def _encode_frozen(obj: Any) -> dict[str, Any]:
-    return _encoded_items(obj)
+def _class_encoder(cls: type) -> _Encoder:
+    """An encoder for one dataclass: its fields in order, less those omitted while unset."""
+    omit = _OMITTED_WHEN_NONE.get(cls, frozenset())
+    defaults = _OMITTED_WHEN_DEFAULT.get(cls, {})
+    names = tuple(f.name for f in fields(cls))
+
+    def encode(obj: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in names:
+            value = getattr(obj, name)
+            if value is None and name in omit:
+                continue
+            if name in defaults and value == defaults[name]:
+                continue
+            out[name] = value if type(value) in _PLAIN else _encode(value)
+        return out
+
+    if cls not in _SHARED_TYPES:
+        return encode
+
+    def shared(obj: Any) -> dict[str, Any]:
+        hit = _SHARED.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        doc = encode(obj)
+        _SHARED[id(obj)] = (obj, doc)
+        return doc
+
+    return shared
 
 
 def _encode(obj: Any) -> Any:
-    if obj is None or isinstance(obj, bool | int | float):
+    kind = type(obj)
+    if kind in _PLAIN:
         return obj
+    encoder = _CLASS_ENCODERS.get(kind)
+    if encoder is not None:
+        return encoder(obj)
     if isinstance(obj, StrEnum):
         return obj.value
-    if isinstance(obj, str):
+    if isinstance(obj, bool | int | float | str):
         return obj
     if isinstance(obj, datetime):
         return obj.isoformat()
     if hasattr(obj, "__dataclass_fields__"):
-        try:
-            return _encode_frozen(obj)  # equal value objects share one (read-only) encoding
-        except TypeError:  # unhashable content (e.g. list args of a callable handler)
-            return _encoded_items(obj)
+        encoder = _CLASS_ENCODERS[kind] = _class_encoder(kind)
+        return encoder(obj)
     if isinstance(obj, tuple | list):
         return [_encode(x) for x in obj]
     return obj

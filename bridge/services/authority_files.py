@@ -317,9 +317,13 @@ class ExportReport:
                 "unchanged": list(self.unchanged), "jobs": len(self.written) + len(self.unchanged)}
 
 
-def export(registry: Registry, directory: str | os.PathLike[str]) -> ExportReport:
+def export(
+    registry: Registry, directory: str | os.PathLike[str], *, by_host: bool = False
+) -> ExportReport:
     """Write one file per job of the registry (files whose content is unchanged are left
-    alone). Files of jobs no longer in the registry are left in place."""
+    alone). Files of jobs no longer in the registry are left in place. ``by_host``: a fleet's
+    files, ``<directory>/<host>/<job_id>.authority`` per host (a job bound to no host stays in
+    ``directory``), each folder to ship to that host's authority directory."""
     from bridge.store.repos import AuthorityRepo, JobRepo
 
     with registry.session() as s:
@@ -330,5 +334,6 @@ def export(registry: Registry, directory: str | os.PathLike[str]) -> ExportRepor
     for job in jobs:
         events = [(e.effective_slot, e.owner.value) for e in histories.get(job.id, [])]
         authority = resolve(job.id, events, job.spec.to_json()["schedule"])
-        (written if write(directory, authority) else unchanged).append(job.id)
+        target = os.path.join(directory, job.host) if by_host and job.host else directory
+        (written if write(target, authority) else unchanged).append(job.id)
     return ExportReport(os.fspath(directory), tuple(written), tuple(unchanged))

@@ -14,6 +14,9 @@ import socket
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from bridge.adapters.redbeat_entries import SyncReport
 from bridge.core.config import Settings
@@ -21,10 +24,10 @@ from bridge.core.errors import BridgeError
 from bridge.core.hosts import host_problem
 from bridge.core.spec import SourceKind
 from bridge.store.db import Registry
-from bridge.store.repos import JobRepo
+from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
 from crontab_import.inventory import bare_sources, qualify_results
 from crontab_import.model import ParseResult
-from crontab_import.plan import ApplyResult, Ownership, Plan, apply_plan, make_plan
+from crontab_import.plan import Ownership, Plan, PlanEntry, PlanStatus, make_plan
 
 
 def this_host() -> str:
@@ -135,7 +138,7 @@ def run_import(
 
         check_prefix(registry, settings)  # another registry's prefix: refuse, change nothing
     with registry.session() as s:
-        applied = apply_plan(plan, s, actor=actor, now=now)
+        applied = apply_plan(plan, s, actor=actor)
         if sync and plan.changes:
             from bridge.services.sync import mark_pending
 
@@ -158,3 +161,58 @@ def run_import(
         except BridgeError as e:
             sync_error = str(e)
     return ImportOutcome(plan, applied, report, sync_error)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    created: int
+    updated: int
+    deleted: int
+
+
+def apply_plan(plan: Plan, session: Session, *, actor: str) -> ApplyResult:
+    """Write the plan's changes in ``session`` (the caller commits: all or nothing), in bulk."""
+    jobs, audit = JobRepo(session), AuditRepo(session)
+    writes = [e for e in plan.changes if e.status is not PlanStatus.DELETE]
+    deletes = [e for e in plan.changes if e.status is PlanStatus.DELETE]
+    host = next((e.owner.host for e in writes if e.owner is not None), None)
+    jobs.write_many([e.job for e in writes if e.job is not None], host=host)
+    jobs.delete_many([e.id for e in deletes if e.id is not None])
+    created = [e.id for e in writes if e.status is PlanStatus.CREATE and e.id is not None]
+    AuthorityRepo(session).start_legacy(
+        created,
+        actor=actor,
+        reason="imported: the legacy scheduler owns every slot",
+        hosts={e.id: e.host for e in writes if e.id is not None},
+    )
+    audit.append_many((_audit(e) for e in plan.changes), actor=actor)
+    return ApplyResult(len(created), len(writes) - len(created), len(deletes))
+
+
+def _audit(entry: PlanEntry) -> dict[str, object]:
+    before: dict[str, Any] | None = (
+        {"spec_hash": entry.previous.spec_hash} if entry.previous else None
+    )
+    after: dict[str, Any] | None = (
+        None
+        if entry.job is None or entry.status is PlanStatus.DELETE
+        else {"spec_hash": entry.job.spec_hash(), "changed": list(entry.changed)}
+    )
+    action = f"import.{entry.status.value}"
+    if entry.adopted_from is not None:
+        action = "import.adopt"
+        before = {**(before or {}), "owner": entry.adopted_from.to_json()}
+        if after is not None and entry.owner is not None:
+            after["owner"] = entry.owner.to_json()
+    return {
+        "action": action,
+        "job_id": entry.id,
+        "job_host": entry.host,
+        "before": before,
+        "after": after,
+        "reason": (
+            f"adopted from {entry.adopted_from.file}"
+            if entry.adopted_from is not None
+            else entry.reason if entry.status is PlanStatus.DELETE else None
+        ),
+    }

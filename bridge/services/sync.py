@@ -25,7 +25,8 @@ from bridge.core.errors import InfraError
 from bridge.core.spec import JobSpec
 from bridge.store.db import Registry
 from bridge.store.models import RegistryMetaRow
-from bridge.store.repos import FleetRepo, JobRepo, RunRepo
+from bridge.store.repos import FleetRepo, JobRepo
+from bridge.store.runs import RunRepo
 
 PENDING_KEY = "sync_pending"
 

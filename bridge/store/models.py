@@ -99,7 +99,7 @@ class AuthorityEventRow(Base):
 
 
 class RunRow(Base):
-    """One observation: a firing of either path for a slot (shadow.record writes these)."""
+    """One observation: a firing of either path for a slot (bridge.store.runs writes these)."""
 
     __tablename__ = "runs"
     __table_args__ = (

@@ -25,7 +25,6 @@ from bridge.store.models import (
     AuthorityEventRow,
     FleetMemberRow,
     JobRow,
-    RunRow,
     utcnow,
 )
 
@@ -384,6 +383,15 @@ class AuditRepo:
             )
         )
 
+    def names_task(self, job_id: str, task_id: str, actions: Sequence[str]) -> bool:
+        """Whether one of the job's latest 500 records of ``actions`` names ``task_id``
+        (``after.task_id``: a trigger, backfill or repair published that message)."""
+        rows: Any = self.s.scalars(
+            select(AuditRow).where(AuditRow.job_id == job_id, AuditRow.action.in_(actions))
+            .order_by(AuditRow.id.desc()).limit(500)
+        )
+        return any((row.after or {}).get("task_id") == task_id for row in rows)
+
     def append_many(self, records: Iterable[dict[str, Any]], *, actor: str) -> None:
         """Many records at once; each dict has action, job_id, reason, before, after. Consumed
         a chunk at a time (a generator keeps only one chunk of records alive)."""
@@ -394,50 +402,26 @@ class AuditRepo:
             self.s.connection().execute(table.insert(), rows)  # type: ignore[attr-defined]
 
     def query(
-        self, *, job_id: str | None = None, since: datetime | None = None, limit: int = 1000
+        self,
+        *,
+        job_id: str | None = None,
+        since: datetime | None = None,
+        limit: int = 1000,
+        host: str | None = None,
     ) -> Sequence[AuditEntry]:
         q = select(AuditRow).order_by(AuditRow.id)
         if job_id is not None:
             q = q.where(AuditRow.job_id == job_id)
+        if host is not None:
+            q = q.where(AuditRow.job_host == host)
         if since is not None:
             q = q.where(AuditRow.at >= since)
         rows = list(self.s.scalars(q.limit(limit)))
         return [
-            AuditEntry(r.id, r.at, r.actor, r.action, r.job_id, r.reason, r.before, r.after)
+            AuditEntry(r.id, r.at, r.actor, r.action, r.job_id, r.reason, r.before, r.after,
+                       r.job_host)
             for r in rows
         ]
-
-
-class RunRepo:
-    """Observations of either path (``shadow.record`` builds on this)."""
-
-    def __init__(self, session: Session) -> None:
-        self.s = session
-
-    def add(self, **fields: Any) -> RunRow:
-        row = RunRow(**fields)
-        self.s.add(row)
-        self.s.flush()
-        return row
-
-    def for_job(
-        self, job_id: str, *, since: datetime | None = None, until: datetime | None = None
-    ) -> list[RunRow]:
-        q = select(RunRow).where(RunRow.job_id == job_id)
-        if since is not None:
-            q = q.where(RunRow.slot >= since)
-        if until is not None:
-            q = q.where(RunRow.slot <= until)
-        return list(self.s.scalars(q.order_by(RunRow.slot, RunRow.id)))
-
-    def count(self) -> int:
-        return int(self.s.scalar(select(func.count()).select_from(RunRow)) or 0)
-
-    def celery_watermarks(self) -> dict[str, datetime]:
-        """The latest slot the Celery side has on record per job (fired, missed or skipped)."""
-        q = select(RunRow.job_id, func.max(RunRow.slot)).where(RunRow.path == "celery")
-        rows = self.s.execute(q.group_by(RunRow.job_id)).all()
-        return {job_id: slot for job_id, slot in rows if slot is not None}
 
 
 class FleetRepo:

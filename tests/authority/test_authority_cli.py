@@ -11,7 +11,7 @@ from bridge.core.schedules import compile_schedule
 from bridge.core.spec import JobSpec
 from bridge.store.db import Registry
 from bridge.store.repos import AuthorityRepo, JobRepo
-from shadow.record import record_many
+from bridge.store.runs import record_many
 from tests.shadow.helpers import backdate_imports, make_spec
 
 

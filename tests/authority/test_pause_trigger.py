@@ -10,11 +10,12 @@ import redis
 
 from bridge.adapters.redbeat_entries import EntryStore
 from bridge.core.authority import Owner
+from bridge.core.claims import ClaimState, Holder
 from bridge.core.config import Settings
 from bridge.core.schedules import compile_schedule
 from bridge.store.db import Registry
 from bridge.store.repos import AuthorityRepo, JobRepo
-from legacy_wrappers.claims import Claims, ClaimState, Holder
+from legacy_wrappers.claims import Claims
 from tests.authority.test_authority_cli import setup_jobs
 from tests.shadow.helpers import make_spec
 

@@ -11,10 +11,10 @@ from bridge.core.runs import RunRecord
 from bridge.core.spec import JobSpec
 from bridge.store.db import Registry
 from bridge.store.repos import AuthorityRepo, JobRepo
+from bridge.store.runs import record_many
 from crontab_import.crontab import parse_crontab
 from crontab_import.model import ItemStatus
 from legacy_wrappers.retire import eligibility, job_lines, restore, retire
-from shadow.record import record_many
 from tests.shadow.helpers import backdate_imports, utc
 
 CRONTAB = (

@@ -175,3 +175,6 @@ def test_status_and_the_shadow_report_group_by_host(  # type: ignore[no-untyped-
     assert {j["job_id"]: j["host"] for j in doc["jobs"]}["db-01.postgres-crontab-1"] == "db-01"
     assert sorted(doc["hosts"]) == ["db-01", "web-01", "web-02"]
     assert doc["hosts"]["web-01"]["jobs"] == 3
+    audit = cli("audit", "log", "--host", "web-02", "--json", env=env).json()["entries"]
+    assert [(e["action"], e["job_id"], e["host"]) for e in audit] == [
+        ("import.create", "web-02.etc-cron.d-backup-1", "web-02")]

@@ -119,7 +119,7 @@ class World:
 
     def runs(self, job_id: str, since: datetime | None = None,
              until: datetime | None = None) -> list[Any]:
-        from bridge.store.repos import RunRepo
+        from bridge.store.runs import RunRepo
 
         reg = self.registry()
         with reg.session() as s:

@@ -22,7 +22,7 @@ from bridge.core.spec import (
 )
 from bridge.store.db import Registry
 from bridge.store.repos import AuthorityRepo, JobRepo
-from shadow.record import record_many
+from bridge.store.runs import record_many
 
 HOSTS = ("web-01", "web-02", "web-03")
 PREFIX = "{fleetb}:"

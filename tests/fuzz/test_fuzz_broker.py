@@ -1,6 +1,6 @@
 """Fuzzing the broker entrance (issue 15): ``bridge.run_job`` messages.
 
-* The task's request parser (:func:`legacy_wrappers.tasks.parse_request`, pure) over arbitrary
+* The task's request parser (:func:`legacy_wrappers.messages.parse_request`, pure) over arbitrary
   JSON arguments: it never raises, and accepts exactly ``(job_id, slot)`` well-formed.
 * A real worker fed hypothesis-generated garbage (arbitrary JSON args and kwargs, and raw bytes
   pushed onto the queue list, not kombu messages at all): each message is answered by one
@@ -21,7 +21,7 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from legacy_wrappers.tasks import JobRequest, Rejection, parse_request
+from legacy_wrappers.messages import JobRequest, Rejection, parse_request
 from tests.chaos.harness import CHAOS_APP, Chaos, wait_for
 from tests.fuzz.conftest import examples
 

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.core.spec import CommandHandler
-from crontab_import.crontab import parse_crontab, split_command
+from crontab_import.cron.command import split_command
+from crontab_import.crontab import parse_crontab
 from crontab_import.model import ItemStatus, ParseResult
 
 FILES = (

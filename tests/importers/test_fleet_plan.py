@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
-from bridge.services.importer import plan_import
+from bridge.services.importer import apply_plan, plan_import
 from bridge.store.db import Registry
 from crontab_import import inventory as inv
 from crontab_import.crontab import parse_crontab
 from crontab_import.inventory_fs import read_inventory
-from crontab_import.plan import apply_plan
 from tests.importers.fleet_tree import host
 
 BACKUP = "0 3 * * * root /usr/local/bin/backup\n"
@@ -23,7 +21,7 @@ def test_a_host_imported_before_fleets_keeps_its_bare_ids(db_url: str, tmp_path:
     local = parse_crontab(BACKUP, file="/etc/cron.d/backup", timezone="UTC")
     plan = plan_import(registry, [local], prune=True, include_inactive=False, host="web-01")
     with registry.session() as s:
-        apply_plan(plan, s, actor="t", now=datetime.now(UTC))
+        apply_plan(plan, s, actor="t")
     [entry] = plan.entries
     assert (entry.id, entry.host) == ("etc-cron.d-backup-1", "web-01")
     for name in ("web-01", "web-02"):

@@ -259,3 +259,26 @@ def test_cronie_reads_cron_d_names_debian_ignores_and_ignores_its_own_skips() ->
     assert cronie(BACKUP, "/etc/cron.d/backup.sh")[0][1] == "ok"
     [(_, status, reason)] = cronie(BACKUP, "/etc/cron.d/backup.rpmsave")
     assert status == "inactive" and reason is not None and "ignored by cronie" in reason
+
+
+def test_check_owner_applies_each_familys_own_trust_rules(tmp_path: Path) -> None:
+    import os
+
+    spool = "30 6 * * * /bin/report\n"
+    deb = host(tmp_path, "web-01", files={"var/spool/cron/crontabs/root": spool})
+    rhel = host(tmp_path, "db-01", os_release=ROCKY, files={"var/spool/cron/root": spool,
+                                                             "etc/cron.d/app": BACKUP})
+    os.chmod(deb / "var/spool/cron/crontabs/root", 0o644)
+    os.chmod(rhel / "var/spool/cron/root", 0o644)  # cronie reads it; Debian wants 0600
+    os.chmod(rhel / "etc/cron.d/app", 0o664)
+    readings = {h.host: h for h in read(tmp_path, check_owner=True).hosts}
+    [debian_spool] = readings["web-01"].files
+    assert (debian_spool.trust.refused, debian_spool.trust.checked) == ("INSECURE MODE", True)
+    trust = {f.path: f.trust for f in readings["db-01"].files}
+    assert trust["/var/spool/cron/root"].refused is None
+    assert trust["/var/spool/cron/root"].checked
+    assert trust["/etc/cron.d/app"].refused == "BAD FILE MODE"
+    statuses = {i.source.file: i.status for r in inv.host_results(readings["db-01"])
+                for i in r.items}
+    assert statuses == {"/etc/cron.d/app": ItemStatus.INACTIVE,
+                        "/var/spool/cron/root": ItemStatus.OK}

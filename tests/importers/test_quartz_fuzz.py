@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from bridge.core.errors import BridgeError, ParseError
 from crontab_import.model import ItemStatus, ParseResult
-from crontab_import.quartz import NS, load_handler_map, parse_handler_map, parse_quartz_xml
+from crontab_import.quartz.handlers import load_handler_map, parse_handler_map
+from crontab_import.quartz.tree import NS
+from crontab_import.quartz.xml_file import parse_quartz_xml
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = [

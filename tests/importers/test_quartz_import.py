@@ -25,15 +25,10 @@ from bridge.core.spec import (
     UnmappedHandler,
 )
 from crontab_import.model import ImportItem, ItemStatus, ParseResult
-from crontab_import.quartz import (
-    NS,
-    HandlerMap,
-    load_handler_map,
-    misfire_policy,
-    parse_file,
-    parse_handler_map,
-    parse_quartz_xml,
-)
+from crontab_import.quartz.handlers import HandlerMap, load_handler_map, parse_handler_map
+from crontab_import.quartz.schedules import misfire_policy
+from crontab_import.quartz.tree import NS
+from crontab_import.quartz.xml_file import parse_file, parse_quartz_xml
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)

@@ -25,7 +25,9 @@ from hypothesis import strategies as st
 
 from bridge.core.schedules import compile_schedule
 from crontab_import.model import ImportItem, ItemStatus, ParseResult
-from crontab_import.quartz import CRON_SCHEMA_PATTERNS, JAVA_SHORT_IDS, parse_file
+from crontab_import.quartz.schedules import JAVA_SHORT_IDS
+from crontab_import.quartz.schema import CRON_SCHEMA_PATTERNS
+from crontab_import.quartz.xml_file import parse_file
 
 ROOT = Path(__file__).resolve().parents[2]
 ZONE = "America/New_York"

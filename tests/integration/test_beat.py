@@ -39,7 +39,8 @@ from bridge.beat.registry import RegistryLink, SlotRecord
 from bridge.core.config import load_settings
 from bridge.core.spec import CommandHandler, JobSpec, MisfirePolicy, Policies, ScheduleSpec
 from bridge.store.db import Registry
-from bridge.store.repos import JobRepo, RunRepo
+from bridge.store.repos import JobRepo
+from bridge.store.runs import RunRepo
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

@@ -26,7 +26,8 @@ from bridge.core.config import Settings
 from bridge.core.spec import CommandHandler, Dialect, JobSpec, Policies, ScheduleSpec
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
-from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
+from bridge.store.runs import RunRepo
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 

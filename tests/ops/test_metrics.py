@@ -13,7 +13,7 @@ import pytest
 
 from bridge.ops import metrics
 from bridge.services.reconcile import slot_text
-from bridge.store.repos import RunRepo
+from bridge.store.runs import RunRepo
 from tests.conftest import free_port
 from tests.ops.harness import OpsHarness, top_of_hour, wait_for
 

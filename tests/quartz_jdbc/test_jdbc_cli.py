@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from crontab_import.quartz_jdbc import _begin_read_only
+from crontab_import.quartz.jdbc import begin_read_only
 from tests.quartz_jdbc import harness
 from tests.quartz_jdbc.conftest import Quartz, ddl, maria_admin
 
@@ -128,7 +128,7 @@ def test_the_reader_transaction_refuses_writes(quartz: Quartz) -> None:
     engine = create_engine(quartz.store.sqlalchemy_url)
     try:
         with engine.connect() as conn:
-            _begin_read_only(conn)
+            begin_read_only(conn)
             assert conn.execute(text("SELECT COUNT(*) FROM QRTZ_TRIGGERS")).scalar()
             with pytest.raises(DBAPIError, match=r"(?i)read.only"):
                 conn.execute(text("UPDATE QRTZ_TRIGGERS SET PRIORITY = 1"))

@@ -14,7 +14,8 @@ import pytest
 
 from bridge.core.schedules import compile_schedule
 from crontab_import.model import ItemStatus
-from crontab_import.quartz_jdbc import parse_store, read_store
+from crontab_import.quartz.jdbc import read_store
+from crontab_import.quartz.store import parse_store
 from tests.quartz_jdbc.conftest import SCHEDULERS, Quartz
 
 pytestmark = [pytest.mark.java, pytest.mark.integration]

@@ -16,8 +16,9 @@ from sqlalchemy import create_engine, text
 from bridge.core.schedules import compile_schedule
 from crontab_import.model import ParseResult
 from crontab_import.plan import changed_fields
-from crontab_import.quartz_export import read_export
-from crontab_import.quartz_jdbc import parse_store, read_store
+from crontab_import.quartz.export import read_export
+from crontab_import.quartz.jdbc import read_store
+from crontab_import.quartz.store import parse_store
 from tests.quartz_jdbc import harness
 from tests.quartz_jdbc.conftest import ddl
 from tests.quartz_jdbc.test_jdbc_import import EPOCH, IMPORTED
@@ -139,7 +140,7 @@ def test_a_ram_store_scheduler_exports_the_jobs_its_xml_defines(
 ) -> None:  # type: ignore[no-untyped-def]
     """Any JobStore: a RAMJobStore scheduler (jobs loaded from a job XML by Quartz itself)
     exports the same jobs and schedules the XML importer reads from that file."""
-    from crontab_import.quartz import parse_file
+    from crontab_import.quartz.xml_file import parse_file
     from tests.quartz_plugin import harness as plugin_harness
     from tests.quartz_plugin.test_quartz_plugin import job
 

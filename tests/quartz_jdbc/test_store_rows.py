@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from crontab_import.model import ItemStatus
-from crontab_import.quartz_jdbc import StoreJob, StoreRows, StoreTrigger, parse_store
+from crontab_import.quartz.rows import StoreJob, StoreRows, StoreTrigger
+from crontab_import.quartz.store import parse_store
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 MS_2026 = 1767225600000  # 2026-01-01T00:00:00Z

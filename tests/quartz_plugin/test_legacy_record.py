@@ -17,7 +17,8 @@ from bridge.core.errors import InputError, NotFoundError
 from bridge.core.runs import digest_output
 from bridge.core.spec import CommandHandler, ComparePolicy, Dialect, JobSpec, ScheduleSpec
 from bridge.store.db import Registry, upgrade
-from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
+from bridge.store.runs import RunRepo
 from legacy_wrappers import quartz_ingest
 from legacy_wrappers.legacy_record import record_legacy_run, slot_owner
 

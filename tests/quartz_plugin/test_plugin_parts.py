@@ -1,6 +1,6 @@
 """The plugin's pure parts against their Python counterparts, in one JVM: the authority file
-reader (bridge.services.authority_files), the job id rule (crontab_import.quartz._sanitize) and the
-hand-written JSON (json.loads)."""
+reader (bridge.services.authority_files), the job id rule
+(crontab_import.quartz.items.safe_job_id) and the hand-written JSON (json.loads)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bridge.services import authority_files
-from crontab_import.quartz import _sanitize
+from crontab_import.quartz.items import safe_job_id
 from tests.quartz_plugin import harness
 
 REASON = harness.unavailable_reason()
@@ -65,7 +65,7 @@ def test_java_answers_like_the_registry_for_every_slot_and_every_history(
 def test_java_job_ids_are_the_importers(built: harness.Built) -> None:
     raw = ["DEFAULT.nightly", "billing.invoice run", "..hidden.job", "grp.ünïcödé.名前",
            "grp.emoji\U0001f600x", "g." + "x" * 250, "___", "a@b.c-d_e"]
-    assert probe(built, [f"sanitize\t{r}" for r in raw]) == [_sanitize(r) for r in raw]
+    assert probe(built, [f"sanitize\t{r}" for r in raw]) == [safe_job_id(r) for r in raw]
 
 
 def test_java_json_strings_decode_to_the_original_text(built: harness.Built) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from bridge.store.db import Registry
-from bridge.store.repos import RunRepo
+from bridge.store.runs import RunRepo
 from tests.quartz_plugin import harness
 
 REASON = harness.unavailable_reason()

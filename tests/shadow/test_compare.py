@@ -13,8 +13,6 @@ from shadow.compare import (
     Basis,
     IgnoreRuleError,
     Verdict,
-    _Context,
-    _quick,
     build_side,
     compare_job,
     judge_slot,
@@ -22,6 +20,7 @@ from shadow.compare import (
     split_paths,
     summarize,
 )
+from shadow.judge import JudgingContext, quick_match
 from tests.shadow.helpers import make_obs, make_spec, utc
 
 AFTER, UNTIL = utc("2026-03-10T09:30:00Z"), utc("2026-03-10T12:30:00Z")  # slots 10:00 11:00 12:00
@@ -265,12 +264,12 @@ def _variants(path: str) -> list[RunRecord]:
 
 
 def test_quick_path_agrees_with_the_general_rules_on_every_single_record_pair() -> None:
-    ctx = _Context(LATE_NOW, timedelta(seconds=360), 60.0, ("exit_status",),
+    ctx = JudgingContext(LATE_NOW, timedelta(seconds=360), 60.0, ("exit_status",),
                    lambda s: Owner.LEGACY)
     slot = utc(SLOT)
     checked = 0
     for lrec, crec in itertools.product(_variants(L), _variants(C)[::7]):
-        quick = _quick(slot, lrec, crec, ctx)
+        quick = quick_match(slot, lrec, crec, ctx)
         if quick is None:
             continue
         full = judge_slot(slot, build_side(Path.LEGACY, [lrec]), build_side(Path.CELERY, [crec]),

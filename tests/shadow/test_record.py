@@ -16,8 +16,7 @@ from bridge.core.runs import (
     digest_output,
 )
 from bridge.store.db import Registry
-from bridge.store.repos import RunRepo
-from shadow.record import query, record, record_many
+from bridge.store.runs import RunRepo, query, record, record_many
 from tests.shadow.helpers import make_obs, utc
 
 SLOT = utc("2026-03-08T07:00:00Z")

@@ -9,13 +9,13 @@ from pathlib import Path
 from bridge.core.runs import digest_output
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
-from shadow.record import record_many
-from shadow.report import SCHEMA
+from bridge.store.runs import record_many
+from shadow.report_json import SCHEMA
 from tests.shadow.helpers import backdate_imports, make_obs, make_spec, utc
 
 SINCE, UNTIL = "2026-03-10T00:00:00Z", "2026-03-10T06:00:00Z"  # hourly: 01:00 .. 06:00
 JOB_FIELDS = {
-    "job_id", "dialect", "schedule", "timezone", "mapped", "shadow_mode", "owner",
+    "job_id", "host", "dialect", "schedule", "timezone", "mapped", "shadow_mode", "owner",
     "expected_slots", "compared", "counts", "ignored_rules", "unresolved", "first_slot",
     "last_slot", "readiness", "last_mismatch", "mismatches",
 }

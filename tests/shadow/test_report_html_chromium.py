@@ -12,8 +12,8 @@ import pytest
 
 from bridge.core.authority import AuthorityEvent, Owner
 from shadow.compare import compare_job
-from shadow.report import Report, job_report
 from shadow.report_html import render_html
+from shadow.report_model import Report, job_report
 from tests.shadow.helpers import make_obs, make_spec, utc
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -14,14 +14,16 @@ from hypothesis import strategies as st
 from bridge.core.authority import AuthorityEvent, Owner, owner_at
 from bridge.core.runs import RunRecord
 from bridge.core.spec import JobSpec
+from bridge.store import run_scan
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
+from bridge.store.runs import record_many
 from shadow import report as report_mod
 from shadow import scan
-from shadow.compare import compare_job, expected_slots, split_paths
+from shadow.compare import compare_job, schedule_slots, split_paths
 from shadow.fast_report import keep_quiet, sparse_job_report
-from shadow.record import record_many
-from shadow.report import build_report, job_report
+from shadow.report import build_report
+from shadow.report_model import job_report
 from tests.shadow.helpers import backdate_imports, make_obs, make_spec, utc
 
 AFTER, UNTIL = utc("2026-03-09T23:30:00Z"), utc("2026-03-10T12:30:00Z")  # 13 hourly slots
@@ -73,7 +75,7 @@ def streams(draw: Any) -> list[RunRecord]:
 
 
 def compact(obs: RunRecord, spec: JobSpec) -> scan.CompactRow:
-    """What :func:`shadow.scan.compact_rows`' SQL selects, computed in Python."""
+    """What :func:`bridge.store.run_scan.compact_rows`' SQL selects, computed in Python."""
     fire = obs.fired_at or obs.started_at
     limit = max(spec.compare.tolerance_seconds - scan.LAG_MARGIN, -1.0)
     on_time = fire is None or abs((fire - obs.slot).total_seconds()) <= limit
@@ -93,7 +95,7 @@ def compact(obs: RunRecord, spec: JobSpec) -> scan.CompactRow:
 def both_reports(spec: JobSpec, obs: list[RunRecord], now: datetime,
                  history: list[AuthorityEvent], timeline_limit: int,
                  imported: datetime | None = None) -> tuple[Any, Any]:
-    slots = expected_slots(spec, AFTER, UNTIL)
+    slots = schedule_slots(spec, AFTER, UNTIL)
     before = [t for t in slots if imported is not None and t <= imported]
     slots = slots[len(before):]
     legacy, celery = split_paths(obs)
@@ -106,9 +108,9 @@ def both_reports(spec: JobSpec, obs: list[RunRecord], now: datetime,
     rows = [compact(o, spec) for o in window]
     keep = keep_quiet(spec, slots, timeline_limit)
     by_id = {o.row_id: o for o in obs}
-    sparse = scan.sparse_verdicts(spec, slots, rows, {s: i for i, s in enumerate(slots)}, now,
-                                  lambda ids: {i: by_id[i] for i in ids}, history=history,
-                                  keep_tail=keep, before=before, imported=imported)
+    job = scan.prepare(spec, slots, rows, {s: i for i, s in enumerate(slots)}, history=history,
+                       keep_tail=keep, before=before, imported=imported)
+    sparse = scan.finish(job, {i: by_id[i] for i in job.row_ids}, now)
     assert sparse is not None
     fast = sparse_job_report(spec, sparse, owner, expected=len(slots), kept_quiet=keep,
                              timeline_limit=timeline_limit, mismatch_limit=50)
@@ -228,7 +230,7 @@ def test_build_report_equals_the_general_path_on_a_real_registry(  # type: ignor
             for limit in (0, 2, 500):
                 fast = build_report(s, ids, AFTER, UNTIL, LATE_NOW, timeline_limit=limit)
                 with monkeypatch.context() as m:
-                    m.setattr(scan, "supported", lambda session: False)
+                    m.setattr(run_scan, "supported", lambda session: False)
                     general = build_report(s, ids, AFTER, UNTIL, LATE_NOW, timeline_limit=limit)
                 assert fast.jobs == general.jobs
                 assert fast.totals()["counts"]["match"] > 0
@@ -246,9 +248,9 @@ def test_plan_lists_the_jobs_once_or_looks_each_up(db_url, jobs: int) -> None:  
             ids = [f"etc-crontab-{n:02d}" for n in range(jobs)]
             for job_id in ids:
                 repo.upsert(make_spec(job_id=job_id))
-            planned = report_mod._plan(s, ids, AFTER, UNTIL)
+            planned = report_mod.plan_jobs(s, ids, AFTER, UNTIL)
             assert [p.spec.id for p in planned] == ids
             with pytest.raises(Exception, match="no job 'nope'"):
-                report_mod._plan(s, [*ids, "nope"], AFTER, UNTIL)
+                report_mod.plan_jobs(s, [*ids, "nope"], AFTER, UNTIL)
     finally:
         reg.dispose()

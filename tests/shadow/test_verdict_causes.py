@@ -12,10 +12,11 @@ from sqlalchemy import update
 from bridge.core.authority import Owner
 from bridge.store.db import Registry
 from bridge.store.models import JobRow
-from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
+from bridge.store.runs import RunRepo, record_many
 from shadow.compare import compare_job
-from shadow.record import record_many
-from shadow.report import build_report, to_json
+from shadow.report import build_report
+from shadow.report_json import to_json
 from shadow.verdicts import Verdict
 from tests.shadow.helpers import make_obs, make_spec, utc
 

@@ -12,7 +12,8 @@ from bridge.core.errors import NotFoundError, RefusedError
 from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
 from bridge.store import db
 from bridge.store.db import Registry
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo, RunRepo
+from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
+from bridge.store.runs import RunRepo
 
 
 def job(

@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from bridge.core.authority import Owner
 from bridge.core.config import load_settings
+from bridge.store.bare import Store
 from bridge.store.db import Registry
 from bridge.store.models import ClaimRow, RunRow
 from legacy_wrappers import shim_run, spool
-from legacy_wrappers.shim_store import Store
 from tests.wrappers.test_shim import JOB, add_job, away_from_minute_edge, cron_env, shim
 
 
@@ -45,15 +45,15 @@ def claimed_then_cut_off(db_url: str, spool_dir: Path, state: str = "failed") ->
     reg = Registry(db_url)
     add_job(reg, "* * * * *")
     reg.dispose()
-    firing = shim_run.Firing(JOB, datetime.now(UTC), "host-1")
+    firing = shim_run.LegacyFiring(JOB, datetime.now(UTC), "host-1")
     firing.settings = load_settings({"BRIDGE_DATABASE_URL": db_url,
                                      "BRIDGE_SPOOL_DIR": str(spool_dir)})
     firing.store = Store(db_url)
-    firing.decision = shim_run.Decision("run", datetime(2026, 3, 8, 7, tzinfo=UTC), claim=True)
+    firing.decision = shim_run.FiringPlan("run", datetime(2026, 3, 8, 7, tzinfo=UTC), claim=True)
     ref, lost_to = shim_run.take_claim(firing)
     assert ref is not None and lost_to is None
     firing.store.conn.close()  # the registry goes away while the command runs
-    shim_run.record(firing, shim_run._row(firing, "authoritative", state), ref, state)
+    shim_run.record_firing(firing, shim_run.run_row(firing, "authoritative", state), ref, state)
     assert not firing.in_registry and len(spool.spool_files(str(spool_dir))) == 1
     return ref
 

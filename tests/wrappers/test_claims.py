@@ -9,16 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bridge.core.claims import AlreadyClaimed, ClaimState, Holder, LeaseTerms, RetryGrant
 from bridge.store.db import Registry
-from legacy_wrappers.claims import (
-    AlreadyClaimed,
-    Claims,
-    ClaimState,
-    Holder,
-    Lease,
-    LeaseTerms,
-    RetryGrant,
-)
+from legacy_wrappers.claims import Claims, Lease
 
 SLOT = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
 T0 = datetime(2026, 3, 8, 7, 0, 1, tzinfo=UTC)

@@ -22,22 +22,17 @@ from celery import Celery
 
 from bridge.celery_app import make_app
 from bridge.core.authority import Owner
+from bridge.core.claims import AlreadyClaimed, ClaimState, Holder, LeaseTerms, RetryGrant
 from bridge.core.config import Settings
 from bridge.core.errors import ParseError, SpecError
 from bridge.core.spec import CommandHandler, Dialect, JobSpec, Policies, ScheduleSpec
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
 from bridge.store.repos import AuthorityRepo, JobRepo
-from crontab_import.quartz import NS, parse_handler_map, parse_quartz_xml
-from legacy_wrappers.claims import (
-    AlreadyClaimed,
-    Claims,
-    ClaimState,
-    Holder,
-    Lease,
-    LeaseTerms,
-    RetryGrant,
-)
+from crontab_import.quartz.handlers import parse_handler_map
+from crontab_import.quartz.tree import NS
+from crontab_import.quartz.xml_file import parse_quartz_xml
+from legacy_wrappers.claims import Claims, Lease
 from legacy_wrappers.concurrency import GroupSemaphore, group_key
 from legacy_wrappers.tasks import TASK_NAME
 

@@ -20,7 +20,7 @@ from bridge.core.spec import (
     ScheduleSpec,
 )
 from crontab_import.crontab import parse_crontab
-from crontab_import.quartz import parse_quartz_xml
+from crontab_import.quartz.xml_file import parse_quartz_xml
 
 NS = "http://www.quartz-scheduler.org/xml/JobSchedulingData"
 

@@ -16,19 +16,18 @@ from pathlib import Path
 
 import pytest
 
+from bridge.core.runs import Status
 from bridge.core.spec import CallableHandler, CommandHandler
-from legacy_wrappers.runner import (
-    SAMPLE_BYTES,
+from legacy_wrappers.capture import SAMPLE_BYTES
+from legacy_wrappers.exec_plan import (
     Account,
-    OutcomeStatus,
     RunnerError,
     cron_environment,
     parse_env_file,
     plan_command,
     read_pam_env,
-    run_callable,
-    run_command,
 )
+from legacy_wrappers.runner import run_callable, run_command
 
 TEST_USER = "bridgetest"
 IS_ROOT = os.geteuid() == 0
@@ -71,7 +70,7 @@ def test_environment_is_crons_defaults_overlaid_by_crontab_variables() -> None:
     handler = CommandHandler(command="env", user=user.pw_name,
                              env=(("FOO", "bar baz"), ("LOGNAME", "someone-else")))
     outcome = run_command(handler, timeout=10)
-    assert outcome.status is OutcomeStatus.SUCCEEDED and outcome.exit_status == 0
+    assert outcome.status is Status.SUCCEEDED and outcome.exit_status == 0
     expected = {**read_pam_env(), "HOME": user.pw_dir, "LOGNAME": user.pw_name,
                 "PATH": "/usr/bin:/bin", "SHELL": "/bin/sh", "FOO": "bar baz"}
     if os.path.isdir(user.pw_dir):
@@ -113,7 +112,7 @@ def test_stdin_is_the_percent_text_or_an_empty_pipe() -> None:
 def test_large_stdin_and_output_do_not_deadlock() -> None:
     data = ("x" * 1023 + "\n") * 1024  # 1 MiB through cat, both ways at once
     outcome = run_command(CommandHandler(command="cat", stdin=data), timeout=30)
-    assert outcome.status is OutcomeStatus.SUCCEEDED
+    assert outcome.status is Status.SUCCEEDED
     assert outcome.output_digest == hashlib.sha256(data.encode()).hexdigest()
 
 
@@ -121,10 +120,10 @@ def test_exit_status_and_signal_deaths_are_reported() -> None:
     ok = run_command(CommandHandler(command="true"))
     failed = run_command(CommandHandler(command="echo oops; exit 3"))
     killed = run_command(CommandHandler(command="kill -9 $$"))
-    assert (ok.status, ok.exit_status) == (OutcomeStatus.SUCCEEDED, 0)
-    assert (failed.status, failed.exit_status) == (OutcomeStatus.FAILED, 3)
+    assert (ok.status, ok.exit_status) == (Status.SUCCEEDED, 0)
+    assert (failed.status, failed.exit_status) == (Status.FAILED, 3)
     assert failed.output_sample == "oops\n" and failed.error is None
-    assert (killed.status, killed.exit_status) == (OutcomeStatus.FAILED, -9)
+    assert (killed.status, killed.exit_status) == (Status.FAILED, -9)
     assert ok.finished_at >= ok.started_at and ok.duration_seconds >= 0
 
 
@@ -170,7 +169,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     t0 = time.monotonic()
     outcome = run_command(CommandHandler(command=cmd), timeout=1, grace=2)
     assert time.monotonic() - t0 < 6
-    assert outcome.status is OutcomeStatus.TIMED_OUT
+    assert outcome.status is Status.TIMED_OUT
     assert outcome.error is not None and "timed out after 1 s" in outcome.error
     child = int(pidfile.read_text())
     deadline = time.monotonic() + 5
@@ -185,7 +184,7 @@ def test_a_job_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> Non
     t0 = time.monotonic()
     outcome = run_command(CommandHandler(command=cmd), timeout=1, grace=1)
     elapsed = time.monotonic() - t0
-    assert outcome.status is OutcomeStatus.TIMED_OUT and outcome.exit_status == -9
+    assert outcome.status is Status.TIMED_OUT and outcome.exit_status == -9
     assert 1.8 < elapsed < 6
     child = int(pidfile.read_text())
     deadline = time.monotonic() + 5
@@ -209,7 +208,7 @@ def test_terminate_interrupts_the_run(tmp_path: Path) -> None:
 
     threading.Thread(target=stop_later).start()
     outcome = run_command(CommandHandler(command="sleep 300"), grace=2, on_start=keep)
-    assert outcome.status is OutcomeStatus.INTERRUPTED and outcome.exit_status == -15
+    assert outcome.status is Status.INTERRUPTED and outcome.exit_status == -15
     assert outcome.duration_seconds < 5
 
 
@@ -217,7 +216,7 @@ def test_interrupt_callback_is_polled() -> None:
     t0 = time.monotonic()
     outcome = run_command(CommandHandler(command="sleep 300"), grace=1,
                           interrupted=lambda: time.monotonic() - t0 > 0.5)
-    assert outcome.status is OutcomeStatus.INTERRUPTED
+    assert outcome.status is Status.INTERRUPTED
     assert outcome.error == "interrupted: process group terminated"
 
 
@@ -226,13 +225,13 @@ def test_interrupt_callback_is_polled() -> None:
 
 def test_unknown_user_is_a_clear_error() -> None:
     outcome = run_command(CommandHandler(command="true", user="no-such-user-xyz"))
-    assert outcome.status is OutcomeStatus.ERROR and outcome.exit_status is None
+    assert outcome.status is Status.ERROR and outcome.exit_status is None
     assert outcome.error == "unknown user 'no-such-user-xyz' (no passwd entry)"
 
 
 def test_missing_shell_is_a_clear_error() -> None:
     outcome = run_command(CommandHandler(command="true", shell="/no/such/shell"))
-    assert outcome.status is OutcomeStatus.ERROR
+    assert outcome.status is Status.ERROR
     assert outcome.error is not None and outcome.error.startswith("cannot start /no/such/shell")
 
 
@@ -253,7 +252,7 @@ def test_root_switches_to_the_jobs_user_with_its_groups(test_user: pwd.struct_pa
     handler = CommandHandler(command=f'id -u; id -G; pwd; echo "$HOME $LOGNAME"; touch {target}',
                              user=TEST_USER)
     outcome = run_command(handler, timeout=10)
-    assert outcome.status is OutcomeStatus.SUCCEEDED, outcome
+    assert outcome.status is Status.SUCCEEDED, outcome
     uid, groups, cwd, names = (outcome.output_sample or "").splitlines()
     expected_groups = sorted(os.getgrouplist(TEST_USER, test_user.pw_gid))
     assert int(uid) == test_user.pw_uid
@@ -293,7 +292,7 @@ def test_refusal_when_not_root_without_root(tmp_path: Path) -> None:
     if IS_ROOT:
         pytest.skip("covered as root by test_not_root_refuses_to_run_as_another_user")
     outcome = run_command(CommandHandler(command="true", user="root"))
-    assert outcome.status is OutcomeStatus.ERROR
+    assert outcome.status is Status.ERROR
     assert outcome.error is not None and "refusing to run it as another user" in outcome.error
 
 
@@ -335,22 +334,22 @@ MODULE = __name__
 def test_callable_runs_in_process_with_args_and_captured_output() -> None:
     handler = CallableHandler(target=f"{MODULE}:sample_ok", args=("ann",), kwargs=(("times", 2),))
     outcome = run_callable(handler)
-    assert (outcome.status, outcome.exit_status) == (OutcomeStatus.SUCCEEDED, 0)
+    assert (outcome.status, outcome.exit_status) == (Status.SUCCEEDED, 0)
     assert outcome.output_sample == "hello annhello ann\n"
 
 
 def test_callable_exception_is_a_failure_with_class_and_message() -> None:
     outcome = run_callable(CallableHandler(target=f"{MODULE}:sample_boom"))
-    assert (outcome.status, outcome.exit_status) == (OutcomeStatus.FAILED, 1)
+    assert (outcome.status, outcome.exit_status) == (Status.FAILED, 1)
     assert outcome.error == "ValueError: bad input 42"
 
 
 def test_callable_import_error_and_timeout() -> None:
     missing = run_callable(CallableHandler(target="no_such_module_xyz:f"))
-    assert missing.status is OutcomeStatus.FAILED
+    assert missing.status is Status.FAILED
     assert missing.error is not None and missing.error.startswith("ModuleNotFoundError")
     slow = run_callable(CallableHandler(target=f"{MODULE}:sample_slow"), timeout=0.5)
-    assert slow.status is OutcomeStatus.TIMED_OUT and slow.duration_seconds < 5
+    assert slow.status is Status.TIMED_OUT and slow.duration_seconds < 5
 
 
 def test_a_sigkilled_runner_takes_its_command_down_with_it(tmp_path: Path) -> None:

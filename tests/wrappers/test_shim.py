@@ -25,11 +25,12 @@ from bridge.core.authority import Owner
 from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
-from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
-from legacy_wrappers import spool
+from bridge.store.repos import AuthorityRepo, JobRepo
+from bridge.store.runs import RunRepo
+from legacy_wrappers import spool, spool_flush
 from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder
-from legacy_wrappers.shim import child_environment
-from legacy_wrappers.shim_run import decide
+from legacy_wrappers.shim_os import child_environment
+from legacy_wrappers.shim_run import plan_firing
 from tests.conftest import free_port
 
 SHIM = str(Path(sys.executable).parent / "bridge-cron-shell")
@@ -235,14 +236,14 @@ def test_sigterm_is_forwarded_and_a_signal_death_is_reproduced(
 
 
 def runs_or_claims(reg: Registry) -> bool:
-    from legacy_wrappers.claims import CLAIMS
+    from bridge.store.claims import CLAIMS
 
     with reg.engine.connect() as conn:
         return conn.execute(CLAIMS.select()).first() is not None
 
 
 def _delete_claims(reg: Registry) -> None:
-    from legacy_wrappers.claims import CLAIMS
+    from bridge.store.claims import CLAIMS
 
     with reg.engine.begin() as conn:
         conn.execute(CLAIMS.delete())
@@ -368,15 +369,15 @@ def test_decide_slot_tolerance_and_owner() -> None:
     legacy = resolve(JOB, [(None, "legacy")])
     nxt = slot + timedelta(hours=1)
     flipped = resolve(JOB, [(None, "legacy"), (nxt, "celery")])
-    assert decide(slot + timedelta(seconds=90), hourly, legacy, reachable=True).slot == slot
-    late = decide(slot + timedelta(seconds=91), hourly, legacy, reachable=True)
+    assert plan_firing(slot + timedelta(seconds=90), hourly, legacy, reachable=True).slot == slot
+    late = plan_firing(slot + timedelta(seconds=91), hourly, legacy, reachable=True)
     assert late.action == "run" and not late.claim
     assert "no slot within tolerance" in str(late.note)
-    stand_down = decide(nxt + timedelta(seconds=2), hourly, flipped, reachable=True)
+    stand_down = plan_firing(nxt + timedelta(seconds=2), hourly, flipped, reachable=True)
     assert stand_down.action == "stand-down" and stand_down.slot == nxt
-    assert decide(slot + timedelta(seconds=2), hourly, flipped, reachable=True).claim is True
-    assert decide(slot, hourly, legacy, reachable=False).claim is False
-    assert decide(slot, None, None, reachable=False).note is not None
+    assert plan_firing(slot + timedelta(seconds=2), hourly, flipped, reachable=True).claim is True
+    assert plan_firing(slot, hourly, legacy, reachable=False).claim is False
+    assert plan_firing(slot, None, None, reachable=False).note is not None
 
 
 # --- registry unreachable: spool, flush -----------------------------------------------------------
@@ -467,13 +468,13 @@ def test_half_written_last_line_is_kept_for_the_next_flush(
     one, two = spool.encode(spooled(key="a")), spool.encode(spooled(key="b"))
     path = directory / "quartz-20260308-h.jsonl"
     path.write_bytes(one + two[:25])
-    report = spool.flush(reg, str(directory))
+    report = spool_flush.flush(reg, str(directory))
     assert (report.uploaded, report.kept_partial, report.removed) == (1, (str(path),), ())
     assert path.read_bytes() == one + two[:25]
-    assert spool.flush(reg, str(directory)).uploaded == 0  # re-flush adds nothing
+    assert spool_flush.flush(reg, str(directory)).uploaded == 0  # re-flush adds nothing
     with open(path, "ab") as f:
         f.write(two[25:])
-    report = spool.flush(reg, str(directory))
+    report = spool_flush.flush(reg, str(directory))
     assert (report.uploaded, report.duplicates, report.removed) == (1, 1, (str(path),))
     assert len(runs(reg)) == 2
     reg.dispose()
@@ -488,7 +489,7 @@ def test_append_after_a_torn_line_keeps_the_new_record_and_rejects_the_torn_one(
     with open(written, "ab") as f:
         f.write(spool.encode(spooled(key="torn"))[:30])  # a writer crashed mid-line
     assert spool.append(directory, spooled(key="b")) == written
-    report = spool.flush(reg, directory)
+    report = spool_flush.flush(reg, directory)
     assert (report.uploaded, report.rejected) == (2, 1)
     assert spool.spool_files(directory) == []
     (rejected,) = os.listdir(os.path.join(directory, "rejected"))
@@ -531,13 +532,13 @@ def test_lean_store_claims_renews_and_completes_like_claims(
 ) -> None:
     """The shim's driver-level statements against the SQLAlchemy-side view of the same rows
     (PostgreSQL: libpq through ctypes, and psycopg when no libpq can be loaded)."""
-    from legacy_wrappers import shim_store
-    from legacy_wrappers.shim_store import LEASE_SECONDS, Store
+    from bridge.store import bare
+    from bridge.store.bare import LEASE_SECONDS, Store
 
     if driver == "psycopg":
         if db_url.startswith("sqlite"):
             pytest.skip("SQLite has one driver")
-        monkeypatch.setattr(shim_store, "_load_libpq", lambda: None)
+        monkeypatch.setattr(bare, "_load_libpq", lambda: None)
 
     reg = Registry(db_url)
     slot = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
@@ -547,7 +548,7 @@ def test_lean_store_claims_renews_and_completes_like_claims(
         AuthorityRepo(s).append(JOB, Owner.CELERY, effective_slot=slot, actor="t", reason=None)
     store = Store(db_url)
     if not db_url.startswith("sqlite"):
-        assert isinstance(store.conn, shim_store.LibPq) is (driver == "libpq")
+        assert isinstance(store.conn, bare.LibPq) is (driver == "libpq")
     spec, events = store.job(JOB)
     assert spec is not None and spec["schedule"]["expression"] == "* * * * *"
     assert events == [(None, "legacy"), (slot, "celery")]
@@ -589,12 +590,12 @@ def test_a_locked_spool_file_is_skipped_by_flush_and_writers_go_elsewhere(
         second = spool.append(directory, spooled(key="b"))
         assert second != first and second.endswith(".jsonl")
         reg = Registry(sqlite_url)
-        report = spool.flush(reg, directory)
+        report = spool_flush.flush(reg, directory)
         assert (report.busy, report.uploaded, report.removed) == ((first,), 1, (second,))
     finally:
         holder.kill()
         holder.wait()
-    assert spool.flush(reg, directory).uploaded == 1
+    assert spool_flush.flush(reg, directory).uploaded == 1
     assert spool.spool_files(directory) == []
     reg.dispose()
 
@@ -622,7 +623,7 @@ def test_a_record_the_database_refuses_is_rejected_without_blocking_the_rest(
     too_long = spool.encode(spooled(job="j" * 300, key="long"))  # jobs.id is VARCHAR(200)
     (directory / "cron-x.jsonl").write_bytes(spool.encode(spooled(key="a")) + too_long +
                                              spool.encode(spooled(key="b")))
-    report = spool.flush(reg, str(directory))
+    report = spool_flush.flush(reg, str(directory))
     assert (report.uploaded, report.rejected) == (2, 1)
     assert "refused by the database" in report.rejections[0]
     assert (directory / "rejected" / "cron-x.jsonl").read_bytes() == too_long

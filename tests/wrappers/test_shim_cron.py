@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from bridge.store.db import Registry
-from bridge.store.repos import RunRepo
+from bridge.store.runs import RunRepo
 from legacy_wrappers import spool
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

@@ -22,9 +22,11 @@ import pytest
 from celery import Celery
 
 from bridge.celery_app import make_app
-from bridge.core.authority import AuthorityEvent, Owner
+from bridge.core.authority import AuthorityEvent, Owner, owner_at
+from bridge.core.claims import AlreadyClaimed, Holder, LeaseTerms
 from bridge.core.config import Settings
 from bridge.core.errors import SpecError
+from bridge.core.runs import Status
 from bridge.core.spec import (
     CommandHandler,
     Dialect,
@@ -38,21 +40,14 @@ from bridge.core.spec import (
 )
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
-from bridge.store.repos import AuthorityRepo, JobRepo, RunRepo
-from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder, Lease, LeaseTerms
-from legacy_wrappers.runner import OutcomeStatus, RunOutcome
-from legacy_wrappers.tasks import (
-    REJECTED_SLOT,
-    TASK_NAME,
-    JobRequest,
-    Rejection,
-    acquire,
-    owner_of,
-    parse_request,
-    retry_delay,
-    should_retry,
-    visibility_warnings,
-)
+from bridge.store.repos import AuthorityRepo, JobRepo
+from bridge.store.runs import RunRepo
+from legacy_wrappers.authoritative import acquire
+from legacy_wrappers.claims import Claims, Lease
+from legacy_wrappers.messages import REJECTED_SLOT, JobRequest, Rejection, parse_request
+from legacy_wrappers.retry_policy import retry_delay, should_retry
+from legacy_wrappers.tasks import TASK_NAME
+from legacy_wrappers.worker_context import visibility_warnings
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 S1, S2, S3 = "2026-03-08T07:00:00Z", "2026-03-08T08:00:00Z", "2026-03-08T09:00:00Z"
@@ -375,12 +370,12 @@ def event(owner: Owner, effective: str | None) -> AuthorityEvent:
 
 
 def test_owner_is_the_last_event_effective_at_or_before_the_slot() -> None:
-    assert owner_of([], slot(S1)) is Owner.LEGACY
+    assert owner_at([], slot(S1)) is Owner.LEGACY
     history = [event(Owner.LEGACY, None), event(Owner.CELERY, S2), event(Owner.LEGACY, S3)]
-    assert owner_of(history, slot(S1)) is Owner.LEGACY
-    assert owner_of(history, slot(S2)) is Owner.CELERY
-    assert owner_of(history, slot(S3)) is Owner.LEGACY
-    assert owner_of([event(Owner.CELERY, None)], slot(S1)) is Owner.CELERY
+    assert owner_at(history, slot(S1)) is Owner.LEGACY
+    assert owner_at(history, slot(S2)) is Owner.CELERY
+    assert owner_at(history, slot(S3)) is Owner.LEGACY
+    assert owner_at([event(Owner.CELERY, None)], slot(S1)) is Owner.CELERY
 
 
 def test_retry_backoff_doubles_caps_and_jitters() -> None:
@@ -390,19 +385,14 @@ def test_retry_backoff_doubles_caps_and_jitters() -> None:
     assert retry_delay(jittered, 2, 0.0) == 10 and retry_delay(jittered, 2, 1.0) == 20
 
 
-def outcome(status: OutcomeStatus) -> RunOutcome:
-    now = datetime.now(UTC)
-    return RunOutcome(status, None, now, now, None, None, None)
-
-
 def test_retries_follow_the_policy_and_never_follow_a_lost_lease() -> None:
     policy = RetryPolicy(max_retries=2)
-    assert should_retry(outcome(OutcomeStatus.FAILED), 1, policy, False)
-    assert should_retry(outcome(OutcomeStatus.INTERRUPTED), 2, policy, False)
-    assert not should_retry(outcome(OutcomeStatus.TIMED_OUT), 3, policy, False)
-    assert not should_retry(outcome(OutcomeStatus.FAILED), 1, policy, True)
-    assert not should_retry(outcome(OutcomeStatus.ERROR), 1, policy, False)
-    assert not should_retry(outcome(OutcomeStatus.SUCCEEDED), 1, policy, False)
+    assert should_retry(Status.FAILED, 1, policy, False)
+    assert should_retry(Status.INTERRUPTED, 2, policy, False)
+    assert not should_retry(Status.TIMED_OUT, 3, policy, False)
+    assert not should_retry(Status.FAILED, 1, policy, True)
+    assert not should_retry(Status.ERROR, 1, policy, False)
+    assert not should_retry(Status.SUCCEEDED, 1, policy, False)
 
 
 def test_long_timeouts_and_replace_overlap_are_reported() -> None:

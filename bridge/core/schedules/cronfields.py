@@ -1,6 +1,6 @@
 """Debian cron's five time fields, parsed exactly as Debian cron 3.0pl1 parses them (pure).
 
-Rules (checked against Debian's ``crontab`` and ``cron``; see ../shared/docs/semantics.md):
+Rules (checked against Debian's ``crontab`` and ``cron``; see docs/debian-cron-rules.md):
 minute 0-59, hour 0-23, day-of-month 1-31, month 1-12 or jan-dec, day-of-week 0-7 (0 and 7 are
 Sunday) or sun-sat; names are three letters, case-insensitive; ``*``, ``a-b``, lists, steps on
 ``*`` and on ranges only (``5/15`` is rejected); ``L``, ``W``, ``#`` and ``?`` do not exist —
@@ -24,7 +24,7 @@ from functools import lru_cache
 
 from bridge.core.errors import ScheduleError
 
-BLANKS = re.compile(r"[ \t]+")  # Debian separates fields with blanks and tabs only
+_FIELD_SEPARATOR = re.compile(r"[ \t]+")  # Debian separates fields with blanks and tabs only
 
 MACROS: dict[str, str | None] = {
     "@reboot": None,
@@ -181,10 +181,6 @@ def scan_field(text: str, fd: FieldDef) -> tuple[frozenset[int], str]:
     return frozenset(values), text[pos:]
 
 
-def parse_field(text: str, fd: FieldDef) -> frozenset[int]:
-    return scan_field(text, fd)[0]
-
-
 @lru_cache(maxsize=8192)
 def parse_fields(expression: str) -> CronFields:
     """Parse a five-field expression (or an ``@`` macro other than ``@reboot``)."""
@@ -194,7 +190,7 @@ def parse_fields(expression: str) -> CronFields:
         if expanded is None:
             raise ScheduleError("@reboot has no schedule: it cannot be migrated")
         text = expanded
-    parts = BLANKS.split(text.strip(" \t"))
+    parts = _FIELD_SEPARATOR.split(text.strip(" \t"))
     if len(parts) != 5:
         raise ScheduleError(f"expected 5 time fields, got {len(parts)} in '{expression.strip()}'")
     scanned = [scan_field(p, fd) for p, fd in zip(parts, FIELDS, strict=True)]

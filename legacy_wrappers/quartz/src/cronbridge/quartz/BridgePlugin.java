@@ -348,7 +348,7 @@ public class BridgePlugin implements SchedulerPlugin, TriggerListener, JobListen
         return sanitize(job + "." + (sameName > 1 ? trigger.getKey().toString() : triggerName));
     }
 
-    /** crontab_import.quartz._sanitize, code point for code point. */
+    /** crontab_import.quartz.items.safe_job_id, code point for code point. */
     static String sanitize(String raw) {
         StringBuilder s = new StringBuilder();
         raw.codePoints().forEach(cp -> s.append(

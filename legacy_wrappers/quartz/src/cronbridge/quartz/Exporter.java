@@ -28,7 +28,7 @@ import org.quartz.impl.matchers.GroupMatcher;
 /**
  * Writes a live scheduler's definitions (whatever its JobStore: RAM, JDBC, clustered) as the
  * JSON document {@code bridge import quartz --export FILE} reads (format documented in
- * crontab_import/quartz_export.py). Only the public Scheduler API is used; the file is replaced
+ * crontab_import/quartz/export.py). Only the public Scheduler API is used; the file is replaced
  * atomically (written next to it, then renamed).
  */
 final class Exporter {

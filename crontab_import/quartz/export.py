@@ -1,4 +1,4 @@
-"""The Quartz plugin's export (``exportFile``, JSON) -> ``quartz_jdbc.StoreRows``.
+"""The Quartz plugin's export (``exportFile``, JSON) -> ``quartz.rows.StoreRows``.
 
 The bridge's Quartz plugin (``legacy_wrappers/quartz``) writes a live scheduler's definitions,
 whatever its JobStore (RAM, JDBC, clustered), to a JSON file, for teams that cannot give the
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.core.errors import InputError, ParseError
-from crontab_import.quartz_jdbc import StoreJob, StoreRows, StoreTrigger
+from crontab_import.quartz.rows import StoreJob, StoreRows, StoreTrigger
 
 __all__ = ["FORMAT", "read_export"]
 

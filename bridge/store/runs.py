@@ -1,13 +1,14 @@
 """The ``runs`` table: storing and streaming :class:`~bridge.core.runs.RunRecord` values.
 
-The vocabulary (paths, roles, statuses, bounded samples) lives in :mod:`bridge.core.runs`.
+The vocabulary (paths, roles, statuses, bounded samples) lives in :mod:`bridge.core.runs`; the
+report's compact scan of this table is :mod:`bridge.store.run_scan`.
 
 Writing: :func:`record` inserts one observation; with a ``record_key`` it is idempotent (a
 duplicate key adds nothing and returns ``False``: ``INSERT ... ON CONFLICT (record_key) DO
 NOTHING`` on SQLite and PostgreSQL), so a spooled record may be uploaded twice.
 :func:`record_many` does the same for a batch in one statement execution. Both run in the
-caller's session and transaction; rows other writers add with ``RunRepo.add`` read back the
-same way.
+caller's session and transaction. :class:`RunRepo` is the small-volume face (one record at a
+time, a job's records, counts, the Celery watermarks).
 
 Reading: :func:`query` yields observations of some jobs whose slot lies in ``(since, until]``
 (the same half-open window as :func:`bridge.core.schedules.slots_between`), ordered by job, slot and
@@ -22,10 +23,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, insert, select
+from sqlalchemy import Table, Text, func, insert, select
 from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -34,7 +36,7 @@ from sqlalchemy.orm import Session
 from bridge.core.runs import COLUMNS, Path, Role, RunRecord, Status
 from bridge.store.models import RunRow
 
-__all__ = ["by_row_id", "query", "record", "record_many"]
+__all__ = ["RUNS", "RunRepo", "by_row_id", "query", "record", "record_many"]
 
 RUNS = cast(Table, RunRow.__table__)
 DEFAULT_CHUNK = 5000
@@ -52,7 +54,6 @@ _UTC_SUFFIX = "+00:00"
 FULL = (*_COLUMNS, "row_id")
 LEAN = ("job_id", "slot", "path", "role", "status", "fired_at", "started_at", "exit_status",
         "attempts", "output_digest", "host", "row_id")
-_LEAN_DEFAULTS = {name: None for name in FULL if name not in LEAN}
 
 
 def _row_reader(lean: bool = False) -> Callable[[Sequence[Any]], RunRecord]:
@@ -246,7 +247,7 @@ def _driver_columns(lean: bool) -> str:
                      for n in (LEAN if lean else FULL))
 
 
-def _window_sql(lean: bool, job: bool, since: bool, until: bool, mark: str) -> str:
+def window_sql(lean: bool, job: bool, since: bool, until: bool, mark: str) -> str:
     """The same statement as :func:`_select`, as driver SQL."""
     cols = _driver_columns(lean)
     where = [clause for flag, clause in ((job, f"job_id = {mark}"), (since, f"slot > {mark}"),
@@ -270,7 +271,7 @@ def _stream_window(session: Session, job_id: str | None, since: datetime | None,
     to_db = RUNS.c.slot.type.dialect_impl(dialect).bind_processor(dialect)
     params: list[Any] = [job_id] if job_id is not None else []
     params += [to_db(t) if to_db else t for t in (since, until) if t is not None]
-    sql = _window_sql(lean, job_id is not None, since is not None, until is not None, mark)
+    sql = window_sql(lean, job_id is not None, since is not None, until is not None, mark)
     raw = conn.connection.driver_connection
     assert raw is not None
     server_side = dialect.name == "postgresql"
@@ -282,3 +283,38 @@ def _stream_window(session: Session, job_id: str | None, since: datetime | None,
             yield from map(read, rows)
     finally:
         cursor.close()
+
+
+class RunRepo:
+    """Records one at a time, in the caller's session (the streaming reads are :func:`query`)."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, **fields: Any) -> RunRecord:
+        """Store one record (fields of :class:`RunRecord`); a duplicate ``record_key`` raises
+        ``IntegrityError`` (:func:`record` ignores it instead). Returns it with its row id."""
+        obs = RunRecord(**fields)
+        stmt = insert(RUNS).values(**obs.to_row()).returning(RUNS.c.id)
+        row_id = self.s.execute(stmt).scalar_one()
+        return replace(obs, row_id=int(row_id))
+
+    def for_job(self, job_id: str, *, since: datetime | None = None,
+                until: datetime | None = None) -> list[RunRecord]:
+        """The job's records with ``since <= slot <= until`` (either bound optional), in slot
+        and insertion order."""
+        stmt = _select(job_id, None, None)  # one job: in (slot, id) order
+        if since is not None:
+            stmt = stmt.where(RUNS.c.slot >= since)
+        if until is not None:
+            stmt = stmt.where(RUNS.c.slot <= until)
+        return list(_stream(self.s, stmt, DEFAULT_CHUNK, False))
+
+    def count(self) -> int:
+        return int(self.s.scalar(select(func.count()).select_from(RUNS)) or 0)
+
+    def celery_watermarks(self) -> dict[str, datetime]:
+        """The latest slot the Celery side has on record per job (fired, missed or skipped)."""
+        q = select(RunRow.job_id, func.max(RunRow.slot)).where(RunRow.path == Path.CELERY.value)
+        rows = self.s.execute(q.group_by(RunRow.job_id)).all()
+        return {job_id: slot for job_id, slot in rows if slot is not None}

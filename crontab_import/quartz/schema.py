@@ -1,17 +1,9 @@
-"""Quartz ``job_scheduling_data`` XML (2.0 and 1.8): a safe, line-tracked reader and the schema.
+"""The ``job_scheduling_data`` schema rules (2.0 and 1.8) Quartz checks before reading anything.
 
-``read_tree(data)`` parses a document into a :class:`Node` tree; ``validate_schema(root,
-version)`` lists every way it breaks the ``job_scheduling_data`` schema, as :class:`Issue` records
-located by line. ``xs_datetime`` and ``java_int`` read values the way Quartz's Java code does.
-The importer (``crontab_import.quartz``) builds on these.
+``validate_schema(root, version)`` lists every way a :class:`~crontab_import.quartz.tree.Node`
+tree breaks the schema, as :class:`~crontab_import.quartz.tree.Issue` records located by line.
 
-Reading the XML
-  Only through defusedxml's SAX driver: a DOCTYPE (hence every entity declaration: billion
-  laughs, XXE) is refused at once, as Quartz itself refuses it. Elements nested deeper than
-  ``MAX_DEPTH`` are refused too (Quartz documents are six levels deep). Each element keeps the
-  line where its start tag begins; errors and ``SourceLocation.line`` use it.
-
-Schema rules (what Quartz 2.3.2 checks before reading anything)
+Schema rules
   The document is validated against ``job_scheduling_data_2_0.xsd`` and **any** schema error
   makes Quartz reject the whole file: element order, an unknown element, text where only
   elements go, ``TRUE`` for a boolean, a ``cron-expression`` or ``misfire-instruction`` with
@@ -28,184 +20,10 @@ Schema rules (what Quartz 2.3.2 checks before reading anything)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
-from io import BytesIO
-from typing import Any
-from xml.sax import SAXParseException
-from xml.sax.handler import ContentHandler
-from xml.sax.xmlreader import InputSource
-from zoneinfo import ZoneInfo
+from datetime import UTC
 
-from defusedxml.common import DefusedXmlException, DTDForbidden
-from defusedxml.expatreader import DefusedExpatParser
-
-from bridge.core.errors import InputError, ParseError
-
-__all__ = [
-    "CRON_MISFIRES",
-    "CRON_SCHEMA_PATTERNS",
-    "INTERVAL_UNITS",
-    "MAX_DEPTH",
-    "NS",
-    "SIMPLE_MISFIRES",
-    "TRIGGER_ELEMENTS",
-    "WS",
-    "XSI_NS",
-    "Issue",
-    "Node",
-    "OutOfRange",
-    "collapsed",
-    "java_int",
-    "read_tree",
-    "validate_schema",
-    "xs_datetime",
-]
-
-NS = "http://www.quartz-scheduler.org/xml/JobSchedulingData"
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-MAX_DEPTH = 32
-WS = " \t\n\r"  # XML white space
-
-# ============================================================================ XML tree (SAX)
-
-
-@dataclass
-class Node:
-    tag: str
-    ns: str
-    line: int
-    attrs: dict[tuple[str | None, str], str] = field(default_factory=dict)
-    parts: list[Node | str] = field(default_factory=list)  # text and children, in order
-    end_line: int = 0
-
-    @property
-    def children(self) -> list[Node]:
-        return [p for p in self.parts if isinstance(p, Node)]
-
-    @property
-    def text(self) -> str:
-        """The element's own text (not its descendants')."""
-        return "".join(p for p in self.parts if isinstance(p, str))
-
-    def kids(self, tag: str) -> list[Node]:
-        return [c for c in self.children if c.ns == NS and c.tag == tag]
-
-    def first(self, tag: str) -> Node | None:
-        found = self.kids(tag)
-        return found[0] if found else None
-
-    def line_of(self, tag: str) -> int:
-        node = self.first(tag)
-        return node.line if node else self.line
-
-    def string_value(self) -> str:
-        """XPath string value: the text of the element and all its descendants, in order."""
-        out: list[str] = []
-        stack: list[Node | str] = [self]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, str):
-                out.append(item)
-            else:
-                stack.extend(reversed(item.parts))
-        return "".join(out)
-
-    def value(self, tag: str) -> str | None:
-        """Quartz's ``getTrimmedToNullString``: first child's trimmed text, None if empty."""
-        node = self.first(tag)
-        text = node.string_value().strip(WS) if node else ""
-        return text or None
-
-
-class _TreeBuilder(ContentHandler):
-    def __init__(self, max_triggers: int | None = None) -> None:
-        super().__init__()
-        self.root: Node | None = None
-        self._stack: list[Node] = []
-        self._locator: Any = None
-        self._max_triggers = max_triggers
-        self._triggers = 0
-
-    def setDocumentLocator(self, locator: Any) -> None:
-        self._locator = locator
-
-    def _line(self) -> int:
-        return int(self._locator.getLineNumber() or 0) if self._locator else 0
-
-    def startElementNS(self, name: Any, qname: Any, attrs: Any) -> None:
-        if len(self._stack) >= MAX_DEPTH:
-            raise ParseError(f"elements nested deeper than {MAX_DEPTH} levels", line=self._line())
-        ns, local = name
-        if local == "trigger" and self._max_triggers is not None:
-            self._triggers += 1
-            if self._triggers > self._max_triggers:
-                raise InputError(
-                    f"more than {self._max_triggers} triggers: refused while reading",
-                    line=self._line(),
-                    hint="raise --max-jobs if this is intended",
-                )
-        node = Node(tag=local, ns=ns or "", line=self._line(), attrs=dict(attrs.items()))
-        if self._stack:
-            self._stack[-1].parts.append(node)
-        else:
-            self.root = node
-        self._stack.append(node)
-
-    def endElementNS(self, name: Any, qname: Any) -> None:
-        self._stack.pop().end_line = self._line()
-
-    def characters(self, content: str) -> None:
-        if self._stack:
-            self._stack[-1].parts.append(content)
-
-
-def read_tree(data: bytes, *, max_triggers: int | None = None) -> Node:
-    """Parse with defusedxml (no DTD, no entities, no external references) into a Node tree.
-
-    ``max_triggers``: an :class:`InputError` (not a ParseError: the import stops) as soon as
-    the document's ``trigger`` elements exceed it, before the rest is read."""
-    builder = _TreeBuilder(max_triggers)
-    parser = DefusedExpatParser(
-        namespaceHandling=1, forbid_dtd=True, forbid_entities=True, forbid_external=True
-    )
-    parser.setContentHandler(builder)
-    source = InputSource()
-    source.setByteStream(BytesIO(data))
-    try:
-        parser.parse(source)
-    except DTDForbidden as e:
-        raise ParseError(
-            "a DOCTYPE is not allowed (Quartz refuses it too; entity declarations are how "
-            "billion-laughs and XXE attacks work)",
-            line=_parser_line(parser),
-        ) from e
-    except DefusedXmlException as e:
-        raise ParseError(f"refused XML construct: {e}", line=_parser_line(parser)) from e
-    except SAXParseException as e:
-        raise ParseError(f"not well-formed XML: {e.getMessage()}", line=e.getLineNumber()) from e
-    except (ValueError, LookupError) as e:
-        raise ParseError(f"unreadable XML: {e}", line=_parser_line(parser)) from e
-    if builder.root is None:
-        raise ParseError("no root element", line=1)
-    return builder.root
-
-
-def _parser_line(parser: Any) -> int | None:
-    try:
-        return int(parser.getLineNumber())
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
-# ============================================================================ schema (XSD rules)
-
-
-@dataclass(frozen=True)
-class Issue:
-    line: int | None
-    message: str
-    fatal: bool = True  # Quartz rejects the whole file for it
+from crontab_import.quartz.tree import NS, WS, XSI_NS, Issue, Node
+from crontab_import.quartz.values import INT_RE, OutOfRange, collapsed, xs_datetime
 
 
 def _compile_model(notation: str) -> re.Pattern[str]:
@@ -370,16 +188,7 @@ def _cron_schema_pattern(version: str) -> re.Pattern[str]:
 
 CRON_SCHEMA_PATTERNS = {v: _cron_schema_pattern(v) for v in ("2.0", "1.8")}
 
-_DATETIME_RE = re.compile(
-    r"(-?)([0-9]{4,})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
-    r"(Z|[+-][0-9]{2}:[0-9]{2})?"
-)
 _NNI_RE = re.compile(r"\+?[0-9]+|-0+")
-_INT_RE = re.compile(r"[+-]?[0-9]+")
-
-
-def collapsed(text: str) -> str:
-    return " ".join(part for part in re.split(r"[ \t\n\r]+", text) if part)
 
 
 def _check_simple_value(kind: str, text: str, version: str) -> str | None:
@@ -389,7 +198,7 @@ def _check_simple_value(kind: str, text: str, version: str) -> str | None:
         return f"{text!r} is not an xs:boolean (true, false, 1 or 0)"
     if kind == "nni" and not _NNI_RE.fullmatch(value):
         return f"{text!r} is not a non-negative integer"
-    if kind == "repeat-count" and not (_INT_RE.fullmatch(value) and int(value) >= -1):
+    if kind == "repeat-count" and not (INT_RE.fullmatch(value) and int(value) >= -1):
         return f"{text!r} is not an integer >= -1 (-1 repeats forever)"
     if kind == "dateTime":
         return _datetime_problem(value, text)
@@ -403,10 +212,6 @@ def _check_simple_value(kind: str, text: str, version: str) -> str | None:
             return "MISFIRE_INSTRUCTION_IGNORE_MISFIRE_POLICY cannot be written in a job XML"
         return f"{text!r} is not one of {', '.join(_ENUMS[kind])} (exact spelling, no blanks)"
     return None
-
-
-class OutOfRange(ValueError):
-    """A valid xs:dateTime Python's datetime cannot hold."""
 
 
 def _datetime_problem(value: str, text: str) -> str | None:
@@ -485,63 +290,3 @@ def _check_simple(node: Node, kind: str, version: str) -> list[Issue]:
 
 def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# ================================================================ values, as Java reads them
-
-
-def xs_datetime(value: str, default_zone: ZoneInfo | timezone) -> datetime:
-    """An ``xs:dateTime`` as Java's DatatypeConverter reads it (local times: default zone), in
-    UTC; ValueError when it is not one (or not representable)."""
-    m = _DATETIME_RE.fullmatch(value)
-    if not m:
-        raise ValueError("expected YYYY-MM-DDThh:mm:ss[.fff][Z|+hh:mm]")
-    sign, year_s, mo, d, h, mi, s, frac, tz = m.groups()
-    if sign or year_s == "0000" or (len(year_s) > 4 and year_s[0] == "0"):
-        raise ValueError(f"year {sign}{year_s} is not an XML Schema year")
-    if int(year_s) > 9999:
-        raise OutOfRange("outside the years 0001..9999 (UTC) the bridge supports")
-    micro = int((frac[1:] + "000")[:3]) * 1000 if frac else 0
-    midnight = (h, mi, s) == ("24", "00", "00") and not micro
-    try:
-        wall = datetime(
-            int(year_s), int(mo), int(d), 0 if midnight else int(h), int(mi), int(s), micro
-        ) + timedelta(days=midnight)
-        local = (
-            _java_local(wall, default_zone) if tz is None else wall.replace(tzinfo=_offset_zone(tz))
-        )
-        return local.astimezone(UTC)
-    except OverflowError:
-        raise OutOfRange("outside the years 0001..9999 (UTC) the bridge supports") from None
-
-
-def _offset_zone(tz: str) -> timezone:
-    if tz == "Z":
-        return UTC
-    hours, minutes = int(tz[1:3]), int(tz[4:6])
-    if minutes > 59 or hours * 60 + minutes > 14 * 60:
-        raise ValueError(f"offset {tz} is outside -14:00..+14:00")
-    delta = timedelta(hours=hours, minutes=minutes)
-    return timezone(-delta if tz[0] == "-" else delta)
-
-
-def _java_local(wall: datetime, zone: ZoneInfo | timezone) -> datetime:
-    """A wall time of ``zone`` as Java's GregorianCalendar resolves it.
-
-    Ambiguous (autumn) times are the later, standard-time instant; times in a spring gap are
-    read with the offset before the gap (so 02:30 becomes 03:30 on a 1-hour jump).
-    """
-    later = wall.replace(tzinfo=zone, fold=1)
-    if later.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
-        return later
-    return wall.replace(tzinfo=zone, fold=0)
-
-
-def java_int(text: str, bits: int) -> int:
-    """``Integer.parseInt``/``Long.parseLong``: ASCII digits, optional sign, bounded."""
-    if not _INT_RE.fullmatch(text):
-        raise ValueError(f"'{text}' is not a number")
-    value = int(text)
-    if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-        raise ValueError(f"'{text}' does not fit a Java {'int' if bits == 32 else 'long'}")
-    return value

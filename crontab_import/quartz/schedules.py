@@ -58,17 +58,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bridge.core.errors import BridgeError, ScheduleError
 from bridge.core.schedules.simple import unsupported_reason as calendar_unsupported_reason
 from bridge.core.spec import Dialect, IntervalUnit, MisfirePolicy, ScheduleSpec
-from crontab_import.quartz_document import QuartzTrigger
-from crontab_import.quartz_xml import (
-    CRON_MISFIRES,
-    INTERVAL_UNITS,
-    SIMPLE_MISFIRES,
-    Issue,
-    OutOfRange,
-    collapsed,
-    java_int,
-    xs_datetime,
-)
+from crontab_import.quartz.document import QuartzTrigger
+from crontab_import.quartz.schema import CRON_MISFIRES, INTERVAL_UNITS, SIMPLE_MISFIRES
+from crontab_import.quartz.tree import Issue
+from crontab_import.quartz.values import OutOfRange, collapsed, java_int, xs_datetime
 
 __all__ = ["JAVA_SHORT_IDS", "TriggerSchedule", "misfire_policy", "trigger_schedule"]
 

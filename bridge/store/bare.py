@@ -1,4 +1,4 @@
-"""The registry as the shim sees it: a few statements on the bare database driver.
+"""The registry as the legacy shim sees it: a few statements on the bare database driver.
 
 The shim must not import SQLAlchemy (about 200 ms before the first statement, on every cron
 job), so it speaks to ``sqlite3``, or to PostgreSQL's libpq directly through ``ctypes``
@@ -8,7 +8,8 @@ the rows and formats the SQLAlchemy models write: timestamps as
 ``YYYY-MM-DD HH:MM:SS.ffffff``), so a claim inserted here and one inserted by
 :class:`legacy_wrappers.claims.Claims` for the same slot collide on the unique constraint. Only
 the uncontested claim, its renewal and its completion are done here; a claim whose row already
-exists goes to :func:`contested_claim`, i.e. to :class:`Claims` itself.
+exists goes to :class:`legacy_wrappers.claims.Claims` itself (the shim's
+:func:`legacy_wrappers.shim_run.contested_claim`).
 
 A SQLite registry is opened ``mode=rw``: a missing file is "unreachable", never created empty.
 Every driver error other than a unique violation becomes :class:`StoreError`.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-LEASE_SECONDS = 30  # legacy_wrappers.claims.LeaseTerms defaults
+LEASE_SECONDS = 30  # bridge.core.claims.LeaseTerms defaults
 RENEW_SECONDS = 10
 BUSY_TIMEOUT_SECONDS = 10
 CONNECT_TIMEOUT_SECONDS = 5
@@ -312,20 +313,3 @@ class LibPqCursor:
     def fetchall(self) -> list[tuple[str | None, ...]]:
         rows, self.rows = self.rows, []
         return rows
-
-
-def contested_claim(url: str, job_id: str, slot: datetime, lineage: str,
-                    instance: str) -> tuple[ClaimRef | None, str | None]:
-    """The rare path: the slot's row exists. :class:`Claims` decides (a takeover of an expired
-    lease, or :class:`AlreadyClaimed`); returns (our claim, None) or (None, the reason)."""
-    from bridge.store.db import Registry
-    from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder
-
-    registry = Registry(url, check_schema=False)
-    try:
-        result = Claims(registry).claim(job_id, slot, Holder(lineage, instance), path="legacy")
-    finally:
-        registry.dispose()
-    if isinstance(result, AlreadyClaimed):
-        return None, result.reason
-    return ClaimRef(result.info.id, result.info.holder, result.info.attempts), None

@@ -1,9 +1,9 @@
 """What a Quartz ``job_scheduling_data`` tree defines: its jobs, triggers and directives.
 
-``read_jobs`` and ``read_triggers`` turn the elements of a ``quartz_xml.Node`` tree into
+``read_jobs`` and ``read_triggers`` turn the elements of a ``quartz.tree.Node`` tree into
 :class:`QuartzJob` and :class:`QuartzTrigger` records, read the way Quartz 2.3.2's
 ``XMLSchedulingDataProcessor`` reads them; ``document_notes`` reports what the file asks of
-Quartz besides its schedule. The importer (``crontab_import.quartz``) turns the records into
+Quartz besides its schedule. The importer (``crontab_import.quartz.items``) turns the records into
 bridge jobs.
 
 How Quartz reads values
@@ -23,7 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from crontab_import.quartz_xml import NS, TRIGGER_ELEMENTS, WS, Issue, Node, collapsed
+from crontab_import.quartz.schema import TRIGGER_ELEMENTS
+from crontab_import.quartz.tree import NS, WS, Issue, Node
+from crontab_import.quartz.values import collapsed
 
 __all__ = [
     "DEFAULT_GROUP",

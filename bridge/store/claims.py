@@ -1,0 +1,168 @@
+"""The ``claims`` table: every statement the claim guard (invariant 4) runs.
+
+Guarantees, identical on SQLite and PostgreSQL (the decisions are pure,
+:mod:`bridge.core.claims`; the lease's life in a worker is :mod:`legacy_wrappers.claims`):
+
+* **One winner.** :meth:`ClaimStore.insert` returns ``None`` when the unique constraint on
+  ``(job_id, slot)`` says someone else inserted first.
+* **Never while the lease is alive.** :meth:`ClaimStore.take` is a conditional ``UPDATE ...
+  WHERE state='running' AND expires_at < now AND attempts = <seen>`` (or the state and holder
+  as seen, for a resume / re-claim); ``rowcount`` says who won.
+* **Fenced.** :meth:`ClaimStore.renew`, :meth:`~ClaimStore.park` and
+  :meth:`~ClaimStore.close` change the row only while it is still ``running`` under the
+  holder *and attempt* of the given snapshot.
+* **Short transactions.** Every operation is one statement in its own transaction (no
+  read-then-write upgrade, which SQLite would answer with ``database is locked``); a
+  :meth:`~ClaimStore.close` may write the run's row in the same transaction.
+
+An unreachable database is an :class:`~bridge.core.errors.InfraError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Connection, Table, and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from bridge.core.claims import ClaimAction, ClaimInfo, ClaimState
+from bridge.core.runs import RunRecord
+from bridge.store.db import Registry, unreachable
+from bridge.store.models import ClaimRow
+from bridge.store.run_rows import insert_record, replace_record
+
+CLAIMS = cast(Table, ClaimRow.__table__)
+T = TypeVar("T")
+
+
+def info_of(row: Any) -> ClaimInfo:
+    return ClaimInfo(
+        id=row.id,
+        job_id=row.job_id,
+        slot=row.slot,
+        holder=row.holder,
+        path=row.path,
+        state=ClaimState(row.state),
+        attempts=row.attempts,
+        expires_at=row.expires_at,
+    )
+
+
+def _fence(info: ClaimInfo) -> Any:
+    c = CLAIMS.c
+    return and_(c.id == info.id, c.holder == info.holder, c.attempts == info.attempts,
+                c.state == ClaimState.RUNNING.value)
+
+
+class ClaimStore:
+    """The claims of one registry. Thread-safe; one instance per process is enough."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def _tx(self, work: Callable[[Connection], T]) -> T:
+        try:
+            with self.registry.engine.begin() as conn:
+                return work(conn)
+        except OperationalError as e:
+            raise unreachable(self.registry.url, e) from e
+
+    def get(self, job_id: str, slot: datetime) -> ClaimInfo | None:
+        query = select(CLAIMS).where(CLAIMS.c.job_id == job_id, CLAIMS.c.slot == slot)
+        row = self._tx(lambda c: c.execute(query).first())
+        return None if row is None else info_of(row)
+
+    def insert(self, job_id: str, slot: datetime, holder: str, path: str, now: datetime,
+               expires: datetime) -> ClaimInfo | None:
+        """A fresh ``running`` claim; ``None`` if the slot is claimed already."""
+        stmt = insert(CLAIMS).values(
+            job_id=job_id, slot=slot, holder=holder, path=path,
+            state=ClaimState.RUNNING.value, attempts=1, expires_at=expires,
+            created_at=now, updated_at=now,
+        )
+        try:
+            result = self._tx(lambda c: c.execute(stmt))
+        except IntegrityError:
+            return None
+        key = result.inserted_primary_key
+        assert key is not None
+        return ClaimInfo(int(key[0]), job_id, slot, holder, path, ClaimState.RUNNING, 1, expires)
+
+    def take(self, existing: ClaimInfo, holder: str, path: str, action: ClaimAction,
+             now: datetime, expires: datetime) -> ClaimInfo | None:
+        """Compare-and-swap ``existing`` to ``running`` for ``holder``; None if someone beat us."""
+        c = CLAIMS.c
+        if action is ClaimAction.TAKEOVER:
+            allowed = or_(
+                and_(c.state == ClaimState.RUNNING.value, c.expires_at < now),
+                c.state == ClaimState.ABANDONED.value,
+            )
+        else:
+            allowed = and_(c.state == existing.state.value, c.holder == existing.holder)
+        attempts = existing.attempts if action is ClaimAction.RESUME else existing.attempts + 1
+        stmt = (
+            update(CLAIMS)
+            .where(c.id == existing.id, c.attempts == existing.attempts, allowed)
+            .values(holder=holder, path=path, state=ClaimState.RUNNING.value,
+                    attempts=attempts, expires_at=expires, updated_at=now)
+        )
+        if self._tx(lambda conn: conn.execute(stmt).rowcount) != 1:
+            return None
+        return replace(existing, holder=holder, path=path, state=ClaimState.RUNNING,
+                       attempts=attempts, expires_at=expires)
+
+    def live_before(self, job_id: str, slot: datetime, now: datetime) -> ClaimInfo | None:
+        """The latest earlier slot of ``job_id`` whose run still holds a live lease, if any."""
+        c = CLAIMS.c
+        query = (
+            select(CLAIMS)
+            .where(c.job_id == job_id, c.slot < slot, c.state == ClaimState.RUNNING.value,
+                   c.expires_at >= now)
+            .order_by(c.slot.desc())
+            .limit(1)
+        )
+        row = self._tx(lambda conn: conn.execute(query).first())
+        return None if row is None else info_of(row)
+
+    def abandon_expired(self, now: datetime) -> int:
+        """Mark every running claim whose lease expired as ``abandoned``; returns how many."""
+        c = CLAIMS.c
+        stmt = (
+            update(CLAIMS)
+            .where(c.state == ClaimState.RUNNING.value, c.expires_at < now)
+            .values(state=ClaimState.ABANDONED.value, updated_at=now)
+        )
+        return int(self._tx(lambda conn: conn.execute(stmt).rowcount))
+
+    def renew(self, info: ClaimInfo, now: datetime, expires: datetime) -> bool:
+        stmt = update(CLAIMS).where(_fence(info)).values(expires_at=expires, updated_at=now)
+        return bool(self._tx(lambda c: c.execute(stmt).rowcount) == 1)
+
+    def park(self, info: ClaimInfo, now: datetime) -> bool:
+        """Set the held claim ``deferred`` (attempts kept); ``False`` if it was not held."""
+        stmt = update(CLAIMS).where(_fence(info)).values(
+            state=ClaimState.DEFERRED.value, expires_at=now, updated_at=now
+        )
+        return bool(self._tx(lambda c: c.execute(stmt).rowcount) == 1)
+
+    def close(self, info: ClaimInfo, state: ClaimState, now: datetime, *,
+              record: RunRecord | None = None, record_key: str | None = None) -> bool:
+        """Give the held claim its verdict; ``False`` if it was not held. ``record`` (if any)
+        is written in the same transaction whether or not the claim was held: inserted, or
+        overwriting the row keyed ``record_key``."""
+        stmt = update(CLAIMS).where(_fence(info)).values(
+            state=state.value, expires_at=now, updated_at=now
+        )
+
+        def work(conn: Connection) -> int:
+            count = int(conn.execute(stmt).rowcount)
+            if record is not None and record_key is None:
+                insert_record(conn, record)
+            elif record is not None and record_key is not None:
+                replace_record(conn, record_key, record)
+            return count
+
+        return self._tx(work) == 1

@@ -1,0 +1,73 @@
+"""What the legacy shim does exactly as cron would: the command's environment, ``execve`` of the
+shell, and the shim's own errors to syslog (never to the job's output). Imports only ``os``
+(``signal`` and ``syslog`` when used): the unmanaged path of :mod:`legacy_wrappers.shim`."""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the fast path ~5 ms
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+STRIPPED = ("BRIDGE_JOB", "BRIDGE_SHELL")
+ERROR_EXIT = 1  # cron's exit status when it cannot exec the shell
+
+
+def child_environment(env: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """The shell to run and the command's environment: cron's, SHELL restored, ours removed."""
+    shell = env.get("BRIDGE_SHELL") or "/bin/sh"
+    out = {k: v for k, v in env.items() if k not in STRIPPED}
+    out["SHELL"] = shell
+    return shell, out
+
+
+def original_environment() -> dict[str, str]:
+    """The environment cron passed to ``execve``, before CPython touched it.
+
+    CPython's start-up may coerce a C locale by setting ``LC_CTYPE=C.UTF-8`` in its own
+    environment (PEP 538), which ``os.environ`` then shows; the command must not inherit that.
+    ``/proc/self/environ`` still holds the block execve received. First occurrence of a name
+    wins (as in ``os.environ``); undecodable bytes round-trip through ``surrogateescape``."""
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return dict(os.environ)
+    env: dict[str, str] = {}
+    for entry in raw.split(b"\0"):
+        name, sep, value = entry.partition(b"=")
+        if sep and name:
+            env.setdefault(os.fsdecode(name), os.fsdecode(value))
+    return env
+
+
+def _restore_python_signals() -> None:
+    """Undo what CPython changed at start-up, so exec'd programs inherit cron's dispositions."""
+    import signal
+
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
+def exec_shell(shell: str, args: list[str], env: dict[str, str]) -> None:
+    """Replace this process by ``shell args...`` exactly as cron's ``execle`` would."""
+    _restore_python_signals()
+    try:
+        os.execve(shell, [shell, *args], env)
+    except OSError as e:
+        os.write(2, f"{shell}: execle: {os.strerror(e.errno or 0)}\n".encode(errors="replace"))
+        os._exit(ERROR_EXIT)
+
+
+def syslog(level: str, message: str) -> None:
+    """Errors of the shim itself go to syslog (facility cron), never to the job's output."""
+    try:
+        import syslog as _syslog
+
+        priorities = {"err": _syslog.LOG_ERR, "warning": _syslog.LOG_WARNING}
+        _syslog.openlog("bridge-cron-shell", _syslog.LOG_PID, _syslog.LOG_CRON)
+        _syslog.syslog(priorities.get(level, _syslog.LOG_NOTICE), message.replace("\n", " ")[:8000])
+    except Exception:
+        pass
