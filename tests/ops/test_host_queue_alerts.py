@@ -68,8 +68,9 @@ def test_a_host_queue_nobody_consumes_alerts_naming_the_host() -> None:
 
 @pytest.mark.integration
 def test_health_reads_consumers_from_transport_liveness(tmp_path: Path, redis_url: str) -> None:
+    from bridge.adapters.transport import live_consumers
     from bridge.ops.health import consumed_queues
-    from tests.chaos.harness import Chaos
+    from tests.chaos.harness import Chaos, wait_for
 
     chaos = Chaos(tmp_path, redis_url)
     client = redis.Redis.from_url(redis_url)
@@ -82,6 +83,7 @@ def test_health_reads_consumers_from_transport_liveness(tmp_path: Path, redis_ur
                 raise AssertionError("inspected the workers although liveness sufficed")
 
         needed = frozenset({"bridge", "bridge.host.web-01"})
+        wait_for("the worker's first poll", lambda: set(live_consumers(client)) >= needed, 30)
         assert consumed_queues(NoBroadcast(), client, needed) >= needed  # type: ignore[operator]
     finally:
         client.close()
