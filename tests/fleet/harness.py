@@ -7,16 +7,11 @@ real Debian ``cron -f`` reading only the files installed for it, and its own ``b
 --host NAME`` (its host's queue plus the shared one). Everything else (``/tmp``, the network:
 Redis, PostgreSQL) is shared, as a fleet shares a broker and a registry. The whole namespace is
 one process session: :meth:`Host.stop` ends it (cron, the worker, their children).
-
-:func:`rewrite_for_host` stands in for a per-host ``bridge legacy rewrite`` of an inventory
-file: the pure :func:`legacy_wrappers.rewrite.rewrite` with the host's job ids
-(``<host>.<id>``, :func:`bridge.core.hosts.qualify`).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -25,9 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.core.hosts import qualify
-from legacy_wrappers.rewrite import rewrite
-from tests.e2e.harness import BRIDGE, SHIM, World, wait_for
+from tests.e2e.harness import BRIDGE, World, wait_for
 
 HOST_SCRIPT = r"""
 set -e
@@ -58,14 +51,6 @@ def namespaces_available() -> str | None:
     if done.returncode != 0:
         return f"unshare --mount --uts refused: {done.stderr.decode(errors='replace').strip()}"
     return None
-
-
-def rewrite_for_host(text: str, host: str, file: str, ids_on_host: list[str]) -> str:
-    """The file as ``bridge legacy rewrite`` routes it on ``host``: every original byte kept,
-    ``BRIDGE_JOB=<host>.<id>`` above each managed line."""
-    done = rewrite(text, file=file, managed_ids=ids_on_host, kind="cron.d", shim=SHIM)
-    return re.sub(r"^BRIDGE_JOB=(\S+)$", lambda m: f"BRIDGE_JOB={qualify(host, m.group(1))}",
-                  done.text, flags=re.MULTILINE)
 
 
 @dataclass

@@ -5,8 +5,9 @@ Each host has ``/etc/cron.d/fleet`` with two every-minute lines: ``local-<host>`
 text on each host: host-bound) and ``global`` (the same line on all three: a consolidation
 group). Every run appends ``<hostname> <job> <minute>`` to one shared file. The flow:
 
-1. ``bridge import crontab --inventory`` of the three hosts' trees; the files are rewritten
-   through the shim and installed in each host's private ``/etc/cron.d``;
+1. ``bridge import crontab --inventory`` of the three hosts' trees; ``bridge legacy rewrite
+   --inventory`` writes each host's tree, whose cron.d file goes to that host's private
+   ``/etc/cron.d``;
 2. ``bridge fleet consolidate`` of the ``global`` group (one job placed anywhere);
 3. minute M1, shadow: every line runs under its host's cron; Celery observes (each host-bound
    job on its host's worker, the group once);
@@ -35,7 +36,7 @@ import pytest
 
 from tests.chaos.harness import empty_registry
 from tests.e2e.harness import World, iso, shadow_verdicts, sleep_until, wait_for
-from tests.fleet.harness import Host, effects, namespaces_available, rewrite_for_host, start_hosts
+from tests.fleet.harness import Host, effects, namespaces_available, start_hosts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(360)]
 
@@ -84,13 +85,18 @@ def inventory(w: World) -> Path:
 
 
 def install_rewritten(w: World, root: Path) -> list[Host]:
+    """``bridge legacy rewrite --inventory``: one output tree per host, whose cron.d files each
+    host's cron then reads."""
+    out = w.tmp / "outgoing"
+    done = w.cli("legacy", "rewrite", "--inventory", str(root), "--out", str(out),
+                 "--authority-dir", str(w.tmp / "authority"), "--json")
+    assert done.code == 0, done.out + done.err
     hosts = []
     for host in HOSTS:
-        text = (root / host / "etc" / "cron.d" / "fleet").read_text()
-        target = w.tmp / f"cron-{host}"
-        target.mkdir()
-        (target / "fleet").write_text(rewrite_for_host(text, host, FILE, [LOCAL_ID, GLOBAL_ID]))
-        hosts.append(Host(host, w, target))
+        cron_d = out / host / "etc" / "cron.d"
+        text = (cron_d / "fleet").read_text()
+        assert "BRIDGE_JOB=web-0" in text and f"BRIDGE_JOB={host}.{LOCAL_ID}" in text
+        hosts.append(Host(host, w, cron_d))
     return hosts
 
 
