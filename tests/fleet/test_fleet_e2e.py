@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.harness import empty_registry
-from tests.e2e.harness import World, iso, shadow_verdicts, sleep_until, wait_for
+from tests.e2e.harness import SHIM, World, iso, shadow_verdicts, sleep_until, wait_for
 from tests.fleet.harness import Host, effects, namespaces_available, start_hosts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(360)]
@@ -89,13 +89,13 @@ def install_rewritten(w: World, root: Path) -> list[Host]:
     host's cron then reads."""
     out = w.tmp / "outgoing"
     done = w.cli("legacy", "rewrite", "--inventory", str(root), "--out", str(out),
-                 "--authority-dir", str(w.tmp / "authority"), "--json")
+                 "--shim", SHIM, "--authority-dir", str(w.tmp / "authority"), "--json")
     assert done.code == 0, done.out + done.err
     hosts = []
     for host in HOSTS:
         cron_d = out / host / "etc" / "cron.d"
         text = (cron_d / "fleet").read_text()
-        assert "BRIDGE_JOB=web-0" in text and f"BRIDGE_JOB={host}.{LOCAL_ID}" in text
+        assert f"SHELL={SHIM}\n" in text and f"BRIDGE_JOB={host}.{LOCAL_ID}\n" in text
         hosts.append(Host(host, w, cron_d))
     return hosts
 
