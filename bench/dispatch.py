@@ -118,9 +118,20 @@ def run_stock(app: Any, r: Any, n: int) -> tuple[float, float]:
     scheduler = RedBeatScheduler(app=app)
     hold_lock(scheduler)
     try:
-        return tick_until(scheduler, r, n, timeout=max(120.0, n / 50))
+        timing = tick_until(scheduler, r, n, timeout=max(120.0, n / 50))
     finally:
         scheduler.close()
+    check_stock(r, n)
+    return timing
+
+
+def check_stock(r: Any, n: int) -> None:
+    """Stock RedBeat's run queued each of the N jobs exactly once, or the bench stops."""
+    jobs = [json.loads(base64.b64decode(json.loads(item)["body"]))[0][0]
+            for item in r.lrange(QUEUE, 0, -1)]
+    require(len(jobs) == n and len(set(jobs)) == n,
+            f"stock RedBeat queued {len(jobs)} messages for {len(set(jobs))} distinct jobs, "
+            f"expected {n}")
 
 
 def bridge_entries(app: Any, r: Any, n: int) -> float:
@@ -170,15 +181,15 @@ def run_bridge(app: Any, r: Any, n: int) -> tuple[tuple[float, float], float]:
 def run_ceiling(app: Any, r: Any, n: int, slot: float) -> tuple[float, float, int]:
     """N messages exactly as large as the bridge's, pushed by pipelined LPUSH (1,000 commands
     per round trip): what Redis accepts from one client, nothing built per message."""
-    from bridge.beat.publish import BatchPublisher, Firing
+    from bridge.beat.publish import BatchPublisher, SlotMessage
 
     r.flushall()
     # one real bridge message as the template (about 1 KB): the ceiling pushes bytes of the
     # same size, so the comparison is about the scheduler's work, not the payload
-    BatchPublisher(app).publish(_producer(app), [Firing("job-000000", datetime.fromtimestamp(
+    BatchPublisher(app).publish(_producer(app), [SlotMessage("job-000000", datetime.fromtimestamp(
         slot, UTC), QUEUE)])
     template = r.rpop(QUEUE)
-    assert template is not None, "the template message was not queued"
+    require(template is not None, "the ceiling's template message was not queued")
     r.flushall()
     started, cpu = time.perf_counter(), time.process_time()
     with r.pipeline(transaction=False) as pipe:
@@ -206,8 +217,15 @@ def reference_headers(app: Any, r: Any) -> set[str]:
     return set(envelope["headers"])
 
 
+def require(condition: bool, what: str) -> None:
+    """A bench check that holds under ``python -O`` too: exit non-zero, saying what failed."""
+    if not condition:
+        raise SystemExit(f"degenerate workload: {what}")
+
+
 def check_messages(app: Any, r: Any, n: int, slot: float) -> dict[str, Any]:
-    """Decode every queued message; return what was found (raises on a bad one)."""
+    """Decode every queued message: exactly N, one per job, each for the current slot, each
+    the protocol 2 message ``send_task`` makes (exits non-zero on the first that is not)."""
     expected_slot = datetime.fromtimestamp(slot, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     raw = r.lrange(QUEUE, 0, -1)
     want = reference_headers(app, r)
@@ -215,17 +233,19 @@ def check_messages(app: Any, r: Any, n: int, slot: float) -> dict[str, Any]:
     for item in raw:
         env = json.loads(item)
         headers, props = env["headers"], env["properties"]
-        assert env["content-type"] == "application/json", env["content-type"]
-        assert headers["task"] == "bridge.run_job" and headers["lang"] == "py"
-        assert set(headers) >= want, want - set(headers)
-        assert props["correlation_id"] == headers["id"]
-        assert props["delivery_info"]["routing_key"] == QUEUE
-        body = json.loads(base64.b64decode(env["body"]))
-        args, kwargs, embed = body
-        assert kwargs == {} and set(embed) == {"callbacks", "errbacks", "chain", "chord"}
-        assert args[1] == expected_slot, args
+        require(env["content-type"] == "application/json", f"content-type {env['content-type']}")
+        require(headers["task"] == "bridge.run_job" and headers["lang"] == "py",
+                f"task {headers['task']}")
+        require(set(headers) >= want, f"headers missing {want - set(headers)}")
+        require(props["correlation_id"] == headers["id"], "correlation_id is not the task id")
+        require(props["delivery_info"]["routing_key"] == QUEUE, "routed elsewhere")
+        args, kwargs, embed = json.loads(base64.b64decode(env["body"]))
+        require(kwargs == {} and set(embed) == {"callbacks", "errbacks", "chain", "chord"},
+                f"body {kwargs} {embed}")
+        require(args[1] == expected_slot, f"a message for {args}, not the slot {expected_slot}")
         pairs.add((args[0], args[1]))
-    assert len(raw) == n and len(pairs) == n, (len(raw), len(pairs))
+    require(len(raw) == n and len(pairs) == n,
+            f"{len(raw)} messages for {len(pairs)} (job, slot) pairs, expected {n}")
     return {"messages": len(raw), "distinct_job_slot": len(pairs), "protocol": 2,
             "headers_match_send_task": True}
 
@@ -252,7 +272,8 @@ def drain_with_worker(r: Any, n: int, env: dict[str, str], workdir: Path) -> dic
         proc.terminate()
         proc.wait(timeout=30)
     lines = record.read_text().splitlines() if record.exists() else []
-    assert len(lines) == n and len(set(lines)) == n, (len(lines), len(set(lines)))
+    require(len(lines) == n and len(set(lines)) == n,
+            f"the worker ran {len(lines)} messages ({len(set(lines))} distinct), expected {n}")
     return {"consumed_by_stock_worker": len(lines), "seconds": round(time.monotonic() - started, 2)}
 
 

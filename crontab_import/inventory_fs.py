@@ -102,6 +102,10 @@ class _Host:
             return ()
         names = []
         for entry in sorted(found.iterdir()):
+            if not entry.is_symlink():  # inside the folder already: no link to follow
+                if entry.is_file():
+                    names.append(entry.name)
+                continue
             resolved = self.resolve(f"{directory}/{entry.name}")
             if resolved is not None and resolved.is_file():
                 names.append(entry.name)

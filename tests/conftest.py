@@ -1,91 +1,126 @@
-"""Shared fixtures: real services only.
+"""Shared fixtures (real services only) and the test tiers. Helpers: ``tests/support``.
+
+Fixtures:
 
 * ``redis_server``: a private ``redis-server`` (Debian's binary) on a free port per session, no
   persistence; ``RedisServer.restart()`` for tests that kill it. ``redis_factory`` starts more.
+  ``redis_url``: that server, flushed before the test.
 * ``pg_url``: a fresh PostgreSQL database on the local server per session, dropped afterwards.
-* ``db_url``: parametrized over a SQLite file and that PostgreSQL database, migrated and emptied
-  before each test — the registry contract suite runs against both.
+  ``pg_registry_url``: a database of its own for one test, migrated and empty, dropped after it.
+* ``sqlite_url``: a registry file per session; ``sqlite_registry_url``: a migrated, empty
+  registry file of the test's own.
+* ``db_url``: parametrized over the session SQLite file and PostgreSQL database, migrated and
+  emptied before each test — the registry contract suite runs against both.
+* A failing test's report ends with the log tails of its processes (any fixture value with a
+  ``tail_logs()``: the chaos, e2e and beat harnesses, :class:`tests.support.procs.Procs`).
 * Every test gets its own XDG dirs and no ``BRIDGE_*`` variables from the outer environment.
+
+Tiers (see tests/README.md): a test is ``integration`` when it is marked so explicitly or uses
+one of :data:`SERVICE_FIXTURES` (or ``db_url`` on PostgreSQL) — the mark is added at collection.
+A test outside that tier that starts a subprocess or connects to a service port fails, naming
+the mark it is missing, so ``pytest -m "not integration"`` stays a fast, service-free loop.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-PG_ADMIN_URL = os.environ.get(
-    "BRIDGE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.support.net import free_port
+from tests.support.services import (
+    RedisServer,
+    create_pg_database,
+    drop_pg_database,
+    empty_registry,
+    pg_connect_admin,
 )
 
+# --- tiers ---------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+SERVICE_FIXTURES = frozenset(
+    {"redis_factory", "redis_server", "redis_url", "pg_url", "pg_registry_url"}
+)
+SERVICE_PORTS = frozenset({5432, 6379, 3306, 5672})  # PostgreSQL, Redis, MariaDB, RabbitMQ
+SLOW_DEFAULT_SECONDS = 60.0  # a bare ``pytest.mark.slow``
 
 
-@dataclass
-class RedisServer:
-    port: int
-    workdir: Path
-    proc: subprocess.Popen[bytes] | None = None
-    extra: list[str] = field(default_factory=list)
+def uses_services(item: pytest.Item) -> bool:
+    if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("db_url") == "postgresql"
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed (apt-get install redis-server)")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-                *self.extra,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server on port {self.port} did not start")
+def expected_seconds(item: pytest.Item) -> float:
+    """How long a test takes, as its ``slow(seconds=N)`` mark says (0 when it has none)."""
+    mark = item.get_closest_marker("slow")
+    if mark is None:
+        return 0.0
+    return float(mark.kwargs.get("seconds", SLOW_DEFAULT_SECONDS))
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            self.proc = None
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+FILLERS = 2  # quick tests after each slow one: as many as a worker queues behind its running test
+
+
+def longest_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """Slow tests first, longest first, each followed by quick pure tests (an xdist worker
+    queues up to two tests behind the one it runs: quick ones should wait there, not the next
+    long one); then the other integration tests, then the pure tier, each in collection order
+    so module fixtures stay shared."""
+    slow = sorted((i for i in items if expected_seconds(i) > 0), key=expected_seconds,
+                  reverse=True)
+    rest = [i for i in items if expected_seconds(i) == 0]
+    quick = [i for i in rest if i.get_closest_marker("integration") is None]
+    fillers = quick[:FILLERS * len(slow)]
+    ordered: list[pytest.Item] = []
+    for n, long_test in enumerate(slow):
+        ordered += [long_test, *fillers[FILLERS * n:FILLERS * (n + 1)]]
+    taken = set(map(id, fillers))
+    ordered += [i for i in rest if i.get_closest_marker("integration") is not None]
+    ordered += [i for i in quick if id(i) not in taken]
+    return ordered
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects: it must see the added marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if uses_services(item) and item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.integration)
+    if getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput"):
+        items[:] = longest_first(items)
+
+
+@pytest.fixture(autouse=True)
+def pure_tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the integration tier: no subprocesses, no Python socket to a service port
+    (libpq's own sockets are not seen: PostgreSQL comes through the pg fixtures, which mark)."""
+    if request.node.get_closest_marker("integration") is not None:
+        return
+    where = request.node.nodeid
+
+    def no_subprocess(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"{where} starts a subprocess: mark it pytest.mark.integration")
+
+    real_connect = socket.socket.connect
+
+    def connect(sock: socket.socket, address: Any) -> Any:
+        if isinstance(address, tuple) and len(address) >= 2 and address[1] in SERVICE_PORTS:
+            raise AssertionError(f"{where} connects to {address[0]}:{address[1]}: mark it "
+                                 "pytest.mark.integration")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", no_subprocess)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+# --- services ------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +149,7 @@ def redis_server(redis_factory: type) -> RedisServer:
 def redis_url(redis_server: RedisServer) -> Iterator[str]:
     import redis
 
-    if redis_server.proc is None or redis_server.proc.poll() is not None:
+    if not redis_server.running():
         redis_server.restart()
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
@@ -122,23 +157,30 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     yield redis_server.url
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
+def _pg_database() -> tuple[str, str]:
     import psycopg
 
-    name = f"bridge_test_{uuid.uuid4().hex[:10]}"
     try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+        pg_connect_admin().close()
     except psycopg.OperationalError as e:
-        pytest.fail(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {e}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
-    admin.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-    )
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    admin.close()
+        pytest.fail(f"PostgreSQL not reachable: {e}")
+    return create_pg_database()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    name, url = _pg_database()
+    yield url
+    drop_pg_database(name)
+
+
+@pytest.fixture
+def pg_registry_url() -> Iterator[str]:
+    """A PostgreSQL registry of this test's own: migrated, empty, dropped afterwards."""
+    name, url = _pg_database()
+    empty_registry(url)
+    yield url
+    drop_pg_database(name)
 
 
 @pytest.fixture(scope="session")
@@ -146,29 +188,43 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'registry.db'}"
 
 
-def _empty_registry(url: str) -> None:
-    from sqlalchemy import text
-
-    from bridge.store.db import Registry
-    from bridge.store.models import Base
-
-    reg = Registry(url, check_schema=False)
-    from bridge.store.db import upgrade
-
-    upgrade(reg.engine)
-    with reg.engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(text(f"DELETE FROM {table.name}"))
-    reg.dispose()
+@pytest.fixture
+def sqlite_registry_url(tmp_path: Path) -> str:
+    """A SQLite registry file of this test's own, migrated and empty."""
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    empty_registry(url)
+    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest) -> str:
-    url: str = request.getfixturevalue(
-        f"{request.param}_url" if request.param == "sqlite" else "pg_url"
-    )
-    _empty_registry(url)
+    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    empty_registry(url)
     return url
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failing test's report ends with the log tails of its real processes: every fixture
+    value with a ``tail_logs()`` (the chaos, e2e and beat harnesses, :class:`Procs`)."""
+    report = yield
+    if report.failed and call.when == "call":
+        for name, value in getattr(item, "funcargs", {}).items():
+            tail_logs = getattr(value, "tail_logs", None)
+            if callable(tail_logs):
+                try:
+                    text = tail_logs()
+                except Exception as e:  # a harness half torn down must not hide the failure
+                    text = f"(no logs: {e!r})"
+                if text:
+                    report.sections.append((f"process logs ({name})", str(text)))
+    return report
+
+
+# --- environment and the in-process CLI ----------------------------------------------------------
 
 
 @pytest.fixture(autouse=True)

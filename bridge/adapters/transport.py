@@ -29,7 +29,8 @@
      the item is in the inflight list before Redis answers, as with ``BLMOVE``;
    * **wait**, when every queue was empty: a blocking ``BRPOP`` on the queues' **bells**
      (``_bridge.bell.<queue>``), never on the queues. A bell holds wake-up tokens only: this
-     transport's producers push one after each message (``Channel._put``; a publish batch pushes
+     transport's producers push one after each message (``Channel._put``, beat's
+     ``push_encoded``; a publish batch pushes
      one per message at flush, at most ``BELL_CAP`` per queue), and a token popped by a worker
      that dies, or that finds the queue already emptied by another worker, loses nothing. The
      woken channel takes again at once.
@@ -225,6 +226,18 @@ class Channel(kombu_redis.Channel):
             with self.conn_or_acquire() as client:
                 client.hset(INFLIGHT_INDEX, mapping=missing)
             self._indexed.update(missing)
+
+    # --- publishing in bulk ---------------------------------------------------------------------
+
+    def push_encoded(self, pipe: Any, queue: str, payloads: list[str]) -> None:
+        """Queue messages already in kombu's wire form (the JSON envelope ``_put`` pushes) on
+        ``queue`` with one ``LPUSH``, in the caller's pipeline: beat's batch publisher
+        (:mod:`bridge.beat.publish`) sends thousands at once. Priority 0, the only one the
+        bridge publishes; oldest first, as one ``LPUSH`` per message would leave them. The
+        queue's bell is rung after them (one token per message, at most ``BELL_CAP``)."""
+        key = self._q_for_pri(queue, 0)
+        pipe.lpush(key, *payloads)
+        _ring(pipe, key, len(payloads))
 
     # --- consuming --------------------------------------------------------------------------------
 

@@ -28,12 +28,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
-
 from bridge.core.config import Settings
 from bridge.core.dispatch import slot_iso
+from bridge.core.runs import Path, Role, RunRecord, Status
 from bridge.store.db import Registry
-from bridge.store.runs import RunRepo
+from bridge.store.runs import record_many
 
 logger = logging.getLogger("bridge.beat")
 
@@ -54,12 +53,10 @@ class SlotRecord:
         raw = f"{self.job_id}|{slot_iso(self.slot)}|{self.status}"
         return "beat:" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 
-    def row(self) -> dict[str, object]:
-        return {
-            "job_id": self.job_id, "slot": self.slot, "path": "celery", "role": "scheduler",
-            "status": self.status, "error": self.error, "host": self.host,
-            "record_key": self.record_key,
-        }
+    def record(self) -> RunRecord:
+        """The ``runs`` row: the Celery path's scheduler declined the slot."""
+        return RunRecord(self.job_id, self.slot, Path.CELERY, Role.SCHEDULER, Status(self.status),
+                         error=self.error, host=self.host, record_key=self.record_key)
 
 
 class RegistryLink:
@@ -196,19 +193,9 @@ class RegistryLink:
 
 
 def _insert(registry: Registry, chunk: list[SlotRecord]) -> None:
-    """Insert the chunk in one transaction; on a duplicate key, row by row skipping duplicates."""
-    try:
-        with registry.session() as s:
-            repo = RunRepo(s)
-            for record in chunk:
-                repo.add(**record.row())
-    except IntegrityError:
-        for record in chunk:
-            try:
-                with registry.session() as s:
-                    RunRepo(s).add(**record.row())
-            except IntegrityError:
-                continue
+    """Insert the chunk in one transaction; a record already stored (same key) is skipped."""
+    with registry.session() as s:
+        record_many(s, [r.record() for r in chunk])
 
 
 def _default_sync(registry: Registry, settings: Settings) -> object:

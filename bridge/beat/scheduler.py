@@ -10,7 +10,8 @@ What it replaces, for bridge entries (``schedule.__type__ == "bridge"``):
 
 * **Due time from the dialect evaluator.** An entry's score is its next slot (UTC epoch), never
   RedBeat's ``last_run_at + remaining`` arithmetic; the decision per entry is the pure
-  :func:`bridge.core.dispatch.decide` (misfire skip / fire_once / fire_all, paused jobs, watermark).
+  :func:`bridge.core.dispatch.due_slots` (misfire skip / fire_once / fire_all, paused jobs,
+  watermark).
 * **Batches.** Per tick, per chunk of 1,000 due entries: one Lua round trip loads them (and checks
   and extends the lock, and stamps the liveness hash), one producer batch publishes every message
   (:class:`bridge.beat.publish.BatchPublisher`), one Lua round trip writes back every entry's
@@ -36,14 +37,12 @@ Rehydration runs only once the lock is held (not in ``setup_schedule``, which ce
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -57,14 +56,13 @@ from bridge.adapters.beat_store import (
     LockLost,
     RawEntry,
     WriteBack,
-    parse_meta,
 )
-from bridge.adapters.redbeat_entries import EntryStore, decode_schedule
-from bridge.beat.publish import BatchPublisher, Firing
+from bridge.adapters.redbeat_entries import EntryStore
+from bridge.beat.planning import ParsedEntry, PlanMemo, parse_definition
+from bridge.beat.publish import BatchPublisher, SlotMessage
 from bridge.beat.registry import RegistryLink, SlotRecord
 from bridge.core.config import Settings, load_settings
-from bridge.core.dispatch import Decision, EntryPolicy, decide, epoch_to_slot, jitter_offset
-from bridge.core.schedules import Evaluator, compile_schedule
+from bridge.core.dispatch import DueSlots, jitter_offset
 
 logger = logging.getLogger("bridge.beat")
 
@@ -74,81 +72,11 @@ WAKE_EPSILON = 0.002
 RETRY_DELAY = 1.0
 
 
-@dataclass(frozen=True)
-class ParsedEntry:
-    job_id: str
-    queue: str
-    policy: EntryPolicy
-    evaluator: Evaluator
-
-
-class MemoEvaluator:
-    """A dialect evaluator with its recent answers remembered.
-
-    Evaluators are pure (``bridge.core.schedules`` reads no clock and does no I/O), so an answer
-    can be
-    reused: when thousands of entries sharing a schedule are due in the same second (the top of
-    the hour in a migrated crontab), they all ask the same two questions.
-    """
-
-    __slots__ = ("_next", "_prev", "ev")
-    size = 1024
-
-    def __init__(self, ev: Evaluator) -> None:
-        self.ev = ev
-        self._next: dict[datetime, datetime | None] = {}
-        self._prev: dict[datetime, datetime | None] = {}
-
-    def next_after(self, t: datetime) -> datetime | None:
-        return self._ask(self._next, self.ev.next_after, t)
-
-    def prev_at_or_before(self, t: datetime) -> datetime | None:
-        return self._ask(self._prev, self.ev.prev_at_or_before, t)
-
-    def _ask(self, memo: dict[datetime, datetime | None], fn: Any, t: datetime) -> datetime | None:
-        if t in memo:
-            return memo[t]
-        if len(memo) >= self.size:
-            memo.clear()
-        answer: datetime | None = fn(t)
-        memo[t] = answer
-        return answer
-
-
-@lru_cache(maxsize=20_000)
-def compiled(schedule: tuple[tuple[str, Any], ...]) -> Evaluator:
-    """One evaluator per distinct schedule (jobs sharing a schedule share the evaluator)."""
-    return MemoEvaluator(compile_schedule(decode_schedule(dict(schedule))))
-
-
-@lru_cache(maxsize=20_000)
-def parse_definition(text: str, default_queue: str) -> ParsedEntry | None:
-    """A bridge entry's definition, compiled (cached per definition text); None: not a bridge
-    entry (a stock RedBeat entry). Raises on anything unusable."""
-    data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError("definition is not a JSON object")
-    schedule = data.get("schedule")
-    typed = isinstance(schedule, dict) and schedule.get("__type__") == "bridge"
-    if "bridge" not in data and not typed:
-        return None
-    if not isinstance(schedule, dict):
-        raise ValueError("bridge entry without a schedule object")
-    evaluator = compiled(tuple(sorted(schedule.items())))
-    options = data.get("options") or {}
-    return ParsedEntry(
-        job_id=str(data["name"]),
-        queue=str(options.get("queue") or default_queue),
-        policy=EntryPolicy.from_definition(data.get("bridge") or {}),
-        evaluator=evaluator,
-    )
-
-
 @dataclass
 class TickWork:
     """What one chunk turned into: carried out by the scheduler after planning."""
 
-    firings: list[Firing]
+    firings: list[SlotMessage]
     writes: list[WriteBack]
     records: list[SlotRecord]
     more: bool = False
@@ -310,6 +238,7 @@ class BridgeScheduler(RedBeatScheduler):
         work = TickWork([], [], [])
         now_dt = datetime.fromtimestamp(now, UTC)
         default_queue = str(self.app.conf.task_default_queue or "celery")
+        memo = PlanMemo(now_dt)
         for raw in entries:
             if raw.definition is None:
                 logger.warning("beat: entry %s has no definition, dropping it", raw.key)
@@ -320,22 +249,21 @@ class BridgeScheduler(RedBeatScheduler):
                 if parsed is None:
                     self._stock_entry(raw)
                     continue
-                meta = parse_meta(raw.meta)
-                decision = decide(parsed.evaluator, parsed.policy, score=epoch_to_slot(raw.score),
-                                  last_slot=_last_slot(meta), now=now_dt)
+                meta, decision, asked = memo.decide(parsed, raw.meta, raw.score)
             except Exception as e:
                 self._quarantine(raw.key, e, now_dt)
                 continue
-            self._apply(work, raw.key, parsed, meta, decision, now)
+            self._apply(work, raw.key, parsed, memo.new_meta(raw.meta, meta, decision, asked, now),
+                        decision, now)
         return work
 
-    def _apply(self, work: TickWork, key: str, parsed: ParsedEntry, meta: dict[str, Any],
-               decision: Decision, now: float) -> None:
+    def _apply(self, work: TickWork, key: str, parsed: ParsedEntry, new_meta: str,
+               decision: DueSlots, now: float) -> None:
         policy = parsed.policy
         for slot in decision.publish:
             offset = jitter_offset(parsed.job_id, slot, policy.jitter_seconds)
             eta = datetime.fromtimestamp(slot.timestamp() + offset, UTC) if offset else None
-            work.firings.append(Firing(parsed.job_id, slot, parsed.queue, eta))
+            work.firings.append(SlotMessage(parsed.job_id, slot, parsed.queue, eta))
         for slot in decision.missed:
             late = int(now - slot.timestamp())
             work.records.append(SlotRecord(parsed.job_id, slot, "missed",
@@ -343,7 +271,7 @@ class BridgeScheduler(RedBeatScheduler):
                                            self.holder))
         for slot in decision.paused:
             work.records.append(SlotRecord(parsed.job_id, slot, "skipped", "paused", self.holder))
-        work.writes.append(WriteBack(key, _new_meta(meta, decision, now), decision.score))
+        work.writes.append(WriteBack(key, new_meta, decision.score))
         work.more = work.more or decision.more
         work.note_score(decision.score)
 
@@ -371,21 +299,3 @@ class BridgeScheduler(RedBeatScheduler):
         every = (f"every {self.rehydrate_interval:g}s" if self.rehydrate_interval > 0
                  else "disabled")
         return f"{super().info}\n       . bridge -> rehydrate from SQL {every}"
-
-
-def _last_slot(meta: dict[str, Any]) -> datetime | None:
-    value = meta.get("last_slot")
-    if value is None:
-        return None
-    return epoch_to_slot(float(value))
-
-
-def _new_meta(meta: dict[str, Any], decision: Decision, now: float) -> str:
-    out = dict(meta)
-    if decision.watermark is not None:
-        out["last_slot"] = decision.watermark.timestamp()
-    out.setdefault("last_slot", None)
-    if decision.publish:
-        out["last_run_at"] = now
-        out["total_run_count"] = int(out.get("total_run_count") or 0) + len(decision.publish)
-    return json.dumps(out, separators=(",", ":"))

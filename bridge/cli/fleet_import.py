@@ -12,12 +12,11 @@ from typing import Any
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from bridge.cli.context import STATE, emit_json, err, out
 from bridge.core.audit import current_actor
 from bridge.core.errors import InputError
-from bridge.core.spec import ShadowMode, describe_schedule
+from bridge.core.spec import describe_schedule
 from bridge.services.importer import ImportOutcome, run_import
 from crontab_import import inventory as inv
 from crontab_import.inventory_fs import read_inventory
@@ -52,25 +51,17 @@ def check_job_count(results: list[ParseResult], max_jobs: int, where: str) -> No
         )
 
 
-def import_inventory(
+def read_fleet(
     root: str,
     *,
     hosts: list[str] | None,
     timezone: str | None,
-    shadow_mode: ShadowMode,
     check_owner: bool,
     max_lines: int | None,
     max_bytes: int | None,
     max_jobs: int,
-    dry_run: bool,
-    prune: bool,
-    include_inactive: bool,
-    allow_errors: bool,
-    adopt: bool,
-    as_json: bool,
-) -> None:
-    from bridge.cli.import_cmd import with_shadow_mode
-
+) -> tuple[inv.Inventory, list[ParseResult]]:
+    """The inventory under ``root`` and every host's parse results, within the limits."""
     inventory = read_inventory(
         root,
         check_owner=check_owner,
@@ -81,7 +72,21 @@ def import_inventory(
     )
     results = fleet_results(inventory)
     check_job_count(results, max_jobs, root)
-    results = with_shadow_mode(results, shadow_mode)
+    return inventory, results
+
+
+def finish_fleet(
+    inventory: inv.Inventory,
+    results: list[ParseResult],
+    *,
+    dry_run: bool,
+    prune: bool,
+    include_inactive: bool,
+    allow_errors: bool,
+    adopt: bool,
+    as_json: bool,
+) -> None:
+    """Plan (and unless ``dry_run`` apply and sync) the fleet's results; render; exit code."""
     outcome = run_import(
         STATE.registry(),
         STATE.settings,
@@ -134,7 +139,7 @@ def _host_rows(outcome: ImportOutcome, inventory: inv.Inventory) -> list[dict[st
 def fleet_json(outcome: ImportOutcome, inventory: inv.Inventory, dry_run: bool) -> dict[str, Any]:
     """The single-import document (``outcome_json``) plus ``inventory`` and ``hosts``; every
     job carries its ``host``. Field names are documented in the README and stay stable."""
-    from bridge.cli.import_cmd import outcome_json
+    from bridge.cli.import_render import outcome_json
 
     doc = outcome_json(outcome, None, dry_run)
     doc["notes"] = [*(n for h in inventory.hosts for n in h.notes), *doc["notes"]]
@@ -151,18 +156,27 @@ def _groups(outcome: ImportOutcome) -> list[Any]:
                        if e.job is not None and e.status in IMPORTED)
 
 
-def _entry_row(e: PlanEntry) -> list[Any]:
-    from bridge.cli.import_cmd import STATUS_STYLE, _handler_text
+def _entry_row(e: PlanEntry) -> list[str]:
+    from bridge.cli.import_render import handler_text
 
-    detail = e.reason or (", ".join(e.changed[:4]) if e.changed else _handler_text(e))
+    detail = e.reason or (", ".join(e.changed[:4]) if e.changed else handler_text(e))
     return [
-        Text(e.status.value, style=STATUS_STYLE.get(e.status.value, "")),
-        e.host or "",
-        e.id or "",
+        e.status.value,
+        e.host or "-",
+        e.id or "-",
         f"{e.file}:{e.line}" if e.line is not None else e.file,
-        describe_schedule(e.job.schedule) if e.job else "",
+        describe_schedule(e.job.schedule) if e.job else "-",
         detail,
     ]
+
+
+def _entry_lines(entries: list[PlanEntry]) -> str:
+    """One aligned plain line per job (thousands of them: a table would take seconds)."""
+    rows = [_entry_row(e) for e in sorted(entries, key=lambda e: (e.host or "", e.file,
+                                                                  e.line or 0))]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[5]])
+                     for r in rows)
 
 
 def render_fleet(outcome: ImportOutcome, inventory: inv.Inventory, dry_run: bool) -> None:
@@ -179,12 +193,9 @@ def render_fleet(outcome: ImportOutcome, inventory: inv.Inventory, dry_run: bool
     out.print(hosts)
     shown = [e for e in plan.entries if e.status is not PlanStatus.UNCHANGED]
     if shown:
-        jobs = Table(title="jobs (unchanged ones are left out: --json lists every job)")
-        for col in ("status", "host", "id", "source", "schedule", "detail"):
-            jobs.add_column(col, overflow="fold")
-        for e in sorted(shown, key=lambda e: (e.host or "", e.file, e.line or 0)):
-            jobs.add_row(*_entry_row(e))
-        out.print(jobs)
+        out.print("jobs (status, host, id, source, schedule, detail; unchanged ones are left "
+                  "out: --json lists every job)", markup=False, highlight=False)
+        out.print(_entry_lines(shown), markup=False, highlight=False, soft_wrap=True)
     for g in _groups(outcome):
         out.print(f"group {g.id}: runs on {len(g.members)} hosts ({', '.join(g.hosts)}): "
                   f"{g.schedule} {g.command}; one Celery job can replace them: "
@@ -201,6 +212,6 @@ def render_fleet(outcome: ImportOutcome, inventory: inv.Inventory, dry_run: bool
                   "owner and mode)", markup=False, highlight=False)
     for error in plan.errors:
         err.print(f"error: {error}", markup=False, highlight=False)
-    from bridge.cli.import_cmd import render_totals
+    from bridge.cli.import_render import render_totals
 
     render_totals(outcome)

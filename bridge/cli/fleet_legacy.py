@@ -23,10 +23,12 @@ import typer
 
 from bridge.cli.context import STATE, emit_json, err, out
 from bridge.core.audit import current_actor
+from bridge.core.authority import AuthorityEvent
 from bridge.core.errors import InputError
 from bridge.core.hosts import is_qualified
 from bridge.core.spec import JobSpec, SourceKind
 from bridge.services import authority_files
+from bridge.store.db import Session
 from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
 from crontab_import import inventory as inv
 from crontab_import.inventory_fs import read_inventory
@@ -160,10 +162,13 @@ def _export_authority(base: Path, host: str, authority_dir: str) -> dict[str, An
     return {"dir": str(directory), "jobs": len(jobs)}
 
 
-def retire_inventory(root: str, out_dir: str, hosts: list[str] | None, stable_days: int,
-                     do_restore: bool, as_json: bool) -> None:
-    from bridge.cli.authority_ops import _eligible
+Eligible = Callable[[Session, JobSpec, list[AuthorityEvent], datetime, timedelta],
+                    retiring.Eligibility]
 
+
+def retire_inventory(root: str, out_dir: str, hosts: list[str] | None, stable_days: int,
+                     do_restore: bool, as_json: bool, eligible: Eligible) -> None:
+    """``eligible``: the single-file command's decision for one job (the same evidence)."""
     inventory = _inventory(root, hosts)
     base = Path(out_dir)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -182,7 +187,7 @@ def retire_inventory(root: str, out_dir: str, hosts: list[str] | None, stable_da
                                        user=user, dialect=facts.family.dialect, host=qualified)
             with STATE.registry().session() as s:
                 histories = AuthorityRepo(s).histories(list(specs))
-                decisions = [_eligible(s, specs[i], histories.get(i, []), now, stable)
+                decisions = [eligible(s, specs[i], histories.get(i, []), now, stable)
                              for i in sorted(specs) if i in lines]
             kept.extend(d for d in decisions if not d.eligible)
             chosen = {d.job_id: lines[d.job_id] for d in decisions if d.eligible}

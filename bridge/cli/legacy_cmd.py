@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from bridge.cli.context import STATE, emit_json, out
+from bridge.cli.context import STATE, emit_json, out, read_input, write_output
 from bridge.core.audit import current_actor
 from bridge.core.errors import InputError
 from bridge.store.repos import AuditRepo, JobRepo
@@ -21,15 +21,6 @@ app = typer.Typer(
     help="The legacy side: rewrite crontabs to run through the shim, check them for drift.",
     no_args_is_help=True,
 )
-
-
-def _read(path: str) -> tuple[str, str]:
-    absolute = os.path.abspath(path)
-    try:
-        data = Path(absolute).read_bytes()
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror}") from e
-    return absolute, data.decode("utf-8", errors="surrogateescape")
 
 
 @app.command("rewrite")
@@ -89,14 +80,14 @@ def rewrite_cmd(
         return
     if path is None:
         raise InputError("give the crontab file (or --inventory DIR --out OUTDIR)")
-    absolute, text = _read(path)
+    absolute, text = read_input(path)
     origin = os.path.abspath(source) if source else absolute
     with STATE.registry().session() as s:
         jobs = {j.id: j.spec for j in JobRepo(s).list(source_file=origin)}
     zone = next(iter(jobs.values())).schedule.timezone if jobs else STATE.settings.timezone
     kind: str | None = "cron.d" if system else None
     if jobs and not system and user is None:  # read the file the way it was imported
-        from bridge.cli.authority_ops import imported_as
+        from bridge.cli.retire_cmd import imported_as
 
         kind, user = imported_as(next(iter(jobs.values())))
     if check_only:
@@ -127,7 +118,7 @@ def rewrite_cmd(
     result_ = rewrite(
         text, file=origin, managed_ids=jobs, timezone=zone, shim=shim_path, kind=kind, user=user
     )
-    _write(result_.text, out_file)
+    write_output(result_.text, out_file)
     with STATE.registry().session() as s:
         AuditRepo(s).append(
             "rewrite",
@@ -159,24 +150,6 @@ def _default_shim() -> str:
             return candidate
     found = shutil.which("bridge-cron-shell")
     return os.path.abspath(found) if found else DEFAULT_SHIM
-
-
-def _write(text: str, out_file: str | None) -> None:
-    data = text.encode("utf-8", errors="surrogateescape")
-    if out_file is None:
-        import sys
-
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return
-    tmp = Path(out_file).with_name(f".{Path(out_file).name}.bridge-tmp")
-    try:
-        tmp.write_bytes(data)
-        mode = os.stat(out_file).st_mode & 0o777 if os.path.exists(out_file) else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, out_file)  # atomic: cron never reads a half-written file
-    except OSError as e:
-        raise InputError(f"cannot write {out_file}: {e.strerror}") from e
 
 
 # --- the spool: records the shim wrote while the registry was unreachable ---------------------

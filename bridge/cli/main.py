@@ -37,6 +37,7 @@ from bridge.cli import (
     metrics_cmd,
     ops_cmd,
     reconcile_cmd,
+    retire_cmd,
     schedule_cmd,
     shadow_cmd,
     status_cmd,
@@ -80,7 +81,7 @@ app.add_typer(fleet_cmd.app, name="fleet")
 app.add_typer(schedule_cmd.app, name="schedule")
 authority_cmd.app.command("flip")(authority_ops.flip)
 authority_cmd.app.command("status")(authority_ops.status)
-legacy_cmd.app.command("retire")(authority_ops.retire_cmd)
+legacy_cmd.app.command("retire")(retire_cmd.retire_cmd)
 app.add_typer(legacy_cmd.app, name="legacy")
 app.add_typer(authority_cmd.app, name="authority")
 app.add_typer(audit_cmd.app, name="audit")
@@ -88,7 +89,7 @@ app.add_typer(shadow_cmd.app, name="shadow")
 app.command("pause")(ops_cmd.pause)
 app.command("resume")(ops_cmd.resume)
 app.command("trigger")(ops_cmd.trigger)
-app.command("reconcile")(reconcile_cmd.reconcile)
+app.command("reconcile")(reconcile_cmd.reconcile_command)
 app.add_typer(metrics_cmd.app, name="metrics")
 app.command("flower")(flower_cmd.flower)
 app.command("worker")(worker_cmd.worker)
@@ -144,11 +145,12 @@ def _infrastructure(e: BaseException) -> bool:
     """A connection failure of Redis, the database or the broker: exit 3, not a bug."""
     import redis
     from kombu.exceptions import OperationalError as KombuOperationalError
-    from sqlalchemy.exc import InterfaceError, OperationalError
 
-    kinds = (redis.ConnectionError, redis.TimeoutError, OperationalError, InterfaceError,
-             KombuOperationalError, ConnectionError, TimeoutError)
-    return isinstance(e, kinds)
+    from bridge.store.db import connection_failure
+
+    kinds = (redis.ConnectionError, redis.TimeoutError, KombuOperationalError, ConnectionError,
+             TimeoutError)
+    return isinstance(e, kinds) or connection_failure(e)
 
 
 def _save_traceback(error_id: str) -> str | None:

@@ -21,10 +21,8 @@ attempts) bounds the reruns of one slot.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import typer
-from sqlalchemy import update
 
 from bridge.cli.context import STATE, emit_json, out
 from bridge.core.audit import current_actor
@@ -34,7 +32,8 @@ from bridge.core.errors import InfraError, InputError, RefusedError
 from bridge.core.jobs import StoredJob
 from bridge.core.placement import job_queue
 from bridge.core.schedules import compile_schedule
-from bridge.store.claims import CLAIMS, ClaimStore
+from bridge.store.claims import ClaimStore, release_for_rerun
+from bridge.store.db import Session
 from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
 
 TASK_NAME = "bridge.run_job"  # legacy_wrappers.tasks.TASK_NAME (importing it builds the app)
@@ -154,13 +153,9 @@ def check_claim(claim: ClaimInfo | None, rerun: bool, now: datetime) -> None:
                            f"{TAKEOVER_LIMIT} attempts; it cannot be rerun")
 
 
-def release_claim(session: Any, claim: ClaimInfo, actor: str, reason: str) -> None:
-    """Release a finished claim for one rerun (compare-and-swap on the row as seen)."""
-    c = CLAIMS.c
-    stmt = (update(CLAIMS)
-            .where(c.id == claim.id, c.attempts == claim.attempts, c.state == claim.state.value)
-            .values(state=ClaimState.ABANDONED.value, updated_at=datetime.now(UTC)))
-    if session.execute(stmt).rowcount != 1:
+def release_claim(session: Session, claim: ClaimInfo, actor: str, reason: str) -> None:
+    """Release a finished claim for one rerun, audited in the same transaction."""
+    if not release_for_rerun(session, claim, datetime.now(UTC)):
         raise RefusedError(f"{claim.job_id}: the claim of {claim.slot.isoformat()} changed "
                            "meanwhile; look again")
     AuditRepo(session).append(

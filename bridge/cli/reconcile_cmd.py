@@ -5,19 +5,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import Any
 
 import typer
 
 from bridge.cli.context import STATE, emit_json, out
 from bridge.core.audit import current_actor
+from bridge.core.dispatch import slot_iso
 from bridge.core.errors import InputError, NotFoundError
-from bridge.services.reconcile import Finding, Repair, Window, check, parse_since, repair, slot_text
+from bridge.core.reconcile import Finding, RepairRecord, Window
+from bridge.services.reconcile import Repair, reconcile_window, repair, repairs_made
+from bridge.store.repos import JobRepo
 
 MAX_WINDOW = timedelta(days=92)  # the work grows with the window's slots: bounded
 
 
-def reconcile(
+def reconcile_command(
     since: str = typer.Option("24h", "--since", help="Window start: 30m, 6h, 2d or ISO-8601."),
     job: str = typer.Option(None, "--job", help="Only this job, or the jobs a glob matches."),
     do_repair: bool = typer.Option(
@@ -45,7 +47,7 @@ def reconcile(
         raise InputError(f"--grace and --tolerance must be between 0 and {limit} seconds")
     registry = STATE.registry()
     selected = _select(job)
-    findings, inputs = check(registry, window, now, grace=timedelta(seconds=grace),
+    findings, inputs = reconcile_window(registry, window, now, grace=timedelta(seconds=grace),
                              tolerance=timedelta(seconds=tolerance),
                              job_id=job if selected is None else None)
     if selected is not None:
@@ -60,41 +62,33 @@ def reconcile(
                              actor=STATE.actor or current_actor(), dry_run=dry_run)
         finally:
             app.close()
-    done = repairs_made(registry, window, job, selected)
+    named = selected if selected is not None else ({job} if job else None)
+    done = repairs_made(registry, window.since, named)
     if as_json:
         emit_json({**_document(window, findings, repairs, do_repair, dry_run),
-                   "repaired": done})
+                   "repaired": [r.to_json() for r in done]})
     else:
         _render(findings, repairs, dry_run, done)
     if findings:
         raise typer.Exit(1)
 
 
-def repairs_made(
-    registry: Any, window: Window, job: str | None, selected: set[str] | None = None
-) -> list[dict[str, Any]]:
-    """Every repair recorded in the window (the health task's and operators'), oldest first;
-    ``selected``: the ids a ``--job`` glob named."""
-    from sqlalchemy import select
+def parse_since(text: str, now: datetime) -> datetime:
+    """``30m``, ``6h``, ``2d``, ``90s`` before now, or an ISO-8601 instant (naive = UTC)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text and text[-1] in units and text[:-1].isdigit():
+        return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise ValueError(f"--since {text!r}: expected 30m / 6h / 2d or an ISO-8601 time") from e
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
-    from bridge.store.models import AuditRow
 
-    query = select(AuditRow).where(AuditRow.action == "repair", AuditRow.at > window.since)
-    if selected is not None:
-        query = query.where(AuditRow.job_id.in_(sorted(selected)))
-    elif job:
-        query = query.where(AuditRow.job_id == job)
-    with registry.session() as s:
-        rows = list(s.scalars(query.order_by(AuditRow.id)))
-    return [{"job_id": a.job_id, "slot": (a.after or {}).get("slot"),
-             "kind": (a.after or {}).get("kind"), "task_id": (a.after or {}).get("task_id"),
-             "actor": a.actor, "at": a.at.isoformat()} for a in rows]
 def _select(job: str | None) -> set[str] | None:
     """The job ids a glob ``--job`` names (None: no glob, ``check`` filters by exact id)."""
     if job is None or not any(c in job for c in "*?["):
         return None
-    from bridge.store.repos import JobRepo
-
     with STATE.registry().session() as s:
         ids = {j.id for j in JobRepo(s).list() if fnmatchcase(j.id, job)}
     if not ids:
@@ -119,17 +113,17 @@ def _document(window: Window, findings: list[Finding], repairs: list[Repair], do
 
 
 def _render(findings: list[Finding], repairs: list[Repair], dry_run: bool,
-            done: list[dict[str, Any]]) -> None:
+            done: list[RepairRecord]) -> None:
     for f in findings:
-        out.print(f"{f.kind.value:10} {f.job_id:30} {slot_text(f.slot)}  {f.detail}",
+        out.print(f"{f.kind.value:10} {f.job_id:30} {slot_iso(f.slot)}  {f.detail}",
                   highlight=False, markup=False)
     for made in done:
-        out.print(f"repaired   {made['job_id']:30} {made['slot']}  {made['kind']} by "
-                  f"{made['actor']} at {made['at']} (task {made['task_id']})",
+        out.print(f"repaired   {made.job_id:30} {slot_iso(made.slot)}  {made.kind} by "
+                  f"{made.actor} at {made.at.isoformat()} (task {made.task_id})",
                   highlight=False, markup=False)
     for r in repairs:
         verb = "would repair" if dry_run else ("repaired" if r.task_id else "not repaired")
-        out.print(f"{verb} {r.finding.job_id} {slot_text(r.finding.slot)} -> queue {r.queue}"
+        out.print(f"{verb} {r.finding.job_id} {slot_iso(r.finding.slot)} -> queue {r.queue}"
                   f" ({r.note})", highlight=False, markup=False)
     out.print(f"{len(findings)} finding(s)" + (f", {sum(1 for r in repairs if r.task_id)} "
                                                 "repaired" if repairs and not dry_run else ""))

@@ -11,6 +11,7 @@ from bridge.adapters import redis_conn
 from bridge.adapters.redbeat_entries import EntryStore
 from bridge.cli.context import STATE, emit_json, err, out
 from bridge.core.errors import BridgeError, ExitCode, RefusedError
+from bridge.store.hosts import jobs_per_host
 from bridge.store.repos import JobRepo
 
 
@@ -70,9 +71,8 @@ def _database_status() -> tuple[dict[str, Any], int, BridgeError | None]:
             raise RefusedError(f"reachable, schema not migrated ({state.current or 'empty'}, "
                                f"head {state.head}): run `bridge db upgrade`")
         with reg.session() as s:
-            repo = JobRepo(s)
-            jobs = repo.count()
-            doc["hosts"] = repo.hosts()  # jobs per host (jobs bound to no host left out)
+            jobs = JobRepo(s).count()
+            doc["hosts"] = jobs_per_host(s)  # jobs bound to no host are left out
         return doc, jobs, None
     except BridgeError as e:
         doc["error"] = e.message
@@ -101,9 +101,9 @@ def status(
     if not quick and redis_err is None and db_err is None:
         from datetime import UTC, datetime
 
-        from bridge.ops.overview import gather
+        from bridge.ops.overview import status_view
 
-        doc["overview"] = gather(STATE.registry(), STATE.settings, datetime.now(UTC))
+        doc["overview"] = status_view(STATE.registry(), STATE.settings, datetime.now(UTC))
     if as_json:
         emit_json(doc)
     else:

@@ -1,6 +1,6 @@
 """What beat does with one due entry: the pure decision (no clock, no I/O).
 
-:func:`decide` takes an entry's evaluator, its policy, its score (the slot it is due at), its
+:func:`due_slots` takes an entry's evaluator, its policy, its score (the slot it is due at), its
 ``last_slot`` watermark and "now", and returns which slots to publish, which to record as missed
 (misfire) or skipped (paused), the new watermark and the next score. The scheduler only carries
 this decision out (publish, record, one pipelined write-back).
@@ -64,7 +64,7 @@ class EntryPolicy:
 
 
 @dataclass(frozen=True)
-class Decision:
+class DueSlots:
     publish: tuple[datetime, ...]
     missed: tuple[datetime, ...]
     paused: tuple[datetime, ...]
@@ -105,7 +105,7 @@ def _lower_bound(score: datetime | None, last_slot: datetime | None) -> datetime
     return max(bounds) if bounds else None
 
 
-def _due_slots(
+def _collect_due(
     ev: Evaluator, after: datetime, now: datetime, limit: int
 ) -> tuple[list[datetime], datetime | None]:
     """Up to ``limit`` slots in ``(after, now]`` and the first slot after those."""
@@ -135,7 +135,7 @@ def _classify(
     return [due[-1]], list(due[:-1])
 
 
-def decide(
+def due_slots(
     ev: Evaluator,
     policy: EntryPolicy,
     *,
@@ -143,7 +143,7 @@ def decide(
     last_slot: datetime | None,
     now: datetime,
     limit: int = SLOT_LIMIT,
-) -> Decision:
+) -> DueSlots:
     """Decide what to do with an entry that is due (``score <= now``); see the module doc.
 
     ``score`` is the slot the entry was scored at (None when unknown, then ``last_slot`` must be
@@ -152,11 +152,11 @@ def decide(
     after = _lower_bound(score, last_slot)
     if after is None:
         nxt = ev.next_after(now)
-        return Decision((), (), (), None, nxt)
-    due, nxt = _due_slots(ev, after, now, limit)
+        return DueSlots((), (), (), None, nxt)
+    due, nxt = _collect_due(ev, after, now, limit)
     more = nxt is not None and nxt <= now
     watermark = due[-1] if due else last_slot
     if policy.paused:
-        return Decision((), (), tuple(due), watermark, nxt, more)
+        return DueSlots((), (), tuple(due), watermark, nxt, more)
     publish, missed = _classify(due, policy, now, complete=not more)
-    return Decision(tuple(publish), tuple(missed), (), watermark, nxt, more)
+    return DueSlots(tuple(publish), tuple(missed), (), watermark, nxt, more)

@@ -22,6 +22,26 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.core.errors import SpecError
 from bridge.core.hosts import check_host
+from bridge.core.policies import (
+    ComparePolicy,
+    LostPolicy,
+    MisfirePolicy,
+    OverlapPolicy,
+    Placement,
+    Policies,
+    RepairPolicy,
+    RetryPolicy,
+    ShadowMode,
+)
+
+# The policies live in bridge.core.policies; a spec's users import them from here too.
+__all__ = [
+    "CALLABLE_RE", "CRON_DIALECTS", "ENV_NAME_RE", "EXPRESSION_DIALECTS", "JOB_ID_RE",
+    "SPEC_VERSION", "CallableHandler", "CommandHandler", "ComparePolicy", "Dialect", "Handler",
+    "IntervalUnit", "JobSpec", "LostPolicy", "MisfirePolicy", "OverlapPolicy", "Placement",
+    "Policies", "RepairPolicy", "RetryPolicy", "ScheduleSpec", "ShadowMode", "SourceKind",
+    "SourceLocation", "UnmappedHandler", "describe_schedule",
+]
 
 SPEC_VERSION = 1
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
@@ -52,47 +72,6 @@ class IntervalUnit(StrEnum):
     YEAR = "year"
 
 
-class OverlapPolicy(StrEnum):
-    ALLOW = "allow"  # cron's and Quartz's default: a new slot runs even if the last still runs
-    FORBID = "forbid"  # skip (and record) a slot while the previous one still runs
-    REPLACE = "replace"  # stop the previous run, start the new one
-
-
-class MisfirePolicy(StrEnum):
-    SKIP = "skip"  # cron: a slot missed beyond grace is recorded missed, not run
-    FIRE_ONCE = "fire_once"  # Quartz SMART_POLICY / FIRE_ONCE_NOW: one run for the latest miss
-    FIRE_ALL = "fire_all"  # every missed slot inside the catch-up window
-
-
-class ShadowMode(StrEnum):
-    OBSERVE = "observe"  # record the firing only (default: never doubles a side effect)
-    DRY_RUN = "dry-run"  # run the handler's declared dry-run form
-    EXECUTE = "execute"  # run the real handler: explicit opt-in for side-effect-free jobs
-
-
-class LostPolicy(StrEnum):
-    """What happens to a slot whose run's holder died after the command started and before its
-    outcome was recorded (the outcome is unknown: the side effect may or may not have happened).
-    """
-
-    SKIP = "skip"  # record the slot ``lost`` ("outcome unknown"), alert, never re-run it by itself
-    RERUN = "rerun"  # run it again (safe only for idempotent handlers)
-
-
-class RepairPolicy(StrEnum):
-    """Whether the periodic health task repairs this job's missed and stuck slots by itself."""
-
-    AUTO = "auto"  # re-send through the claim (audited as ``repair``)
-    ALERT_ONLY = "alert-only"  # only alert; an operator repairs (`bridge reconcile --repair`)
-
-
-class Placement(StrEnum):
-    """Which workers may run a job (see :mod:`bridge.core.placement`)."""
-
-    HOST = "host"  # only a worker on the job's host (its per-host queue); the default
-    ANYWHERE = "anywhere"  # any worker of the job's queue
-
-
 class SourceKind(StrEnum):
     USER_CRONTAB = "user-crontab"
     SYSTEM_CRONTAB = "system-crontab"  # /etc/crontab
@@ -116,19 +95,11 @@ def _aware(value: datetime | None, what: str) -> None:
 
 @dataclass(frozen=True)
 class SourceLocation:
-    """Where a job's definition lives: ``host`` (:mod:`bridge.core.hosts`; None for sources
-    that are not bound to a machine, e.g. a Quartz store), ``file`` (the path on that host),
-    1-based ``line``, the original text and the kind."""
-
     file: str
     line: int | None = None
     raw: str | None = None
     kind: SourceKind = SourceKind.MANUAL
-    host: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.host is not None:
-            check_host(self.host)
+    host: str | None = None  # the machine (bridge.core.hosts); None: bound to none (Quartz)
 
 
 @dataclass(frozen=True)
@@ -201,10 +172,6 @@ class CommandHandler:
             env = _checked_env(tuple((str(k), str(v)) for k, v in self.env))
         object.__setattr__(self, "env", env)
 
-    @property
-    def env_dict(self) -> dict[str, str]:
-        return dict(self.env)
-
 
 @lru_cache(maxsize=1024)
 def _checked_env(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
@@ -247,91 +214,6 @@ Handler = CommandHandler | CallableHandler | UnmappedHandler
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    max_retries: int = 0
-    backoff_seconds: float = 30.0
-    backoff_max_seconds: float = 600.0
-    jitter: bool = True
-
-    def __post_init__(self) -> None:
-        if self.max_retries < 0 or self.backoff_seconds < 0 or self.backoff_max_seconds < 0:
-            raise SpecError("retry policy values must be >= 0")
-
-
-@dataclass(frozen=True)
-class Policies:
-    overlap: OverlapPolicy = OverlapPolicy.ALLOW
-    misfire: MisfirePolicy = MisfirePolicy.SKIP
-    misfire_grace_seconds: int = 60
-    catchup_window_seconds: int = 3600
-    retry: RetryPolicy = RetryPolicy()
-    timeout_seconds: int | None = None
-    shadow_mode: ShadowMode = ShadowMode.OBSERVE
-    queue: str = "bridge"
-    group: str | None = None
-    jitter_seconds: int = 0
-    max_concurrency: int | None = None  # runs of ``group`` at once, across all workers
-    on_lost: LostPolicy = LostPolicy.SKIP  # prefer skip over double-run (issue 20)
-    repair: RepairPolicy = RepairPolicy.AUTO
-    placement: Placement = Placement.HOST  # binds only a job that has a host (spec.host)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "overlap", OverlapPolicy(self.overlap))
-        try:
-            object.__setattr__(self, "on_lost", LostPolicy(self.on_lost))
-            object.__setattr__(self, "repair", RepairPolicy(self.repair))
-            object.__setattr__(self, "placement", Placement(self.placement))
-        except ValueError as e:
-            raise SpecError(str(e)) from e
-        object.__setattr__(self, "misfire", MisfirePolicy(self.misfire))
-        object.__setattr__(self, "shadow_mode", ShadowMode(self.shadow_mode))
-        if self.overlap is OverlapPolicy.REPLACE:
-            raise SpecError("overlap 'replace' is not supported: use 'allow' or 'forbid'")
-        if self.misfire_grace_seconds < 0 or self.catchup_window_seconds < 0:
-            raise SpecError("misfire grace and catch-up window must be >= 0")
-        if self.timeout_seconds is not None and self.timeout_seconds <= 0:
-            raise SpecError("timeout_seconds must be > 0 when set")
-        if self.jitter_seconds < 0:
-            raise SpecError("jitter_seconds must be >= 0")
-        if not re.match(r"^[A-Za-z0-9_.:-]{1,100}$", self.queue):
-            raise SpecError(f"bad queue name '{self.queue}'")
-        if self.max_concurrency is not None:
-            if isinstance(self.max_concurrency, bool) or not isinstance(
-                self.max_concurrency, int
-            ):
-                raise SpecError("max_concurrency must be an integer >= 1")
-            if self.max_concurrency < 1:
-                raise SpecError("max_concurrency must be >= 1 when set")
-            if self.group is None:
-                raise SpecError("max_concurrency needs a group: it bounds that group's runs")
-
-
-@dataclass(frozen=True)
-class ComparePolicy:
-    """How shadow observations of this job are compared (see :mod:`shadow.compare`)."""
-
-    fields: tuple[str, ...] = ("exit_status",)
-    clean: tuple[str, ...] = ()
-    ignore: tuple[str, ...] = ()
-    tolerance_seconds: int = 60
-    ready_after: int | None = None
-
-    def __post_init__(self) -> None:
-        allowed = {"exit_status", "output_digest"}
-        object.__setattr__(self, "fields", tuple(self.fields))
-        object.__setattr__(self, "clean", tuple(self.clean))
-        object.__setattr__(self, "ignore", tuple(self.ignore))
-        bad = [f for f in self.fields if f not in allowed]
-        if bad:
-            raise SpecError(f"unknown compare field(s) {bad}; allowed {sorted(allowed)}")
-        for pattern in self.clean:
-            try:
-                re.compile(pattern)
-            except re.error as e:
-                raise SpecError(f"bad clean regex '{pattern}': {e}") from e
-
-
-@dataclass(frozen=True)
 class JobSpec:
     id: str
     schedule: ScheduleSpec
@@ -343,6 +225,8 @@ class JobSpec:
     tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.source.host is not None:
+            check_host(self.source.host)
         if not JOB_ID_RE.match(self.id):
             raise SpecError(
                 f"bad job id '{self.id}': use letters, digits, '.', '_', '@', '-' (max 200)"
@@ -355,8 +239,7 @@ class JobSpec:
 
     @property
     def host(self) -> str | None:
-        """The host this job's legacy line lives on (``source.host``): every crontab job has
-        one; None for a source bound to no machine (Quartz, manual)."""
+        """The host of the job's legacy line (``source.host``; None: bound to no machine)."""
         return self.source.host
 
     def to_json(self) -> dict[str, Any]:
@@ -405,10 +288,8 @@ def _digest(canonical: str) -> str:
 
 # Fields added after SPEC_VERSION 1 was published: left out of the document while unset, so a
 # spec that does not use them keeps its canonical JSON, and therefore its stored spec_hash.
-_OMITTED_WHEN_NONE: dict[type, frozenset[str]] = {
-    Policies: frozenset({"max_concurrency"}),
-    SourceLocation: frozenset({"host"}),
-}
+_OMITTED_WHEN_NONE: dict[type, frozenset[str]] = {Policies: frozenset({"max_concurrency"}),
+                                                  SourceLocation: frozenset({"host"})}
 # Likewise left out while they hold their default (so existing specs keep their hash).
 _OMITTED_WHEN_DEFAULT: dict[type, dict[str, Any]] = {
     Policies: {"on_lost": LostPolicy.SKIP, "repair": RepairPolicy.AUTO,

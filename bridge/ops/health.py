@@ -1,10 +1,9 @@
-"""Continuous health: the periodic task ``bridge.services.reconcile`` and what it alerts on.
+"""Continuous health: the periodic task ``bridge.reconcile`` and what it alerts on.
 
 Every run (scheduled by beat every ``health_interval`` seconds, see the README) it:
 
-1. reconciles the last ``health_window`` seconds (:mod:`bridge.services.reconcile`) and raises one
-   alert
-   per ``missed``, ``stuck``, ``failed``, ``late``, ``lost`` and ``duplicate`` finding
+1. reconciles the last ``health_window`` seconds (:mod:`bridge.services.reconcile`) and raises
+   one alert per ``missed``, ``stuck``, ``failed``, ``late``, ``lost`` and ``duplicate`` finding
    (``duplicate`` is critical: invariant 4 was broken); ``skipped`` slots are policy, not
    alerts. With ``health_repair`` on (the default) it also repairs missed and stuck slots of
    every job whose ``repair`` policy is ``auto`` (the default), through the claim, each audited
@@ -53,9 +52,11 @@ from bridge.adapters.transport import live_consumers
 from bridge.celery_app import app
 from bridge.core.audit import current_actor
 from bridge.core.config import Settings, load_settings
+from bridge.core.dispatch import slot_iso
 from bridge.core.placement import job_queue, queue_host
+from bridge.core.reconcile import Finding, Kind, Window
 from bridge.services.alerts import Alert, Delivery, RedisDeduper, Severity, deliver, sinks_from
-from bridge.services.reconcile import Finding, Kind, Repair, Window, check, repair, slot_text
+from bridge.services.reconcile import Repair, reconcile_window, repair
 from bridge.store.db import Registry
 
 log = logging.getLogger("bridge.health")
@@ -129,7 +130,7 @@ class HealthFacts:
 
 def finding_alert(f: Finding, now: datetime) -> Alert:
     severity = Severity.CRITICAL if f.kind in (Kind.DUPLICATE, Kind.LOST) else Severity.WARNING
-    slot = slot_text(f.slot)
+    slot = slot_iso(f.slot)
     return Alert(key=f.key, kind=f.kind.value, severity=severity,
                  summary=f"{f.job_id} {slot}: {f.kind.value}", detail=f.detail,
                  job_id=f.job_id, slot=slot, at=now)
@@ -249,8 +250,9 @@ def run_health(celery_app: Any, settings: Settings, redis_client: Any,
     registry = Registry(settings.database_url)
     try:
         window = Window(now - timedelta(seconds=config.window), now)
-        findings, inputs = check(registry, window, now, grace=timedelta(seconds=config.grace),
-                                 tolerance=timedelta(seconds=config.tolerance))
+        findings, inputs = reconcile_window(registry, window, now,
+                                            grace=timedelta(seconds=config.grace),
+                                            tolerance=timedelta(seconds=config.tolerance))
         lengths = queue_lengths(redis_client, sorted(
             {job_queue(j.spec) for j in inputs.jobs if j.spec.mapped}))
         needed = needed_queues(inputs.jobs, inputs.histories, now, lengths)
@@ -271,7 +273,7 @@ def run_health(celery_app: Any, settings: Settings, redis_client: Any,
             repaired = sum(1 for r in done if r.task_id)
             for r in done:
                 log.warning("health: %s %s %s: %s%s", "repaired" if r.task_id else "not repaired",
-                            r.finding.job_id, slot_text(r.finding.slot), r.finding.kind.value,
+                            r.finding.job_id, slot_iso(r.finding.slot), r.finding.kind.value,
                             f" (task {r.task_id})" if r.task_id else f" ({r.note})")
     finally:
         registry.dispose()

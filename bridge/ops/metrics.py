@@ -65,7 +65,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import (
@@ -75,19 +75,17 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import Table, or_, select
 
 from bridge.adapters.beat_store import beat_key
 from bridge.core.authority import Owner, owner_at
-from bridge.ops.overview import lost_slots, reconcile_reports_lost
-from bridge.services.reconcile import Window, check
+from bridge.core.reconcile import Window
+from bridge.services.reconcile import reconcile_window
 from bridge.store.db import Registry
-from bridge.store.models import RunRow
 from bridge.store.repos import AuthorityRepo, JobRepo
+from bridge.store.run_feed import RunSample, jobs_with_runs, runs_after
 
 log = logging.getLogger("bridge.metrics")
 
-RUNS = cast(Table, RunRow.__table__)
 UNKNOWN = "<unknown>"
 LAG_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
@@ -133,7 +131,7 @@ class RunAggregates:
     lag: dict[tuple[str, str], Hist] = field(default_factory=dict)
     duration: dict[tuple[str, str], Hist] = field(default_factory=dict)
 
-    def fold(self, row: Any, known: frozenset[str]) -> None:
+    def fold(self, row: RunSample, known: frozenset[str]) -> None:
         job = row.job_id if row.job_id in known else UNKNOWN
         key = (job, row.path)
         self.runs[(job, row.path, row.status)] = self.runs.get((job, row.path, row.status), 0) + 1
@@ -142,15 +140,11 @@ class RunAggregates:
         if row.role == "stand-down":
             self.stand_downs[job] = self.stand_downs.get(job, 0) + 1
         if row.role in EXECUTION_ROLES and row.started_at is not None:
-            lag = (_utc(row.started_at) - _utc(row.slot)).total_seconds()
+            lag = (row.started_at - row.slot).total_seconds()
             self.lag.setdefault(key, Hist(LAG_BUCKETS)).observe(lag)
             if row.finished_at is not None:
-                took = (_utc(row.finished_at) - _utc(row.started_at)).total_seconds()
+                took = (row.finished_at - row.started_at).total_seconds()
                 self.duration.setdefault(key, Hist(DURATION_BUCKETS)).observe(took)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -213,18 +207,12 @@ class BridgeCollector(Collector):
             registry.dispose()
 
     def _fold_new(self, session: Any, known: frozenset[str]) -> None:
-        c = RUNS.c
-        cols = [c.id, c.job_id, c.slot, c.path, c.role, c.status, c.started_at, c.finished_at]
-        where = c.id > self.watermark
-        if self.pending:
-            where = or_(where, c.id.in_(sorted(self.pending)))
-        rows = session.execute(select(*cols).where(where).order_by(c.id).limit(self.chunk))
-        for row in rows:
-            self.watermark = max(self.watermark, int(row.id))
+        for row in runs_after(session, self.watermark, self.pending, limit=self.chunk):
+            self.watermark = max(self.watermark, row.id)
             if row.status == "running":
-                self.pending.add(int(row.id))
+                self.pending.add(row.id)
                 continue
-            self.pending.discard(int(row.id))
+            self.pending.discard(row.id)
             self.agg.fold(row, known)
 
     def _gauges(self, session: Any, registry: Registry) -> Gauges:
@@ -233,14 +221,11 @@ class BridgeCollector(Collector):
         histories = AuthorityRepo(session).histories([j.id for j in jobs])
         owners = {j.id: owner_at(histories.get(j.id, ()), now).value for j in jobs}
         window = Window(now - timedelta(seconds=self.window), now)
-        findings, _ = check(registry, window, now, grace=timedelta(seconds=self.grace),
+        findings, _ = reconcile_window(registry, window, now, grace=timedelta(seconds=self.grace),
                             tolerance=timedelta(seconds=self.tolerance))
         counts: dict[tuple[str, str], int] = {}
         for f in findings:
             counts[(f.job_id, f.kind.value)] = counts.get((f.job_id, f.kind.value), 0) + 1
-        if not reconcile_reports_lost():
-            for job_id, n in lost_slots(session, window.since, window.until).items():
-                counts[(job_id, "lost")] = n
         verdicts = shadow_verdicts(session, jobs, histories, window, now)
         return Gauges(owners, counts, verdicts)
 
@@ -350,9 +335,7 @@ def shadow_verdicts(session: Any, jobs: Sequence[Any], histories: Any, window: W
     the report's."""
     from shadow.report import build_report
 
-    active = set(session.scalars(
-        select(RUNS.c.job_id).where(RUNS.c.slot > window.since, RUNS.c.slot <= window.until)
-        .distinct()))
+    active = jobs_with_runs(session, window.since, window.until)
     ids = [j.id for j in jobs
            if j.id in active and owner_at(histories.get(j.id, ()), now) is not Owner.CELERY]
     if not ids:

@@ -6,22 +6,18 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import redis
-from sqlalchemy import Table, distinct, exists, func, select
-from sqlalchemy.orm import Session
 
 from bridge.core.authority import owner_at
 from bridge.core.config import Settings
 from bridge.core.placement import job_queue, queue_host
 from bridge.store.db import Registry
-from bridge.store.models import RunRow
 from bridge.store.repos import AuthorityRepo, JobRepo
 
 WINDOW = timedelta(hours=24)
 FINDING_KINDS = ("missed", "stuck", "failed", "late", "duplicate", "skipped", "lost")
-LOST_STATUS = "lost"
 
 
 def ownership(registry: Registry, now: datetime) -> dict[str, Any]:
@@ -63,9 +59,10 @@ def shadow_summary(registry: Registry, now: datetime) -> dict[str, Any]:
 
 def slot_findings(registry: Registry, settings: Settings, now: datetime) -> dict[str, int]:
     """Reconcile findings of the last 24 h by kind (missed, stuck, failed, ...)."""
-    from bridge.services.reconcile import Window, check
+    from bridge.core.reconcile import Window
+    from bridge.services.reconcile import reconcile_window
 
-    findings, _ = check(
+    findings, _ = reconcile_window(
         registry,
         Window(now - WINDOW, now),
         now,
@@ -73,35 +70,8 @@ def slot_findings(registry: Registry, settings: Settings, now: datetime) -> dict
         tolerance=timedelta(seconds=settings.health_tolerance),
     )
     counts = Counter(f.kind.value for f in findings)
-    if not reconcile_reports_lost():
-        with registry.session() as s:
-            counts["lost"] = sum(lost_slots(s, now - WINDOW, now).values())
     return {kind: counts.get(kind, 0) for kind in (*FINDING_KINDS, *sorted(counts))
             if kind in FINDING_KINDS or counts.get(kind)}
-
-
-def reconcile_reports_lost() -> bool:
-    """Whether :mod:`bridge.services.reconcile` has a ``lost`` finding kind of its own (then its
-    count is used as is, never added twice)."""
-    from bridge.services.reconcile import Kind
-
-    return any(k.value == LOST_STATUS for k in Kind)
-
-
-def lost_slots(session: Session, since: datetime, until: datetime) -> dict[str, int]:
-    """Slots per job in ``(since, until]`` whose authoritative run is ``lost`` (its holder died
-    before recording the outcome) and that no later attempt executed."""
-    runs = cast(Table, RunRow.__table__)
-    later = runs.alias("later")
-    superseded = exists().where(
-        later.c.job_id == runs.c.job_id, later.c.slot == runs.c.slot,
-        later.c.role == "authoritative", later.c.attempts > runs.c.attempts,
-        later.c.status.in_(("succeeded", "failed", "interrupted", "running")))
-    stmt = (select(runs.c.job_id, func.count(distinct(runs.c.slot)))
-            .where(runs.c.status == LOST_STATUS, runs.c.role == "authoritative",
-                   runs.c.slot > since, runs.c.slot <= until, ~superseded)
-            .group_by(runs.c.job_id))
-    return {job_id: int(n) for job_id, n in session.execute(stmt)}
 
 
 def workers(settings: Settings, queues: list[str]) -> dict[str, Any]:
@@ -126,7 +96,7 @@ def workers(settings: Settings, queues: list[str]) -> dict[str, Any]:
             "unconsumed": unconsumed}
 
 
-def gather(registry: Registry, settings: Settings, now: datetime) -> dict[str, Any]:
+def status_view(registry: Registry, settings: Settings, now: datetime) -> dict[str, Any]:
     view: dict[str, Any] = {}
     parts = (
         ("jobs", lambda: ownership(registry, now)),

@@ -39,8 +39,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from bridge.core.authority import AuthorityEvent, Owner, owner_at
 from bridge.core.errors import NotFoundError, RefusedError
 from bridge.core.hosts import SEPARATOR
@@ -53,6 +51,7 @@ from bridge.core.spec import (
     SourceLocation,
     describe_schedule,
 )
+from bridge.store.db import Session
 from bridge.store.repos import AuditRepo, AuthorityRepo, FleetRepo, JobRepo
 
 GROUP_PREFIX = "fleet."

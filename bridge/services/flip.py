@@ -43,11 +43,14 @@ from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session
-
 from bridge.core.authority import AuthorityEvent, Owner, owner_at
+from bridge.core.dispatch import slot_iso
+from bridge.core.reconcile import REPAIRABLE, Window, reconcile
 from bridge.core.schedules import compile_schedule
 from bridge.core.spec import JobSpec
+from bridge.services.authority_files import export
+from bridge.services.reconcile import window_facts
+from bridge.store.db import Session
 from bridge.store.repos import AuditRepo, AuthorityRepo
 
 log = logging.getLogger(__name__)
@@ -251,13 +254,6 @@ def export_authority(registry: Any, directory: str | None) -> str | None:
     if not directory:
         return None
     try:
-        from bridge.services import authority_files
-    except ImportError:
-        return None
-    export = getattr(authority_files, "export", None)
-    if export is None:
-        return None
-    try:
         export(registry, directory)
     except Exception as e:  # the flip is committed; the files catch up on the next export
         log.warning("could not export authority files to %s: %s", directory, e)
@@ -276,9 +272,7 @@ def unfinished_slots(session: Session, job_id: str, since: datetime, now: dateti
     """The job's slots in ``(since, now]`` that are not finished: a claim still ``running``
     (a run under way, or a dead holder's), or a ``missed`` / ``stuck`` reconcile finding not
     yet repaired or declined. ``(slot, what)`` in slot order; empty when every slot is done."""
-    from bridge.services.reconcile import REPAIRABLE, Window, load_inputs, reconcile, slot_text
-
-    inputs = load_inputs(session, Window(since, now), job_id=job_id)
+    inputs = window_facts(session, Window(since, now), job_id=job_id)
     found: dict[datetime, str] = {}
     for f in reconcile(inputs.jobs, inputs.histories, inputs.runs, inputs.claims,
                        Window(since, now), now, grace, tolerance,
@@ -288,15 +282,13 @@ def unfinished_slots(session: Session, job_id: str, since: datetime, now: dateti
     for c in inputs.claims:
         if c.state == "running" and c.slot not in found:
             found[c.slot] = f"claim running (holder {c.holder}, lease until " \
-                            f"{slot_text(c.expires_at)})"
+                            f"{slot_iso(c.expires_at)})"
     return sorted(found.items())
 
 
 def unfinished_reason(unfinished: Sequence[tuple[datetime, str]]) -> str:
     """One line: how many slots are unfinished, and the oldest one with what is wrong."""
-    from bridge.services.reconcile import slot_text
-
     slot, what = unfinished[0]
     more = f" (and {len(unfinished) - 1} more)" if len(unfinished) > 1 else ""
-    return (f"{UNFINISHED} {slot_text(slot)}{more}: {what}; wait for it, or repair/decline "
+    return (f"{UNFINISHED} {slot_iso(slot)}{more}: {what}; wait for it, or repair/decline "
             "it (bridge reconcile --repair) before retiring")

@@ -24,6 +24,7 @@ from bridge.core.errors import BridgeError
 from bridge.core.hosts import host_problem
 from bridge.core.spec import SourceKind
 from bridge.store.db import Registry
+from bridge.store.hosts import ids_by_source
 from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
 from crontab_import.inventory import bare_sources, qualify_results
 from crontab_import.model import ParseResult
@@ -81,7 +82,7 @@ def plan_import(
     with registry.session() as s:
         repo = JobRepo(s)
         if fleet_hosts is not None:
-            by_source = repo.ids_by_source(fleet_hosts)
+            by_source = ids_by_source(s, fleet_hosts)
             results = list(qualify_results(results, bare_sources(by_source)))
         known = [i.job for r in results for i in r.items if i.job is not None]
         existing = {j.id: j for j in repo.list(known=known)}

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from sqlalchemy.orm import Session
 
 from bridge.adapters import redis_conn
 from bridge.adapters.redbeat_entries import EntryStore, SyncReport, desired_from
@@ -23,7 +22,7 @@ from bridge.core import prefix_owner
 from bridge.core.config import Settings
 from bridge.core.errors import InfraError
 from bridge.core.spec import JobSpec
-from bridge.store.db import Registry
+from bridge.store.db import Registry, Session
 from bridge.store.models import RegistryMetaRow
 from bridge.store.repos import FleetRepo, JobRepo
 from bridge.store.runs import RunRepo

@@ -25,8 +25,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Table, and_, insert, or_, select, update
+from sqlalchemy import Connection, CursorResult, Table, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from bridge.core.claims import ClaimAction, ClaimInfo, ClaimState
 from bridge.core.runs import RunRecord
@@ -166,3 +167,15 @@ class ClaimStore:
             return count
 
         return self._tx(work) == 1
+
+
+def release_for_rerun(session: Session, claim: ClaimInfo, now: datetime) -> bool:
+    """Release a finished claim for one rerun (``bridge trigger --rerun``): a compare-and-swap
+    of that exact row, state and attempt as seen, to ``abandoned``, in the caller's transaction
+    (which also writes the audit record). False when the row changed meanwhile."""
+    c = CLAIMS.c
+    stmt = (update(CLAIMS)
+            .where(c.id == claim.id, c.attempts == claim.attempts, c.state == claim.state.value)
+            .values(state=ClaimState.ABANDONED.value, updated_at=now))
+    result = cast(CursorResult[Any], session.execute(stmt))
+    return result.rowcount == 1

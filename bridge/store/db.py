@@ -18,12 +18,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker  # Session: the unit of work services pass on
 
 from bridge.core.config import mask_url
-from bridge.core.errors import InfraError, RefusedError
+from bridge.core.errors import InfraError, InputError, RefusedError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -131,17 +132,32 @@ def _known(script: ScriptDirectory, revision: str) -> bool:
 
 
 def upgrade(engine: Engine, target: str = "head") -> SchemaState:
+    """Migrate up to ``target``; an unknown or ambiguous revision is an :class:`InputError`."""
     state = schema_state(engine)
     _refuse_newer(engine, state)
-    with engine.begin() as conn:
+    with engine.begin() as conn, _revision_named(target):
         command.upgrade(_alembic_config(conn), target)
     return schema_state(engine)
 
 
 def downgrade(engine: Engine, target: str) -> SchemaState:
-    with engine.begin() as conn:
+    """Migrate down to ``target``; an unknown or ambiguous revision is an :class:`InputError`."""
+    with engine.begin() as conn, _revision_named(target):
         command.downgrade(_alembic_config(conn), target)
     return schema_state(engine)
+
+
+@contextmanager
+def _revision_named(target: str) -> Iterator[None]:
+    try:
+        yield
+    except CommandError as e:
+        raise InputError(f"revision {target!r}: {e}") from e
+
+
+def connection_failure(err: BaseException) -> bool:
+    """The database driver could not connect or lost the connection (exit 3, not a bug)."""
+    return isinstance(err, (OperationalError, InterfaceError))
 
 
 def _refuse_newer(engine: Engine, state: SchemaState) -> None:

@@ -140,36 +140,11 @@ class JobRepo:
             )
         return out
 
-    def ids_from_source(self, source_file: str, host: str | None = None) -> set[str]:
-        """Live job ids imported from ``source_file`` (on ``host``; None: on any host)."""
+    def ids_from_source(self, source_file: str) -> set[str]:
         query = select(JobRow.id).where(
             JobRow.deleted_at.is_(None), JobRow.source_file == source_file
         )
-        if host is not None:
-            query = query.where(JobRow.host == host)
         return set(self.s.scalars(query))
-
-    def ids_by_source(self, hosts: Iterable[str]) -> dict[tuple[str, str], set[str]]:
-        """Live job ids per (host, source file) of the given hosts, in one query (a fleet
-        import reads every host's files at once)."""
-        wanted = sorted(set(hosts))
-        out: dict[tuple[str, str], set[str]] = {}
-        for i in range(0, len(wanted), 500):
-            query = select(JobRow.id, JobRow.host, JobRow.source_file).where(
-                JobRow.deleted_at.is_(None), JobRow.host.in_(wanted[i : i + 500])
-            )
-            for r in self.s.execute(query):
-                out.setdefault((r.host, r.source_file), set()).add(r.id)
-        return out
-
-    def hosts(self) -> dict[str, int]:
-        """Live jobs per host (jobs bound to no host are left out)."""
-        query = (
-            select(JobRow.host, func.count())
-            .where(JobRow.deleted_at.is_(None), JobRow.host.is_not(None))
-            .group_by(JobRow.host)
-        )
-        return {str(h): int(n) for h, n in self.s.execute(query)}
 
     def owners(self) -> dict[str, SourceOwner]:
         """Every live job's owning source: (host, file, kind); host None for rows imported

@@ -4,43 +4,27 @@ and the side-effect file every job appends ``<job> <slot>`` to (see ``sidefx.py`
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import text
 
 from bridge.celery_app import make_app
 from bridge.core.authority import Owner
 from bridge.core.config import Settings
 from bridge.core.spec import CallableHandler, Dialect, JobSpec, Policies, ScheduleSpec
-from bridge.store.db import Registry, upgrade
-from bridge.store.models import Base, RunRow
+from bridge.store.db import Registry
+from bridge.store.models import RunRow
 from bridge.store.repos import AuthorityRepo, JobRepo
+from tests.support.procs import Proc, Procs
+from tests.support.services import broker_idle
 
 ROOT = Path(__file__).resolve().parents[2]
-CELERY = str(Path(sys.executable).with_name("celery"))
 PREFIX = "{bridge}:"
 CHAOS_APP = "tests.chaos.chaos_app"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30, logs: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{logs}")
 
 
 def parse_slot(value: str) -> datetime:
@@ -63,59 +47,6 @@ def contiguous(slots: list[datetime], step: timedelta = timedelta(seconds=1)) ->
     return gaps
 
 
-def empty_registry(url: str) -> None:
-    reg = Registry(url, check_schema=False)
-    upgrade(reg.engine)
-    with reg.engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(text(f"DELETE FROM {table.name}"))
-    reg.dispose()
-
-
-class Proc:
-    def __init__(self, popen: subprocess.Popen[bytes], log: Path) -> None:
-        self.popen, self.log = popen, log
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def signal(self, sig: int) -> None:
-        if self.alive():
-            os.killpg(self.popen.pid, sig)
-
-    def _group(self, sig: int) -> None:
-        """Signal the whole session: a wrapper (``faketime``) may exit before its child."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, sig)
-
-    def kill(self) -> None:
-        self._group(signal.SIGCONT)
-        self._group(signal.SIGKILL)
-        if self.popen.poll() is None:
-            self.popen.wait(timeout=20)
-
-    def stop(self, timeout: float = 20) -> None:
-        self._group(signal.SIGCONT)
-        self._group(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=timeout)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:  # the group is gone when nobody answers signal 0
-            try:
-                os.killpg(self.popen.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
-        self.kill()
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
 class Chaos:
     def __init__(self, tmp: Path, redis_url: str, db_url: str | None = None) -> None:
         self.tmp = tmp
@@ -124,7 +55,6 @@ class Chaos:
         self.registry = Registry(self.db_url)
         self.record = tmp / "effects.txt"
         self.client: Celery = make_app(Settings(redis_url=redis_url, database_url=self.db_url))
-        self.procs: list[Proc] = []
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
         env.update(
             BRIDGE_REDIS_URL=redis_url, BRIDGE_DATABASE_URL=self.db_url,
@@ -134,6 +64,7 @@ class Chaos:
             PYTHONPATH=str(ROOT), RECORDING_FILE=str(self.record), TZ="UTC",
         )
         self.env = env
+        self.processes = Procs(tmp, env)
 
     # --- registry -------------------------------------------------------------------------------
 
@@ -168,43 +99,29 @@ class Chaos:
     # --- processes ------------------------------------------------------------------------------
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
-        log = self.tmp / f"{name}-{len(self.procs)}.log"
-        with log.open("wb") as out:
-            popen = subprocess.Popen(argv, env={**self.env, **(env or {})}, cwd=self.tmp,
-                                     stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        proc = Proc(popen, log)
-        self.procs.append(proc)
-        return proc
+        return self.processes.spawn(name, argv, env)
+
+    @property
+    def procs(self) -> list[Proc]:
+        return self.processes.all
 
     def worker(self, concurrency: int = 2, app: str = "legacy_wrappers.tasks",
                env: dict[str, str] | None = None, wait: bool = True,
                queues: str = "bridge") -> Proc:
-        n = len(self.procs)
-        proc = self.spawn("worker", [
-            CELERY, "-A", app, "worker", "-P", "prefork", "-c", str(concurrency), "-Q", queues,
-            "-n", f"chaos{n}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
-            "--without-heartbeat", "-l", "INFO"], env)
-        if wait:
-            wait_for("the worker to be ready", lambda: "ready." in proc.text(), 60, proc.text())
-        return proc
+        return self.processes.celery_worker(app, concurrency=concurrency, queues=queues, env=env,
+                                            wait=wait, timeout=60)
 
     def beat(self, env: dict[str, str] | None = None, prefix: list[str] | None = None,
              app: str = "bridge.celery_app") -> Proc:
-        n = len(self.procs)
-        return self.spawn("beat", [
-            *(prefix or []), CELERY, "-A", app, "beat", "-S", "bridge.scheduler:BridgeScheduler",
-            "-l", "INFO", "-s", str(self.tmp / f"beat-schedule-{n}")], env)
+        return self.processes.celery_beat(app, env=env, prefix=prefix)
 
     def close(self) -> None:
-        for proc in self.procs:
-            proc.kill()
+        self.processes.close()
         self.client.close()
         self.registry.dispose()
 
     def tail_logs(self, lines: int = 30) -> str:
-        return "\n".join(f"--- {p.log.name}\n" + "\n".join(p.text().splitlines()[-lines:])
-                         for p in self.procs)
+        return self.processes.tail_logs(lines)
 
     # --- side effects ---------------------------------------------------------------------------
 
@@ -232,3 +149,6 @@ class Chaos:
             return int(r.llen("bridge")) == 0
         finally:
             r.close()
+
+    def broker_idle(self) -> bool:
+        return broker_idle(self.redis_url)

@@ -20,15 +20,8 @@ import redis
 from bridge.adapters.beat_store import beat_key
 from bridge.adapters.redbeat_entries import index_key
 from bridge.core.spec import MisfirePolicy
-from tests.chaos.harness import (
-    CHAOS_APP,
-    PREFIX,
-    Chaos,
-    contiguous,
-    parse_slot,
-    slot_text,
-    wait_for,
-)
+from tests.chaos.harness import CHAOS_APP, PREFIX, Chaos, contiguous, parse_slot, slot_text
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -57,22 +50,22 @@ def test_redis_restarted_empty_beat_rebuilds_and_no_slot_runs_twice(
         chaos.add_job("rf-skip", misfire=MisfirePolicy.SKIP, misfire_grace_seconds=1)
         chaos.worker(concurrency=2, app=CHAOS_APP)
         beat = chaos.beat(env={"BRIDGE_REHYDRATE_INTERVAL": "300"})
-        wait_for("firing", lambda: len(chaos.slots_of("rf-all")) >= 4, 40, chaos.tail_logs())
+        wait_for("firing", lambda: len(chaos.slots_of("rf-all")) >= 4, 40, logs=chaos.tail_logs)
         own_redis.stop()  # SIGKILL: no persistence, every key and queued message is gone
-        time.sleep(4)
+        time.sleep(4)  # the outage itself: slots come due while Redis is down
         own_redis.start()
         up = datetime.now(UTC)
         r = redis.Redis.from_url(own_redis.url, decode_responses=True)
         wait_for("entries rebuilt from SQL",
                  lambda: r.smembers(index_key(PREFIX)) == {"rf-all", "rf-skip"}, 30,
-                 chaos.tail_logs())
+                 logs=chaos.tail_logs)
         wait_for("firing after the restart",
                  lambda: all(any(s > up + timedelta(seconds=2) for s in chaos.slots_of(j))
-                             for j in ("rf-all", "rf-skip")), 30, chaos.tail_logs())
-        time.sleep(2)
+                             for j in ("rf-all", "rf-skip")), 30, logs=chaos.tail_logs)
+        time.sleep(2)  # a little more firing on the rebuilt entries before beat stops
         beat.stop()
-        wait_for("the queue to drain", chaos.queue_empty, 30)
-        time.sleep(2)
+        wait_for("every delivered run to finish", chaos.broker_idle, 30,
+                 logs=chaos.tail_logs)
         r.close()
 
         assert chaos.duplicates() == {}, chaos.duplicates()
@@ -103,9 +96,9 @@ def test_redis_restarted_empty_beat_rebuilds_and_no_slot_runs_twice(
             assert result.code in (0, 1), result.err
             chaos.env["BRIDGE_VISIBILITY_TIMEOUT"] = "3600"
             wait_for("the repaired slots", lambda: not contiguous(chaos.slots_of("rf-all")), 40,
-                     chaos.tail_logs())
-            wait_for("the queue to drain", chaos.queue_empty, 30)
-            time.sleep(1)
+                     logs=chaos.tail_logs)
+            wait_for("every delivered run to finish", chaos.broker_idle, 30,
+                     logs=chaos.tail_logs)
         assert chaos.duplicates() == {}
         print(f"redis restart: {report}")
     finally:
@@ -131,17 +124,17 @@ def test_frozen_beat_resumed_after_losing_its_lock_never_doubles_a_slot(
         freezes = fail_stops = 0
         for _ in range(2):
             holder: int = wait_for("a lock holder", lambda: holder_pid(r) in beats and
-                                   holder_pid(r), 30, chaos.tail_logs())
-            wait_for("firing", lambda: len(chaos.slots_of("ha-0")) >= 3, 30, chaos.tail_logs())
+                                   holder_pid(r), 30, logs=chaos.tail_logs)
+            wait_for("firing", lambda: len(chaos.slots_of("ha-0")) >= 3, 30, logs=chaos.tail_logs)
             beats[holder].signal(signal.SIGSTOP)  # frozen mid-whatever, past the 3 s lock
             freezes += 1
             frozen = holder
             wait_for("the standby to take over",
                      lambda: holder_pid(r) not in (None, frozen),  # noqa: B023
-                     30, chaos.tail_logs())
-            time.sleep(2)
+                     30, logs=chaos.tail_logs)
+            time.sleep(2)  # the freeze itself: the standby leads while the old holder sleeps
             beats[holder].signal(signal.SIGCONT)  # it wakes up believing it still leads
-            time.sleep(3)
+            time.sleep(3)  # its next ticks: it must find the lock taken, never publish twice
             if not beats[holder].alive():  # it found the lock taken (LockLost) and stopped
                 fail_stops += 1
                 replacement = chaos.beat()  # what a supervisor does: a new standby
@@ -150,8 +143,8 @@ def test_frozen_beat_resumed_after_losing_its_lock_never_doubles_a_slot(
             b.stop()
         logs = "\n".join(b.text() for b in beats.values())
         assert "published" in logs
-        wait_for("the queue to drain", chaos.queue_empty, 30)
-        time.sleep(2)
+        wait_for("every delivered run to finish", chaos.broker_idle, 30,
+                 logs=chaos.tail_logs)
 
         assert chaos.duplicates() == {}, chaos.duplicates()
         per_slot = Counter(chaos.effects())

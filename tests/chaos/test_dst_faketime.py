@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -40,9 +39,10 @@ import redis
 
 from bridge.adapters.beat_store import beat_key
 from bridge.core.spec import MisfirePolicy
-from tests.chaos.harness import PREFIX, ROOT, Chaos, wait_for
+from tests.chaos.harness import PREFIX, ROOT, Chaos
+from tests.support import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=25), pytest.mark.timeout(90)]
 
 SPEED = 480
 LEAD = timedelta(minutes=75)  # fake time before the transition when beat starts
@@ -130,13 +130,12 @@ def test_beat_under_a_fast_fake_clock_fires_the_oracles_slots_across_dst(
 
         wait_for("beat's fake clock to pass the window",
                  lambda: fake_now() > (hi + timedelta(minutes=5)).timestamp(), 60,
-                 chaos.tail_logs())
+                 logs=chaos.tail_logs)
         started_fake = datetime.fromtimestamp(fake_now(), UTC)
     finally:
         r.close()
     beat.stop()
-    wait_for("the queue to drain", chaos.queue_empty, 20)
-    time.sleep(1)
+    wait_for("every delivered run to finish", chaos.broker_idle, 20, logs=chaos.tail_logs)
 
     recorded: dict[str, list[datetime]] = {j: [] for j in jobs}
     for job_id, slot in chaos.effects():

@@ -11,15 +11,17 @@ retried, not lost), and no slot between the first and the last is unaccounted fo
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bridge.core.spec import MisfirePolicy
-from tests.chaos.harness import CHAOS_APP, Chaos, contiguous, empty_registry, wait_for
+from tests.chaos.harness import CHAOS_APP, Chaos, contiguous
+from tests.support import wait_for
+from tests.support.services import empty_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -35,7 +37,7 @@ def pg_chaos(tmp_path: Path, redis_url: str, pg_url: str) -> Iterator[Chaos]:
 def terminator(pg_url: str, stop: threading.Event, kills: list[int]) -> None:
     import psycopg
 
-    from tests.conftest import PG_ADMIN_URL
+    from tests.support.services import PG_ADMIN_URL
 
     name = pg_url.rsplit("/", 1)[1]
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
@@ -55,14 +57,32 @@ def test_registry_connections_dropped_mid_run_lose_nothing_and_double_nothing(
         chaos.add_job(job_id, misfire=MisfirePolicy.FIRE_ALL, misfire_grace_seconds=1)
     chaos.worker(concurrency=2, app=CHAOS_APP)
     beat = chaos.beat()
-    wait_for("firing", lambda: len(chaos.slots_of("pg-a")) >= 3, 40, chaos.tail_logs())
+    wait_for("firing", lambda: len(chaos.slots_of("pg-a")) >= 3, 40, logs=chaos.tail_logs)
     stop, kills = threading.Event(), []  # type: ignore[var-annotated]
     thread = threading.Thread(target=terminator, args=(pg_url, stop, kills), daemon=True)
+    firing = len(chaos.slots_of("pg-a"))
     thread.start()
-    time.sleep(12)
+
+    def dropped_while_firing() -> bool:  # three rounds that cut connections, slots still run
+        return (sum(1 for n in kills if n) >= 3
+                and len(chaos.slots_of("pg-a")) >= firing + 5)
+
+    wait_for("backends terminated while slots keep firing", dropped_while_firing, 60,
+             logs=chaos.tail_logs)
     stop.set()
     thread.join(10)
-    time.sleep(3)
+    healed = datetime.now(UTC)
+
+    def caught_up() -> bool:  # every job fires again and has no slot unaccounted for behind it
+        rows = chaos.runs()
+        for job_id in jobs:
+            fired = chaos.slots_of(job_id)
+            recorded = {r.slot for r in rows if r.job_id == job_id}
+            if not any(s > healed for s in fired) or set(contiguous(fired)) - recorded:
+                return False
+        return True
+
+    wait_for("every job caught up after the drops", caught_up, 40, logs=chaos.tail_logs)
     beat.stop()
     wait_for("the queue to drain", chaos.queue_empty, 40)
 
@@ -71,7 +91,7 @@ def test_registry_connections_dropped_mid_run_lose_nothing_and_double_nothing(
                 if r.role == "authoritative" and r.status == "succeeded"}
         return set(chaos.effects()) <= done
 
-    wait_for("every executed slot recorded", settled, 60, chaos.tail_logs())
+    wait_for("every executed slot recorded", settled, 60, logs=chaos.tail_logs)
     assert sum(kills) > 0, "no backend was terminated"
     assert chaos.duplicates() == {}, chaos.duplicates()
     rows = chaos.runs()

@@ -12,7 +12,6 @@ line) or, for a run that was in flight at the kill, ``lost`` (outcome unknown, d
 from __future__ import annotations
 
 import signal
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.harness import CHAOS_APP, Chaos, slot_text, wait_for
+from tests.chaos.harness import CHAOS_APP, Chaos, slot_text
+from tests.support import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=35), pytest.mark.timeout(150)]
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_worker_sigkill_mid_batch_every_slot_runs_exactly_once(chaos: Chaos) -> 
     worker = chaos.worker(concurrency=2, app=CHAOS_APP)
     for job_id, slot in sorted(expected, key=lambda x: (x[1], x[0])):
         chaos.client.send_task("bridge.run_job", args=[job_id, slot_text(slot)], queue="bridge")
-    wait_for("30 runs", lambda: len(chaos.effects()) >= 30, 60, chaos.tail_logs())
+    wait_for("30 runs", lambda: len(chaos.effects()) >= 30, 60, logs=chaos.tail_logs)
     worker.signal(signal.SIGKILL)
     worker.popen.wait(timeout=20)
     killed_after = len(chaos.effects())
@@ -55,9 +55,9 @@ def test_worker_sigkill_mid_batch_every_slot_runs_exactly_once(chaos: Chaos) -> 
                        if r.role == "authoritative" and r.status in ("succeeded", "lost"))
 
     wait_for("all 100 slots settled", lambda: set(settled()) >= expected, 120,
-             chaos.tail_logs())
-    wait_for("the queue to drain", chaos.queue_empty, 30)
-    time.sleep(3)  # redeliveries still in flight would show up as extra lines
+             logs=chaos.tail_logs)
+    # nothing queued or unacknowledged: no redelivery can still add a line or a row
+    wait_for("nothing left to deliver or redeliver", chaos.broker_idle, 30, logs=chaos.tail_logs)
 
     effects = Counter(chaos.effects())
     assert chaos.duplicates() == {}, chaos.duplicates()
@@ -86,13 +86,13 @@ def test_a_handler_killed_after_its_side_effect_runs_again_where_exactly_once_st
     worker = chaos.worker(concurrency=1, app=CHAOS_APP)
     chaos.client.send_task("bridge.run_job", args=["effect-then-crash", slot_text(slot)],
                            queue="bridge")
-    wait_for("the side effect", lambda: chaos.effects(), 30, chaos.tail_logs())
+    wait_for("the side effect", lambda: chaos.effects(), 30, logs=chaos.tail_logs)
     worker.signal(signal.SIGKILL)  # after the effect, before the verdict
     worker.popen.wait(timeout=20)
     chaos.add_job("effect-then-crash", "0 * * * *", dialect="vixie", on_lost="rerun")
     chaos.worker(concurrency=1, app=CHAOS_APP)
     wait_for("the takeover after the lease", lambda: len(chaos.effects()) == 2, 90,
-             chaos.tail_logs())
+             logs=chaos.tail_logs)
     wait_for("the verdict", lambda: any(r.status == "succeeded" for r in chaos.runs()), 30)
     assert chaos.effects() == [("effect-then-crash", slot)] * 2
     done = [(r.role, r.status, r.attempts) for r in chaos.runs() if r.role == "authoritative"]

@@ -25,7 +25,8 @@ import redis
 from bridge.core.authority import Owner
 from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
 from bridge.store.repos import AuthorityRepo, JobRepo
-from tests.chaos.harness import Chaos, slot_text, wait_for
+from tests.chaos.harness import Chaos, slot_text
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
@@ -53,7 +54,7 @@ def test_a_worker_killed_holding_an_unregistered_message_loses_nothing(chaos: Ch
                                 reason="chaos test")
     r = redis.Redis.from_url(chaos.redis_url)
     worker = chaos.worker(concurrency=1)
-    wait_for("the worker's blocking pop", lambda: blocked_pops(r), 30, chaos.tail_logs())
+    wait_for("the worker's blocking pop", lambda: blocked_pops(r), 30, logs=chaos.tail_logs)
     print("blocking pop:", blocked_pops(r))
     worker.signal(signal.SIGSTOP)
     slot = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -66,9 +67,9 @@ def test_a_worker_killed_holding_an_unregistered_message_loses_nothing(chaos: Ch
     t0 = time.monotonic()
     chaos.worker(concurrency=1)
     wait_for("the message to be run by the next worker", lambda: out.exists(), 60,
-             chaos.tail_logs())
+             logs=chaos.tail_logs)
     print(f"recovered {time.monotonic() - t0:.1f} s after the restart")
     wait_for("the run row", lambda: [x.status for x in chaos.runs("hourly")] == ["succeeded"],
-             30, chaos.tail_logs())
+             30, logs=chaos.tail_logs)
     assert len(out.read_text().splitlines()) == 1
     r.close()

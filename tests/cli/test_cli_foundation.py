@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bridge.core.spec import CommandHandler, JobSpec, ScheduleSpec, SourceLocation
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
@@ -40,7 +42,7 @@ def test_status_json_reports_redis_database_and_job_count(cli, redis_url: str, d
 
 
 def test_status_with_redis_down_exits_3_naming_masked_url(cli, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import free_port
+    from tests.support import free_port
 
     url = f"redis://:sup3rsecret@127.0.0.1:{free_port()}/0"
     r = cli("status", env={"BRIDGE_REDIS_URL": url, "BRIDGE_DATABASE_URL": sqlite_url})
@@ -99,6 +101,7 @@ def test_unknown_option_is_one_line_exit_2(cli) -> None:  # type: ignore[no-unty
     assert "--frobnicate" in r.err
 
 
+@pytest.mark.integration
 def test_console_script_runs_and_helps() -> None:
     r = subprocess.run(
         [sys.executable, "-m", "bridge.cli.main", "--help"],
@@ -156,6 +159,7 @@ def test_a_batch_answers_every_line_whatever_one_line_holds(cli, tmp_path) -> No
     assert not any("internal error" in e for e in errors)
 
 
+@pytest.mark.integration
 def test_a_batch_on_stdin_with_invalid_utf8_and_deep_nesting_goes_on(tmp_path) -> None:  # type: ignore[no-untyped-def]
     data = b"\xc3\x28\n" + b"[" * 5000 + b"\n" + (
         b'{"expr": "0 0 1 1 *", "timezone": "UTC", "after": "2026-06-01T00:00Z", "count": 1}\n')
@@ -311,7 +315,7 @@ def test_a_celery_message_carries_only_the_job_id_and_the_slot(redis_url: str) -
 
     import redis
 
-    from bridge.beat.publish import BatchPublisher, Firing
+    from bridge.beat.publish import BatchPublisher, SlotMessage
     from bridge.celery_app import make_app
     from bridge.core.config import load_settings
 
@@ -319,7 +323,7 @@ def test_a_celery_message_carries_only_the_job_id_and_the_slot(redis_url: str) -
     slot = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
     try:
         with app.producer_or_acquire() as producer:
-            BatchPublisher(app).publish(producer, [Firing("alice-crontab-1", slot, "bridge")])
+            BatchPublisher(app).publish(producer, [SlotMessage("alice-crontab-1", slot, "bridge")])
     finally:
         app.close()
     client = redis.Redis.from_url(redis_url)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,7 +161,7 @@ def test_sync_check_finds_drift_and_sync_repairs_it(cli, redis_url, db_url) -> N
 
 
 def test_import_with_redis_down_updates_registry_and_exits_3(cli, db_url) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import free_port
+    from tests.support import free_port
 
     env = {"BRIDGE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "BRIDGE_DATABASE_URL": db_url}
     r = cli("import", "crontab", str(ALICE), env=env)
@@ -205,6 +206,7 @@ def test_preview_shows_debian_dst_behaviour_and_json_errors(cli) -> None:  # typ
     assert r.code == 2 and "minute 61 out of range" in r.json()["error"]
 
 
+@pytest.mark.integration
 def test_preview_batch_handles_ten_thousand_lines_in_one_process(tmp_path: Path) -> None:
     cases = []
     for i in range(10_000):

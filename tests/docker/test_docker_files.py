@@ -51,6 +51,7 @@ def _argv(service: dict) -> list[str]:  # type: ignore[type-arg]
     return list(service.get("entrypoint") or ["bridge"]) + list(service.get("command") or [])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["migrate", "worker", "beat", "flower"])
 def test_service_commands_exist_and_accept_their_arguments(name: str) -> None:
     argv = _argv(compose()["services"][name])

@@ -29,11 +29,12 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from tests.support import sleep_until, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -51,22 +52,6 @@ def utc(epoch: float) -> datetime:
 
 def iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60,
-             on_fail: Callable[[], str] = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n{on_fail()}")
-
-
-def sleep_until(epoch: float) -> None:
-    while (left := epoch - time.time()) > 0:
-        time.sleep(min(left, 0.5))
 
 
 @dataclass
@@ -157,7 +142,7 @@ class World:
                            "-l", "INFO")
         log = self.logs[-1]
         wait_for("the worker to be ready", lambda: "ready." in log.read_text(errors="replace"),
-                 90, self.tail_logs)
+                 90, logs=self.tail_logs)
         return proc
 
     @staticmethod

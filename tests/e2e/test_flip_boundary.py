@@ -30,12 +30,12 @@ from tests.e2e.harness import (
     flip,
     iso,
     shadow_verdicts,
-    sleep_until,
     utc,
-    wait_for,
 )
+from tests.support import sleep_until, wait_for
+from tests.support.services import broker_idle
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=120), pytest.mark.timeout(420)]
 
 JOB = "e2e.flip-boundary"
 LEAD = 25  # seconds from the window start to the flip to Celery
@@ -66,7 +66,7 @@ def test_every_slot_runs_once_across_a_flip_and_a_flip_back(world: World) -> Non
     loop.start()
     try:
         wait_for("both paths to record slots", lambda: {r.path for r in world.runs(JOB)}
-                 >= {"legacy", "celery"}, 60, world.tail_logs)
+                 >= {"legacy", "celery"}, 60, logs=world.tail_logs)
         first = utc(math.floor(time.time()) + 2)
         to_celery = first + timedelta(seconds=LEAD)
         back = to_celery + timedelta(seconds=HELD)
@@ -83,8 +83,9 @@ def test_every_slot_runs_once_across_a_flip_and_a_flip_back(world: World) -> Non
         loop.finish()
     wait_for("the Celery side to catch up",
              lambda: any(r.slot > last and r.path == "celery" for r in world.runs(JOB))
-             and world.queue_length() == 0, 60, world.tail_logs)
-    time.sleep(2)
+             and world.queue_length() == 0, 60, logs=world.tail_logs)
+    wait_for("every delivered run to finish", lambda: broker_idle(world.redis_url), 30,
+             logs=world.tail_logs)
 
     assert not loop.late, f"the legacy loop itself fired late: {loop.late}"
     assert all(first.timestamp() + i in loop.fired

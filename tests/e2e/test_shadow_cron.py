@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -34,11 +33,12 @@ import pytest
 from bridge.core.placement import host_queue
 from bridge.core.spec import CommandHandler, ComparePolicy, ShadowMode
 from bridge.store.repos import JobRepo
-from tests.e2e.harness import SHIM, World, iso, wait_for
+from tests.e2e.harness import SHIM, World, iso
+from tests.support import wait_for
 from tests.wrappers.test_shim_cron import Daemon, not_near_the_tick
 from tests.wrappers.test_shim_cron import cron_files as cron_files  # shared fixture, not copied
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(330)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=180), pytest.mark.timeout(330)]
 
 SLOTS = 2  # cron minutes compared
 NOBODY = "e2e-nobody"  # a queue no worker consumes
@@ -131,13 +131,15 @@ def test_shadow_verdicts_under_real_cron(
 
     not_near_the_tick()
     installed = cron_files(f"bridge-e2e-shadow-{tag}", rewritten.read_text())
-    deadline = time.monotonic() + 60 * (SLOTS + 1) + 15
-    while not all(len(legacy_slots(world, j)) >= SLOTS for j in ids.values()):
-        assert time.monotonic() < deadline, (
-            f"cron ran {[len(legacy_slots(world, j)) for j in ids.values()]} slots\n"
-            + world.tail_logs())
-        daemon.ensure()
-        time.sleep(1)
+
+    def cron_fired_every_job() -> bool:
+        daemon.ensure()  # restarts our cron if it vanished meanwhile
+        return all(len(legacy_slots(world, j)) >= SLOTS for j in ids.values())
+
+    wait_for(f"cron to fire {SLOTS} slots of every job", cron_fired_every_job,
+             60 * (SLOTS + 1) + 15, interval=1,
+             logs=lambda: f"cron ran {[len(legacy_slots(world, j)) for j in ids.values()]} "
+                          f"slots\n{world.tail_logs()}")
     installed.unlink()  # no more legacy firings; the compared slots are the first SLOTS
     slots = legacy_slots(world, ids["healthy"])[:SLOTS]
     assert all(legacy_slots(world, j)[:SLOTS] == slots for j in ids.values())
@@ -148,7 +150,7 @@ def test_shadow_verdicts_under_real_cron(
         return all({r.slot for r in world.runs(ids[k]) if r.path == "celery"
                     and r.status != "running"} >= set(slots) for k in ("healthy", "broken"))
 
-    wait_for("the Celery shadow runs", celery_done, 60, world.tail_logs)
+    wait_for("the Celery shadow runs", celery_done, 60, logs=world.tail_logs)
     # the stopped job's slots must leave its grace window (tolerance 10 + timeout 5 s)
     wait_for("the grace window", lambda: datetime.now(UTC) > until + timedelta(seconds=17), 30)
 
@@ -188,8 +190,7 @@ def test_shadow_verdicts_under_real_cron(
     assert world.queue_length(nobody) >= SLOTS  # Celery published them; nobody consumed
 
     # side effects: the dry run never touched broken.txt; execute mode doubles healthy's
-    world.close()  # no more Celery runs in flight
-    time.sleep(2)
+    world.close()  # waits for beat and workers to exit: no more Celery runs in flight
     out = world.tmp / "out"
     broken_runs = legacy_slots(world, ids["broken"])
     assert len((out / "broken.txt").read_text().splitlines()) == len(broken_runs)

@@ -22,8 +22,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from legacy_wrappers.messages import JobRequest, Rejection, parse_request
-from tests.chaos.harness import CHAOS_APP, Chaos, wait_for
+from tests.chaos.harness import CHAOS_APP, Chaos
 from tests.fuzz.conftest import examples
+from tests.support import wait_for
 
 TEXT = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=30)
 SLOTS = st.sampled_from(["2026-03-08T07:00:00Z", "2026-03-08T07:00:00", "2026-03-08T07:00:00.5Z",
@@ -81,7 +82,7 @@ def test_a_real_worker_answers_garbage_messages_and_keeps_serving(
         client.close()
     chaos.client.send_task("bridge.run_job", args=args, kwargs=kwargs, queue="bridge")
     rows = wait_for("the message's run row", lambda: chaos.runs()[before:], 30,
-                    chaos.tail_logs())
+                    logs=chaos.tail_logs)
     assert len(rows) == 1 and rows[0].status == "rejected", [(r.status, r.error) for r in rows]
     assert proc.alive(), proc.text()[-2000:]
     assert chaos.effects() == []
@@ -99,5 +100,5 @@ def test_after_the_garbage_a_valid_message_still_runs(worker: tuple[Chaos, Any])
         client.close()
     chaos.client.send_task("bridge.run_job", args=["good", "2026-03-08T07:00:00Z"],
                            queue="bridge")
-    wait_for("the valid run", lambda: chaos.slots_of("good"), 30, chaos.tail_logs())
+    wait_for("the valid run", lambda: chaos.slots_of("good"), 30, logs=chaos.tail_logs)
     assert proc.alive()

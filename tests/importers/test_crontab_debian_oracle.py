@@ -27,7 +27,8 @@ import pytest
 
 from crontab_import.crontab import parse_crontab
 
-pytestmark = pytest.mark.integration
+# one worker runs the module: its tests share the oracles' verdicts (module fixtures)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("debian-oracle")]
 
 CRONTAB = shutil.which("crontab")
 CRON = shutil.which("cron") or ("/usr/sbin/cron" if Path("/usr/sbin/cron").exists() else None)
@@ -506,7 +507,7 @@ def run_cron_daemon(files: dict[str, bytes], work: Path, seconds: float = 2.0) -
             timeout=60,
             env={**os.environ, "CRON": str(CRON)},
         )
-        time.sleep(0.3)
+        time.sleep(0.3)  # the syslog reader thread takes the daemon's last datagrams
     finally:
         done.set()
         reader.join()

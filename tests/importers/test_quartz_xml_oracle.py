@@ -79,6 +79,7 @@ def _run(path: Path) -> tuple[dict[str, Any], ParseResult]:
     return truth, parse_file(path, now=now, default_timezone=ZONE)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_importer_agrees_with_xml_scheduling_data_processor(path: Path) -> None:
     truth, result = _run(path)
@@ -172,6 +173,7 @@ def _same_cron(t: dict[str, Any], item: ImportItem, load_millis: int) -> None:
     assert _millis(first) == t["next_fire_millis"]
 
 
+@pytest.mark.integration
 def test_quartz_232_refuses_18_only_elements_the_importer_names_them() -> None:
     path = ROOT / "tests/importers/data/quartz_v18.xml"
     truth = oracle.load(path, default_timezone=ZONE)  # validated with the 2.0 schema
@@ -182,6 +184,7 @@ def test_quartz_232_refuses_18_only_elements_the_importer_names_them() -> None:
     assert "Quartz 2.x refuses (job-listener-ref at line 20" in result.notes[0]
 
 
+@pytest.mark.integration
 def test_processor_reads_date_interval_as_an_unknown_trigger_type() -> None:
     path = ROOT / "tests/importers/data/quartz_v18_date_interval.xml"
     truth = oracle.load(path, default_timezone=ZONE, schema=oracle.SCHEMA_1_8)

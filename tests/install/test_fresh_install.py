@@ -17,14 +17,17 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+from tests.support import wait_for
+
+# one worker runs the module: its tests share one clean venv (a module fixture)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=60),
+              pytest.mark.xdist_group("fresh-install")]
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("bridge", "crontab_import", "legacy_wrappers", "shadow")
@@ -157,16 +160,15 @@ def test_real_worker_and_beat_from_the_clean_venv_run_a_quickstart_slot(quicksta
     ]
     db = quickstart["root"] / "registry.db"
     try:
-        deadline = time.monotonic() + 150  # the heartbeat job fires every minute
-        runs: list[tuple[str, str, str]] = []
-        while time.monotonic() < deadline and not runs:
+        def heartbeat_ran() -> list[tuple[str, str, str]]:
             for p in procs:
                 assert p.poll() is None, (logs / "worker.log").read_text()[-3000:] + (
                     logs / "beat.log"
                 ).read_text()[-3000:]
-            runs = _runs(db, "alice-heartbeat")
-            time.sleep(1)
-        assert runs, (logs / "worker.log").read_text()[-3000:]
+            return _runs(db, "alice-heartbeat")
+
+        runs = wait_for("the heartbeat job's run (it fires every minute)", heartbeat_ran, 150,
+                        interval=1, logs=lambda: (logs / "worker.log").read_text()[-3000:])
         slot, role, status = runs[0]
         assert datetime.fromisoformat(slot).second == 0, slot  # a cron minute, stamped by beat
         assert (role, status) == ("observe", "observed"), runs  # legacy owns it: Celery observes

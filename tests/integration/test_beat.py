@@ -41,6 +41,8 @@ from bridge.core.spec import CommandHandler, JobSpec, MisfirePolicy, Policies, S
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
 from bridge.store.runs import RunRepo
+from tests.support import wait_for
+from tests.support.services import broker_idle
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -160,21 +162,15 @@ class Harness:
         return [slot for j, slot in self.fired() if j == job_id]
 
     def wait_for(self, what: str, condition: Callable[[], object], timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.2)
-        pytest.fail(f"timed out waiting for {what}\n{self.tail_logs()}")
+        wait_for(what, condition, timeout, logs=self.tail_logs)
 
     def holder_pid(self) -> int | None:
         holder = self.r.hget(beat_key(PREFIX), "holder")
         return int(holder.rsplit(":", 1)[1]) if holder else None
 
     def drain(self) -> None:
-        """Wait until the worker has run everything queued."""
-        self.wait_for("the queue to drain", lambda: self.r.llen("bridge") == 0, timeout=20)
-        time.sleep(1.0)
+        """Wait until the worker has run everything queued (nothing queued or unacknowledged)."""
+        self.wait_for("every delivered run to finish", lambda: broker_idle(self.redis_url), 20)
 
 
 @pytest.fixture
@@ -236,7 +232,7 @@ def test_killed_beat_restarted_neither_duplicates_nor_loses_slots(h: Harness) ->
     h.wait_for("slots after the restart",
                lambda: any(s > killed_at + timedelta(seconds=LOCK_TIMEOUT + 3)
                            for s in h.slots_of("catch-up")), timeout=30)
-    time.sleep(2)
+    time.sleep(2)  # a little more firing from the restarted beat before it stops
     h.stop(second)
     h.drain()
 

@@ -10,9 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,18 +26,9 @@ from bridge.store.db import Registry
 from bridge.store.models import RunRow
 from bridge.store.repos import AuthorityRepo, JobRepo
 from bridge.store.runs import RunRepo
+from tests.support import wait_for
 
 CELERY = str(Path(sys.executable).with_name("celery"))
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def lines(path: Path) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 
+from bridge.core.reconcile import Finding, Kind
 from bridge.ops.health import BeatState, HealthConfig, HealthFacts, health_alerts, run_health
 from bridge.services.alerts import (
     SECRET_HEADER,
@@ -27,7 +28,6 @@ from bridge.services.alerts import (
     WebhookSink,
     deliver,
 )
-from bridge.services.reconcile import Finding, Kind
 
 NOW = datetime(2026, 3, 8, 7, 20, tzinfo=UTC)
 SLOT = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
@@ -106,6 +106,7 @@ def test_webhook_gives_up_after_its_attempts() -> None:
         r.close()
 
 
+@pytest.mark.integration
 def test_command_sink_gets_the_json_on_stdin(tmp_path: Path) -> None:
     target = tmp_path / "alert.json"
     script = f"import sys; open({str(target)!r}, 'w').write(sys.stdin.read())"

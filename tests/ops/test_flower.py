@@ -17,15 +17,8 @@ from typing import Any
 import pytest
 
 from bridge.cli.flower_cmd import PUBLIC_METRICS_FLAG, flower_command, is_loopback
-from tests.conftest import free_port
-from tests.ops.harness import (
-    FLOWER_AUTH,
-    OpsHarness,
-    flower_answers,
-    flower_tasks,
-    lines,
-    wait_for,
-)
+from tests.ops.harness import FLOWER_AUTH, OpsHarness, flower_answers, flower_tasks, lines
+from tests.support import free_port, wait_for
 
 SLOT = "2026-03-08T07:00:00Z"
 

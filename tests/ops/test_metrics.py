@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from bridge.core.dispatch import slot_iso
 from bridge.ops import metrics
-from bridge.services.reconcile import slot_text
 from bridge.store.runs import RunRepo
-from tests.conftest import free_port
-from tests.ops.harness import OpsHarness, top_of_hour, wait_for
+from tests.ops.harness import OpsHarness, top_of_hour
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ def test_documented_series_have_the_values_of_a_known_run_sequence(ops: OpsHarne
         assert v[("bridge_authority_jobs", (("owner", "legacy"),))] == 1
         assert v[("bridge_job_owner", (("host", ""), ("job", "b"), ("owner", "legacy")))] == 1
         assert v[("bridge_slot_findings", (("host", ""), ("job", "c"), ("kind", "missed")))] >= 1
-        assert not any(k[0].startswith("bridge_") and ("slot", slot_text(slot)) in k[1]
+        assert not any(k[0].startswith("bridge_") and ("slot", slot_iso(slot)) in k[1]
                        for k in v)  # never a slot label
 
         with ops.registry.session() as s:  # one more run: only the new row is folded in
@@ -186,7 +186,7 @@ def test_shadow_verdicts_follow_the_report_and_lost_slots_are_their_own_finding(
 
     from bridge.cli.status_cmd import _overview_lines
     from bridge.core.authority import Owner
-    from bridge.ops.overview import gather
+    from bridge.ops.overview import status_view
     from bridge.store.models import JobRow
 
     minute = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -226,7 +226,7 @@ def test_shadow_verdicts_follow_the_report_and_lost_slots_are_their_own_finding(
     assert ("bridge_runs_total", (("host", ""), ("job", "l"), ("outcome", "failed"),
                                   ("path", "celery"))) not in v
 
-    view = gather(ops.registry, ops.settings, datetime.now(UTC))
+    view = status_view(ops.registry, ops.settings, datetime.now(UTC))
     assert view["slots_24h"]["lost"] == 1 and view["slots_24h"]["failed"] == 0
     assert view["shadow"]["lost_slots"] == 1
     lines = _overview_lines(view)

@@ -1,4 +1,4 @@
-"""bridge.services.reconcile's pure core: one table row per finding kind (values in, findings
+"""bridge.core.reconcile (pure judging): one table row per finding kind (values in, findings
 out)."""
 
 from __future__ import annotations
@@ -7,19 +7,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bridge.cli.reconcile_cmd import parse_since
 from bridge.core.authority import AuthorityEvent, Owner
 from bridge.core.jobs import StoredJob
-from bridge.core.spec import CommandHandler, Dialect, JobSpec, Policies, RetryPolicy, ScheduleSpec
-from bridge.services.reconcile import (
+from bridge.core.reconcile import (
     ClaimFact,
     Finding,
     ReconcileInputs,
     RunFact,
     Window,
-    parse_since,
     plan_repairs,
     reconcile,
 )
+from bridge.core.spec import CommandHandler, Dialect, JobSpec, Policies, RetryPolicy, ScheduleSpec
 
 T0 = datetime(2026, 3, 8, 6, 30, tzinfo=UTC)
 S = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)  # the one hourly slot in the window
@@ -161,12 +161,13 @@ def test_a_dead_holder_is_stuck_but_repairable_only_after_its_lease() -> None:
     assert g.kind.value == "stuck" and g.repairable
 
 
+@pytest.mark.integration
 def test_holder_gone_only_for_a_dead_pid_on_this_host() -> None:
     import os
     import socket
     import subprocess
 
-    from bridge.services.reconcile import holder_gone
+    from bridge.adapters.processes import holder_gone
 
     finished = subprocess.Popen(["true"])
     finished.wait()  # reaped: its pid names no process

@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 
-from bridge.services.reconcile import slot_text
+from bridge.core.dispatch import slot_iso
 from bridge.store.repos import AuditRepo
 from legacy_wrappers.claims import Claims
-from tests.ops.harness import OpsHarness, lines, top_of_hour, wait_for
+from tests.ops.harness import OpsHarness, lines, top_of_hour
+from tests.support import wait_for
+from tests.support.services import broker_idle
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +41,7 @@ def since_arg() -> str:
 def test_a_slot_missed_without_workers_is_repaired_once(ops: OpsHarness, cli: Any) -> None:
     out = ops.tmp / "out.txt"
     ops.add_job("nightly", f"echo ran >> {out}")
-    slot = slot_text(top_of_hour())
+    slot = slot_iso(top_of_hour())
     args = ("reconcile", "--since", since_arg(), "--grace", "0", "--json")
 
     first = cli(*args, env=ops.env)
@@ -62,7 +64,7 @@ def test_a_slot_missed_without_workers_is_repaired_once(ops: OpsHarness, cli: An
     assert again.json()["findings"] == [] and again.json()["repairs"] == []
     [made] = again.json()["repaired"]  # the repair stays visible in reconcile's output
     assert (made["job_id"], made["slot"], made["kind"]) == ("nightly", slot, "missed")
-    time.sleep(1)
+    wait_for("nothing left to deliver", lambda: broker_idle(ops.redis_url), 30)
     assert lines(out) == ["ran"]
     assert [(r.role, r.status) for r in ops.runs("nightly")] == [("authoritative", "succeeded")]
     with ops.registry.session() as s:
@@ -78,7 +80,7 @@ def test_a_slot_whose_worker_was_killed_is_stuck_then_repaired_once(
                 on_lost="rerun")
     slot = top_of_hour()
     worker = ops.start_worker()
-    ops.client.send_task("bridge.run_job", args=["long", slot_text(slot)], queue="bridge")
+    ops.client.send_task("bridge.run_job", args=["long", slot_iso(slot)], queue="bridge")
     wait_for("the run to start", lambda: lines(started) == ["go"])
     worker.kill_all()  # the whole worker dies mid-run: nobody renews the lease
     os.killpg(int(lines(pids)[0]), signal.SIGKILL)  # and its command (its own session)

@@ -25,15 +25,16 @@ from tests.quartz_plugin import harness as plugin_harness
 from tests.quartz_plugin.test_quartz_plugin import (
     HANDLERS,
     World,
-    _queue_empty,
     iso,
     job,
     lines,
     parse_slot,
-    wait_for,
 )
+from tests.support import wait_for
+from tests.support.services import broker_idle
 
-pytestmark = [pytest.mark.java, pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.java, pytest.mark.integration, pytest.mark.slow(seconds=120),
+              pytest.mark.timeout(180)]
 PREFIX = "QRTZE_"
 
 
@@ -114,16 +115,17 @@ def _run(world: World, store: harness.JdbcStore, tmp: Path) -> None:
             >= 3
         ),
         60,
-        world.tail,
+        logs=world.tail,
     )
     boundary = _flip(world)
     ahead = (boundary - datetime.now(UTC)).total_seconds()
     wait_for("Celery running flip.tick after the boundary", lambda: len(lines(celery)) >= 3,
-             ahead + 40, world.tail)  # fmt: skip
+             ahead + 40, logs=world.tail)  # fmt: skip
 
     assert quartz.stop() == 0, quartz.output()
     world.stop(beat)
-    wait_for("the queue to drain", lambda: _queue_empty(world), 20, world.tail)
+    wait_for("every delivered run to finish",
+             lambda: broker_idle(world.env["BRIDGE_REDIS_URL"]), 20, logs=world.tail)
     world.stop(worker)
     world.bridge("legacy", "ingest", "--quartz-spool", str(world.spool), "--json")
 

@@ -4,7 +4,6 @@ plan as reading its JDBC tables, and the fire times of the running Quartz."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,8 +21,10 @@ from crontab_import.quartz.store import parse_store
 from tests.quartz_jdbc import harness
 from tests.quartz_jdbc.conftest import ddl
 from tests.quartz_jdbc.test_jdbc_import import EPOCH, IMPORTED
+from tests.support import wait_for
 
-pytestmark = [pytest.mark.java, pytest.mark.integration]
+# one worker runs the module: its tests share one exported scheduler (a module fixture)
+pytestmark = [pytest.mark.java, pytest.mark.integration, pytest.mark.xdist_group("plugin-export")]
 
 PREFIX = "QRTZX_"
 
@@ -157,9 +158,7 @@ def test_a_ram_store_scheduler_exports_the_jobs_its_xml_defines(
     quartz = plugin_harness.QuartzProcess(plugin_built, tmp_path, props)
     quartz.start()
     try:
-        deadline = datetime.now(UTC) + timedelta(seconds=30)
-        while not export.exists() and datetime.now(UTC) < deadline:
-            time.sleep(0.05)
+        wait_for("the export file", export.exists, 30, interval=0.05, logs=quartz.output)
     finally:
         assert quartz.stop() == 0, quartz.output()
     from_export = {i.id: i for i in _parse(read_export(str(export))).items}

@@ -187,6 +187,7 @@ def test_json_written_by_hand_in_java_round_trips_through_the_spool_decoder() ->
         "win.backup"
 
 
+@pytest.mark.integration
 def test_the_example_wrapper_runs_records_and_stands_down(
     registry: Registry, url: str, tmp_path: Path
 ) -> None:

@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,8 @@ import pytest
 from bridge.store.db import Registry
 from bridge.store.runs import RunRepo
 from tests.quartz_plugin import harness
+from tests.support import wait_for
+from tests.support.services import broker_idle
 
 REASON = harness.unavailable_reason()
 pytestmark = [
@@ -53,17 +54,6 @@ def iso(t: datetime) -> str:
 
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, logs: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}\n{logs()}")
-
 
 
 class World:
@@ -207,7 +197,7 @@ def test_quartz_firings_are_ingested_compared_and_flipped_slot_exactly(world: Wo
     wait_for("both paths firing flip.tick",
              lambda: len(lines(legacy_flip)) >= 3
              and sum(r.path == "celery" and r.role == "observe" for r in world.runs("flip.tick"))
-             >= 3, 40, world.tail)
+             >= 3, 40, logs=world.tail)
 
     boundary = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
     world.bridge("authority", "flip", "flip.tick", "--to", "celery", "--force", "--reason",
@@ -216,12 +206,12 @@ def test_quartz_firings_are_ingested_compared_and_flipped_slot_exactly(world: Wo
     # an ingest while Quartz keeps writing: the flusher and the plugin share the file lock
     world.bridge("legacy", "ingest", "--quartz-spool", str(world.spool), "--json")
     wait_for("Celery running flip.tick after the boundary",
-             lambda: len(lines(celery_flip)) >= 3, 30, world.tail)
+             lambda: len(lines(celery_flip)) >= 3, 30, logs=world.tail)
 
     assert quartz.stop() == 0, quartz.output()
     world.stop(beat)
-    wait_for("the queue to drain", lambda: _queue_empty(world), 20, world.tail)
-    time.sleep(1.5)
+    wait_for("every delivered run to finish",
+             lambda: broker_idle(world.env["BRIDGE_REDIS_URL"]), 20, logs=world.tail)
     world.stop(worker)
     output = quartz.output()
     assert "0 dropped" in output, output
@@ -284,16 +274,6 @@ def test_quartz_firings_are_ingested_compared_and_flipped_slot_exactly(world: Wo
     assert next(j for j in report["jobs"] if j["job_id"] == "flip.tick")["compared"] >= 6
 
 
-def _queue_empty(world: World) -> bool:
-    import redis
-
-    r = redis.Redis.from_url(world.env["BRIDGE_REDIS_URL"])
-    try:
-        return int(r.llen("bridge")) == 0
-    finally:
-        r.close()
-
-
 def _common_window(world: World, ids: list[str]) -> tuple[datetime, datetime]:
     """(since, until]: the slots where both paths were running, for every job."""
     firsts, lasts = [], []
@@ -322,7 +302,7 @@ def test_an_unwritable_spool_never_fails_or_delays_the_job_and_ingest_reports_th
         started = datetime.now(UTC)
         quartz = world.start_quartz([xml])
         legacy = tmp / "legacy-ro.tick.txt"
-        wait_for("4 firings", lambda: len(lines(legacy)) >= 4, 20, world.tail)
+        wait_for("4 firings", lambda: len(lines(legacy)) >= 4, 20, logs=world.tail)
         assert quartz.stop() == 0
     finally:
         lock()

@@ -10,9 +10,9 @@ import pytest
 
 from bridge.adapters.redbeat_entries import encode_definition
 from bridge.core.dispatch import (
-    Decision,
+    DueSlots,
     EntryPolicy,
-    decide,
+    due_slots,
     epoch_to_slot,
     jitter_offset,
     slot_iso,
@@ -93,15 +93,15 @@ def test_decision_table(
     watermark: int,
     nxt: int,
 ) -> None:
-    d = decide(Every(), policy, score=s(score), last_slot=None if last is None else s(last),
+    d = due_slots(Every(), policy, score=s(score), last_slot=None if last is None else s(last),
                now=s(now))
-    assert d == Decision(slots(*publish), slots(*missed), slots(*paused), s(watermark), s(nxt))
+    assert d == DueSlots(slots(*publish), slots(*missed), slots(*paused), s(watermark), s(nxt))
     assert d.score == s(nxt).timestamp()
 
 
 def test_every_due_slot_lands_in_exactly_one_list_and_the_watermark_is_the_last() -> None:
     for policy in (SKIP, ONCE, ALL, PAUSED):
-        d = decide(Every(), policy, score=s(0), last_slot=None, now=s(333))
+        d = due_slots(Every(), policy, score=s(0), last_slot=None, now=s(333))
         handled = sorted(d.publish + d.missed + d.paused)
         assert handled == [s(x) for x in range(0, 331, 10)]
         assert d.watermark == s(330)
@@ -109,14 +109,15 @@ def test_every_due_slot_lands_in_exactly_one_list_and_the_watermark_is_the_last(
 
 
 def test_backlog_larger_than_the_limit_is_worked_off_in_pieces() -> None:
-    first = decide(Every(), SKIP, score=s(0), last_slot=None, now=s(1000), limit=30)
+    first = due_slots(Every(), SKIP, score=s(0), last_slot=None, now=s(1000), limit=30)
     assert len(first.missed) == 30 and first.more
     assert first.next_slot == s(300) and first.watermark == s(290)
     seen = list(first.missed)
     d = first
     while d.more:
         assert d.watermark is not None and d.next_slot is not None
-        d = decide(Every(), SKIP, score=d.next_slot, last_slot=d.watermark, now=s(1000), limit=30)
+        d = due_slots(Every(), SKIP, score=d.next_slot, last_slot=d.watermark, now=s(1000),
+                      limit=30)
         seen += d.missed + d.publish
     assert seen == [s(x) for x in range(0, 1001, 10)]
     assert d.next_slot == s(1010)
@@ -124,40 +125,40 @@ def test_backlog_larger_than_the_limit_is_worked_off_in_pieces() -> None:
 
 def test_fire_once_backlog_in_pieces_runs_only_the_latest_slot() -> None:
     published: list[datetime] = []
-    d = decide(Every(), ONCE, score=s(0), last_slot=None, now=s(995), limit=30)
+    d = due_slots(Every(), ONCE, score=s(0), last_slot=None, now=s(995), limit=30)
     published += d.publish
     while d.more:
-        d = decide(Every(), ONCE, score=d.next_slot, last_slot=d.watermark, now=s(995), limit=30)
+        d = due_slots(Every(), ONCE, score=d.next_slot, last_slot=d.watermark, now=s(995), limit=30)
         published += d.publish
     assert published == [s(990)]
 
 
 def test_fire_once_runs_the_latest_slot_late_when_every_slot_is_late() -> None:
-    d = decide(Every(step=100), ONCE, score=s(0), last_slot=None, now=s(250))
+    d = due_slots(Every(step=100), ONCE, score=s(0), last_slot=None, now=s(250))
     assert d.publish == (s(200),)
     assert d.missed == (s(0), s(100))
     assert d.next_slot == s(300)
 
 
 def test_end_of_schedule_scores_minus_one() -> None:
-    d = decide(Every(end=s(20)), SKIP, score=s(20), last_slot=s(10), now=s(21))
+    d = due_slots(Every(end=s(20)), SKIP, score=s(20), last_slot=s(10), now=s(21))
     assert d.publish == (s(20),)
     assert d.next_slot is None and d.score == -1.0
-    after = decide(Every(end=s(20)), SKIP, score=None, last_slot=s(20), now=s(40))
+    after = due_slots(Every(end=s(20)), SKIP, score=None, last_slot=s(20), now=s(40))
     assert after.publish == () and after.score == -1.0
 
 
 def test_grace_zero_makes_any_past_slot_late() -> None:
     policy = EntryPolicy(MisfirePolicy.SKIP, grace_seconds=0)
-    assert decide(Every(), policy, score=s(0), last_slot=None, now=s(0)).publish == (s(0),)
-    assert decide(Every(), policy, score=s(0), last_slot=None, now=s(1)).missed == (s(0),)
+    assert due_slots(Every(), policy, score=s(0), last_slot=None, now=s(0)).publish == (s(0),)
+    assert due_slots(Every(), policy, score=s(0), last_slot=None, now=s(1)).missed == (s(0),)
 
 
 def test_real_vixie_evaluator_minute_slots() -> None:
     from bridge.core.schedules import compile_schedule
 
     ev = compile_schedule(ScheduleSpec(dialect="vixie", expression="* * * * *", timezone="UTC"))
-    d = decide(ev, SKIP, score=s(0), last_slot=None, now=s(150))
+    d = due_slots(ev, SKIP, score=s(0), last_slot=None, now=s(150))
     assert d.publish == (s(120),)
     assert d.missed == (s(0), s(60))
     assert d.next_slot == s(180)

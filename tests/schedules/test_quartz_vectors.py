@@ -186,6 +186,7 @@ def _before_horizon(slots: list[str]) -> list[str]:
     return [s for s in slots if s < HORIZON]
 
 
+@pytest.mark.integration
 @pytest.mark.java
 def test_live_sample_matches_quartz_now() -> None:
     reason = quartz_oracle.unavailable_reason()

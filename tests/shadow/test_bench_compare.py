@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -26,6 +28,7 @@ def test_the_bench_refuses_the_degenerate_workload_of_jobs_imported_after_the_wi
     assert compare.check_workload(fine, jobs=1, slots=1000) == []
 
 
+@pytest.mark.integration
 def test_a_small_run_compares_the_generated_verdicts_exactly(tmp_path: Path) -> None:
     out = tmp_path / "compare.json"
     run = subprocess.run(

@@ -6,6 +6,8 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bridge.core.runs import digest_output
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
@@ -95,6 +97,7 @@ def test_report_of_a_clean_job_exits_0_and_glob_selects_jobs(cli, db_url) -> Non
     assert [j["job_id"] for j in r.json()["jobs"]] == ["etc-crontab-bad", "etc-crontab-good"]
 
 
+@pytest.mark.integration  # a pool of worker processes
 def test_workers_give_the_same_report(cli, db_url) -> None:  # type: ignore[no-untyped-def]
     seed(db_url)
     serial = report(cli, db_url, "--json")

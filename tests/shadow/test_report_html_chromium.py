@@ -17,8 +17,11 @@ from shadow.report_model import Report, job_report
 from tests.shadow.helpers import make_obs, make_spec, utc
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+pytestmark = [
+    pytest.mark.integration,  # a real chromium renders the page
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)"),
+]
 
 SINCE, UNTIL = utc("2026-03-07T00:00:00Z"), utc("2026-03-10T00:00:00Z")
 NOW = utc("2026-03-10T00:30:00Z")

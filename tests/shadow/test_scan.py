@@ -117,6 +117,7 @@ def both_reports(spec: JobSpec, obs: list[RunRecord], now: datetime,
     return fast, general
 
 
+@pytest.mark.integration
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(obs=streams(),
        fields=st.sampled_from([("exit_status",), ("exit_status", "output_digest"), ()]),
@@ -151,6 +152,7 @@ def _random_stream(rnd: random.Random) -> list[RunRecord]:
     return [replace(o, row_id=i) for i, o in enumerate(out)]
 
 
+@pytest.mark.integration
 def test_fast_path_reports_equal_the_general_path_on_seeded_random_streams() -> None:
     rnd = random.Random(2026)
     for _ in range(600):
@@ -214,6 +216,7 @@ def _seed(url: str, rnd: random.Random) -> list[str]:
     return ids
 
 
+@pytest.mark.integration
 def test_build_report_equals_the_general_path_on_a_real_registry(  # type: ignore[no-untyped-def]
         db_url, monkeypatch) -> None:
     from sqlalchemy import update

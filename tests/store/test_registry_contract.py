@@ -168,7 +168,7 @@ def test_fresh_sqlite_registry_needs_no_manual_step(tmp_path) -> None:  # type: 
 def test_empty_postgresql_asks_for_db_upgrade(pg_url: str) -> None:
     import psycopg
 
-    from tests.conftest import PG_ADMIN_URL
+    from tests.support.services import PG_ADMIN_URL
 
     name = "bridge_empty_" + datetime.now(UTC).strftime("%H%M%S%f")
     admin = psycopg.connect(PG_ADMIN_URL, autocommit=True)

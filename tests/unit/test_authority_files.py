@@ -119,14 +119,11 @@ def test_resolved_file_answers_like_the_registry_for_every_slot(
         assert back.owner_at(slot) == owner_at(events, slot).value
 
 
-def test_export_writes_one_file_per_registry_job(tmp_path: Path, sqlite_url: str) -> None:
+def test_export_writes_one_file_per_registry_job(tmp_path: Path, sqlite_registry_url: str) -> None:
     from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
     from bridge.store.db import Registry
     from bridge.store.repos import AuthorityRepo, JobRepo
-    from tests.conftest import _empty_registry
-
-    _empty_registry(sqlite_url)
-    registry = Registry(sqlite_url)
+    registry = Registry(sqlite_registry_url)
     with registry.session() as s:
         for i in (1, 2):
             JobRepo(s).upsert(JobSpec(

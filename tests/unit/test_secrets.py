@@ -49,7 +49,7 @@ def test_the_setting_adds_patterns_to_the_defaults() -> None:
 
 def test_a_failing_webhook_is_logged_without_its_password(caplog: pytest.LogCaptureFixture) -> None:
     from bridge.services.alerts import Alert, Severity, WebhookSink
-    from tests.conftest import free_port
+    from tests.support import free_port
 
     sink = WebhookSink(f"http://ops:hunter2@127.0.0.1:{free_port()}/hook", secret="s3cret",
                        attempts=1, timeout=2)

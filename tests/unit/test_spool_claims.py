@@ -98,26 +98,23 @@ def test_a_bad_claim_field_rejects_the_line_instead_of_guessing() -> None:
 
 @pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
 def test_a_real_outage_mid_run_on_postgresql_then_flush_completes_the_claim(  # type: ignore[no-untyped-def]
-    cli, pg_url: str, tmp_path: Path
+    cli, pg_registry_url: str, tmp_path: Path
 ) -> None:
     """The real shim, whose registry connection the command itself terminates."""
-    from tests.conftest import _empty_registry
-
-    _empty_registry(pg_url)
-    reg = Registry(pg_url)
+    reg = Registry(pg_registry_url)
     add_job(reg, "* * * * *", owner=Owner.LEGACY)
     reg.dispose()
     app = f"bridge-shim-{os.getpid()}"
-    libpq_url = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    libpq_url = pg_registry_url.replace("postgresql+psycopg://", "postgresql://")
     kill = (f"psql -qAt '{libpq_url}' -c \"select count(pg_terminate_backend(pid)) from "
             f"pg_stat_activity where application_name = '{app}' and pid <> pg_backend_pid()\"")
-    env = cron_env(tmp_path, pg_url, PGAPPNAME=app)
+    env = cron_env(tmp_path, pg_registry_url, PGAPPNAME=app)
     away_from_minute_edge()
     got = shim(env, f"{kill}; echo ran")
     assert got.stdout == b"1\nran\n", got.stdout + got.stderr  # one shim connection killed
-    [(state, attempts, holder)] = claims(pg_url)
+    [(state, attempts, holder)] = claims(pg_registry_url)
     assert (state, attempts) == ("running", 1)  # left behind by the outage
     r = cli("legacy", "flush", "--spool", env["BRIDGE_SPOOL_DIR"], "--json",
-            env={"BRIDGE_DATABASE_URL": pg_url})
+            env={"BRIDGE_DATABASE_URL": pg_registry_url})
     assert r.code == 0 and r.json()["uploaded"] == 1, r.out + r.err  # type: ignore[index]
-    assert claims(pg_url) == [("succeeded", 1, holder)]
+    assert claims(pg_registry_url) == [("succeeded", 1, holder)]

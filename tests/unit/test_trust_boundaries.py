@@ -99,16 +99,14 @@ def test_read_trusted_refuses_what_others_could_have_planted(tmp_path: Path) -> 
         authority_files.read_trusted(directory, "j1")
 
 
+@pytest.mark.integration
 def test_the_shim_ignores_a_planted_authority_file_and_runs_as_legacy(
-    tmp_path: Path, sqlite_url: str
+    tmp_path: Path, sqlite_registry_url: str
 ) -> None:
-    from tests.conftest import _empty_registry
-
-    _empty_registry(sqlite_url)
-    reg = Registry(sqlite_url)
+    reg = Registry(sqlite_registry_url)
     add_job(reg, "* * * * *", owner=Owner.CELERY)
     reg.dispose()
-    env = cron_env(tmp_path, sqlite_url)
+    env = cron_env(tmp_path, sqlite_registry_url)
     assert shim(env, "echo online").stdout == b""  # Celery owns it; caches "initial celery"
     cached = Path(env["BRIDGE_AUTHORITY_DIR"]) / "etc-cron.d-shimtest-1.authority"
     assert "initial celery" in cached.read_text()

@@ -93,6 +93,7 @@ def _process_claimant(url: str, proc: int, threads: int, barrier, queue) -> None
     queue.put(out)
 
 
+@pytest.mark.integration
 def test_fifty_claimants_in_spawned_processes_and_threads_one_wins(db_url: str) -> None:
     """10 spawned processes x 5 threads, released together by a cross-process barrier."""
     ctx = multiprocessing.get_context("spawn")
@@ -155,6 +156,7 @@ def test_concurrent_takeovers_of_one_expired_lease_have_one_winner(registry: Reg
     assert stored is not None and stored.attempts == 2
 
 
+@pytest.mark.integration  # waits out real leases (~5 s)
 def test_heartbeat_renews_the_lease_while_the_run_lasts(registry: Registry) -> None:
     terms = LeaseTerms(duration=timedelta(seconds=1.5), renew_every=timedelta(seconds=0.3))
     claims = Claims(registry, terms=terms)

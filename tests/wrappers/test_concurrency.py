@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ from crontab_import.quartz.xml_file import parse_quartz_xml
 from legacy_wrappers.claims import Claims, Lease
 from legacy_wrappers.concurrency import GroupSemaphore, group_key
 from legacy_wrappers.tasks import TASK_NAME
+from tests.support import wait_for
+from tests.support.services import broker_idle
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 PREFIX = "{bridge}:"
@@ -196,16 +198,6 @@ def test_a_deferred_claim_is_resumed_only_by_its_lineage_with_attempts_kept(
 # --- a real worker --------------------------------------------------------------------------------
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 class Harness:
     def __init__(self, tmp: Path, redis_url: str) -> None:
         self.tmp = tmp
@@ -290,7 +282,8 @@ def test_a_group_runs_at_most_two_at_once_and_every_slot_exactly_once(
     for job in jobs:
         harness.send(job, slot)
     wait_for("six recorded runs", lambda: len(harness.all_runs()) >= 6, 90)
-    time.sleep(3)  # any stray second execution or row would show up by now
+    # nothing queued or unacknowledged (deferred copies included): no stray run can follow
+    wait_for("nothing left to deliver", lambda: broker_idle(harness.redis_url), 60)
 
     entries = [line.split() for line in log.read_text().splitlines()]
     starts = sorted(job for job, what, _ in entries if what == "start")

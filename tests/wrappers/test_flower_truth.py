@@ -8,7 +8,6 @@ import hashlib
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ from typing import Any
 import pytest
 
 from bridge.cli.flower_cmd import flower_command
-from tests.conftest import free_port
-from tests.ops.harness import FLOWER_AUTH, OpsHarness, flower_answers, flower_tasks, wait_for
+from tests.ops.harness import FLOWER_AUTH, OpsHarness, flower_answers, flower_tasks
+from tests.support import free_port, wait_for
+from tests.support.services import broker_idle
 
 SLOT = "2026-03-08T07:00:00Z"
 AUTH = FLOWER_AUTH
@@ -65,7 +65,8 @@ def test_a_failed_run_is_a_flower_failure_with_its_exit_code_and_digest(ops: Ops
         assert [t["args"] for t in ok] == [str(["fine", SLOT])] or "fine" in ok[0]["args"]
         [row] = [r for r in ops.runs("nightly-export") if r.role == "authoritative"]
         assert (row.status, row.exit_status, row.output_digest) == ("failed", 3, digest)
-        time.sleep(3)  # no Celery retry, no redelivery: still one failure and one row
+        # nothing queued or held unacknowledged (a retry's countdown would be): no retry follows
+        wait_for("nothing left to deliver", lambda: broker_idle(ops.redis_url), 30)
         assert len(failed()) == 1 and not flower_tasks(port, "state=RETRY")
         assert len(ops.runs("nightly-export")) == 1
     finally:

@@ -28,6 +28,9 @@ from legacy_wrappers.exec_plan import (
     read_pam_env,
 )
 from legacy_wrappers.runner import run_callable, run_command
+from tests.support import wait_for
+
+pytestmark = pytest.mark.integration  # commands run as real subprocesses
 
 TEST_USER = "bridgetest"
 IS_ROOT = os.geteuid() == 0
@@ -172,10 +175,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert outcome.status is Status.TIMED_OUT
     assert outcome.error is not None and "timed out after 1 s" in outcome.error
     child = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
-    while not gone(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert gone(child), "the background child outlived the timeout"
+    wait_for("the background child to die at the timeout", lambda: gone(child), 5, interval=0.05)
 
 
 def test_a_job_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
@@ -187,10 +187,7 @@ def test_a_job_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> Non
     assert outcome.status is Status.TIMED_OUT and outcome.exit_status == -9
     assert 1.8 < elapsed < 6
     child = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
-    while not gone(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert gone(child)
+    wait_for("the child to die after the grace", lambda: gone(child), 5, interval=0.05)
 
 
 def test_terminate_interrupts_the_run(tmp_path: Path) -> None:
@@ -203,7 +200,7 @@ def test_terminate_interrupts_the_run(tmp_path: Path) -> None:
 
     def stop_later() -> None:
         started.wait(10)
-        time.sleep(0.3)
+        time.sleep(0.3)  # terminate a run that is under way, not one still starting
         runs[0].terminate()
 
     threading.Thread(target=stop_later).start()
@@ -362,15 +359,11 @@ def test_a_sigkilled_runner_takes_its_command_down_with_it(tmp_path: Path) -> No
                     grace=1)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script])
-    deadline = time.monotonic() + 20
-    while not (started.exists() and started.read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for("the command to start", lambda: started.exists() and started.read_text().strip(),
+             20, interval=0.05)
     shell = int(started.read_text())
     proc.kill()
     proc.wait(timeout=10)
-    deadline = time.monotonic() + 5
-    while not gone(shell) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert gone(shell), "the job's shell survived its runner"
-    time.sleep(3.5)
+    wait_for("the job's shell to die with its runner", lambda: gone(shell), 5, interval=0.05)
+    time.sleep(3.5)  # past the command's own "sleep 3": had it survived, it would have finished
     assert not late.exists(), "the orphaned command went on to finish"

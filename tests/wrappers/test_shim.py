@@ -31,7 +31,9 @@ from legacy_wrappers import spool, spool_flush
 from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder
 from legacy_wrappers.shim_os import child_environment
 from legacy_wrappers.shim_run import plan_firing
-from tests.conftest import free_port
+from tests.support import free_port, wait_for
+
+pytestmark = pytest.mark.integration  # the shim runs as a real subprocess
 
 SHIM = str(Path(sys.executable).parent / "bridge-cron-shell")
 JOB = "etc-cron.d-shimtest-1"
@@ -100,7 +102,7 @@ def away_from_minute_edge() -> None:
     """The slot of an every-minute job is the current minute: do not straddle two."""
     second = datetime.now(UTC).second
     if second >= 56:
-        time.sleep(61 - second)
+        time.sleep(61 - second)  # the minute boundary IS the condition
 
 
 def minute(t: datetime) -> datetime:
@@ -217,10 +219,8 @@ def test_sigterm_is_forwarded_and_a_signal_death_is_reproduced(
     command = "trap 'echo got-term; kill $!; exit 7' TERM; sleep 30 >/dev/null 2>&1 & wait"
     proc = subprocess.Popen([SHIM, "-c", command],
                             env=env, stdout=subprocess.PIPE, cwd=tmp_path)
-    deadline = time.monotonic() + 30
-    while not runs_or_claims(registry) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+    wait_for("the shim's claim", lambda: runs_or_claims(registry), 30, interval=0.05)
+    time.sleep(0.3)  # the command is past installing its TERM trap
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert (proc.returncode, out) == (7, b"got-term\n")
@@ -572,13 +572,10 @@ def test_lean_store_claims_renews_and_completes_like_claims(
 
 
 def test_a_locked_spool_file_is_skipped_by_flush_and_writers_go_elsewhere(
-    tmp_path: Path, sqlite_url: str
+    tmp_path: Path, sqlite_registry_url: str
 ) -> None:
     """POSIX record locks (Java's FileChannel.lock takes the same): a file held by another
     process is not flushed this time, and a writer that cannot get it uses a private file."""
-    from tests.conftest import _empty_registry
-
-    _empty_registry(sqlite_url)
     directory = str(tmp_path / "spool")
     first = spool.append(directory, spooled(key="a"))
     holder = subprocess.Popen([sys.executable, "-c", (
@@ -589,7 +586,7 @@ def test_a_locked_spool_file_is_skipped_by_flush_and_writers_go_elsewhere(
         assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
         second = spool.append(directory, spooled(key="b"))
         assert second != first and second.endswith(".jsonl")
-        reg = Registry(sqlite_url)
+        reg = Registry(sqlite_registry_url)
         report = spool_flush.flush(reg, directory)
         assert (report.busy, report.uploaded, report.removed) == ((first,), 1, (second,))
     finally:
@@ -612,12 +609,9 @@ def test_job_missing_from_the_registry_still_runs_and_is_recorded(
 
 
 def test_a_record_the_database_refuses_is_rejected_without_blocking_the_rest(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path, pg_registry_url: str
 ) -> None:
-    from tests.conftest import _empty_registry
-
-    _empty_registry(pg_url)
-    reg = Registry(pg_url)
+    reg = Registry(pg_registry_url)
     directory = tmp_path / "spool"
     directory.mkdir()
     too_long = spool.encode(spooled(job="j" * 300, key="long"))  # jobs.id is VARCHAR(200)

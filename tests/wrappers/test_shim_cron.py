@@ -34,8 +34,10 @@ import pytest
 from bridge.store.db import Registry
 from bridge.store.runs import RunRepo
 from legacy_wrappers import spool
+from tests.support import wait_for
+from tests.support.host_cron import local_cron_pids
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=130), pytest.mark.timeout(240)]
 
 SHIM = str(Path(sys.executable).parent / "bridge-cron-shell")
 PROBE = (
@@ -62,22 +64,6 @@ def crontab(work: Path, out: Path, settings: str) -> str:
 # --- the daemon and the files ------------------------------------------------------------------
 
 
-def cron_pids() -> list[int]:
-    """Live cron daemons that read this /etc/cron.d: a cron in another mount namespace (a
-    simulated host of tests/fleet) does not count."""
-    found = subprocess.run(["pgrep", "-x", "cron"], capture_output=True, text=True).stdout
-    ours = os.readlink("/proc/self/ns/mnt")
-    alive = []
-    for pid in map(int, found.split()):
-        try:
-            if (Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-                    and os.readlink(f"/proc/{pid}/ns/mnt") == ours):
-                alive.append(pid)
-        except OSError:
-            pass
-    return alive
-
-
 class Daemon:
     """Use the running cron; start ours when there is none (also if it vanishes mid-test)."""
 
@@ -86,12 +72,12 @@ class Daemon:
         self.binary = shutil.which("cron") or shutil.which("cron", path="/usr/sbin:/sbin")
 
     def ensure(self) -> None:
-        if cron_pids() or (self.ours is not None and self.ours.poll() is None):
+        if local_cron_pids() or (self.ours is not None and self.ours.poll() is None):
             return
         assert self.binary is not None
         self.ours = subprocess.Popen([self.binary, "-f", "-L", "15"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
+        wait_for("cron to start", local_cron_pids, 10, interval=0.1)
 
     def stop(self) -> None:
         if self.ours is not None:
@@ -155,15 +141,15 @@ def settings_lines(work: Path, database_url: str) -> str:
                       f"BRIDGE_AUTHORITY_DIR={work}/authority", f"XDG_CONFIG_HOME={work}/xdg"])
 
 
-def wait_for(daemon: Daemon, done: Callable[[], bool], limit: float = 75) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if done():
-            time.sleep(1)
-            return
+def cron_ran(daemon: Daemon, done: Callable[[], bool], limit: float = 75) -> None:
+    """Wait until cron has run the jobs (restarting our cron if it vanished meanwhile)."""
+
+    def check() -> bool:
         daemon.ensure()
-        time.sleep(0.5)
-    raise AssertionError(f"cron did not run the jobs within {limit:g} s")
+        return done()
+
+    wait_for("cron to run the jobs", check, limit, interval=0.5)
+    time.sleep(1)  # cron mails a job's output after the job's shell exits: let it land
 
 
 def lines(path: Path) -> list[str]:
@@ -172,7 +158,7 @@ def lines(path: Path) -> list[str]:
 
 def not_near_the_tick() -> None:
     if 60 - time.time() % 60 < 4:  # cron may not see a file installed right before its tick
-        time.sleep(5)
+        time.sleep(5)  # the minute boundary IS the condition
 
 
 # --- the test ------------------------------------------------------------------------------------
@@ -201,7 +187,7 @@ def test_shim_under_debian_cron_matches_plain_cron_and_survives_a_dead_registry(
     cron_files(f"bridge-shim-orig-{name[-6:]}", crontab(work, work / "out-orig", live))
     cron_files(f"bridge-shim-test-{name[-6:]}", rewritten.read_text())
     shim_rc, orig_rc = work / "out-shim", work / "out-orig"
-    wait_for(daemon, lambda: all(len(lines(d / f)) >= 1 for d, f in [
+    cron_ran(daemon, lambda: all(len(lines(d / f)) >= 1 for d, f in [
         (shim_rc, "shim-rc-a"), (shim_rc, "shim-rc-b"), (orig_rc, "a.txt"), (orig_rc, "rc-b")]))
 
     assert_same_outputs(work)
@@ -221,7 +207,7 @@ def test_shim_under_debian_cron_matches_plain_cron_and_survives_a_dead_registry(
     dead = settings_lines(work, f"sqlite:///{work}/missing/registry.db")
     cron_files(f"bridge-shim-test-{name[-6:]}", rewritten.read_text().replace(live, dead))
     cron_files(f"bridge-shim-orig-{name[-6:]}", crontab(work, work / "out-orig", dead))
-    wait_for(daemon, lambda: all(len(lines(d / f)) >= 2 for d, f in [
+    cron_ran(daemon, lambda: all(len(lines(d / f)) >= 2 for d, f in [
         (shim_rc, "shim-rc-a"), (shim_rc, "shim-rc-b"), (orig_rc, "rc-b")])
         and (orig_rc / "a.txt").read_text().count("argv0=") == 2)
     assert_same_outputs(work)

@@ -19,7 +19,8 @@ import pytest
 from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
 from bridge.store.repos import AuditRepo
 from legacy_wrappers.admission import slot_problem
-from tests.wrappers.test_task_worker import S1, S2, S3, TASK_NAME, Harness, lines, slot, wait_for
+from tests.support import wait_for
+from tests.wrappers.test_task_worker import S1, S2, S3, TASK_NAME, Harness, lines, slot
 
 
 def test_future_and_off_schedule_slots_are_problems_on_schedule_ones_are_not() -> None:

@@ -25,7 +25,9 @@ from sqlalchemy import insert
 from bridge.core.spec import LostPolicy
 from bridge.store.models import ClaimRow, RunRow
 from legacy_wrappers.takeover import Settle, StartedRecord, decide_takeover, started_key
-from tests.wrappers.test_task_worker import S1, Harness, lines, slot, wait_for
+from tests.support import wait_for
+from tests.support.services import broker_idle
+from tests.wrappers.test_task_worker import S1, Harness, lines, slot
 
 
 def test_the_previous_attempts_record_decides_what_a_takeover_does() -> None:
@@ -99,7 +101,7 @@ def test_a_takeover_never_repeats_a_finished_run_and_never_overlaps_a_live_one(
     wait_for("every slot settled", lambda: all(
         (c := harness.claims.get(j, slot(S1))) is not None and c.state != "running"
         for j in ("finished", "never-released", "in-flight-skip", "in-flight-rerun")), 30)
-    time.sleep(1)
+    wait_for("nothing left to deliver", lambda: broker_idle(harness.redis_url), 30)
     assert sorted(x.split()[0] for x in lines(out)) == ["in-flight-rerun", "never-released"]
 
     def final(job_id: str) -> tuple[str, list[tuple[str, int]]]:

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from bridge.celery_app import make_app
 from bridge.core.config import Settings
 from legacy_wrappers.tasks import TASK_NAME
@@ -27,6 +29,7 @@ def probe(code: str) -> dict[str, object]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+@pytest.mark.integration  # a fresh interpreter in a subprocess
 def test_importing_the_tasks_builds_no_celery_app() -> None:
     found = probe(PROBE)
     assert found["apps"] == 0, found
@@ -43,6 +46,7 @@ def test_an_app_from_the_factory_runs_the_task() -> None:
         app.close()
 
 
+@pytest.mark.integration  # a fresh interpreter in a subprocess
 def test_celery_minus_a_legacy_wrappers_tasks_finds_the_bridge_app() -> None:
     found = probe(
         "import json\n"

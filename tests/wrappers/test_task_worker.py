@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +48,8 @@ from legacy_wrappers.messages import REJECTED_SLOT, JobRequest, Rejection, parse
 from legacy_wrappers.retry_policy import retry_delay, should_retry
 from legacy_wrappers.tasks import TASK_NAME
 from legacy_wrappers.worker_context import visibility_warnings
+from tests.support import wait_for
+from tests.support.services import broker_idle
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 S1, S2, S3 = "2026-03-08T07:00:00Z", "2026-03-08T08:00:00Z", "2026-03-08T09:00:00Z"
@@ -55,16 +57,6 @@ S1, S2, S3 = "2026-03-08T07:00:00Z", "2026-03-08T08:00:00Z", "2026-03-08T09:00:0
 
 def slot(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass
@@ -154,6 +146,7 @@ def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+@pytest.mark.slow(seconds=40)
 @pytest.mark.integration
 def test_each_slot_runs_once_through_duplicates_resends_and_a_sigkill(harness: Harness) -> None:
     out = harness.tmp / "out.txt"
@@ -185,7 +178,7 @@ def test_each_slot_runs_once_through_duplicates_resends_and_a_sigkill(harness: H
     harness.workers[0].stop()  # restart the worker while the redelivered slot waits
     harness.start_worker()
     wait_for("the taken-over s2 run", lambda: S2 in lines(out), 90)
-    time.sleep(2)
+    wait_for("nothing left to deliver", lambda: broker_idle(harness.redis_url), 30)
     assert lines(out) == [S1, S2]
     s2 = harness.runs("append-s2")
     done = [r for r in s2 if r.role == "authoritative"]
@@ -194,6 +187,7 @@ def test_each_slot_runs_once_through_duplicates_resends_and_a_sigkill(harness: H
     assert len(lines(started)) == 2
 
 
+@pytest.mark.slow(seconds=40)
 @pytest.mark.integration
 def test_a_run_killed_mid_command_is_recorded_lost_and_never_rerun_by_default(
     harness: Harness, cli: Any
@@ -211,7 +205,7 @@ def test_a_run_killed_mid_command_is_recorded_lost_and_never_rerun_by_default(
     os.kill(int(claim.holder.rsplit(":", 1)[1]), signal.SIGKILL)  # the pool child dies mid-run
     lost = wait_for("the lost record", lambda: [r for r in harness.runs("billing")
                                                  if r.status == "lost"], 90)
-    time.sleep(2)
+    wait_for("nothing left to deliver", lambda: broker_idle(harness.redis_url), 30)
     assert len(lines(started)) == 1 and lines(out) == []  # never started again
     [row] = lost
     assert (row.role, row.path, row.attempts) == ("authoritative", "celery", 1)
@@ -403,8 +397,8 @@ def test_long_timeouts_and_replace_overlap_are_reported() -> None:
 
     assert visibility_warnings([spec(timeout_seconds=100), spec()], 3600) == []
     assert len(visibility_warnings([spec(timeout_seconds=4000)], 3600)) == 1
-    with pytest.raises(SpecError, match="overlap 'replace' is not supported"):
-        spec(overlap=OverlapPolicy.REPLACE)
+    with pytest.raises(SpecError, match="overlap policy 'replace': use 'allow' or 'forbid'"):
+        spec(overlap="replace")
 
 
 def short_claims(tmp_path: Path) -> Claims:
@@ -412,6 +406,7 @@ def short_claims(tmp_path: Path) -> Claims:
     return Claims(Registry(f"sqlite:///{tmp_path / 'claims.db'}"), terms=terms)
 
 
+@pytest.mark.integration  # waits out a real 2 s lease
 def test_a_redelivery_waits_out_its_dead_runs_lease_then_takes_over(tmp_path: Path) -> None:
     claims = short_claims(tmp_path)
     req = JobRequest("job", slot(S1))

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from bridge.cli.worker_cmd import worker_argv
-from tests.wrappers.test_task_worker import S1, Harness, Worker, lines, wait_for
+from tests.support import wait_for
+from tests.wrappers.test_task_worker import S1, Harness, Worker, lines
 
 BRIDGE = str(Path(sys.executable).with_name("bridge"))
 JOBS = 40
@@ -31,6 +32,7 @@ def test_the_worker_line_is_threads_sized_for_bursts_and_checks_its_options() ->
         worker_argv("threads", 0, None, [])
 
 
+@pytest.mark.integration
 def test_a_bad_pool_is_refused_with_exit_2() -> None:
     proc = subprocess.run([BRIDGE, "worker", "--pool", "forks"], capture_output=True, text=True,
                           timeout=60)

@@ -44,28 +44,32 @@ Searching
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 from bridge.core.errors import ScheduleError
 from bridge.core.schedules.base import require_aware
 from bridge.core.schedules.cronfields import CronFields, parse_fields
+from bridge.core.schedules.zone_segments import (
+    DAY,
+    MAX_YEAR,
+    MIN_YEAR,
+    SECOND,
+    Segment,
+    segments_backward,
+    segments_forward,
+)
 from bridge.core.spec import CRON_DIALECTS, ScheduleSpec
 
 __all__ = ["CronEvaluator", "WallCalendar", "compile", "never_fires"]
 
-SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
-DAY = timedelta(days=1)
 CATCH_UP_BELOW = timedelta(hours=3)  # forward jumps shorter than this: fixed-time jobs catch up
 WOKE_UP_LATE = timedelta(minutes=4)  # forward jumps up to this: every skipped job runs (case 1)
 NO_REPEAT_UP_TO = timedelta(hours=3)  # backward jumps up to this: fixed-time jobs don't repeat
 SEARCH_YEARS = 400
 PERIODIC_RULES_FROM = 2038  # zoneinfo rules repeat yearly after the last explicit transition
-MIN_YEAR, MAX_YEAR = 2, 9997
 MAX_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
@@ -206,85 +210,6 @@ class _Memo:
             return a
         self.probe, self.answer = w, self.calendar.prev_wall(w)
         return self.answer
-
-
-# --- zone segments ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Segment:
-    """``[start, end)`` in naive UTC with one UTC ``offset``; ``prev_offset`` holds just before."""
-
-    start: datetime
-    end: datetime
-    offset: timedelta
-    prev_offset: timedelta
-
-
-def _offset_at(zone: ZoneInfo, u: datetime) -> timedelta:
-    off = u.replace(tzinfo=UTC).astimezone(zone).utcoffset()
-    assert off is not None
-    return off
-
-
-def _transition_in(zone: ZoneInfo, a: datetime, b: datetime) -> datetime:
-    """The first instant of ``(a, b]`` with ``b``'s offset (offsets at a and b differ)."""
-    target = _offset_at(zone, b)
-    while b - a > SECOND:
-        mid = a + timedelta(seconds=(b - a).total_seconds() // 2)
-        if _offset_at(zone, mid) == target:
-            b = mid
-        else:
-            a = mid
-    return b
-
-
-@lru_cache(maxsize=2048)
-def year_segments(zone_key: str, year: int) -> tuple[Segment, ...]:
-    """The segments of UTC year ``year``: cut at every offset change and at the year's bounds."""
-    zone = ZoneInfo(zone_key)
-    lo, hi = datetime(year, 1, 1), datetime(year + 1, 1, 1)
-    step = DAY  # offsets change at most a few times a year; two changes within a day are not seen
-    cuts: list[tuple[datetime, timedelta]] = [(lo, _offset_at(zone, lo))]
-    t, off = lo, cuts[0][1]
-    while t < hi:
-        nxt = min(t + step, hi)
-        nxt_off = _offset_at(zone, nxt)
-        if nxt_off != off:
-            cut = _transition_in(zone, t, nxt)
-            if cut < hi:
-                cuts.append((cut, nxt_off))
-        t, off = nxt, nxt_off
-    segments = []
-    prev = _offset_at(zone, lo - SECOND)
-    for i, (start, offset) in enumerate(cuts):
-        end = cuts[i + 1][0] if i + 1 < len(cuts) else hi
-        segments.append(Segment(start, end, offset, prev))
-        prev = offset
-    return tuple(segments)
-
-
-@lru_cache(maxsize=2048)
-def _starts(zone_key: str, year: int) -> tuple[datetime, ...]:
-    return tuple(s.start for s in year_segments(zone_key, year))
-
-
-def segments_forward(zone_key: str, u: datetime) -> Iterator[Segment]:
-    """Segments in time order, from the one containing ``u``."""
-    year = u.year
-    i = bisect.bisect_right(_starts(zone_key, year), u) - 1
-    while year <= MAX_YEAR:
-        yield from year_segments(zone_key, year)[i:]
-        year, i = year + 1, 0
-
-
-def segments_backward(zone_key: str, u: datetime) -> Iterator[Segment]:
-    """Segments in reverse time order, from the one containing ``u``."""
-    year = u.year
-    stop = bisect.bisect_right(_starts(zone_key, year), u)
-    yield from reversed(year_segments(zone_key, year)[:stop])
-    for earlier in range(year - 1, MIN_YEAR - 1, -1):
-        yield from reversed(year_segments(zone_key, earlier))
 
 
 # --- Debian's treatment of one offset change ------------------------------------------------------

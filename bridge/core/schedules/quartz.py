@@ -58,11 +58,21 @@ from bisect import bisect_left, bisect_right
 from calendar import monthrange
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from bridge.core.errors import ScheduleError
 from bridge.core.schedules.base import require_aware
+from bridge.core.schedules.quartz_calendar import (
+    ever_fires,
+    lenient,
+    month_days,
+    nearest_weekday,
+    normalize,
+    offsets,
+    repeat_start,
+    wall_of,
+    wall_to_instant,
+)
 from bridge.core.schedules.quartz_syntax import (
     DAYS,
     HORIZON_YEAR,
@@ -92,121 +102,15 @@ __all__ = [
     "normalize",
     "parse",
     "prev_wall",
-    "resolve",
     "validate",
     "wall_of",
+    "wall_to_instant",
 ]
 
 _ONE_SECOND = timedelta(seconds=1)
 _GAP_WINDOW = timedelta(hours=3)
 _MAX_STEPS = 5000
 _EXHAUSTED = datetime.max  # a "lower bound" past the horizon: the year field ran out
-
-# ----------------------------------------------------------------------------------------------
-# Days
-# ----------------------------------------------------------------------------------------------
-
-
-def _quartz_dow(d: datetime) -> int:
-    """1 = Sunday .. 7 = Saturday, as java.util.Calendar.DAY_OF_WEEK."""
-    return (d.weekday() + 1) % 7 + 1
-
-
-def _nearest_weekday(year: int, month: int, day: int) -> int:
-    """Quartz's W: the day number it picks for ``day`` (may fall outside the month)."""
-    last = monthrange(year, month)[1]
-    dow = _quartz_dow(datetime(year, month, 1) + timedelta(days=day - 1))
-    if dow == 7:
-        return day + 2 if day == 1 else day - 1
-    if dow == 1:
-        return day - 2 if day == last else day + 1
-    return day
-
-
-@lru_cache(maxsize=4096)
-def month_days(rule: DayRule, year: int, month: int) -> tuple[int, ...]:
-    """The days of ``year``-``month`` on which ``rule`` lets Quartz fire, ascending."""
-    last = monthrange(year, month)[1]
-    kind = rule.kind
-    if kind == "dom":
-        return tuple(d for d in rule.values if d <= last)
-    if kind == "last":
-        return (last - rule.offset,) if last - rule.offset >= 1 else ()
-    if kind in ("nearest", "last_weekday"):
-        base = rule.value if kind == "nearest" else last - rule.offset
-        day = _nearest_weekday(year, month, base)
-        return (day,) if 1 <= day <= last else ()
-    first = _quartz_dow(datetime(year, month, 1))
-    if kind == "dow":
-        return tuple(d for d in range(1, last + 1) if (first + d - 2) % 7 + 1 in rule.values)
-    start = 1 + (rule.value - first) % 7
-    if kind == "last_dow":
-        return (start + 7 * ((last - start) // 7),)
-    day = start + 7 * (rule.nth - 1)
-    return (day,) if day <= last else ()
-
-
-@lru_cache(maxsize=1024)
-def ever_fires(rule: DayRule, months: tuple[int, ...]) -> bool:
-    """Whether some month of ``months`` ever has a matching day (``0 0 0 30 2 ?`` never does).
-
-    2000-2027 hold every combination of leap year and weekday of January 1st (the Gregorian
-    calendar repeats every 28 years between 1901 and 2099).
-    """
-    return any(month_days(rule, y, m) for y in range(2000, 2028) for m in months)
-
-
-# ----------------------------------------------------------------------------------------------
-# Wall clock <-> instants, the way java.util.GregorianCalendar resolves them
-# ----------------------------------------------------------------------------------------------
-
-
-def _offsets(zone: ZoneInfo, wall: datetime) -> tuple[timedelta, timedelta]:
-    a = wall.replace(tzinfo=zone).utcoffset()
-    b = wall.replace(tzinfo=zone, fold=1).utcoffset()
-    assert a is not None and b is not None
-    return a, b
-
-
-def resolve(zone: ZoneInfo, wall: datetime) -> datetime:
-    """The instant Java gives a naive wall time: the smaller offset of the two around it.
-
-    In a gap that is the offset before the jump (02:30 -> 03:30 in New York); in an overlap the
-    offset after it (01:30 is 01:30 EST).
-    """
-    a, b = _offsets(zone, wall)
-    return (wall - min(a, b)).replace(tzinfo=UTC)
-
-
-def normalize(zone: ZoneInfo, wall: datetime) -> datetime:
-    """The wall time Java reads back after resolving ``wall``: moved forward out of a gap."""
-    a, b = _offsets(zone, wall)
-    return wall + (b - a) if b > a else wall
-
-
-def _repeat_start(zone: ZoneInfo, wall: datetime, length: timedelta) -> datetime:
-    """The first wall time of the repeated interval (of ``length``) that holds ``wall``."""
-    lo, hi = wall - length, wall  # lo is not repeated, hi is
-    while hi - lo > _ONE_SECOND:
-        mid = lo + timedelta(seconds=(hi - lo).total_seconds() // 2)
-        a, b = _offsets(zone, mid)
-        lo, hi = (lo, mid) if a > b else (mid, hi)
-    return hi
-
-
-def wall_of(zone: ZoneInfo, instant: datetime) -> datetime:
-    return instant.astimezone(zone).replace(tzinfo=None, fold=0)
-
-
-def _lenient(
-    year: int, month: int, day: int = 1, hour: int = 0, minute: int = 0, second: int = 0
-) -> datetime:
-    """A naive datetime from out-of-range fields, as a lenient Calendar rolls them over."""
-    year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
-    return datetime(year, month, 1) + timedelta(
-        days=day - 1, hours=hour, minutes=minute, seconds=second
-    )
-
 
 # ----------------------------------------------------------------------------------------------
 # The forward walk
@@ -266,11 +170,11 @@ def _weekday_bound(rule: DayRule, zone: ZoneInfo, w: datetime, after: datetime) 
     """
     last = monthrange(w.year, w.month)[1]
     base = rule.value if rule.kind == "nearest" else last - rule.offset
-    target = _nearest_weekday(w.year, w.month, base)
-    fire = resolve(zone, _lenient(w.year, w.month, target, w.hour, w.minute, w.second))
+    target = nearest_weekday(w.year, w.month, base)
+    fire = wall_to_instant(zone, lenient(w.year, w.month, target, w.hour, w.minute, w.second))
     if fire < after:
-        return _lenient(w.year, w.month + 1, rule.value if rule.kind == "nearest" else 1)
-    return _lenient(w.year, w.month, target) if target != w.day else None
+        return lenient(w.year, w.month + 1, rule.value if rule.kind == "nearest" else 1)
+    return lenient(w.year, w.month, target) if target != w.day else None
 
 
 def _day_bound(cron: QuartzCron, zone: ZoneInfo, w: datetime, after: datetime) -> datetime | None:
@@ -279,7 +183,7 @@ def _day_bound(cron: QuartzCron, zone: ZoneInfo, w: datetime, after: datetime) -
         return _weekday_bound(cron.day, zone, w, after)
     d = _ceil(month_days(cron.day, w.year, w.month), w.day)
     if d is None:
-        return _lenient(w.year, w.month + 1)
+        return lenient(w.year, w.month + 1)
     return datetime(w.year, w.month, d) if d != w.day else None
 
 
@@ -405,7 +309,7 @@ class QuartzEvaluator:
         wall = next_wall(self.cron, self.zone, after + _ONE_SECOND)
         if wall is None:
             return None
-        slot = resolve(self.zone, wall)
+        slot = wall_to_instant(self.zone, wall)
         if self.end is not None and slot > self.end:
             return None
         return slot
@@ -420,7 +324,8 @@ class QuartzEvaluator:
         # Forward search can jump over matches: just after a spring gap (Lord_Howe), or a whole
         # short month after an nW day (29W skips a 28-day February). Replay it from before.
         gap = self._gap_before(slot)
-        midnight = resolve(self.zone, wall_of(self.zone, slot).replace(hour=0, minute=0, second=0))
+        day = wall_of(self.zone, slot).replace(hour=0, minute=0, second=0)
+        midnight = wall_to_instant(self.zone, day)
         for jump in (gap, midnight):
             before = self._latest_match(jump - _ONE_SECOND) if jump is not None else None
             if before is not None:
@@ -441,15 +346,15 @@ class QuartzEvaluator:
             w = prev_wall(self.cron, w) if w is not None else None
             if w is None:
                 return None
-            a, b = _offsets(self.zone, w)
+            a, b = offsets(self.zone, w)
             if b > a:  # inside a spring gap: gaps start on a whole minute
                 w = w.replace(second=0) - _ONE_SECOND
                 continue
-            slot = resolve(self.zone, w)
+            slot = wall_to_instant(self.zone, w)
             if slot <= limit:
                 return slot
             # a repeated wall time resolves to its later copy, after limit: go below the repeat
-            w = _repeat_start(self.zone, w, a - b) - _ONE_SECOND if a > b else w - _ONE_SECOND
+            w = repeat_start(self.zone, w, a - b) - _ONE_SECOND if a > b else w - _ONE_SECOND
         return None
 
     def _gap_before(self, slot: datetime) -> datetime | None:

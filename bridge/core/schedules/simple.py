@@ -44,12 +44,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from bridge.core.errors import ScheduleError
 from bridge.core.schedules.base import require_aware
-from bridge.core.schedules.cron import year_segments
+from bridge.core.schedules.zone_segments import gap_days
 from bridge.core.spec import Dialect, IntervalUnit, ScheduleSpec
 
 __all__ = ["CalendarStepEvaluator", "ElapsedEvaluator", "compile"]
@@ -252,7 +251,7 @@ class CalendarStepEvaluator:
             if year > 9998:
                 break
             day = min(day, _days_in_month(year, month))
-            if (month, day) in _gap_days(self.zone_key, year):
+            if (month, day) in gap_days(self.zone_key, year):
                 moved = _java_instant(datetime(year, month, day, *tod), zone).astimezone(zone)
                 year, month, day = moved.year, moved.month, moved.day
                 tod = (moved.hour, moved.minute, moved.second)
@@ -261,23 +260,6 @@ class CalendarStepEvaluator:
                 break
         instants = [self.start] + [_java_instant(w, zone) for w in walls[-4:]]
         return [i for i in instants if i >= self.start][-4:]
-
-
-@lru_cache(maxsize=4096)
-def _gap_days(zone_key: str, year: int) -> frozenset[tuple[int, int]]:
-    """(month, day) of the local dates of ``year`` on which the wall clock skips some time."""
-    days: set[tuple[int, int]] = set()
-    for y in (year - 1, year, year + 1):
-        for seg in year_segments(zone_key, y):
-            if seg.offset > seg.prev_offset:
-                first = (seg.start + seg.prev_offset).date()
-                last = (seg.start + seg.offset - timedelta(microseconds=1)).date()
-                d = first
-                while d <= last:
-                    if d.year == year:
-                        days.add((d.month, d.day))
-                    d += timedelta(days=1)
-    return frozenset(days)
 
 
 # --- compile -----------------------------------------------------------------------------------
@@ -375,7 +357,7 @@ def unsupported_reason(spec: ScheduleSpec) -> str | None:
     if spec.end is not None:
         last_year = min(last_year, spec.end.astimezone(zone).year)
     for year in range(first.year, last_year + 1):
-        for month, day in sorted(_gap_days(spec.timezone, year)):
+        for month, day in sorted(gap_days(spec.timezone, year)):
             wall = first.replace(year=year, month=month, day=day, fold=0)
             on_cadence = (wall.date() - first.date()).days % step == 0
             if wall > first and on_cadence and _skipped(wall, zone):
