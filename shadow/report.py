@@ -27,7 +27,8 @@ from bridge.core.errors import InputError, NotFoundError
 from bridge.core.runs import RunRecord, Status
 from bridge.core.spec import JobSpec, ScheduleSpec
 from bridge.store.db import Registry, Session
-from bridge.store.repos import AuthorityRepo, FleetRepo, JobRepo
+from bridge.store.fleet import FleetRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
 from bridge.store.runs import by_row_id, query
 from shadow.compare import (
     SlotVerdict,

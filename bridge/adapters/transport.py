@@ -44,8 +44,8 @@
    With ``global_keyprefix`` set the channel falls back to kombu's ``BRPOP`` (and says so once).
 
    The inflight index (``INFLIGHT_INDEX``) names, for every live channel, each queue it
-   consumes: :func:`live_consumers` reads it (with the ``alive`` keys) to say which queues have
-   a live consumer (``bridge status``, the health task).
+   consumes: :func:`bridge.adapters.inflight.live_consumers` reads it (with the ``alive``
+   keys) to say which queues have a live consumer (``bridge status``, the health task).
 
 2. **Garbage on a queue.** kombu decodes each item it pops; an item that is not a kombu message
    (raw bytes pushed by hand, a foreign producer) raises out of the consumer loop and stops the
@@ -63,7 +63,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from queue import Empty
 from typing import Any
@@ -72,33 +72,18 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
+from bridge.adapters.inflight import (
+    ALIVE_PREFIX,
+    INFLIGHT_INDEX,
+    INFLIGHT_PREFIX,
+    MIN_ALIVE_TTL,
+    SCAN_SCRIPT,
+    bell_key,
+    owner_of,
+    ring,
+)
+
 log = logging.getLogger("bridge.adapters.transport")
-
-INFLIGHT_PREFIX = "_bridge.inflight."
-INFLIGHT_INDEX = "_bridge.inflight.index"  # hash: inflight list key -> its queue key
-ALIVE_PREFIX = "_bridge.alive."
-BELL_PREFIX = "_bridge.bell."
-BELL_CAP = 64  # wake-up tokens kept per queue: enough to wake that many idle workers at once
-MIN_ALIVE_TTL = 30  # seconds without a refresh before a channel's inflight list is restored
-
-# KEYS: queue1, inflight1, queue2, inflight2, ...: move the first item found, atomically
-SCAN_SCRIPT = """
-for i = 1, #KEYS, 2 do
-  local item = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'RIGHT', 'LEFT')
-  if item then return {KEYS[i], item} end
-end
-return nil
-"""
-
-
-def bell_key(queue_key: str) -> str:
-    return BELL_PREFIX + queue_key
-
-
-def owner_of(inflight_key: str) -> str:
-    """The channel id an inflight list key belongs to."""
-    return inflight_key[len(INFLIGHT_PREFIX):].split(".", 1)[0]
-
 
 @dataclass(frozen=True)
 class _Poll:
@@ -127,19 +112,13 @@ class PublishBatch(kombu_redis.PublishBatch):
     def flush(self) -> None:
         if self._buffered and self.rings:
             for key, n in sorted(self.rings.items()):
-                _ring(self.pipeline, key, n)
+                ring(self.pipeline, key, n)
         self.rings.clear()
         super().flush()
 
     def discard(self) -> None:
         self.rings.clear()
         super().discard()
-
-
-def _ring(pipe: Any, queue_key: str, n: int = 1) -> None:
-    bell = bell_key(queue_key)
-    pipe.lpush(bell, *(["1"] * min(n, BELL_CAP)))
-    pipe.ltrim(bell, 0, BELL_CAP - 1)
 
 
 class Channel(kombu_redis.Channel):
@@ -187,7 +166,7 @@ class Channel(kombu_redis.Channel):
             if self._expires and queue in self._expires:
                 for pri in self.priority_steps:
                     pipe.pexpire(self._q_for_pri(queue, pri), self._expires[queue])
-            _ring(pipe, key)
+            ring(pipe, key)
             pipe.execute()
 
     # --- liveness and the sweep ------------------------------------------------------------------
@@ -237,7 +216,7 @@ class Channel(kombu_redis.Channel):
         queue's bell is rung after them (one token per message, at most ``BELL_CAP``)."""
         key = self._q_for_pri(queue, 0)
         pipe.lpush(key, *payloads)
-        _ring(pipe, key, len(payloads))
+        ring(pipe, key, len(payloads))
 
     # --- consuming --------------------------------------------------------------------------------
 
@@ -359,20 +338,6 @@ class Channel(kombu_redis.Channel):
             except Exception:  # closing: the sweep of another worker cleans up
                 log.debug("could not clean the inflight bookkeeping", exc_info=True)
         super().close()
-
-
-def live_consumers(client: Any) -> dict[str, int]:
-    """Queue key -> how many live bridge-transport channels consume it (from the inflight index
-    and the ``alive`` keys; a channel registers every queue it consumes before its first poll)."""
-    index: Mapping[Any, Any] = client.hgetall(INFLIGHT_INDEX) or {}
-    entries = [(owner_of(bytes_to_str(k)), bytes_to_str(q)) for k, q in index.items()]
-    owners = sorted({owner for owner, _ in entries})
-    with client.pipeline(transaction=False) as pipe:
-        for owner in owners:
-            pipe.exists(f"{ALIVE_PREFIX}{owner}")
-        alive = {owner for owner, n in zip(owners, pipe.execute(), strict=True) if n}
-    counts: Counter[str] = Counter(queue for owner, queue in entries if owner in alive)
-    return dict(counts)
 
 
 def not_a_message(item: Any) -> str | None:

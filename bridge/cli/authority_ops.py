@@ -30,7 +30,8 @@ from bridge.services.flip import (
 )
 from bridge.services.flip_evidence import evidence
 from bridge.store.db import Session
-from bridge.store.repos import AuthorityRepo, FleetRepo, JobRepo
+from bridge.store.fleet import FleetRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
 from shadow.report import select_jobs
 
 # --- flip --------------------------------------------------------------------------------------

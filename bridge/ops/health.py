@@ -18,7 +18,7 @@ Every run (scheduled by beat every ``health_interval`` seconds, see the README) 
 3. checks **worker liveness**: every queue a Celery-owned job publishes to, and every job queue
    with messages waiting (a host's queue during shadow too), must be consumed by a live worker.
    Consumers are read from the bridge transport's liveness keys
-   (:func:`bridge.adapters.transport.live_consumers`: each live worker names the queues it
+   (:func:`bridge.adapters.inflight.live_consumers`: each live worker names the queues it
    consumes), and from ``app.control.inspect().active_queues()`` only when those do not cover
    every needed queue (a worker on another transport). A queue nobody consumes is a critical
    alert whose detail carries the queue's length (``LLEN``) and, for a per-host queue
@@ -48,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.adapters.beat_store import beat_key
-from bridge.adapters.transport import live_consumers
+from bridge.adapters.inflight import live_consumers
 from bridge.celery_app import app
 from bridge.core.audit import current_actor
 from bridge.core.config import Settings, load_settings

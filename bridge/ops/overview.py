@@ -79,7 +79,7 @@ def workers(settings: Settings, queues: list[str]) -> dict[str, Any]:
     transport liveness) and the queues nobody consumes: a host's queue (jobs are bound to that
     host) or any queue with messages waiting."""
     from bridge.adapters import redis_conn
-    from bridge.adapters.transport import live_consumers
+    from bridge.adapters.inflight import live_consumers
     from bridge.celery_app import make_app
     from bridge.ops.health import queue_lengths
 

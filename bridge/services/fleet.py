@@ -52,7 +52,8 @@ from bridge.core.spec import (
     describe_schedule,
 )
 from bridge.store.db import Session
-from bridge.store.repos import AuditRepo, AuthorityRepo, FleetRepo, JobRepo
+from bridge.store.fleet import FleetRepo
+from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
 
 GROUP_PREFIX = "fleet."
 GROUP_TAG = "fleet-group"

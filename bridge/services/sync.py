@@ -23,8 +23,9 @@ from bridge.core.config import Settings
 from bridge.core.errors import InfraError
 from bridge.core.spec import JobSpec
 from bridge.store.db import Registry, Session
+from bridge.store.fleet import FleetRepo
 from bridge.store.models import RegistryMetaRow
-from bridge.store.repos import FleetRepo, JobRepo
+from bridge.store.repos import JobRepo
 from bridge.store.runs import RunRepo
 
 PENDING_KEY = "sync_pending"

@@ -16,8 +16,9 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from bridge.core.reconcile import ClaimFact, ReconcileInputs, RepairRecord, RunFact, Window
+from bridge.store.fleet import FleetRepo
 from bridge.store.models import AuditRow, ClaimRow, RunRow
-from bridge.store.repos import AuthorityRepo, FleetRepo, JobRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
 
 RUNS = cast(Table, RunRow.__table__)
 CLAIMS = cast(Table, ClaimRow.__table__)

@@ -31,7 +31,7 @@ import pytest
 import redis
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
-from bridge.adapters.transport import (
+from bridge.adapters.inflight import (
     ALIVE_PREFIX,
     INFLIGHT_INDEX,
     INFLIGHT_PREFIX,
@@ -41,7 +41,8 @@ from bridge.adapters.transport import (
 from bridge.core.authority import Owner
 from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
 from bridge.store.repos import AuthorityRepo, JobRepo
-from tests.chaos.harness import ROOT, Chaos, slot_text, wait_for
+from tests.chaos.harness import ROOT, Chaos, slot_text
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 

@@ -20,7 +20,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.harness import BRIDGE, World, wait_for
+from tests.e2e.harness import BRIDGE, World
+from tests.support import wait_for
 
 HOST_SCRIPT = r"""
 set -e

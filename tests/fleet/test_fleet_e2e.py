@@ -34,9 +34,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.harness import empty_registry
-from tests.e2e.harness import SHIM, World, iso, shadow_verdicts, sleep_until, wait_for
+from tests.e2e.harness import SHIM, World, iso, shadow_verdicts
 from tests.fleet.harness import Host, effects, namespaces_available, start_hosts
+from tests.support import sleep_until, wait_for
+from tests.support.services import empty_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(360)]
 

@@ -68,9 +68,10 @@ def test_a_host_queue_nobody_consumes_alerts_naming_the_host() -> None:
 
 @pytest.mark.integration
 def test_health_reads_consumers_from_transport_liveness(tmp_path: Path, redis_url: str) -> None:
-    from bridge.adapters.transport import live_consumers
+    from bridge.adapters.inflight import live_consumers
     from bridge.ops.health import consumed_queues
-    from tests.chaos.harness import Chaos, wait_for
+    from tests.chaos.harness import Chaos
+    from tests.support import wait_for
 
     chaos = Chaos(tmp_path, redis_url)
     client = redis.Redis.from_url(redis_url)
