@@ -44,7 +44,7 @@ from bridge.store.repos import AuthorityRepo, JobRepo
 from tests.chaos.harness import ROOT, Chaos, slot_text
 from tests.support import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=40), pytest.mark.timeout(150)]
 
 TRANSPORT = "bridge.adapters.transport:Transport"
 EXCHANGE = Exchange("", type="direct")

@@ -39,7 +39,7 @@ from tests.fleet.harness import Host, effects, namespaces_available, start_hosts
 from tests.support import sleep_until, wait_for
 from tests.support.services import empty_registry
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(360)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=220), pytest.mark.timeout(360)]
 
 HOSTS = ("web-01", "web-02", "web-03")
 FILE = "/etc/cron.d/fleet"
