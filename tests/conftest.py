@@ -69,19 +69,29 @@ def expected_seconds(item: pytest.Item) -> float:
 FILLERS = 2  # quick tests after each slow one: as many as a worker queues behind its running test
 
 
+def xdist_group(item: pytest.Item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name")) if mark else None
+
+
 def longest_first(items: list[pytest.Item]) -> list[pytest.Item]:
     """Slow tests first, longest first, each followed by quick pure tests (an xdist worker
     queues up to two tests behind the one it runs: quick ones should wait there, not the next
     long one); then the other integration tests, then the pure tier, each in collection order
-    so module fixtures stay shared."""
-    slow = sorted((i for i in items if expected_seconds(i) > 0), key=expected_seconds,
+    so module fixtures stay shared. The slow tests of one ``xdist_group`` stay together (one
+    worker runs them, sharing a module fixture), ordered by their total."""
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        if expected_seconds(item) > 0:
+            units.setdefault(xdist_group(item) or item.nodeid, []).append(item)
+    slow = sorted(units.values(), key=lambda unit: sum(map(expected_seconds, unit)),
                   reverse=True)
     rest = [i for i in items if expected_seconds(i) == 0]
     quick = [i for i in rest if i.get_closest_marker("integration") is None]
     fillers = quick[:FILLERS * len(slow)]
     ordered: list[pytest.Item] = []
-    for n, long_test in enumerate(slow):
-        ordered += [long_test, *fillers[FILLERS * n:FILLERS * (n + 1)]]
+    for n, unit in enumerate(slow):
+        ordered += [*unit, *fillers[FILLERS * n:FILLERS * (n + 1)]]
     taken = set(map(id, fillers))
     ordered += [i for i in rest if i.get_closest_marker("integration") is not None]
     ordered += [i for i in quick if id(i) not in taken]

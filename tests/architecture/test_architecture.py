@@ -42,6 +42,7 @@ def _lint_imports() -> list[str]:
     return [str(exe)] if exe.exists() else [shutil.which("lint-imports") or "lint-imports"]
 
 
+@pytest.mark.integration  # lint-imports runs as a subprocess
 def test_import_contracts_of_pyproject_hold() -> None:
     """`lint-imports` (import-linter): the floors, the pure core, read-only sources, SQL in the
     store. Its report names each broken import with its line."""

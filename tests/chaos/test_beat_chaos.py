@@ -110,6 +110,7 @@ def holder_pid(r: redis.Redis) -> int | None:
     return int(str(holder).rsplit(":", 1)[1]) if holder else None
 
 
+@pytest.mark.slow(seconds=35)
 def test_frozen_beat_resumed_after_losing_its_lock_never_doubles_a_slot(
     tmp_path: Path, redis_url: str
 ) -> None:

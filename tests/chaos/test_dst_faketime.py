@@ -42,7 +42,7 @@ from bridge.core.spec import MisfirePolicy
 from tests.chaos.harness import PREFIX, ROOT, Chaos
 from tests.support import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=25), pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=30), pytest.mark.timeout(90)]
 
 SPEED = 480
 LEAD = timedelta(minutes=75)  # fake time before the transition when beat starts

@@ -23,7 +23,7 @@ from tests.chaos.harness import CHAOS_APP, Chaos, contiguous
 from tests.support import wait_for
 from tests.support.services import empty_registry
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=60), pytest.mark.timeout(120)]
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import pytest
 from tests.chaos.harness import CHAOS_APP, Chaos, slot_text
 from tests.support import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=35), pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=40), pytest.mark.timeout(150)]
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ def blocked_pops(client: redis.Redis) -> list[str]:
     return [c["cmd"] for c in client.client_list() if "b" in c.get("flags", "")]
 
 
+@pytest.mark.slow(seconds=45)
 def test_a_worker_killed_holding_an_unregistered_message_loses_nothing(chaos: Chaos) -> None:
     out = chaos.tmp / "ran.txt"
     spec = JobSpec(id="hourly", schedule=ScheduleSpec(dialect=Dialect.VIXIE,

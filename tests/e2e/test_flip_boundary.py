@@ -35,7 +35,7 @@ from tests.e2e.harness import (
 from tests.support import sleep_until, wait_for
 from tests.support.services import broker_idle
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=120), pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=95), pytest.mark.timeout(420)]
 
 JOB = "e2e.flip-boundary"
 LEAD = 25  # seconds from the window start to the flip to Celery

@@ -38,7 +38,7 @@ from tests.support import wait_for
 from tests.wrappers.test_shim_cron import Daemon, not_near_the_tick
 from tests.wrappers.test_shim_cron import cron_files as cron_files  # shared fixture, not copied
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=180), pytest.mark.timeout(330)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=220), pytest.mark.timeout(330)]
 
 SLOTS = 2  # cron minutes compared
 NOBODY = "e2e-nobody"  # a queue no worker consumes

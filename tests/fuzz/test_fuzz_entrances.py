@@ -94,6 +94,7 @@ def seeded(tmp_path: Path, redis_url: str, run_cli: Any) -> dict[str, Any]:
     return {"env": env, "db": db, "dir": tmp_path}
 
 
+@pytest.mark.slow(seconds=75)
 @examples(600)
 @given(argv=cli_argv())
 @example(argv=["db", "upgrade", ""])  # each found by the long profile, kept as a regression
@@ -129,6 +130,7 @@ CRON_LINE = st.one_of(
                      "# bridge: id=../x", "MAILTO", "=x"]))
 
 
+@pytest.mark.slow(seconds=35)
 @examples(150)
 @given(lines=st.lists(CRON_LINE, max_size=8), raw=st.binary(max_size=40),
        system=st.booleans())

@@ -178,7 +178,7 @@ def _bridge_word(case: dict[str, Any], where: Path) -> str | None:
     return trust.refused
 
 
-@pytest.mark.slow(seconds=90)
+@pytest.mark.slow(seconds=50)
 @pytest.mark.skipif(harness.available() is not None, reason=str(harness.available()))
 def test_importer_refuses_exactly_the_files_the_real_cron_daemon_refuses(tmp_path: Path) -> None:
     result = harness.run_cron(CASES, tmp_path / "cron", wait_minute=True, control="cd_ok")

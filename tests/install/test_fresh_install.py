@@ -26,7 +26,7 @@ import pytest
 from tests.support import wait_for
 
 # one worker runs the module: its tests share one clean venv (a module fixture)
-pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=60),
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=70),
               pytest.mark.xdist_group("fresh-install")]
 
 REPO = Path(__file__).resolve().parents[2]

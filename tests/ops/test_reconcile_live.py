@@ -72,6 +72,7 @@ def test_a_slot_missed_without_workers_is_repaired_once(ops: OpsHarness, cli: An
     assert len(audit) == 1 and audit[0].after is not None and audit[0].after["slot"] == slot
 
 
+@pytest.mark.slow(seconds=50)
 def test_a_slot_whose_worker_was_killed_is_stuck_then_repaired_once(
     ops: OpsHarness, cli: Any
 ) -> None:

@@ -33,7 +33,7 @@ from tests.quartz_plugin.test_quartz_plugin import (
 from tests.support import wait_for
 from tests.support.services import broker_idle
 
-pytestmark = [pytest.mark.java, pytest.mark.integration, pytest.mark.slow(seconds=120),
+pytestmark = [pytest.mark.java, pytest.mark.integration, pytest.mark.slow(seconds=50),
               pytest.mark.timeout(180)]
 PREFIX = "QRTZE_"
 

@@ -171,6 +171,7 @@ def job(tmp: Path, group: str, name: str, triggers: list[tuple[str, str]],
                      "celery_file": tmp / f"celery-{group}.{name}.txt"}}
 
 
+@pytest.mark.slow(seconds=60)
 def test_quartz_firings_are_ingested_compared_and_flipped_slot_exactly(world: World) -> None:
     tmp = world.tmp
     shadowed = tmp / "shadowed.xml"  # imported with --shadow-mode execute

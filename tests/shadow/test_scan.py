@@ -117,6 +117,7 @@ def both_reports(spec: JobSpec, obs: list[RunRecord], now: datetime,
     return fast, general
 
 
+@pytest.mark.slow(seconds=65)
 @pytest.mark.integration
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(obs=streams(),

@@ -30,7 +30,7 @@ from legacy_wrappers.runner import run_command
 from tests.support import wait_for
 from tests.support.host_cron import local_cron_pids
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=75)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=30)]
 
 IGNORED_VARIABLES = frozenset({"OUT"})
 TEST_USER = "bridgetest"

@@ -37,7 +37,7 @@ from legacy_wrappers import spool
 from tests.support import wait_for
 from tests.support.host_cron import local_cron_pids
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=130), pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=80), pytest.mark.timeout(240)]
 
 SHIM = str(Path(sys.executable).parent / "bridge-cron-shell")
 PROBE = (

@@ -210,7 +210,8 @@ def test_a_run_killed_mid_command_is_recorded_lost_and_never_rerun_by_default(
     [row] = lost
     assert (row.role, row.path, row.attempts) == ("authoritative", "celery", 1)
     assert row.error and row.error.startswith("outcome unknown")
-    assert row.pid is not None and row.finished_at is not None
+    [stored] = [r for r in harness.all_runs() if r.job_id == "billing" and r.status == "lost"]
+    assert stored.pid is not None and row.finished_at is not None  # pid: the group it checked
     final = harness.claims.get("billing", slot(S2))
     assert final is not None and (final.state, final.attempts) == ("lost", 2)
     harness.send("billing", S2)  # a later delivery (e.g. the broker's redelivery) is refused
