@@ -16,14 +16,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from bridge.adapters.redbeat_entries import SyncReport
 from bridge.core.config import Settings
 from bridge.core.errors import BridgeError
 from bridge.core.hosts import host_problem
 from bridge.core.spec import SourceKind
-from bridge.store.db import Registry
+from bridge.store.db import Registry, Session
 from bridge.store.hosts import ids_by_source
 from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
 from crontab_import.inventory import bare_sources, qualify_results
