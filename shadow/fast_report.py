@@ -40,8 +40,8 @@ class FastPath:
         self.row_count = 0
 
     def add(self, p: Planned, *, flush: bool = False) -> list[tuple[Planned, JobReport | None]]:
-        if not self.supported:
-            return [(p, None)]
+        if not self.supported or p.members:  # a group folds its members' records: general path
+            return [*self.flush(), (p, None)]
         keep = keep_quiet(p.spec, p.slots, self.timeline_limit)
         if id(p.slots) not in self.keys:
             self.keys[id(p.slots)] = run_scan.slot_keys(self.session, p.slots)

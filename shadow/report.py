@@ -27,6 +27,7 @@ from bridge.core.errors import InputError, NotFoundError
 from bridge.core.runs import RunRecord, Status
 from bridge.core.spec import JobSpec, ScheduleSpec
 from bridge.store.db import Registry, Session
+from bridge.store.fleet import FleetRepo
 from bridge.store.repos import AuthorityRepo, JobRepo
 from bridge.store.runs import by_row_id, query
 from shadow.compare import (
@@ -38,6 +39,7 @@ from shadow.compare import (
     split_paths,
 )
 from shadow.fast_report import FastPath
+from shadow.group import annotate, fold_members
 from shadow.report_model import (
     MISMATCH_LIMIT,
     TIMELINE_LIMIT,
@@ -92,6 +94,10 @@ def plan_jobs(session: Session, job_ids: Sequence[str], since: datetime,
     """Each job's spec, authority history and expected slots of ``(since, until]`` (none at
     or before its import: those go to ``before``)."""
     jobs = JobRepo(session)
+    fleet = FleetRepo(session)
+    grouped = fleet.group_of()  # a group's members are reported through their group
+    job_ids = [j for j in job_ids if j not in grouped]
+    groups = fleet.members() if grouped else {}
     histories = AuthorityRepo(session).histories(job_ids)
     # many jobs: one listing beats a query per job (a job not listed is looked up, and refused)
     listed = {j.id: j for j in jobs.list()} if len(job_ids) > 50 else {}
@@ -109,7 +115,8 @@ def plan_jobs(session: Session, job_ids: Sequence[str], since: datetime,
             imported = stored.created_at
             split = bisect.bisect_right(slots, imported)
             slots, before = slots[split:], slots[:split]
-        planned.append(Planned(spec, histories.get(job_id, []), slots, before, imported))
+        planned.append(Planned(spec, histories.get(job_id, []), slots, before, imported,
+                               tuple(groups.get(job_id, ()))))
     return planned
 
 
@@ -124,18 +131,29 @@ def compare_stored(
     expected: Sequence[datetime] | None = None,
     lean: bool = False,
     before: Sequence[datetime] | None = None,
+    members: Sequence[tuple[str, str | None]] | None = None,
 ) -> list[SlotVerdict]:
     """Verdicts of one job over ``(since, until]`` from the stored observations (``lean``:
     without output samples and errors, see :func:`bridge.store.runs.query`). No slot before the
     job's import is expected: nothing could have observed it; a firing at such a slot is
-    ``before_import`` (see :func:`shadow.compare.compare_job`)."""
+    ``before_import`` (see :func:`shadow.compare.compare_job`). A consolidation group's legacy
+    side is its members' (``members``, looked up when None; see :mod:`shadow.group`)."""
     stored = JobRepo(session).get(spec.id)
     imported = stored.created_at if stored is not None else None
     if imported is not None and imported <= since:
         imported = None
+    if members is None:
+        members = FleetRepo(session).members(spec.id).get(spec.id, [])
     legacy, celery = split_paths(query(session, spec.id, since, until, lean=lean))
-    return compare_job(spec, since, until, now, legacy, celery, history=history,
-                       expected=expected, imported=imported, before=before)
+    if not members:
+        return compare_job(spec, since, until, now, legacy, celery, history=history,
+                           expected=expected, imported=imported, before=before)
+    hosts = dict(members)
+    member_legacy, _ = split_paths(query(session, list(hosts), since, until, lean=lean))
+    folded, executed, seen = fold_members(member_legacy, hosts)
+    verdicts = compare_job(spec, since, until, now, folded, celery, history=history,
+                           expected=expected, imported=imported, before=before)
+    return annotate(verdicts, hosts, executed, seen)
 
 
 def _shown(report: JobReport) -> list[SlotVerdict]:
@@ -225,7 +243,7 @@ def _build(session: Session, job_ids: Sequence[str], since: datetime, until: dat
 def _general_job(session: Session, p: Planned, since: datetime, until: datetime,
                  now: datetime, timeline_limit: int, mismatch_limit: int) -> JobReport:
     verdicts = compare_stored(session, p.spec, since, until, now, history=p.history,
-                              expected=p.slots, lean=True, before=p.before)
+                              expected=p.slots, lean=True, before=p.before, members=p.members)
     return job_report(p.spec, verdicts, owner=owner_at(p.history, until),
                       expected=len(p.slots), timeline_limit=timeline_limit,
                       mismatch_limit=mismatch_limit)

@@ -98,6 +98,7 @@ class Planned:
     slots: list[datetime]  # expected: the schedule's slots of the window after the import
     before: list[datetime] = field(default_factory=list)  # the schedule's, at/before import
     imported: datetime | None = None  # when the job entered the registry, if in the window
+    members: tuple[tuple[str, str | None], ...] = ()  # a consolidation group's (id, host)
 
 
 def schedule_text(s: ScheduleSpec) -> str:

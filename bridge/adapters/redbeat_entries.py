@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import redis
 
+from bridge.core.placement import job_queue
 from bridge.core.schedules import Evaluator, compile_schedule
 from bridge.core.spec import JobSpec, ScheduleSpec
 
@@ -118,7 +119,7 @@ def encode_definition(spec: JobSpec, spec_hash: str, *, paused: bool = False) ->
         "enabled": True,
         "kwargs": {},
         "name": spec.id,
-        "options": {"queue": p.queue},
+        "options": {"queue": job_queue(spec)},
     }
     tail = f',"schedule":{_schedule_text(spec.schedule)},"task":{_compact(TASK_NAME)}}}'
     return _compact(head)[:-1] + tail

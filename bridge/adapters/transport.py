@@ -19,11 +19,33 @@
    died after ``HSET`` and before ``LREM``): the slot claim makes the copy a recorded
    ``suppressed`` duplicate, never a second run.
 
-   ``BLMOVE`` waits on one list, so it is used when the channel consumes exactly one Redis key
-   (one queue; the app sets ``priority_steps=[0]``, the bridge publishes no priorities). A worker
-   consuming several queues falls back to kombu's ``BRPOP`` (and says so once at start): run one
-   worker per queue to close the window there too. The health task repairs what is lost anyway
-   (a slot with no claim is ``missed`` after its grace).
+   ``BLMOVE`` waits on one list. A channel that consumes one Redis key (one queue; the app sets
+   ``priority_steps=[0]``, the bridge publishes no priorities) blocks in ``BLMOVE`` itself. A
+   channel that consumes several (a per-host worker: its host's queue and the shared one) keeps
+   the same guarantee in two steps:
+
+   * **take**: one Lua script (``SCAN_SCRIPT``, one round trip, atomic) tries ``LMOVE queue
+     inflight`` on each queue in kombu's round-robin order and returns the first item moved, so
+     the item is in the inflight list before Redis answers, as with ``BLMOVE``;
+   * **wait**, when every queue was empty: a blocking ``BRPOP`` on the queues' **bells**
+     (``_bridge.bell.<queue>``), never on the queues. A bell holds wake-up tokens only: this
+     transport's producers push one after each message (``Channel._put``, beat's
+     ``push_encoded``; a publish batch pushes
+     one per message at flush, at most ``BELL_CAP`` per queue), and a token popped by a worker
+     that dies, or that finds the queue already emptied by another worker, loses nothing. The
+     woken channel takes again at once.
+
+   So a message sent by a bridge producer (beat, ``bridge`` commands, the health task's repairs,
+   Flower through the bridge app) wakes a multi-queue worker as fast as ``BLMOVE`` would (one
+   extra round trip, ``bench/multi_queue_latency.py``); one pushed by a foreign producer that
+   rings no bell is found at the next wait timeout (``brpop_timeout``, 1 s). A short blocking
+   ``BLMOVE`` on one queue between takes would instead add up to its timeout to every message on
+   the others, and Redis rounds such timeouts up to its ``hz`` tick (100 ms at the default).
+   With ``global_keyprefix`` set the channel falls back to kombu's ``BRPOP`` (and says so once).
+
+   The inflight index (``INFLIGHT_INDEX``) names, for every live channel, each queue it
+   consumes: :func:`bridge.adapters.inflight.live_consumers` reads it (with the ``alive``
+   keys) to say which queues have a live consumer (``bridge status``, the health task).
 
 2. **Garbage on a queue.** kombu decodes each item it pops; an item that is not a kombu message
    (raw bytes pushed by hand, a foreign producer) raises out of the consumer loop and stops the
@@ -40,19 +62,35 @@ import json
 import logging
 import time
 import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from queue import Empty
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import loads
+from kombu.utils.json import dumps, loads
+
+from bridge.adapters.inflight import (
+    ALIVE_PREFIX,
+    INFLIGHT_INDEX,
+    INFLIGHT_PREFIX,
+    MIN_ALIVE_TTL,
+    SCAN_SCRIPT,
+    bell_key,
+    owner_of,
+    ring,
+)
 
 log = logging.getLogger("bridge.adapters.transport")
 
-INFLIGHT_PREFIX = "_bridge.inflight."
-INFLIGHT_INDEX = "_bridge.inflight.index"  # hash: inflight list key -> its queue key
-ALIVE_PREFIX = "_bridge.alive."
-MIN_ALIVE_TTL = 30  # seconds without a refresh before a channel's inflight list is restored
+@dataclass(frozen=True)
+class _Poll:
+    """The command a channel has outstanding on its polling connection."""
+
+    kind: str  # "move" (BLMOVE), "take" (SCAN_SCRIPT), "wait" (BRPOP on bells)
+    sources: tuple[tuple[str, str], ...]  # (queue name, its Redis key), in polling order
 
 
 class QoS(kombu_redis.QoS):
@@ -64,16 +102,35 @@ class QoS(kombu_redis.QoS):
         super().restore_visible(start, num, interval)
 
 
+class PublishBatch(kombu_redis.PublishBatch):
+    """kombu's publish batch, plus one bell token per message, pushed after the messages."""
+
+    def __init__(self, channel: Any, max_size: int) -> None:
+        super().__init__(channel, max_size)
+        self.rings: Counter[str] = Counter()
+
+    def flush(self) -> None:
+        if self._buffered and self.rings:
+            for key, n in sorted(self.rings.items()):
+                ring(self.pipeline, key, n)
+        self.rings.clear()
+        super().flush()
+
+    def discard(self) -> None:
+        self.rings.clear()
+        super().discard()
+
+
 class Channel(kombu_redis.Channel):
     QoS = QoS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._bridge_id = uuid.uuid4().hex
-        self._blmove_source: tuple[str, str] | None = None  # (queue name, its key) in flight
+        self._bridge_poll: _Poll | None = None  # None: nothing outstanding, or kombu's BRPOP
         self._alive_at = 0.0
         self._swept = False
-        self._warned_multi = False
+        self._warned_prefix = False
         self._indexed: set[str] = set()
 
     # --- keys -----------------------------------------------------------------------------------
@@ -89,6 +146,28 @@ class Channel(kombu_redis.Channel):
     def alive_ttl(self) -> int:
         interval = int(getattr(self, "unacked_restore_interval", 10) or 10)
         return max(MIN_ALIVE_TTL, 3 * interval)
+
+    # --- publishing -----------------------------------------------------------------------------
+
+    def create_publish_batch(self, max_size: int) -> PublishBatch:
+        return PublishBatch(self, max_size)
+
+    def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
+        """kombu's ``_put``, ringing the queue's bell after the message (same round trip)."""
+        batch = kwargs.get("_publish_batch")
+        key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
+        if batch is not None or self.global_keyprefix:
+            super()._put(queue, message, **kwargs)
+            if isinstance(batch, PublishBatch):
+                batch.rings[key] += 1
+            return
+        with self.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
+            pipe.lpush(key, dumps(message))
+            if self._expires and queue in self._expires:
+                for pri in self.priority_steps:
+                    pipe.pexpire(self._q_for_pri(queue, pri), self._expires[queue])
+            ring(pipe, key)
+            pipe.execute()
 
     # --- liveness and the sweep ------------------------------------------------------------------
 
@@ -107,7 +186,7 @@ class Channel(kombu_redis.Channel):
         with self.conn_or_acquire() as client:
             for raw_key, raw_queue in (client.hgetall(INFLIGHT_INDEX) or {}).items():
                 key, queue_key = bytes_to_str(raw_key), bytes_to_str(raw_queue)
-                owner = key[len(INFLIGHT_PREFIX):].split(".", 1)[0]
+                owner = owner_of(key)
                 if owner == self._bridge_id or client.exists(f"{ALIVE_PREFIX}{owner}"):
                     continue
                 while client.lmove(key, queue_key, "RIGHT", "RIGHT") is not None:
@@ -118,14 +197,26 @@ class Channel(kombu_redis.Channel):
                         "yet registered as unacknowledged", moved)
         return moved
 
+    def _register_inflight(self, sources: Sequence[tuple[str, str]]) -> None:
+        """Name our inflight lists in the index before anything can be moved into them."""
+        missing = {self.inflight_key(key): key for _, key in sources
+                   if self.inflight_key(key) not in self._indexed}
+        if missing:
+            with self.conn_or_acquire() as client:
+                client.hset(INFLIGHT_INDEX, mapping=missing)
+            self._indexed.update(missing)
+
     # --- publishing in bulk ---------------------------------------------------------------------
 
     def push_encoded(self, pipe: Any, queue: str, payloads: list[str]) -> None:
         """Queue messages already in kombu's wire form (the JSON envelope ``_put`` pushes) on
         ``queue`` with one ``LPUSH``, in the caller's pipeline: beat's batch publisher
         (:mod:`bridge.beat.publish`) sends thousands at once. Priority 0, the only one the
-        bridge publishes; oldest first, as one ``LPUSH`` per message would leave them."""
-        pipe.lpush(self._q_for_pri(queue, 0), *payloads)
+        bridge publishes; oldest first, as one ``LPUSH`` per message would leave them. The
+        queue's bell is rung after them (one token per message, at most ``BELL_CAP``)."""
+        key = self._q_for_pri(queue, 0)
+        pipe.lpush(key, *payloads)
+        ring(pipe, key, len(payloads))
 
     # --- consuming --------------------------------------------------------------------------------
 
@@ -135,33 +226,43 @@ class Channel(kombu_redis.Channel):
         queues = self._queue_cycle.consume(len(self.active_queues))
         if not queues:
             return
-        keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
-        if len(keys) != 1 or self.global_keyprefix:
-            if not self._warned_multi:
-                self._warned_multi = True
-                log.warning("consuming %d Redis keys at once: kombu's BRPOP is used, whose "
-                            "delivery window a killed worker can lose a message in; run one "
-                            "worker per queue to close it", len(keys))
-            self._blmove_source = None
-            return self._brpop_keys(keys, timeout)
+        sources = tuple((queue, self._q_for_pri(queue, pri))
+                        for pri in self.priority_steps for queue in queues)
+        if self.global_keyprefix:
+            if not self._warned_prefix:
+                self._warned_prefix = True
+                log.warning("global_keyprefix is set: kombu's BRPOP is used, whose delivery "
+                            "window a killed worker can lose a message in")
+            self._bridge_poll = None
+            return self._brpop_keys([key for _, key in sources], timeout)
         self.refresh_alive()
         if not self._swept:
             self._swept = True
             self.restore_dead_inflight()
-        key = keys[0]
-        inflight = self.inflight_key(key)
-        if inflight not in self._indexed:  # registered once per channel and queue
-            with self.conn_or_acquire() as client:
-                client.hset(INFLIGHT_INDEX, inflight, key)
-            self._indexed.add(inflight)
-        self._blmove_source = (queues[0], key)
+        self._register_inflight(sources)
+        if len(sources) == 1:
+            key = sources[0][1]
+            self._send(_Poll("move", sources), "BLMOVE", key, self.inflight_key(key),
+                       "RIGHT", "LEFT", timeout or 0)
+        else:
+            self._send_take(sources)
+
+    def _send(self, poll: _Poll, *command: Any) -> None:
+        self._bridge_poll = poll
         self._in_poll = self.client.connection
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
-        self.client.connection.send_command("BLMOVE", key, inflight, "RIGHT", "LEFT",
-                                            timeout or 0)
+        self.client.connection.send_command(*command)
+
+    def _send_take(self, sources: tuple[tuple[str, str], ...]) -> None:
+        keys = [k for _, key in sources for k in (key, self.inflight_key(key))]
+        self._send(_Poll("take", sources), "EVAL", SCAN_SCRIPT, len(keys), *keys)
+
+    def _send_wait(self, sources: tuple[tuple[str, str], ...]) -> None:
+        bells = [bell_key(key) for _, key in sources]
+        self._send(_Poll("wait", sources), "BRPOP", *bells, self.brpop_timeout or 1)
 
     def _brpop_keys(self, keys: list[str], timeout: Any) -> None:
-        """kombu's BRPOP start, for more than one key."""
+        """kombu's BRPOP start (a channel with ``global_keyprefix``)."""
         self._in_poll = self.client.connection
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
         command_args = ["BRPOP", *keys, timeout or 0]
@@ -170,40 +271,60 @@ class Channel(kombu_redis.Channel):
         self.client.connection.send_command(*command_args)
 
     def _brpop_read(self, **options: Any) -> bool:
-        source = self._blmove_source
-        if source is None:
+        poll = self._bridge_poll
+        if poll is None:
             try:
                 return bool(super()._brpop_read(**options))
             except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
                 log.error("dropped an undecodable item from the broker queue (not a kombu "
                           "message): %s", str(e)[:200])
                 raise Empty() from e
-        self._blmove_source = None
+        self._bridge_poll = None
+        polling = False  # another command was sent: the connection stays in poll
         try:
+            command = {"move": "BLMOVE", "take": "EVAL", "wait": "BRPOP"}[poll.kind]
             try:
-                item = self.client.parse_response(self.client.connection, "BLMOVE", **options)
+                reply = self.client.parse_response(self.client.connection, command, **options)
             except self.connection_errors:
                 self.client.connection.disconnect()
                 raise
-            if item is None:
+            if poll.kind == "wait":  # a bell rang (or the wait timed out): take at once
+                self._send_take(poll.sources)
+                polling = True
                 raise Empty()
-            queue, key = source
-            inflight = self.inflight_key(key)
-            try:
-                try:
-                    payload = loads(bytes_to_str(item))
-                except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-                    log.error("dropped an undecodable item from the broker queue (not a kombu "
-                              "message): %s", str(e)[:200])
-                    raise Empty() from e
-                self._queue_cycle.rotate(queue)
-                self.connection._deliver(payload, queue)  # -> unacked hash (acks_late)
-            finally:
-                self.client.lrem(inflight, 1, item)
+            if poll.kind == "take":
+                if not reply:  # every queue was empty: wait for a bell
+                    self._send_wait(poll.sources)
+                    polling = True
+                    raise Empty()
+                key, item = bytes_to_str(reply[0]), reply[1]
+                queue = next(q for q, k in poll.sources if k == key)
+            else:
+                if reply is None:
+                    raise Empty()
+                (queue, key), item = poll.sources[0], reply
+            self._deliver_moved(queue, key, item)
             return True
         finally:
-            self._in_poll = None  # type: ignore[assignment]
-            self._flush_brpop_reauth()
+            if not polling:
+                self._in_poll = None  # type: ignore[assignment]
+                self._flush_brpop_reauth()
+
+    def _deliver_moved(self, queue: str, key: str, item: Any) -> None:
+        """Hand an item that sits in our inflight list to kombu (-> the unacked hash, acks_late),
+        then drop it from the inflight list."""
+        inflight = self.inflight_key(key)
+        try:
+            try:
+                payload = loads(bytes_to_str(item))
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+                log.error("dropped an undecodable item from the broker queue (not a kombu "
+                          "message): %s", str(e)[:200])
+                raise Empty() from e
+            self._queue_cycle.rotate(queue)
+            self.connection._deliver(payload, queue)
+        finally:
+            self.client.lrem(inflight, 1, item)
 
     def close(self) -> None:
         if not getattr(self, "closed", False):

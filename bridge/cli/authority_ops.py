@@ -19,9 +19,18 @@ from bridge.core.authority import AuthorityEvent, Owner, last_flip, owner_at
 from bridge.core.errors import InputError
 from bridge.core.schedules import compile_schedule
 from bridge.core.spec import JobSpec
-from bridge.services.flip import FlipPlan, Refusal, apply_flips, export_authority, plan_flip
+from bridge.services.flip import (
+    FlipPlan,
+    Refusal,
+    RefusalKind,
+    apply_flips,
+    export_authority,
+    member_plan,
+    plan_flip,
+)
 from bridge.services.flip_evidence import evidence
 from bridge.store.db import Session
+from bridge.store.fleet import FleetRepo
 from bridge.store.repos import AuthorityRepo, JobRepo
 from shadow.report import select_jobs
 
@@ -50,19 +59,36 @@ class FlipRequest:
 
 def plan_all(session: Session, req: FlipRequest, now: datetime,
              margin: timedelta) -> list[FlipPlan | Refusal]:
-    """One plan or refusal per selected job (read in the session that will write the flips)."""
+    """One plan or refusal per selected job (read in the session that will write the flips).
+    A fleet group's plan brings one plan per member, at the same boundary; a member selected
+    without its group is refused (:mod:`bridge.services.fleet`)."""
     jobs = JobRepo(session)
     known = [j.id for j in jobs.list()]
     ids = select_jobs(known, list(req.patterns))
-    histories = AuthorityRepo(session).histories(ids)
+    fleet = FleetRepo(session)
+    group_of = fleet.group_of()
+    members = fleet.members() if group_of else {}
+    member_ids = [m for g in ids for m, _ in members.get(g, [])]
+    histories = AuthorityRepo(session).histories([*ids, *member_ids])
     results: list[FlipPlan | Refusal] = []
     for job_id in ids:
+        group = group_of.get(job_id)
+        if group is not None:
+            if group not in ids:
+                results.append(Refusal(job_id, RefusalKind.GROUPED,
+                                       f"consolidated into {group}: flip the group "
+                                       f"(bridge authority flip {group} --to {req.to.value})"))
+            continue
         spec, history = jobs.require(job_id).spec, histories.get(job_id, [])
         ev = evidence(session, spec, history, now)
         if req.all_ready and not ev.readiness.ready:
             continue
-        results.append(plan_flip(spec, history, ev.readiness, req.to, now, margin, at=req.at,
-                                 force=req.force, reason=req.reason, mismatches=ev.mismatches))
+        plan = plan_flip(spec, history, ev.readiness, req.to, now, margin, at=req.at,
+                         force=req.force, reason=req.reason, mismatches=ev.mismatches)
+        results.append(plan)
+        if isinstance(plan, FlipPlan):
+            results.extend(member_plan(plan, m, histories.get(m, []))
+                           for m, _ in members.get(job_id, []))
     return results
 
 

@@ -143,7 +143,17 @@ def fleet_json(outcome: ImportOutcome, inventory: inv.Inventory, dry_run: bool) 
 
     doc = outcome_json(outcome, None, dry_run)
     doc["notes"] = [*(n for h in inventory.hosts for n in h.notes), *doc["notes"]]
-    return {"inventory": inventory.root, "hosts": _host_rows(outcome, inventory), **doc}
+    return {"inventory": inventory.root, "hosts": _host_rows(outcome, inventory), **doc,
+            "groups": [g.to_json() for g in _groups(outcome)]}
+
+
+def _groups(outcome: ImportOutcome) -> list[Any]:
+    """Identical lines on several hosts in this plan (``bridge fleet consolidate`` candidates)."""
+    from bridge.services.fleet import plan_groups
+    from crontab_import.plan import IMPORTED
+
+    return plan_groups(e.job for e in outcome.plan.entries
+                       if e.job is not None and e.status in IMPORTED)
 
 
 def _entry_row(e: PlanEntry) -> list[str]:
@@ -186,6 +196,10 @@ def render_fleet(outcome: ImportOutcome, inventory: inv.Inventory, dry_run: bool
         out.print("jobs (status, host, id, source, schedule, detail; unchanged ones are left "
                   "out: --json lists every job)", markup=False, highlight=False)
         out.print(_entry_lines(shown), markup=False, highlight=False, soft_wrap=True)
+    for g in _groups(outcome):
+        out.print(f"group {g.id}: runs on {len(g.members)} hosts ({', '.join(g.hosts)}): "
+                  f"{g.schedule} {g.command}; one Celery job can replace them: "
+                  f"`bridge fleet consolidate {g.id}`", markup=False, highlight=False)
     for reading in inventory.hosts:
         for note in reading.notes:
             out.print(f"note: {note}", markup=False, highlight=False)

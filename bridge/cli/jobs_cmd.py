@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -13,8 +14,10 @@ from bridge.cli.context import STATE, emit_json, out
 from bridge.core.audit import current_actor
 from bridge.core.errors import InputError
 from bridge.core.jobs import StoredJob
+from bridge.core.placement import job_queue
 from bridge.core.secrets import mask_spec
-from bridge.core.spec import LostPolicy, RepairPolicy
+from bridge.core.spec import JobSpec, LostPolicy, Placement, RepairPolicy
+from bridge.services.sync import mark_pending, sync_registry
 from bridge.store.repos import AuditRepo, JobRepo
 
 app = typer.Typer(help="List and inspect the jobs in the registry.", no_args_is_help=True)
@@ -34,6 +37,8 @@ def job_summary(job: StoredJob) -> dict[str, Any]:
         "paused": job.paused,
         "on_lost": spec.policies.on_lost.value,
         "repair": spec.policies.repair.value,
+        "placement": spec.policies.placement.value,
+        "queue": job_queue(spec),
         "source": {"file": spec.source.file, "line": spec.source.line},
         "spec_hash": job.spec_hash,
         "updated_at": job.updated_at.isoformat(),
@@ -85,11 +90,13 @@ def show(
             f"  hash {job.spec_hash}  updated {job.updated_at:%Y-%m-%d %H:%M:%SZ}",
         )
     )
-    out.print(f"on-lost {doc['on_lost']}  repair {doc['repair']}", highlight=False)
+    out.print(f"on-lost {doc['on_lost']}  repair {doc['repair']}  placement {doc['placement']}"
+              f"  queue {doc['queue']}", highlight=False, markup=False)
     out.print_json(json.dumps(doc["spec"]))
 
 
-def _choice(value: str | None, enum: type[LostPolicy] | type[RepairPolicy], option: str) -> Any:
+def _choice(value: str | None, enum: type[LostPolicy] | type[RepairPolicy] | type[Placement],
+            option: str) -> Any:
     if value is None:
         return None
     try:
@@ -106,36 +113,52 @@ def set_policies(
                                 "mid-run (outcome unknown) is recorded lost, or re-run."),
     repair: str = typer.Option(None, "--repair", help="auto | alert-only: may the health task "
                                "repair missed / stuck slots by itself?"),
+    placement: str = typer.Option(None, "--placement", help="host | anywhere: only a worker on "
+                                  "the job's host runs it, or any worker (re-syncs its entry)."),
     reason: str = typer.Option(None, "--reason", help="Why, for the audit log."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Set a job's execution policies (audited as ``jobs.set``). A re-import of the job's source
-    file sets them back to what the file says (directive / job-data key, else the defaults)."""
-    lost_value = _choice(on_lost, LostPolicy, "--on-lost")
-    repair_value = _choice(repair, RepairPolicy, "--repair")
-    if lost_value is None and repair_value is None:
-        raise InputError("nothing to set: give --on-lost and/or --repair")
-    with STATE.registry().session() as s:
+    file sets them back to what the file says (directive / job-data key, else the defaults).
+    A new placement moves the job's RedBeat entry to its new queue at once (``bridge sync``)."""
+    changes: dict[str, Any] = {
+        name: value for name, value in (
+            ("on_lost", _choice(on_lost, LostPolicy, "--on-lost")),
+            ("repair", _choice(repair, RepairPolicy, "--repair")),
+            ("placement", _choice(placement, Placement, "--placement")),
+        ) if value is not None
+    }
+    if not changes:
+        raise InputError("nothing to set: give --on-lost, --repair and/or --placement")
+    registry = STATE.registry()
+    with registry.session() as s:
         jobs = JobRepo(s)
         job = jobs.require(job_id)
         before = job.spec.policies
-        changes: dict[str, Any] = {}
-        if lost_value is not None:
-            changes["on_lost"] = lost_value
-        if repair_value is not None:
-            changes["repair"] = repair_value
         policies = replace(before, **changes)
+        spec = job.spec.with_(policies=policies)
         if policies != before:
-            jobs.upsert(job.spec.with_(policies=policies))
+            jobs.upsert(spec)
             AuditRepo(s).append(
                 "jobs.set", actor=STATE.actor or current_actor(), job_id=job_id, reason=reason,
-                before={"on_lost": before.on_lost.value, "repair": before.repair.value},
-                after={"on_lost": policies.on_lost.value, "repair": policies.repair.value},
+                before=_policy_doc(job.spec), after=_policy_doc(spec),
             )
-    doc = {"job_id": job_id, "on_lost": policies.on_lost.value,
-           "repair": policies.repair.value, "changed": policies != before}
+            if policies.placement != before.placement:
+                mark_pending(s, {"marked_at": datetime.now(UTC).isoformat(),
+                                 "actor": STATE.actor or current_actor(),
+                                 "files": [spec.source.file], "changes": 1})
+    if policies.placement != before.placement:
+        sync_registry(registry, STATE.settings, known=[spec])
+    doc = {"job_id": job_id, **_policy_doc(spec), "changed": policies != before}
     if as_json:
         emit_json(doc)
         return
-    out.print(f"{job_id}: on-lost {doc['on_lost']}, repair {doc['repair']}"
+    out.print(f"{job_id}: on-lost {doc['on_lost']}, repair {doc['repair']}, placement "
+              f"{doc['placement']} (queue {doc['queue']})"
               + ("" if doc["changed"] else " (unchanged)"), highlight=False, markup=False)
+
+
+def _policy_doc(spec: JobSpec) -> dict[str, str]:
+    p = spec.policies
+    return {"on_lost": p.on_lost.value, "repair": p.repair.value,
+            "placement": p.placement.value, "queue": job_queue(spec)}

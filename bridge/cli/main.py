@@ -29,6 +29,7 @@ from bridge.cli import (
     authority_cmd,
     authority_ops,
     db_cmd,
+    fleet_cmd,
     flower_cmd,
     import_cmd,
     jobs_cmd,
@@ -76,6 +77,7 @@ def main(
 
 app.add_typer(import_cmd.app, name="import")
 app.add_typer(jobs_cmd.app, name="jobs")
+app.add_typer(fleet_cmd.app, name="fleet")
 app.add_typer(schedule_cmd.app, name="schedule")
 authority_cmd.app.command("flip")(authority_ops.flip)
 authority_cmd.app.command("status")(authority_ops.status)

@@ -30,6 +30,7 @@ from bridge.core.authority import Owner, owner_at
 from bridge.core.claims import ClaimInfo, ClaimState
 from bridge.core.errors import InfraError, InputError, RefusedError
 from bridge.core.jobs import StoredJob
+from bridge.core.placement import job_queue
 from bridge.core.schedules import compile_schedule
 from bridge.store.claims import ClaimStore, release_for_rerun
 from bridge.store.db import Session
@@ -201,7 +202,7 @@ def trigger(
     with registry.session() as s:
         if claim is not None:
             release_claim(s, claim, actor, reason)
-        queue = stored.spec.policies.queue
+        queue = job_queue(stored.spec)
         task_id = _send(job, chosen, queue)
         AuditRepo(s).append("trigger", actor=actor, job_id=job, reason=reason,
                             after={"slot": chosen.isoformat(), "task_id": task_id,

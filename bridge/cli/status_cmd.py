@@ -162,6 +162,11 @@ def _overview_lines(view: dict[str, Any]) -> list[str]:
     if "online" in w:
         depth = ", ".join(f"{q}={n}" for q, n in w["queue_depth"].items())
         lines.append(f"workers   {len(w['online'])} online; queue depth {depth}")
+        for u in w.get("unconsumed", []):
+            whose = f"host {u['host']}'s queue" if u["host"] else "queue"
+            hint = f" (start `bridge worker --host {u['host']}` there)" if u["host"] else ""
+            lines.append(f"ALERT     {whose} {u['queue']}: no live consumer, "
+                         f"{u['waiting']} message(s) waiting{hint}")
     if "ready" in sh:
         lines.append(
             f"shadow    {sh['ready']} ready; {sh['jobs_with_unresolved']} job(s) with "

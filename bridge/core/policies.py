@@ -47,6 +47,13 @@ class RepairPolicy(StrEnum):
     ALERT_ONLY = "alert-only"  # only alert; an operator repairs (`bridge reconcile --repair`)
 
 
+class Placement(StrEnum):
+    """Which workers may run a job (see :mod:`bridge.core.placement`)."""
+
+    HOST = "host"  # only a worker on the job's host (its per-host queue); the default
+    ANYWHERE = "anywhere"  # any worker of the job's queue
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_retries: int = 0
@@ -74,6 +81,7 @@ class Policies:
     max_concurrency: int | None = None  # runs of ``group`` at once, across all workers
     on_lost: LostPolicy = LostPolicy.SKIP  # prefer skip over double-run (issue 20)
     repair: RepairPolicy = RepairPolicy.AUTO
+    placement: Placement = Placement.HOST  # binds only a job that has a host (spec.host)
 
     def __post_init__(self) -> None:
         try:
@@ -84,6 +92,7 @@ class Policies:
         try:
             object.__setattr__(self, "on_lost", LostPolicy(self.on_lost))
             object.__setattr__(self, "repair", RepairPolicy(self.repair))
+            object.__setattr__(self, "placement", Placement(self.placement))
             object.__setattr__(self, "misfire", MisfirePolicy(self.misfire))
             object.__setattr__(self, "shadow_mode", ShadowMode(self.shadow_mode))
         except ValueError as e:

@@ -56,6 +56,7 @@ from bridge.core.authority import AuthorityEvent, Owner, owner_at
 from bridge.core.dispatch import slot_iso
 from bridge.core.errors import ScheduleError
 from bridge.core.jobs import StoredJob
+from bridge.core.placement import job_queue
 from bridge.core.schedules import compile_schedule, slots_between
 
 MAX_SLOTS_PER_JOB = 10_000  # a window never expands one job into more slots than this
@@ -346,7 +347,7 @@ def plan_repairs(
 ) -> list[tuple[Finding, str, str | None]]:
     """Pure: ``(finding, queue, why not)`` for each repairable finding (``None``: send it).
     ``honour_policy``: a job whose ``repair`` policy is ``alert-only`` is not sent."""
-    queues = {j.id: j.spec.policies.queue for j in inputs.jobs}
+    queues = {j.id: job_queue(j.spec) for j in inputs.jobs}
     alert_only = {j.id for j in inputs.jobs if j.spec.policies.repair.value == "alert-only"}
     out: list[tuple[Finding, str, str | None]] = []
     for f in findings:

@@ -26,6 +26,7 @@ from bridge.core.policies import (
     LostPolicy,
     MisfirePolicy,
     OverlapPolicy,
+    Placement,
     Policies,
     RepairPolicy,
     RetryPolicy,
@@ -45,9 +46,9 @@ from bridge.core.schedule_spec import (
 __all__ = [
     "CALLABLE_RE", "CRON_DIALECTS", "ENV_NAME_RE", "EXPRESSION_DIALECTS", "JOB_ID_RE",
     "SPEC_VERSION", "CallableHandler", "CommandHandler", "ComparePolicy", "Dialect", "Handler",
-    "IntervalUnit", "JobSpec", "LostPolicy", "MisfirePolicy", "OverlapPolicy", "Policies",
-    "RepairPolicy", "RetryPolicy", "ScheduleSpec", "ShadowMode", "SourceKind", "SourceLocation",
-    "UnmappedHandler", "describe_schedule",
+    "IntervalUnit", "JobSpec", "LostPolicy", "MisfirePolicy", "OverlapPolicy", "Placement",
+    "Policies", "RepairPolicy", "RetryPolicy", "ScheduleSpec", "ShadowMode", "SourceKind",
+    "SourceLocation", "UnmappedHandler", "describe_schedule",
 ]
 
 SPEC_VERSION = 1
@@ -216,7 +217,12 @@ def _digest(canonical: str) -> str:
 encoding.configure(
     Policies,
     shared=True,
-    omit={"max_concurrency": None, "on_lost": LostPolicy.SKIP, "repair": RepairPolicy.AUTO},
+    omit={
+        "max_concurrency": None,
+        "on_lost": LostPolicy.SKIP,
+        "repair": RepairPolicy.AUTO,
+        "placement": Placement.HOST,
+    },
 )
 encoding.configure(SourceLocation, omit={"host": None})  # added with fleets (migration 0005)
 for _shared in (ScheduleSpec, RetryPolicy, ComparePolicy):

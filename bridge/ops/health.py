@@ -15,9 +15,14 @@ Every run (scheduled by beat every ``health_interval`` seconds, see the README) 
 2. checks **beat liveness** from the liveness hash beat stamps every tick
    (:func:`bridge.adapters.beat_store.beat_key`): no hash, or a ``tick`` older than
    ``health_beat_stale`` seconds, is a critical alert;
-3. checks **worker liveness**: every queue a Celery-owned job publishes to must be consumed by
-   a live worker (``app.control.inspect().active_queues()``); a queue nobody consumes is a
-   critical alert whose detail carries the queue's length (``LLEN``).
+3. checks **worker liveness**: every queue a Celery-owned job publishes to, and every job queue
+   with messages waiting (a host's queue during shadow too), must be consumed by a live worker.
+   Consumers are read from the bridge transport's liveness keys
+   (:func:`bridge.adapters.inflight.live_consumers`: each live worker names the queues it
+   consumes), and from ``app.control.inspect().active_queues()`` only when those do not cover
+   every needed queue (a worker on another transport). A queue nobody consumes is a critical
+   alert whose detail carries the queue's length (``LLEN``) and, for a per-host queue
+   (:mod:`bridge.core.placement`), the host whose worker is missing.
 
 The decision is the pure :func:`health_alerts`; :func:`run_health` gathers the facts. Alerts go
 through :func:`bridge.services.alerts.deliver` (log always; webhook / command when configured),
@@ -43,10 +48,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.adapters.beat_store import beat_key
+from bridge.adapters.inflight import live_consumers
 from bridge.celery_app import app
 from bridge.core.audit import current_actor
 from bridge.core.config import Settings, load_settings
 from bridge.core.dispatch import slot_iso
+from bridge.core.placement import job_queue, queue_host
 from bridge.core.reconcile import Finding, Kind, Window
 from bridge.services.alerts import Alert, Delivery, RedisDeduper, Severity, deliver, sinks_from
 from bridge.services.reconcile import Repair, reconcile_window, repair
@@ -151,9 +158,12 @@ def worker_alerts(facts: HealthFacts, now: datetime) -> list[Alert]:
     for queue in sorted(facts.needed_queues - consumed):
         length = facts.queue_lengths.get(queue, 0)
         who = "no worker answered" if facts.consumed_queues is None else "no worker consumes it"
+        host = queue_host(queue)
+        where = f"host {host}'s queue {queue}" if host else f"queue {queue}"
+        hint = f"; start `bridge worker --host {host}` on {host}" if host else ""
         out.append(Alert(key=f"no-worker|{queue}|{hour}", kind="worker-down",
-                         severity=Severity.CRITICAL, summary=f"queue {queue}: {who}",
-                         detail=f"{length} message(s) waiting in queue {queue}", at=now))
+                         severity=Severity.CRITICAL, summary=f"{where}: {who}",
+                         detail=f"{length} message(s) waiting in queue {queue}{hint}", at=now))
     return out
 
 
@@ -182,22 +192,47 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def consumed_queues(celery_app: Any, timeout: float = 2.0) -> frozenset[str] | None:
-    """Queues some live worker consumes; None when no worker answered."""
+def inspected_queues(celery_app: Any, timeout: float = 2.0) -> frozenset[str] | None:
+    """Queues some live worker consumes, by asking them; None when no worker answered."""
     replies = celery_app.control.inspect(timeout=timeout).active_queues()
     if not replies:
         return None
     return frozenset(q["name"] for queues in replies.values() for q in (queues or []))
 
 
+def consumed_queues(celery_app: Any, redis_client: Any,
+                    needed: frozenset[str]) -> frozenset[str] | None:
+    """Queues some live worker consumes: the bridge transport's liveness keys first, the
+    workers' answers only when those leave a needed queue uncovered; None: nobody answered."""
+    live = frozenset(q for q, n in live_consumers(redis_client).items() if n)
+    if needed <= live:
+        return live
+    asked = inspected_queues(celery_app)
+    if asked is None:
+        return live or None
+    return live | asked
+
+
 def needed_queues(jobs: Sequence[Any], histories: Mapping[str, Sequence[Any]],
-                  now: datetime) -> frozenset[str]:
+                  now: datetime, lengths: Mapping[str, int] | None = None) -> frozenset[str]:
+    """Queues that must have a live consumer: those of Celery-owned jobs, and any job queue
+    with messages waiting (``lengths``)."""
     from bridge.core.authority import Owner, owner_at
 
+    mapped = [j for j in jobs if j.spec.mapped]
+    waiting = {q for q, n in (lengths or {}).items() if n}
     return frozenset(
-        j.spec.policies.queue for j in jobs
-        if j.spec.mapped and owner_at(histories.get(j.id, ()), now) is Owner.CELERY
+        {job_queue(j.spec) for j in mapped
+         if owner_at(histories.get(j.id, ()), now) is Owner.CELERY}
+        | {q for q in (job_queue(j.spec) for j in mapped) if q in waiting}
     )
+
+
+def queue_lengths(redis_client: Any, queues: Sequence[str]) -> dict[str, int]:
+    with redis_client.pipeline(transaction=False) as pipe:
+        for q in queues:
+            pipe.llen(q)
+        return {q: int(n) for q, n in zip(queues, pipe.execute(), strict=True)}
 
 
 @dataclass(frozen=True)
@@ -218,13 +253,15 @@ def run_health(celery_app: Any, settings: Settings, redis_client: Any,
         findings, inputs = reconcile_window(registry, window, now,
                                             grace=timedelta(seconds=config.grace),
                                             tolerance=timedelta(seconds=config.tolerance))
-        needed = needed_queues(inputs.jobs, inputs.histories, now)
+        lengths = queue_lengths(redis_client, sorted(
+            {job_queue(j.spec) for j in inputs.jobs if j.spec.mapped}))
+        needed = needed_queues(inputs.jobs, inputs.histories, now, lengths)
         facts = HealthFacts(
             findings=findings,
             beat=read_beat(redis_client, settings.redbeat_key_prefix),
             needed_queues=needed,
-            consumed_queues=consumed_queues(celery_app),
-            queue_lengths={q: int(redis_client.llen(q)) for q in needed},
+            consumed_queues=consumed_queues(celery_app, redis_client, needed),
+            queue_lengths=lengths,
         )
         repaired = 0
         done: list[Repair] = []

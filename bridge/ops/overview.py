@@ -12,6 +12,7 @@ import redis
 
 from bridge.core.authority import owner_at
 from bridge.core.config import Settings
+from bridge.core.placement import job_queue, queue_host
 from bridge.store.db import Registry
 from bridge.store.repos import AuthorityRepo, JobRepo
 
@@ -34,7 +35,7 @@ def ownership(registry: Registry, now: datetime) -> dict[str, Any]:
         "by_owner": {"legacy": owners.get("legacy", 0), "celery": owners.get("celery", 0)},
         "by_host": dict(sorted(by_host.items())),
         "paused": sorted(j.id for j in jobs if j.paused),
-        "queues": sorted({j.spec.policies.queue for j in jobs}),
+        "queues": sorted({job_queue(j.spec) for j in jobs}),
     }
 
 
@@ -74,14 +75,25 @@ def slot_findings(registry: Registry, settings: Settings, now: datetime) -> dict
 
 
 def workers(settings: Settings, queues: list[str]) -> dict[str, Any]:
-    """Workers answering a ping (1 s) and the depth of every job queue."""
+    """Workers answering a ping (1 s), the depth of every job queue, its live consumers (bridge
+    transport liveness) and the queues nobody consumes: a host's queue (jobs are bound to that
+    host) or any queue with messages waiting."""
     from bridge.adapters import redis_conn
+    from bridge.adapters.inflight import live_consumers
     from bridge.celery_app import make_app
+    from bridge.ops.health import queue_lengths
 
     replies = make_app(settings).control.inspect(timeout=1.0).ping() or {}
     client = redis_conn.client(settings)
-    depth = {q: int(client.llen(q)) for q in queues or [settings.default_queue]}
-    return {"online": sorted(replies), "queue_depth": depth}
+    depth = queue_lengths(client, queues or [settings.default_queue])
+    live = live_consumers(client)
+    consumers = {q: live.get(q, 0) for q in depth}
+    unconsumed = [
+        {"queue": q, "host": queue_host(q), "waiting": n}
+        for q, n in depth.items() if not consumers[q] and (n or queue_host(q))
+    ]
+    return {"online": sorted(replies), "queue_depth": depth, "consumers": consumers,
+            "unconsumed": unconsumed}
 
 
 def status_view(registry: Registry, settings: Settings, now: datetime) -> dict[str, Any]:

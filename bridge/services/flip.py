@@ -28,6 +28,8 @@ Refusals (none of them are overridable unless said so)
       ``lost`` run (its outcome is unknown).
     * ``not-ready``: the readiness check failed (to Celery only); ``force`` with a ``reason``
       overrides it and the flip is recorded ``forced``.
+    * ``grouped``: a job consolidated into a fleet group, selected without its group; the
+      group's flip carries its members' (:func:`member_plan`), at the group's boundary.
     A flip to legacy (the rollback) is never refused for readiness or mismatches.
 """
 
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
@@ -63,6 +65,7 @@ class RefusalKind(StrEnum):
     MISMATCH = "mismatch"
     NOT_READY = "not-ready"
     NO_REASON = "no-reason"
+    GROUPED = "grouped"  # a fleet group's member: its group is flipped, never it alone
 
 
 class ReadinessLike(Protocol):
@@ -211,6 +214,15 @@ def plan_flip(
         waived = gate
     return FlipPlan(spec.id, to, previous, boundary, spec.schedule.timezone,
                     forced=force, reason=reason, waived=waived)
+
+
+def member_plan(group: FlipPlan, member_id: str,
+                history: Sequence[AuthorityEvent]) -> FlipPlan:
+    """A fleet group member's flip, carried by its group's: the same owner and boundary (the
+    member has the group's schedule), so every host's line moves at the group's slot."""
+    reason = f"with group {group.job_id}" + (f": {group.reason}" if group.reason else "")
+    return replace(group, job_id=member_id, previous=owner_at(history, group.boundary),
+                   reason=reason)
 
 
 # --- the thin service ----------------------------------------------------------------------------

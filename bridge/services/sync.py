@@ -23,6 +23,7 @@ from bridge.core.errors import InfraError
 from bridge.core.spec import JobSpec
 from bridge.store import sync_mark
 from bridge.store.db import Registry, Session
+from bridge.store.fleet import FleetRepo
 from bridge.store.repos import JobRepo
 from bridge.store.runs import RunRepo
 
@@ -53,7 +54,8 @@ def sync_registry(
     known: Iterable[JobSpec] = (),
     take_over: bool = False,
 ) -> SyncReport:
-    """``known``: specs the caller just wrote (spares decoding them again).
+    """``known``: specs the caller just wrote (spares decoding them again). Jobs consolidated
+    into a fleet group (:mod:`bridge.services.fleet`) get no entry: Celery runs their group.
 
     Refused (:class:`bridge.core.prefix_owner.PrefixOwnedError`) when another registry holds the
     RedBeat prefix, unless ``take_over``. A completed applying sync clears the ``sync_pending``
@@ -66,7 +68,8 @@ def sync_registry(
     # many jobs there are, only one chunk of them is encoded and in flight.
     with registry.session() as s:
         watermarks = RunRepo(s).celery_watermarks()
-        jobs = JobRepo(s).scheduled(known=known)
+        consolidated = FleetRepo(s).group_of()  # Celery runs their group job, not them
+        jobs = (j for j in JobRepo(s).scheduled(known=known) if j.spec.id not in consolidated)
         try:
             if apply:
                 prefix_owner.claim(client, settings.redbeat_key_prefix, me, take_over=take_over)

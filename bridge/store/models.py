@@ -171,3 +171,15 @@ class RegistryMetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class FleetMemberRow(Base):
+    """A host-bound job consolidated into a group job (0006; :mod:`bridge.services.fleet`)."""
+
+    __tablename__ = "fleet_members"
+
+    member_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(200), index=True)
+    host: Mapped[str | None] = mapped_column(String(255))
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -16,6 +16,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from bridge.core.reconcile import ClaimFact, ReconcileInputs, RepairRecord, RunFact, Window
+from bridge.store.fleet import FleetRepo
 from bridge.store.models import AuditRow, ClaimRow, RunRow
 from bridge.store.repos import AuthorityRepo, JobRepo
 
@@ -25,8 +26,12 @@ REPAIR_ACTION = "repair"  # the audit action of a repair (bridge.services.reconc
 
 
 def load_facts(session: Session, window: Window, *, job_id: str | None = None) -> ReconcileInputs:
-    """Jobs, authority, runs, claims and recent repairs of the window (one statement each)."""
+    """Jobs, authority, runs, claims and recent repairs of the window (one statement each).
+    A job consolidated into a fleet group is left out: Celery's side of its slots is its
+    group job's (:mod:`bridge.services.fleet`)."""
     jobs = [JobRepo(session).require(job_id)] if job_id else JobRepo(session).list()
+    consolidated = FleetRepo(session).group_of()
+    jobs = [j for j in jobs if j.id not in consolidated]
     histories = AuthorityRepo(session).histories([j.id for j in jobs])
     runs = [run_fact(r) for r in session.execute(in_window(RUNS, window, job_id))]
     claims = [claim_fact(r) for r in session.execute(in_window(CLAIMS, window, job_id))]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from bridge.core.errors import BridgeError
-from bridge.core.spec import JOB_ID_RE, LostPolicy, RepairPolicy
+from bridge.core.spec import JOB_ID_RE, LostPolicy, Placement, RepairPolicy
 from crontab_import.cron.command import split_command
 from crontab_import.cron.items import add_item, build_job, claim_id
 from crontab_import.cron.jobs import looks_like_job, parse_job
@@ -19,8 +19,10 @@ from crontab_import.model import ItemStatus
 DIRECTIVE_RE = re.compile(r"^#[ \t]*bridge:[ \t]*(.*?)[ \t]*$")
 NAME_RE = re.compile(r"^#[ \t]*name:[ \t]*(.*?)[ \t]*$", re.IGNORECASE)
 ID_DIRECTIVE_RE = re.compile(r"^id=(\S*)$")
-DIRECTIVE_KEYS = {"on-lost": ("on_lost", LostPolicy), "repair": ("repair", RepairPolicy)}
-DIRECTIVE_SYNTAX = "expected '# bridge: id=<job-id> on-lost=skip|rerun repair=auto|alert-only'"
+DIRECTIVE_KEYS = {"on-lost": ("on_lost", LostPolicy), "repair": ("repair", RepairPolicy),
+                  "placement": ("placement", Placement)}
+DIRECTIVE_SYNTAX = ("expected '# bridge: id=<job-id> on-lost=skip|rerun repair=auto|alert-only "
+                    "placement=host|anywhere'")
 
 
 def comment_line(state: ParseState, line: Line) -> None:

@@ -35,6 +35,7 @@ from bridge.core.spec import (
     JobSpec,
     LostPolicy,
     MisfirePolicy,
+    Placement,
     Policies,
     RepairPolicy,
     ScheduleSpec,
@@ -173,6 +174,7 @@ def _handler(
 BRIDGE_DATA_KEYS = {
     "bridge.on-lost": ("on_lost", LostPolicy),
     "bridge.repair": ("repair", RepairPolicy),
+    "bridge.placement": ("placement", Placement),
 }
 
 
@@ -180,7 +182,8 @@ def _bridge_policies(
     t: QuartzTrigger, job: QuartzJob, data: dict[str, str | None], draft: Draft
 ) -> dict[str, Any]:
     """Policies set in the (merged) job-data-map: ``bridge.on-lost`` = ``skip`` | ``rerun``,
-    ``bridge.repair`` = ``auto`` | ``alert-only``; a bad value is an error at the trigger."""
+    ``bridge.repair`` = ``auto`` | ``alert-only``, ``bridge.placement`` = ``host`` | ``anywhere``
+    (binds only a job that has a host); a bad value is an error at the trigger."""
     out: dict[str, Any] = {}
     for key, (name, enum) in BRIDGE_DATA_KEYS.items():
         value = data.get(key)

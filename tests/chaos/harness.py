@@ -106,9 +106,10 @@ class Chaos:
         return self.processes.all
 
     def worker(self, concurrency: int = 2, app: str = "legacy_wrappers.tasks",
-               env: dict[str, str] | None = None, wait: bool = True) -> Proc:
-        return self.processes.celery_worker(app, concurrency=concurrency, env=env, wait=wait,
-                                            timeout=60)
+               env: dict[str, str] | None = None, wait: bool = True,
+               queues: str = "bridge") -> Proc:
+        return self.processes.celery_worker(app, concurrency=concurrency, queues=queues, env=env,
+                                            wait=wait, timeout=60)
 
     def beat(self, env: dict[str, str] | None = None, prefix: list[str] | None = None,
              app: str = "bridge.celery_app") -> Proc:

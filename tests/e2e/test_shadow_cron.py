@@ -4,7 +4,8 @@ One cron.d file with three every-minute root jobs is imported (``bridge import c
 --system``), rewritten through the shim (``bridge legacy rewrite``) and installed in
 /etc/cron.d; the registry settings reach the shim only through the file's environment lines.
 The Celery side is a real ``celery beat -S bridge.scheduler:BridgeScheduler`` and a worker
-consuming only the ``bridge`` queue. Specs set after the import (through the registry API):
+consuming the ``bridge`` queue and this host's (the imported jobs are bound to this host).
+Specs set after the import (through the registry API):
 
 * ``healthy``: shadow mode ``execute``, the same command -> ``match`` on every compared slot;
 * ``broken``: shadow mode ``dry-run`` with ``dry_run_command = "exit 3"`` while the real command
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.core.placement import host_queue
 from bridge.core.spec import CommandHandler, ComparePolicy, ShadowMode
 from bridge.store.repos import JobRepo
 from tests.e2e.harness import SHIM, World, iso
@@ -123,7 +126,7 @@ def test_shadow_verdicts_under_real_cron(
     configure(world, ids)
     synced = world.cli("sync", "--json")
     assert synced.code == 0, synced.err
-    world.worker(queues="bridge")
+    world.worker(queues=f"bridge,{host_queue('bridge', socket.gethostname())}")  # bound jobs
     world.beat()
 
     not_near_the_tick()
@@ -183,7 +186,8 @@ def test_shadow_verdicts_under_real_cron(
     for m in stopped["mismatches"]:
         assert m["verdict"] == "missing_celery" and m["celery"] is None, m
         assert m["legacy"]["role"] == "authoritative" and m["legacy"]["exit_status"] == 0, m
-    assert world.queue_length(NOBODY) >= SLOTS  # Celery published them; nobody consumed
+    nobody = host_queue(NOBODY, socket.gethostname())  # the job is bound to this host
+    assert world.queue_length(nobody) >= SLOTS  # Celery published them; nobody consumed
 
     # side effects: the dry run never touched broken.txt; execute mode doubles healthy's
     world.close()  # waits for beat and workers to exit: no more Celery runs in flight

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridge.core.errors import BridgeError, ConfigError, ScheduleError
-from bridge.core.spec import CommandHandler, SourceKind
+from bridge.core.spec import CommandHandler, Placement, SourceKind
 from crontab_import.cron.command import split_command
 from crontab_import.cron.env import EnvFailure, EnvSetting, parse_env_line
 from crontab_import.cron.kinds import infer_kind
@@ -551,6 +551,13 @@ def test_a_bridge_directive_overrides_the_id_of_the_job_below() -> None:
     assert second.id == "alice-crontab-2"
 
 
+def test_a_placement_directive_lets_the_job_below_run_on_any_worker() -> None:
+    result = parse("# bridge: placement=anywhere\n30 2 * * * echo global\n0 3 * * * echo local\n")
+    anywhere, local = (item.job for item in result.items)
+    assert anywhere is not None and anywhere.policies.placement is Placement.ANYWHERE
+    assert local is not None and local.policies.placement is Placement.HOST  # the default
+
+
 def test_directives_apply_across_a_run_of_comment_lines() -> None:
     result = parse(
         "# Name: Nightly billing\n# bridge: id=billing\n# charges every due subscription\n"
@@ -597,7 +604,9 @@ def test_a_directive_also_names_a_commented_out_job() -> None:
             "at most 200; starting with a letter or digit)",
         ),
         ("# bridge: name=x", "bad bridge directive in 'name=x' (expected '# bridge: id=<job-id> "
-         "on-lost=skip|rerun repair=auto|alert-only')"),
+         "on-lost=skip|rerun repair=auto|alert-only placement=host|anywhere')"),
+        ("# bridge: placement=everywhere",
+         "bad placement value in 'placement=everywhere' (expected placement=host|anywhere)"),
     ],
 )
 def test_a_bad_directive_is_an_error_at_its_line(directive: str, message: str) -> None:

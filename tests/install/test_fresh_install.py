@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -151,7 +152,9 @@ def test_real_worker_and_beat_from_the_clean_venv_run_a_quickstart_slot(quicksta
             start_new_session=True,
         )
         for name, args in (
-            ("worker", ["worker", "-Q", "bridge", "-c", "1", "--loglevel", "INFO"]),
+            # the quickstart's crontab jobs are bound to this host: its queue and the shared one
+            ("worker", ["worker", "-Q", f"bridge,bridge.host.{socket.gethostname()}", "-c", "1",
+                        "--loglevel", "INFO"]),
             ("beat", ["beat", "-S", "bridge.scheduler:BridgeScheduler", "--loglevel", "INFO"]),
         )
     ]

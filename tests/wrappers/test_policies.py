@@ -108,7 +108,7 @@ def test_jobs_set_changes_the_policies_audited_and_jobs_show_displays_them(cli: 
                  "alert-only", "--reason", "idempotent export", "--json", env=env)
     assert result.code == 0, result.err
     assert result.json() == {"job_id": "j", "on_lost": "rerun", "repair": "alert-only",
-                             "changed": True}
+                             "placement": "host", "queue": "bridge", "changed": True}
     text = cli("jobs", "show", "j", env=env)
     assert "on-lost rerun  repair alert-only" in text.out
     with registry.session() as s:
@@ -116,8 +116,10 @@ def test_jobs_set_changes_the_policies_audited_and_jobs_show_displays_them(cli: 
         [audit] = [a for a in AuditRepo(s).query(job_id="j") if a.action == "jobs.set"]
     assert stored.spec.policies.on_lost is LostPolicy.RERUN
     assert (audit.actor, audit.reason) == ("ops", "idempotent export")
-    assert audit.before == {"on_lost": "skip", "repair": "auto"}
-    assert audit.after == {"on_lost": "rerun", "repair": "alert-only"}
+    assert audit.before == {"on_lost": "skip", "repair": "auto", "placement": "host",
+                            "queue": "bridge"}
+    assert audit.after == {"on_lost": "rerun", "repair": "alert-only", "placement": "host",
+                           "queue": "bridge"}
     bad = cli("jobs", "set", "j", "--on-lost", "sometimes", env=env)
     assert bad.code == 2 and "--on-lost 'sometimes': expected skip | rerun" in bad.err
     assert "\n" not in bad.err.strip()
