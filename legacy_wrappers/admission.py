@@ -11,7 +11,7 @@ A slot failing either is refused (a ``rejected`` runs row with the reason; nothi
 claim is not touched, so beat's own firing of a future slot still runs) **unless** the message
 was sent by ``bridge trigger``, a backfill or a repair: those write an audit record naming the
 task id (``after.task_id``) before they publish (one of :data:`AUDITED_ACTIONS`, looked up by
-:meth:`bridge.store.repos.AuditRepo.names_task`).
+:meth:`bridge.store.audit.AuditRepo.names_task`).
 """
 
 from __future__ import annotations

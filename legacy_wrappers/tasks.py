@@ -49,7 +49,7 @@ from bridge.core.authority import AuthorityEvent, Owner, owner_at
 from bridge.core.errors import InfraError
 from bridge.core.runs import Role, Status
 from bridge.core.spec import CallableHandler, JobSpec, ShadowMode
-from bridge.store.repos import AuditRepo
+from bridge.store.audit import AuditRepo
 from legacy_wrappers.admission import AUDITED_ACTIONS, slot_problem
 from legacy_wrappers.authoritative import RunFailed, RunLost, authoritative
 from legacy_wrappers.messages import JobRequest, Rejection, parse_request

@@ -9,7 +9,7 @@ import typer
 from bridge.cli.context import STATE, emit_json, out
 from bridge.core.audit import AuditEntry
 from bridge.core.errors import InputError
-from bridge.store.repos import AuditRepo
+from bridge.store.audit import AuditRepo
 from shadow.report import parse_when
 
 app = typer.Typer(help="The audit log: flips, pauses, triggers, rewrites, imports.",

@@ -28,8 +28,9 @@ from bridge.core.errors import InputError
 from bridge.core.hosts import is_qualified
 from bridge.core.spec import JobSpec, SourceKind
 from bridge.services import authority_files
+from bridge.store.audit import AuditRepo
 from bridge.store.db import Session
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
 from crontab_import import inventory as inv
 from crontab_import.inventory_fs import read_inventory
 from legacy_wrappers import retire as retiring

@@ -18,7 +18,8 @@ from bridge.core.placement import job_queue
 from bridge.core.secrets import mask_spec
 from bridge.core.spec import JobSpec, LostPolicy, Placement, RepairPolicy
 from bridge.services.sync import mark_pending, sync_registry
-from bridge.store.repos import AuditRepo, JobRepo
+from bridge.store.audit import AuditRepo
+from bridge.store.repos import JobRepo
 
 app = typer.Typer(help="List and inspect the jobs in the registry.", no_args_is_help=True)
 

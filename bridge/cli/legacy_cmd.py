@@ -14,7 +14,8 @@ import typer
 from bridge.cli.context import STATE, emit_json, out, read_input, write_output
 from bridge.core.audit import current_actor
 from bridge.core.errors import InputError
-from bridge.store.repos import AuditRepo, JobRepo
+from bridge.store.audit import AuditRepo
+from bridge.store.repos import JobRepo
 from legacy_wrappers.rewrite import DEFAULT_SHIM, check, rewrite
 
 app = typer.Typer(

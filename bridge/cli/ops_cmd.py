@@ -32,9 +32,10 @@ from bridge.core.errors import InfraError, InputError, RefusedError
 from bridge.core.jobs import StoredJob
 from bridge.core.placement import job_queue
 from bridge.core.schedules import compile_schedule
+from bridge.store.audit import AuditRepo
 from bridge.store.claims import ClaimStore, release_for_rerun
 from bridge.store.db import Session
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
 
 TASK_NAME = "bridge.run_job"  # legacy_wrappers.tasks.TASK_NAME (importing it builds the app)
 TAKEOVER_LIMIT = 5  # Claims' default takeover_limit

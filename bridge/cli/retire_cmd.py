@@ -20,8 +20,9 @@ from bridge.core.runs import EXECUTION_STATUSES
 from bridge.core.runs import Path as ObsPath
 from bridge.core.spec import JobSpec
 from bridge.services.flip import UNFINISHED, unfinished_reason, unfinished_slots
+from bridge.store.audit import AuditRepo
 from bridge.store.db import Session
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
 from bridge.store.runs import query
 from legacy_wrappers import retire as retiring
 from shadow.report import compare_stored

@@ -51,9 +51,10 @@ from bridge.core.spec import (
     SourceLocation,
     describe_schedule,
 )
+from bridge.store.audit import AuditRepo
 from bridge.store.db import Session
 from bridge.store.fleet import FleetRepo
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
 
 GROUP_PREFIX = "fleet."
 GROUP_TAG = "fleet-group"

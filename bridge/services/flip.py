@@ -50,8 +50,9 @@ from bridge.core.schedules import compile_schedule
 from bridge.core.spec import JobSpec
 from bridge.services.authority_files import export
 from bridge.services.reconcile import window_facts
+from bridge.store.audit import AuditRepo
 from bridge.store.db import Session
-from bridge.store.repos import AuditRepo, AuthorityRepo
+from bridge.store.repos import AuthorityRepo
 
 log = logging.getLogger(__name__)
 

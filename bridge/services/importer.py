@@ -21,9 +21,10 @@ from bridge.core.config import Settings
 from bridge.core.errors import BridgeError
 from bridge.core.hosts import host_problem
 from bridge.core.spec import SourceKind
+from bridge.store.audit import AuditRepo
 from bridge.store.db import Registry, Session
 from bridge.store.hosts import ids_by_source
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
 from crontab_import.bulk import paused_collector
 from crontab_import.inventory import bare_sources, qualify_results
 from crontab_import.model import ParseResult

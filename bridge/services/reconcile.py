@@ -30,9 +30,9 @@ from bridge.core.reconcile import (
     plan_repairs,
     reconcile,
 )
+from bridge.store.audit import AuditRepo
 from bridge.store.db import Registry, Session
 from bridge.store.reconcile_facts import REPAIR_ACTION, load_facts, repairs_since
-from bridge.store.repos import AuditRepo
 
 TASK_NAME = "bridge.run_job"
 

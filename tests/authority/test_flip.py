@@ -9,8 +9,9 @@ import pytest
 
 from bridge.core.authority import AuthorityEvent, Owner, owner_at
 from bridge.services.flip import FlipPlan, Refusal, RefusalKind, apply_flips, plan_flip
+from bridge.store.audit import AuditRepo
 from bridge.store.db import Registry
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
 from tests.shadow.helpers import make_spec, utc
 
 MARGIN = timedelta(seconds=120)

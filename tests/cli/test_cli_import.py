@@ -283,8 +283,8 @@ def test_legacy_rewrite_then_check_detects_drift(cli, redis_url, db_url, tmp_pat
     r = cli("legacy", "rewrite", str(installed), "--source", str(src), "--check", "--json", env=env)
     assert r.code == 1
     assert r.json()["drift"] == [{"job_id": "ops-crontab-1", "line": 5, "what": "command"}]
+    from bridge.store.audit import AuditRepo
     from bridge.store.db import Registry
-    from bridge.store.repos import AuditRepo
 
     reg = Registry(db_url)
     with reg.session() as s:

@@ -8,8 +8,9 @@ from typing import Any
 import redis
 
 from bridge.adapters.redbeat_entries import EntryStore
+from bridge.store.audit import AuditRepo
 from bridge.store.db import Registry
-from bridge.store.repos import AuditRepo, JobRepo
+from bridge.store.repos import JobRepo
 from tests.fleet.test_consolidation import PREFIX, env, line
 
 

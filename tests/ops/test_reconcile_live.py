@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bridge.core.dispatch import slot_iso
-from bridge.store.repos import AuditRepo
+from bridge.store.audit import AuditRepo
 from legacy_wrappers.claims import Claims
 from tests.ops.harness import OpsHarness, lines, top_of_hour
 from tests.support import wait_for

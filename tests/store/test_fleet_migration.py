@@ -18,8 +18,9 @@ from bridge.core.spec import (
     SourceLocation,
 )
 from bridge.store import db
+from bridge.store.audit import AuditRepo
 from bridge.store.db import Registry
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
 
 T0 = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 NAIVE = T0.replace(tzinfo=None)

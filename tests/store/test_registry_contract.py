@@ -11,8 +11,9 @@ from bridge.core.authority import Owner
 from bridge.core.errors import NotFoundError, RefusedError
 from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
 from bridge.store import db
+from bridge.store.audit import AuditRepo
 from bridge.store.db import Registry
-from bridge.store.repos import AuditRepo, AuthorityRepo, JobRepo
+from bridge.store.repos import AuthorityRepo, JobRepo
 from bridge.store.runs import RunRepo
 
 

@@ -94,8 +94,9 @@ def test_a_quartz_job_data_key_sets_the_policies() -> None:
 
 
 def test_jobs_set_changes_the_policies_audited_and_jobs_show_displays_them(cli: Any) -> None:
+    from bridge.store.audit import AuditRepo
     from bridge.store.db import Registry
-    from bridge.store.repos import AuditRepo, JobRepo
+    from bridge.store.repos import JobRepo
 
     url = "sqlite:///registry.db"
     env = {"BRIDGE_DATABASE_URL": url}

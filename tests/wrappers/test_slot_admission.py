@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
-from bridge.store.repos import AuditRepo
+from bridge.store.audit import AuditRepo
 from legacy_wrappers.admission import slot_problem
 from tests.support import wait_for
 from tests.wrappers.test_task_worker import S1, S2, S3, TASK_NAME, Harness, lines, slot
