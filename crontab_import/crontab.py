@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from bridge.core.collector import paused_collector
 from bridge.core.errors import InputError
 from bridge.core.spec import Dialect, SourceKind
-from crontab_import.bulk import paused_collector
 from crontab_import.cron.directives import comment_line
 from crontab_import.cron.env import EnvSetting, env_line, parse_env_line
 from crontab_import.cron.items import add_error_item, claim_id
@@ -123,7 +123,7 @@ def parse_crontab(
     and job; ids stay the host's own (:func:`crontab_import.inventory.qualify_results`)."""
     opts = replace(file_options(file, timezone, kind, user, dialect), host=host)
     state = ParseState(opts)
-    with paused_collector():  # see crontab_import.bulk
+    with paused_collector():  # see bridge.core.collector
         lines = list(split_lines(data))
         for line in lines:
             _parse_line(state, line)

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import bisect
 import fnmatch
-import gc
 import multiprocessing
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bridge.core.authority import AuthorityEvent, owner_at
+from bridge.core.collector import paused_collector
 from bridge.core.errors import InputError, NotFoundError
 from bridge.core.runs import RunRecord, Status
 from bridge.core.spec import JobSpec, ScheduleSpec
@@ -203,23 +202,9 @@ def build_report(
     """Compare every named job over ``(since, until]``, one job at a time (bounded memory)."""
     if until <= since:
         raise InputError("the window is empty: --until must be after --since")
-    with _gc_paused():
+    with paused_collector():  # millions of short-lived acyclic objects: see bridge.core.collector
         return _build(session, job_ids, since, until, now, timeline_limit, mismatch_limit,
                       progress)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic GC while comparing: a report allocates millions of short-lived, acyclic
-    objects (observations, verdicts) that reference counting frees; the collector's passes
-    over them cost a fifth of the run. The previous state is restored afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _build(session: Session, job_ids: Sequence[str], since: datetime, until: datetime,

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.adapters.redbeat_entries import SyncReport
+from bridge.core.collector import paused_collector
 from bridge.core.config import Settings
 from bridge.core.errors import BridgeError
 from bridge.core.hosts import host_problem
@@ -25,7 +26,6 @@ from bridge.store.audit import AuditRepo
 from bridge.store.db import Registry, Session
 from bridge.store.hosts import ids_by_source
 from bridge.store.repos import AuthorityRepo, JobRepo
-from crontab_import.bulk import paused_collector
 from crontab_import.inventory import bare_sources, qualify_results
 from crontab_import.model import ParseResult
 from crontab_import.plan import Ownership, Plan, PlanEntry, PlanStatus, make_plan
@@ -125,7 +125,7 @@ def run_import(
 ) -> ImportOutcome:
     """``adopt``: take over job ids another source owns (audited as ``import.adopt``);
     without it such an id is an error at its line and nothing is imported."""
-    with paused_collector():  # see crontab_import.bulk
+    with paused_collector():  # see bridge.core.collector
         return _run_import(
             registry, settings, results, actor=actor, dry_run=dry_run, prune=prune,
             include_inactive=include_inactive, allow_errors=allow_errors, sync=sync, now=now,

@@ -26,12 +26,12 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, CursorResult, Table, and_, bindparam, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bridge.core.claims import ClaimAction, ClaimInfo, ClaimState
 from bridge.core.runs import RunRecord
-from bridge.store.db import Registry, unreachable
+from bridge.store.db import Registry, in_transaction
 from bridge.store.models import ClaimRow
 from bridge.store.run_rows import insert_record, replace_record
 
@@ -86,13 +86,7 @@ class ClaimStore:
         self.registry = registry
 
     def _tx(self, work: Callable[[Connection], T]) -> T:
-        try:
-            with self.registry.engine.begin() as conn:
-                return work(conn)
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as e:
-            raise unreachable(self.registry.url, e) from e
+        return in_transaction(self.registry, work)
 
     def get(self, job_id: str, slot: datetime) -> ClaimInfo | None:
         row = self._tx(lambda c: c.execute(GET, {"job_id_": job_id, "slot_": slot}).first())

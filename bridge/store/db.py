@@ -8,23 +8,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker  # Session: the unit of work services pass on
 
 from bridge.core.config import mask_url
 from bridge.core.errors import InfraError, InputError, RefusedError
+
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -109,6 +111,18 @@ def unreachable(url: str, err: Exception) -> InfraError:
         url=mask_url(url),
         hint="is the server running and BRIDGE_DATABASE_URL right? try `bridge status`",
     )
+
+
+def in_transaction(registry: Registry, work: Callable[[Connection], T]) -> T:
+    """``work`` in one transaction on the registry's engine. A lost or refusing database is an
+    :class:`InfraError` naming the URL; an ``IntegrityError`` is the caller's to judge."""
+    try:
+        with registry.engine.begin() as conn:
+            return work(conn)
+    except IntegrityError:
+        raise
+    except SQLAlchemyError as e:
+        raise unreachable(registry.url, e) from e
 
 
 def schema_state(engine: Engine) -> SchemaState:

@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from bridge.core.runs import COLUMNS, RunRecord, Status
-from bridge.store.db import Registry, unreachable
+from bridge.store.db import Registry, in_transaction
 from bridge.store.models import RunRow
 
 RUNS = cast(Table, RunRow.__table__)
@@ -77,13 +77,7 @@ class RunRows:
         self.registry = registry
 
     def _tx(self, work: Callable[[Connection], T]) -> T:
-        try:
-            with self.registry.engine.begin() as conn:
-                return work(conn)
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as e:
-            raise unreachable(self.registry.url, e) from e
+        return in_transaction(self.registry, work)
 
     def add(self, record: RunRecord) -> None:
         self._tx(lambda conn: insert_record(conn, record))

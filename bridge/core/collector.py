@@ -1,4 +1,4 @@
-"""Bulk work: an import allocates millions of small objects that form no reference cycles.
+"""Bulk work (an import, a shadow report) allocates millions of small objects in no cycles.
 
 Python's cyclic collector would walk all of them again and again while they are built (the
 older they get, the more often a full collection visits them), so the time of a 100k-line import
