@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -54,8 +55,16 @@ def test_a_failing_webhook_is_logged_without_its_password(caplog: pytest.LogCapt
     sink = WebhookSink(f"http://ops:hunter2@127.0.0.1:{free_port()}/hook", secret="s3cret",
                        attempts=1, timeout=2)
     alert = Alert("k", "missed", Severity.WARNING, "j missed", "detail")
-    with caplog.at_level("WARNING", logger="bridge.services.alerts"):
-        assert sink.send(alert) is False
+    # The handler sits on the alerts logger itself: what it emits is captured whatever another
+    # test (same xdist worker) did to the root logger's configuration.
+    logger = logging.getLogger("bridge.services.alerts")
+    assert not logger.disabled, "something disabled the alerts logger: failures would be silent"
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level("WARNING", logger="bridge.services.alerts"):
+            assert sink.send(alert) is False
+    finally:
+        logger.removeHandler(caplog.handler)
     assert "webhook http://ops:***@127.0.0.1" in caplog.text
     assert "hunter2" not in caplog.text and "s3cret" not in caplog.text
     assert "s3cret" not in json.dumps(alert.to_json())
