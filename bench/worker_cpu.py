@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -133,14 +134,14 @@ def measure(args: argparse.Namespace, work: Path, db_url: str) -> dict[str, obje
         for proc in (worker, redis_proc):
             stop(proc)
     counted = rounds[1:]
-    started_s = sorted(r["all_started_s"] for r in counted)
     return {"jobs": args.jobs, "worker": f"bridge worker {' '.join(line)}",
             "processes": args.processes or default_processes(),
             "pool": args.pool, "concurrency": args.concurrency,
             "registry": args.registry, "rounds": rounds,
             "worker_cpu_ms_per_run": round(sum(r["worker_cpu_ms_per_run"] for r in counted)
                                            / len(counted), 2),
-            "all_started_s_median": started_s[len(started_s) // 2]}
+            "all_started_s_median": round(statistics.median(r["all_started_s"]
+                                                            for r in counted), 2)}
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
