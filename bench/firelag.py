@@ -17,8 +17,9 @@ each side has the machine's two cores to itself):
 * **bridge**: a private ``redis-server``, a fresh SQLite registry with the same N jobs
   (``CommandHandler("date +%s.%N >> DIR/job-I")``: the command the importer makes of that
   line) owned by Celery, one real ``celery beat`` (``BridgeScheduler``, entries rebuilt from SQL)
-  and the worker line ``bridge worker`` recommends (``--pool threads --concurrency 200``, or
-  ``--pool``/``--concurrency``), every run through the real ``bridge.run_job`` (claim in SQL,
+  and the worker line ``bridge worker`` recommends (``--pool threads --concurrency 200``,
+  ``--processes`` unset: its default; or ``--pool``/``--concurrency``/``--processes``; the
+  line used is printed and recorded), every run through the real ``bridge.run_job`` (claim in SQL,
   cron-faithful runner, verdict + runs row).
 
 Each side runs ``--minutes`` whole minutes (default 1); every job must have started exactly once
@@ -50,6 +51,7 @@ CELERY = str(Path(sys.executable).with_name("celery"))
 BRIDGE = str(Path(sys.executable).with_name("bridge"))
 RESULTS = ROOT / "bench" / "results" / "firelag.json"
 LEAD_SECONDS = 10.0  # processes start this long before the first measured minute
+PROCESSES: int | None = None  # bridge worker --processes (None: its default); set by main()
 SETTLE_SECONDS = 30.0  # after the last measured minute, wait at most this for stragglers
 
 
@@ -162,6 +164,18 @@ def setup_registry(url: str, n: int, out: Path) -> None:
     registry.dispose()
 
 
+def default_processes() -> int:
+    from bridge.cli.worker_supervisor import default_processes as bridge_default
+
+    return bridge_default()
+
+
+def worker_line(pool: str, concurrency: int, processes: int | None) -> list[str]:
+    """The ``bridge worker`` options (``processes`` None: its default)."""
+    line = ["--pool", pool, "--concurrency", str(concurrency)]
+    return line if processes is None else [*line, "--processes", str(processes)]
+
+
 def run_bridge(n: int, minutes: int, work: Path, pool: str, concurrency: int,
                workers: int, registry: str) -> dict[str, Any]:
     if registry == "postgresql":
@@ -188,8 +202,9 @@ def _run_bridge(n: int, minutes: int, work: Path, pool: str, concurrency: int,
     env.update(BRIDGE_REDIS_URL=f"redis://127.0.0.1:{port}/0", BRIDGE_DATABASE_URL=db_url,
                PYTHONPATH=str(ROOT), BRIDGE_HEALTH_INTERVAL="3600",
                XDG_DATA_HOME=str(work / "xdg"), XDG_CONFIG_HOME=str(work / "xdg-config"))
-    worker_argv = [BRIDGE, "worker", "--pool", pool, "--concurrency", str(concurrency),
-                   "--", "-Q", "bridge", "-l", "WARNING"]
+    line = worker_line(pool, concurrency, PROCESSES)
+    worker_argv = [BRIDGE, "worker", *line, "--", "-Q", "bridge", "-l", "WARNING"]
+    print(f"bridge side: {workers} x `bridge worker {' '.join(line)}`", flush=True)
     first = next_start(30.0)  # beat and workers need a few seconds to start on a busy machine
     procs: list[subprocess.Popen[bytes]] = []
     measured = [first + 60 * k for k in range(minutes)]
@@ -211,10 +226,10 @@ def _run_bridge(n: int, minutes: int, work: Path, pool: str, concurrency: int,
             if proc.poll() is not None:
                 raise SystemExit(f"firelag: a bridge process died at start-up; see {work}")
         wait_until(first - 2)  # worker start-up is not the burst's cost
-        cpu_before = [cpu_seconds(p.pid) for p in procs[:workers]]
+        cpu_before = [worker_cpu_seconds(p.pid) for p in procs[:workers]]
         settle(out, n, measured, procs[-1], work / "beat.log")
         time.sleep(2)  # the last runs' records
-        cpu_after = [cpu_seconds(p.pid) for p in procs[:workers]]
+        cpu_after = [worker_cpu_seconds(p.pid) for p in procs[:workers]]
         worker_cpu = {"worker_cpu_s_per_run_ms": round(1000 * sum(
             a[0] - b[0] for a, b in zip(cpu_after, cpu_before, strict=True)) / (n * minutes), 2),
             "children_cpu_s_per_run_ms": round(1000 * sum(
@@ -226,7 +241,8 @@ def _run_bridge(n: int, minutes: int, work: Path, pool: str, concurrency: int,
         redis_proc.kill()
         redis_proc.wait()
     return collect("bridge", out, n, measured,
-                   {"worker": f"bridge worker --pool {pool} --concurrency {concurrency}",
+                   {"worker": f"bridge worker {' '.join(line)}",
+                    "worker_processes": PROCESSES or default_processes(),
                     "workers": workers, "registry": db_url.split(":", 1)[0].split("+")[0],
                     "breakdown": {**breakdown(db_url, work / "beat.log", measured),
                                   **worker_cpu}})
@@ -237,6 +253,22 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+def worker_cpu_seconds(pid: int) -> tuple[float, float]:
+    """:func:`cpu_seconds` of ``bridge worker``'s process plus its direct children (the Celery
+    workers under ``--processes N``; their commands are their reaped children)."""
+    own, reaped = cpu_seconds(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if int(text.rsplit(")", 1)[1].split()[1]) == pid:
+            with contextlib.suppress(OSError, ValueError):
+                child = cpu_seconds(int(stat.parent.name))
+                own, reaped = own + child[0], reaped + child[1]
+    return own, reaped
 
 
 def breakdown(db_url: str, beat_log: Path, measured: list[float]) -> dict[str, Any]:
@@ -311,7 +343,9 @@ def main() -> None:
     ap.add_argument("--minutes", type=int, default=1, help="measured minutes per side")
     ap.add_argument("--pool", default="threads")
     ap.add_argument("--concurrency", type=int, default=200)
-    ap.add_argument("--workers", type=int, default=1, help="worker processes (each -c ...)")
+    ap.add_argument("--workers", type=int, default=1, help="`bridge worker` commands started")
+    ap.add_argument("--processes", type=int, default=None,
+                    help="bridge worker --processes (default: unset, its default)")
     ap.add_argument("--registry", choices=("sqlite", "postgresql"), default="sqlite",
                     help="the bridge's registry (postgresql: a disposable database on the "
                          "local server, BRIDGE_TEST_PG_ADMIN)")
@@ -319,6 +353,8 @@ def main() -> None:
                     help="which sides to run (default both; one side is for exploring only)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
+    global PROCESSES
+    PROCESSES = args.processes
     sides = set(args.sides.split(","))
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     if not sizes or min(sizes) < 1 or args.minutes < 1:

@@ -276,6 +276,31 @@ def firelag_run(name: str, d: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def worker_cpu_section() -> str:
+    title = "## Worker CPU per run, a 1,000-message burst (`bench/worker_cpu.py`)"
+    d = load("worker_cpu.json")
+    if not d:
+        return f"{title}\n\nnot run\n"
+    rows = [[k, r["worker_cpu_ms_per_run"], r["commands_cpu_ms_per_run"], r["all_started_s"]]
+            for k, r in enumerate(d["rounds"])]
+    host = d.get("host", {})
+    return "\n".join([
+        title, "",
+        f"`worker_cpu.json`, measured {d.get('measured_at', mtime('worker_cpu.json'))}, "
+        f"{host.get('cpus', '?')} CPUs, load {f(host.get('load_average_1m'))} at the end, "
+        f"registry {d['registry']}. One `{d.get('worker', 'bridge worker')}` "
+        f"({d.get('processes', 1)} process(es)); each round publishes one message per job "
+        f"({d['jobs']:,} jobs, the `bench/firelag.py` command) for a past minute at once and "
+        "waits until every command has run exactly once (the bench fails otherwise). CPU of the "
+        "worker process(es) and of their commands, per run; wall time from the first publish "
+        "to the last command's start. Round 0 warms up and is not counted.", "",
+        table(["round", "worker CPU ms/run", "commands CPU ms/run", "all started s"], rows), "",
+        f"Counted rounds: worker CPU {d['worker_cpu_ms_per_run']} ms per run, every command "
+        f"started {d.get('all_started_s_median', '—')} s (median) after the burst was "
+        "published. No stock counterpart: the stock Celery worker (kombu's `BRPOP`) has no "
+        "claim, runner or record to cost.", ""])
+
+
 def soak_section() -> str:
     d = load("soak.json")
     if not d:
@@ -398,8 +423,9 @@ def main() -> None:
         "![dispatch throughput, soak fire lag, beat CPU and RSS](benchmarks.png)" if note is None
         else f"*{note}*",
         "",
-        dispatch_section(), firelag_section(), soak_section(), overhead_section(),
-        shim_section(), import_section(), fleet_section(), boundary_section(), compare_section(),
+        dispatch_section(), firelag_section(), worker_cpu_section(), soak_section(),
+        overhead_section(), shim_section(), import_section(), fleet_section(),
+        boundary_section(), compare_section(),
         observations_section(),
     ]
     DOC.write_text("\n".join(parts).rstrip() + "\n")

@@ -18,7 +18,7 @@ PY="${PYTHON:-${PWD}/.venv/bin/python}"   # the repo's own venv (relative to thi
 [ -x "$PY" ] || { echo "no python at $PY: create .venv (README) or set PYTHON"; exit 2; }
 SOAK_ARGS="${SOAK_ARGS:---jobs 300 --minutes 3}"
 FIRELAG_ARGS="${FIRELAG_ARGS:---sizes 100,1000}"
-STEPS="${ONLY:-dispatch firelag import fleet overhead shim observations compare boundary soak report}"
+STEPS="${ONLY:-dispatch firelag workercpu import fleet overhead shim observations compare boundary soak report}"
 mkdir -p bench/results/logs
 "$PY" -c "import matplotlib" 2>/dev/null || "$PY" -m pip install -q 'matplotlib>=3.8'
 
@@ -45,6 +45,7 @@ for step in $STEPS; do
         fleet)        run fleet "$PY" bench/fleet.py ;;
         overhead)     run overhead "$PY" bench/overhead.py --runs 300 ;;
         firelag)      run firelag "$PY" bench/firelag.py $FIRELAG_ARGS ;;
+        workercpu)    run workercpu "$PY" bench/worker_cpu.py --jobs 1000 --rounds 3 ;;
         shim)         run shim "$PY" bench/shim.py --runs 60 --pg ;;
         observations) run observations "$PY" bench/observations.py ;;
         compare)      run compare "$PY" bench/compare.py ;;

@@ -4,13 +4,15 @@
     .venv/bin/python bench/worker_cpu.py --jobs 1000 --rounds 2 --registry postgresql
 
 A private ``redis-server`` and registry with N every-minute jobs owned by Celery (the jobs of
-``bench/firelag.py``: ``date +%s.%N >> FILE``), one ``bridge worker`` (``--pool threads
---concurrency 200`` unless told otherwise). Each round publishes one message per job for one
-past minute, all at once, and waits until every job's command has run; the figure is the
-worker process's CPU time (and its reaped children's: the commands) over the round, divided by
-N. CPU time, unlike wall time, means something on a busy machine: it is the work a burst costs,
-which bounds how fast one worker process can start a minute's jobs. The first round warms the
-process (imports, connections, decoded specs) and is reported but not counted. Exits 1 unless
+``bench/firelag.py``: ``date +%s.%N >> FILE``), one ``bridge worker`` (its recommended line,
+``--pool threads --concurrency 200``, ``--processes`` unset: its default; or as told; the line
+is printed and recorded). Each round publishes one message per job for one past minute, all at
+once, and waits until every job's command has run; the figure is the CPU time of ``bridge
+worker`` and its worker processes (and their reaped children's: the commands) over the round,
+divided by N, and the wall time until every command had started (publishing included). CPU
+time, unlike wall time, means something on a busy machine: it is the work a burst costs, which
+bounds how fast the workers can start a minute's jobs. The first round warms the processes
+(imports, connections, decoded specs) and is reported but not counted. Exits 1 unless
 every job ran exactly once per round (a degenerate workload never produces a figure).
 """
 
@@ -21,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +32,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from firelag import BRIDGE, ROOT, cpu_seconds, free_port, setup_registry
+from firelag import (
+    BRIDGE,
+    ROOT,
+    default_processes,
+    free_port,
+    setup_registry,
+    worker_cpu_seconds,
+    worker_line,
+)
 
 SETTLE_SECONDS = 3.0  # after the last command, for the last records and acks
 
@@ -44,7 +55,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pool", default="threads")
     ap.add_argument("--concurrency", type=int, default=200)
+    ap.add_argument("--processes", type=int, default=None,
+                    help="bridge worker --processes (default: unset, its default)")
     ap.add_argument("--registry", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "worker_cpu.json"),
+                    help="write the result here (JSON; default bench/results/worker_cpu.json)")
     args = ap.parse_args()
     if args.rounds < 2:
         raise SystemExit("worker_cpu: --rounds must be at least 2 (the first one warms up)")
@@ -57,7 +72,11 @@ def main() -> None:
     else:
         result = measure(args, work, f"sqlite:///{work}/registry.db")
     shutil.rmtree(work, ignore_errors=True)
+    result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    result["host"] = {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
     print(json.dumps(result, indent=2))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
 
 def measure(args: argparse.Namespace, work: Path, db_url: str) -> dict[str, object]:
@@ -77,9 +96,11 @@ def measure(args: argparse.Namespace, work: Path, db_url: str) -> dict[str, obje
     from bridge.core.config import load_settings
 
     app = make_app(load_settings())
+    line = worker_line(args.pool, args.concurrency, args.processes)
+    print(f"worker: bridge worker {' '.join(line)}", file=sys.stderr, flush=True)
     with (work / "worker.log").open("wb") as log:
         worker = subprocess.Popen(
-            [BRIDGE, "worker", "--pool", args.pool, "--concurrency", str(args.concurrency), "--",
+            [BRIDGE, "worker", *line, "--",
              "-Q", "bridge", "-l", "WARNING", "-n", f"cpu{os.getpid()}@%h"],
             env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     rounds: list[dict[str, float]] = []
@@ -88,7 +109,7 @@ def measure(args: argparse.Namespace, work: Path, db_url: str) -> dict[str, obje
         minute = int(time.time()) // 60 * 60
         for r in range(args.rounds):
             slot = datetime.fromtimestamp(minute - 60 * (args.rounds - r), UTC)
-            cpu0, t0 = cpu_seconds(worker.pid), time.monotonic()
+            cpu0, t0 = worker_cpu_seconds(worker.pid), time.monotonic()
             with app.producer_or_acquire() as producer:
                 for i in range(args.jobs):
                     app.send_task("bridge.run_job", queue="bridge", producer=producer,
@@ -98,7 +119,7 @@ def measure(args: argparse.Namespace, work: Path, db_url: str) -> dict[str, obje
                 time.sleep(0.1)
             elapsed = time.monotonic() - t0
             time.sleep(SETTLE_SECONDS)
-            cpu1 = cpu_seconds(worker.pid)
+            cpu1 = worker_cpu_seconds(worker.pid)
             counts = started(out)
             wrong = {name: n for name, n in counts.items() if n != r + 1}
             if len(counts) != args.jobs or wrong:
@@ -113,10 +134,14 @@ def measure(args: argparse.Namespace, work: Path, db_url: str) -> dict[str, obje
         for proc in (worker, redis_proc):
             stop(proc)
     counted = rounds[1:]
-    return {"jobs": args.jobs, "pool": args.pool, "concurrency": args.concurrency,
+    return {"jobs": args.jobs, "worker": f"bridge worker {' '.join(line)}",
+            "processes": args.processes or default_processes(),
+            "pool": args.pool, "concurrency": args.concurrency,
             "registry": args.registry, "rounds": rounds,
             "worker_cpu_ms_per_run": round(sum(r["worker_cpu_ms_per_run"] for r in counted)
-                                           / len(counted), 2)}
+                                           / len(counted), 2),
+            "all_started_s_median": round(statistics.median(r["all_started_s"]
+                                                            for r in counted), 2)}
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -28,14 +28,27 @@ BELL_PREFIX = "_bridge.bell."
 BELL_CAP = 64  # wake-up tokens kept per queue: enough to wake that many idle workers at once
 MIN_ALIVE_TTL = 30  # seconds without a refresh before a channel's inflight list is restored
 
-# KEYS: queue1, inflight1, queue2, inflight2, ...: move the first item found, atomically
-SCAN_SCRIPT = """
-for i = 1, #KEYS, 2 do
-  local item = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'RIGHT', 'LEFT')
-  if item then return {KEYS[i], item} end
+# KEYS: queue1, inflight1, queue2, inflight2, ...; ARGV[1]: at most this many items. Moves up
+# to ARGV[1] items, one per queue in turn (round-robin, so no queue starves the others), each
+# atomically into its inflight list; returns {queue key, item, queue key, item, ...} (empty:
+# every queue was empty).
+TAKE_SCRIPT = """
+local limit, out, found = tonumber(ARGV[1]), {}, true
+while found and #out < 2 * limit do
+  found = false
+  for i = 1, #KEYS, 2 do
+    if #out >= 2 * limit then break end
+    local item = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'RIGHT', 'LEFT')
+    if item then
+      out[#out + 1] = KEYS[i]
+      out[#out + 1] = item
+      found = true
+    end
+  end
 end
-return nil
+return out
 """
+TAKE_MAX = 64  # messages taken per round trip at most (and never more than the free prefetch)
 
 
 def bell_key(queue_key: str) -> str:

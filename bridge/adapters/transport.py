@@ -9,25 +9,26 @@
    (the worker's event loop is busy with the previous messages), so the window is wide right
    after a beat burst.
 
-   This channel consumes with ``BLMOVE queue inflight RIGHT LEFT`` instead: Redis moves the
-   message *atomically* into a per-channel **inflight list**, and the channel removes it from
-   there (``LREM``) only after kombu has put it in the ``unacked`` hash. At every instant the
-   message is in the queue, the inflight list or the unacked hash. Each channel keeps an
-   ``alive`` key (``SET EX``, refreshed every poll and every restore tick); any channel's periodic
-   sweep (and its first poll) moves the items of an inflight list whose owner's ``alive`` key
-   expired back to the head of their queue. A message can thus be delivered twice (the owner
-   died after ``HSET`` and before ``LREM``): the slot claim makes the copy a recorded
-   ``suppressed`` duplicate, never a second run.
+   This channel consumes by moving messages *atomically* into a per-channel **inflight list**
+   (``LMOVE queue inflight RIGHT LEFT``, in Redis), and removes each from there (``LREM``) only
+   after it is in the ``unacked`` hash. At every instant the message is in the queue, the
+   inflight list or the unacked hash. Each channel keeps an ``alive`` key (``SET EX``,
+   refreshed every poll and every restore tick); any channel's periodic sweep (and its first
+   poll) moves the items of an inflight list whose owner's ``alive`` key expired back to the
+   head of their queue. A message can thus be delivered twice (the owner died after ``HSET`` and
+   before ``LREM``): the slot claim makes the copy a recorded ``suppressed`` duplicate, never a
+   second run.
 
-   ``BLMOVE`` waits on one list. A channel that consumes one Redis key (one queue; the app sets
-   ``priority_steps=[0]``, the bridge publishes no priorities) blocks in ``BLMOVE`` itself. A
-   channel that consumes several (a per-host worker: its host's queue and the shared one) keeps
-   the same guarantee in two steps:
-
-   * **take**: one Lua script (``SCAN_SCRIPT``, one round trip, atomic) tries ``LMOVE queue
-     inflight`` on each queue in kombu's round-robin order and returns the first item moved, so
-     the item is in the inflight list before Redis answers, as with ``BLMOVE``;
-   * **wait**, when every queue was empty: a blocking ``BRPOP`` on the queues' **bells**
+   * **take**: one Lua script (``TAKE_SCRIPT``, one round trip, atomic) moves up to the
+     channel's free prefetch (at most ``TAKE_MAX``) of messages from its queues, one queue after
+     the other in kombu's round-robin order, into the inflight lists, and returns them. One
+     pipeline then writes all their unacked entries and, after them, their ``LREM`` commands; then
+     kombu's callbacks run (:mod:`bridge.adapters.take`). A burst of N messages thus costs two
+     round trips per take, not three per message;
+   * **wait**, when every queue was empty: a channel on one Redis key (one queue; the app sets
+     ``priority_steps=[0]``, the bridge publishes no priorities) blocks in ``BLMOVE queue
+     inflight`` (the one message it moves goes the same way); a channel on several (a per-host
+     worker: its host's queue and the shared one) blocks in ``BRPOP`` on the queues' **bells**
      (``_bridge.bell.<queue>``), never on the queues. A bell holds wake-up tokens only: this
      transport's producers push one after each message (``Channel._put``, beat's
      ``push_encoded``; a publish batch pushes
@@ -77,11 +78,14 @@ from bridge.adapters.inflight import (
     INFLIGHT_INDEX,
     INFLIGHT_PREFIX,
     MIN_ALIVE_TTL,
-    SCAN_SCRIPT,
+    TAKE_MAX,
+    TAKE_SCRIPT,
     bell_key,
     owner_of,
     ring,
 )
+from bridge.adapters.message_shape import not_a_message
+from bridge.adapters.take import QoS, register_taken
 
 log = logging.getLogger("bridge.adapters.transport")
 
@@ -89,17 +93,8 @@ log = logging.getLogger("bridge.adapters.transport")
 class _Poll:
     """The command a channel has outstanding on its polling connection."""
 
-    kind: str  # "move" (BLMOVE), "take" (SCAN_SCRIPT), "wait" (BRPOP on bells)
+    kind: str  # "move" (BLMOVE), "take" (TAKE_SCRIPT), "wait" (BRPOP on bells)
     sources: tuple[tuple[str, str], ...]  # (queue name, its Redis key), in polling order
-
-
-class QoS(kombu_redis.QoS):
-    def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
-        channel = self.channel
-        if isinstance(channel, Channel):  # always: only our Channel uses this QoS
-            channel.refresh_alive(force=True)
-            channel.restore_dead_inflight()
-        super().restore_visible(start, num, interval)
 
 
 class PublishBatch(kombu_redis.PublishBatch):
@@ -132,6 +127,7 @@ class Channel(kombu_redis.Channel):
         self._swept = False
         self._warned_prefix = False
         self._indexed: set[str] = set()
+        self.registered: set[str] = set()  # delivery tags already written to the unacked hash
 
     # --- keys -----------------------------------------------------------------------------------
 
@@ -240,12 +236,7 @@ class Channel(kombu_redis.Channel):
             self._swept = True
             self.restore_dead_inflight()
         self._register_inflight(sources)
-        if len(sources) == 1:
-            key = sources[0][1]
-            self._send(_Poll("move", sources), "BLMOVE", key, self.inflight_key(key),
-                       "RIGHT", "LEFT", timeout or 0)
-        else:
-            self._send_take(sources)
+        self._send_take(sources)
 
     def _send(self, poll: _Poll, *command: Any) -> None:
         self._bridge_poll = poll
@@ -253,9 +244,20 @@ class Channel(kombu_redis.Channel):
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
         self.client.connection.send_command(*command)
 
+    def take_limit(self) -> int:
+        """How many messages one take may move: the prefetch still free, at most TAKE_MAX."""
+        free = self.qos.can_consume_max_estimate()
+        return TAKE_MAX if free is None else max(1, min(TAKE_MAX, free))
+
     def _send_take(self, sources: tuple[tuple[str, str], ...]) -> None:
         keys = [k for _, key in sources for k in (key, self.inflight_key(key))]
-        self._send(_Poll("take", sources), "EVAL", SCAN_SCRIPT, len(keys), *keys)
+        self._send(_Poll("take", sources), "EVAL", TAKE_SCRIPT, len(keys), *keys,
+                   self.take_limit())
+
+    def _send_move(self, sources: tuple[tuple[str, str], ...]) -> None:
+        key = sources[0][1]
+        self._send(_Poll("move", sources), "BLMOVE", key, self.inflight_key(key), "RIGHT",
+                   "LEFT", self.brpop_timeout or 1)
 
     def _send_wait(self, sources: tuple[tuple[str, str], ...]) -> None:
         bells = [bell_key(key) for _, key in sources]
@@ -293,22 +295,45 @@ class Channel(kombu_redis.Channel):
                 polling = True
                 raise Empty()
             if poll.kind == "take":
-                if not reply:  # every queue was empty: wait for a bell
-                    self._send_wait(poll.sources)
+                if not reply:  # every queue was empty: block in BLMOVE (one queue) or on bells
+                    (self._send_move if len(poll.sources) == 1 else self._send_wait)(poll.sources)
                     polling = True
                     raise Empty()
-                key, item = bytes_to_str(reply[0]), reply[1]
-                queue = next(q for q, k in poll.sources if k == key)
+                queues = {k: q for q, k in poll.sources}
+                taken = [(queues[bytes_to_str(reply[i])], bytes_to_str(reply[i]), reply[i + 1])
+                         for i in range(0, len(reply), 2)]
             else:
                 if reply is None:
                     raise Empty()
-                (queue, key), item = poll.sources[0], reply
-            self._deliver_moved(queue, key, item)
+                taken = [(*poll.sources[0], reply)]
+            self._deliver_taken(taken)
             return True
         finally:
             if not polling:
                 self._in_poll = None  # type: ignore[assignment]
                 self._flush_brpop_reauth()
+
+    def _deliver_taken(self, taken: list[tuple[str, str, Any]]) -> None:
+        """Hand items that sit in our inflight lists to kombu: first, in one round trip, the
+        well-formed ones into the unacked hash and then out of the inflight lists (in that
+        order: at every instant each is in one of them); then their callbacks. Any other item
+        goes the one-by-one way (:meth:`_deliver_moved`)."""
+        with self.conn_or_acquire() as client:
+            payloads = register_taken(self, client, taken)
+        failure: BaseException | None = None
+        for (queue, key, item), payload in zip(taken, payloads, strict=True):
+            try:
+                if payload is None:
+                    self._deliver_moved(queue, key, item)
+                else:
+                    self._queue_cycle.rotate(queue)
+                    self.connection._deliver(payload, queue)
+            except Empty:
+                continue
+            except Exception as e:  # the others are registered: deliver them all the same
+                failure = failure or e
+        if failure is not None:
+            raise failure
 
     def _deliver_moved(self, queue: str, key: str, item: Any) -> None:
         """Hand an item that sits in our inflight list to kombu (-> the unacked hash, acks_late),
@@ -338,33 +363,6 @@ class Channel(kombu_redis.Channel):
             except Exception:  # closing: the sweep of another worker cleans up
                 log.debug("could not clean the inflight bookkeeping", exc_info=True)
         super().close()
-
-
-def not_a_message(item: Any) -> str | None:
-    """Why a decoded queue item is not a kombu message, or None (the fields kombu reads)."""
-    if not isinstance(item, dict):
-        return f"a JSON {type(item).__name__}, not an object"
-    props = item.get("properties")
-    if not isinstance(props, dict) or "delivery_tag" not in props:
-        return "no properties.delivery_tag"
-    for key in ("headers", "delivery_info"):
-        value = item.get(key) if key == "headers" else props.get(key)
-        if value is not None and not isinstance(value, dict):
-            return f"{key} is not an object"
-    body, encoding = item.get("body"), props.get("body_encoding")
-    if body is not None and not isinstance(body, str | bytes):
-        return "body is not a string"
-    if encoding not in (None, "base64", "utf-8") and body:
-        return f"unknown body_encoding {str(encoding)[:40]!r}"
-    if encoding == "base64" and body:
-        import base64
-        import binascii
-
-        try:
-            base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            return "body is not valid base64"
-    return None
 
 
 class Transport(kombu_redis.Transport):

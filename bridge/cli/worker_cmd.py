@@ -1,6 +1,6 @@
 """``bridge worker``: the Celery worker line that runs ``bridge.run_job``, sized for bursts.
 
-Replaces this process by::
+With ``--processes 1`` it replaces this process by::
 
     celery -A legacy_wrappers.tasks worker --pool threads --concurrency 200 \\
         --without-gossip --without-mingle [-Q QUEUES] [extra celery options]
@@ -29,6 +29,17 @@ The bridge transport keeps its delivery guarantee on several queues
 (:mod:`bridge.adapters.transport`).
 
 Anything after ``--`` is passed to ``celery worker`` unchanged (``-- -n web1@%h -l INFO``).
+
+``--processes N`` (default 1) runs N such workers side by side under a small supervisor
+(:mod:`bridge.cli.worker_supervisor`): one process runs the wrappers' Python on one core; N
+processes use N cores. On 2 CPUs with SQLite, one process started a 1,000-job burst sooner than
+two (the commands need the other core, and two processes contend for the registry's write
+lock: ``bench/firelag.py``), hence the default; with more cores or PostgreSQL, measure. Each
+child gets a distinct node name (``-n web1@%h`` becomes ``web1-1@%h``, ``web1-2@%h``, ...;
+without ``-n``: ``bridge-K@%h``) and ``--concurrency`` threads; only the first serves
+``BRIDGE_METRICS_PORT``. TERM/INT/QUIT sent to ``bridge worker`` reach every child once (warm or
+cold shutdown as with one Celery worker); a child that dies is restarted with a back-off, and
+``bridge worker`` exits non-zero if one cannot be kept up.
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ import sys
 import typer
 
 from bridge.cli.context import STATE, err
+from bridge.cli.worker_supervisor import default_processes, supervise
 from bridge.core.hosts import host_problem
 from bridge.core.placement import worker_queues
 from bridge.services.importer import this_host
@@ -79,12 +91,19 @@ def worker(
                              "machine's name)."),
     shared_only: bool = typer.Option(False, "--shared-only", help="Consume no host's queue "
                                      "(only jobs placed anywhere)."),
+    processes: int = typer.Option(
+        None, "--processes", help="Worker processes side by side, each with --concurrency "
+        "threads under a supervisor (default 1: this process becomes the Celery worker)."),
     extra: list[str] = typer.Argument(None, help="Options passed on to `celery worker`."),
 ) -> None:
-    """Start a Celery worker for the bridge's jobs, sized for bursts (replaces this process)."""
+    """Start the Celery worker(s) for the bridge's jobs, sized for bursts."""
     try:
         if shared_only and host is not None:
             raise ValueError("--host and --shared-only exclude each other")
+        if processes is None:
+            processes = default_processes()
+        if processes < 1:
+            raise ValueError("--processes must be at least 1")
         on = None if shared_only else (host or this_host())
         argv = worker_argv(pool, concurrency, queues, extra or [], on,
                            STATE.settings.default_queue)
@@ -92,4 +111,6 @@ def worker(
         err.print(f"error: {e}", markup=False, highlight=False)
         raise typer.Exit(2) from e
     sys.stdout.flush()
-    os.execvpe(argv[0], argv, dict(os.environ))
+    if processes == 1:
+        os.execvpe(argv[0], argv, dict(os.environ))
+    raise typer.Exit(supervise(argv, processes, os.environ))
