@@ -17,10 +17,9 @@ from __future__ import annotations
 import os
 import select
 import time
-from datetime import UTC, datetime
 
 from bridge.core.samples import SAMPLE_LIMIT, TRUNCATION_MARK, bound_sample
-from bridge.store.bare import RENEW_SECONDS
+from bridge.store.bare import RENEW_SECONDS, UTC, datetime
 from legacy_wrappers.shim_os import ERROR_EXIT, sha256, signals, syslog
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the hot path

@@ -49,6 +49,16 @@ def original_environment() -> dict[str, str]:
     return env
 
 
+def quiet_warnings() -> None:
+    """``warnings.simplefilter("ignore")`` without importing ``warnings``: a library warning on
+    stderr would be mailed as the job's output. The filter list is the C module's (the one
+    ``warnings`` adopts if it is imported later)."""
+    import _warnings
+
+    _warnings.filters.insert(0, ("ignore", None, Warning, None, 0))
+    _warnings._filters_mutated()
+
+
 def signals() -> Any:
     """The ``signal`` functions and constants (``signal``, ``getsignal``, ``SIG_DFL`` ...)."""
     import _signal
