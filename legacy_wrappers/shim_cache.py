@@ -276,7 +276,7 @@ def rows_behind(cache: JobCache, path: str) -> list[tuple[datetime | None, str]]
     (None: changed, never recorded, or unreadable here)."""
     if cache.file == "-" or cache.file != _identity(path):
         return None
-    from datetime import datetime
+    from bridge.store.bare import datetime  # the C class (see bridge.store.bare)
 
     try:
         out: list[tuple[datetime | None, str]] = []

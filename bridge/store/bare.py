@@ -265,10 +265,12 @@ def _lru_cache(maxsize: int | None = 128, typed: bool = False) -> Any:
 
 
 def _connect_sqlite(url: str) -> Any:
-    sqlite3 = sqlite_driver()
     path = url.split(":///", 1)[1] if ":///" in url else ""
     if not path or path == ":memory:":
         raise StoreError("an in-memory SQLite registry cannot be shared with the shim")
+    if not os.path.exists(os.path.expanduser(path)):  # what mode=rw would answer, without
+        raise StoreError("unable to open database file")  # loading the driver (an outage)
+    sqlite3 = sqlite_driver()
     # mode=rw: a missing registry is unreachable, never silently created empty here
     conn = sqlite3.connect(f"file:{_uri_path(os.path.expanduser(path))}?mode=rw", uri=True,
                            timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
