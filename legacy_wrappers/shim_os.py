@@ -56,7 +56,7 @@ def quiet_warnings() -> None:
     import _warnings
 
     _warnings.filters.insert(0, ("ignore", None, Warning, None, 0))
-    _warnings._filters_mutated()
+    _warnings._filters_mutated()  # type: ignore[attr-defined]
 
 
 def signals() -> Any:
