@@ -52,8 +52,8 @@ def launcher_text(python: str, path: list[str]) -> str:
             "# cron-bridge: the shim's fast launcher (python -m legacy_wrappers.launcher)\n"
             "import sys\n"
             f"sys.path += {path!r}\n"
-            "from legacy_wrappers.shim import main\n"
-            "sys.exit(main())\n")
+            "from legacy_wrappers.shim import launch\n"
+            "launch()\n")
 
 
 def default_target() -> str:

@@ -48,7 +48,8 @@ with the job's environment, stdin, stdout and stderr. Guarantees:
   no ``site``), an unmanaged line costs a bare interpreter start, ``os``/``sys``/``time`` and
   one ``execve``. The recorded path (:mod:`legacy_wrappers.shim_run`) imports the standard
   library's light modules (``sqlite3``, ``datetime``, ``_signal``, ``select``, ``_sha256``) and
-  its own small modules; the command starts with ``fork``/``execve`` (no ``subprocess``); the
+  its own small modules, and it exits without the interpreter's teardown (:func:`launch`); the
+  command starts with ``fork``/``execve`` (no ``subprocess``); the
   registry is reached through the bare driver (:mod:`bridge.store.bare`: ``sqlite3``, libpq
   through ``ctypes``) with the rows and formats SQLAlchemy writes, never through SQLAlchemy,
   psycopg or Celery (their imports alone cost 80-500 ms). What would cost more than all that
@@ -74,9 +75,16 @@ from legacy_wrappers.shim_os import (
     ERROR_EXIT,
     child_environment,
     exec_shell,
+    exit_now,
     original_environment,
     syslog,
 )
+
+
+def launch() -> None:
+    """The launcher's (and the console script's) entry point: :func:`main`, then
+    :func:`legacy_wrappers.shim_os.exit_now` with its status."""
+    exit_now(main())
 
 
 def main(argv: list[str] | None = None) -> int:

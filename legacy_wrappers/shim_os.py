@@ -96,6 +96,28 @@ def exec_shell(shell: str, args: list[str], env: dict[str, str]) -> None:
         os._exit(ERROR_EXIT)
 
 
+def exit_now(code: int) -> None:
+    """``sys.exit(code)`` without the interpreter's teardown (module and object finalization:
+    about 1.5 ms of every managed cron job). What a normal exit does that matters still
+    happens: ``atexit`` functions run and ``sys.stdout``/``sys.stderr`` are flushed (a failing
+    flush is not reported: stderr is the job's own output); with threads about (never on the
+    hot path), a normal exit, which waits for them."""
+    import sys
+
+    if "threading" in sys.modules:
+        sys.exit(code)
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
 def syslog(level: str, message: str) -> None:
     """Errors of the shim itself go to syslog (facility cron), never to the job's output."""
     try:

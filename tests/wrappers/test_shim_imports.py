@@ -176,3 +176,15 @@ def test_private_dir_creates_every_missing_directory_with_exactly_the_mode(
     for depth in range(1, len(parts) + 1):
         st = (tmp_path / Path(*parts[:depth])).stat()
         assert oct(st.st_mode & 0o777) == oct(0o700)
+
+
+@pytest.mark.integration  # a fresh interpreter (subprocess)
+def test_the_fast_exit_runs_atexit_flushes_stdio_and_keeps_the_status() -> None:
+    code = ("import sys, atexit; sys.path += " + repr(launcher.search_path()) + "\n"
+            "atexit.register(lambda: sys.stdout.write('bye'))\n"
+            "sys.stdout.write('buffered ')\n"
+            "from legacy_wrappers.shim_os import exit_now\n"
+            "exit_now(7)\n"
+            "sys.stdout.write('never')\n")
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True)
+    assert (done.returncode, done.stdout, done.stderr) == (7, b"buffered bye", b"")
