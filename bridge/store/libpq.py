@@ -18,7 +18,7 @@ CONNECT_TIMEOUT_SECONDS = 5
 
 
 def connect_pg(url: str) -> Any:
-    """libpq through ``ctypes`` when it can be loaded (about 2 ms), else psycopg (whose import
+    """libpq through ``_ctypes`` when it can be loaded, else psycopg (whose import
     alone costs 80-130 ms: more than everything else the shim does)."""
     scheme, rest = url.split("://", 1)
     conninfo = f"{scheme.split('+', 1)[0]}://{rest}"
@@ -47,27 +47,68 @@ def _libpq_candidates() -> Iterator[str]:
 
 
 def load_libpq() -> Any:
-    """libpq with the signatures :class:`LibPq` uses, or None when none can be loaded."""
-    import ctypes
+    """libpq with the signatures :class:`LibPq` uses, or None when none can be loaded.
 
+    Bound through ``_ctypes``, the C module under ``ctypes``: ``ctypes`` itself (its Python
+    layer, ``struct``) costs the shim about 3 ms more per cron job; the few types used here are
+    its own definitions (``c_void_p``, ``c_int``, ``c_char_p``: :class:`_Types`)."""
+    t = _Types()
     for candidate in _libpq_candidates():
+        lib = _Library()
         try:
-            lib = ctypes.CDLL(candidate)
+            lib._handle = t.dlopen(candidate, os.RTLD_NOW | os.RTLD_LOCAL)  # as ctypes.CDLL
         except OSError:
             continue
-        p, i, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
+        p, i, s = t.c_void_p, t.c_int, t.c_char_p
         for name, res, args in [
             ("PQconnectdb", p, [s]), ("PQstatus", i, [p]), ("PQerrorMessage", s, [p]),
             ("PQfinish", None, [p]), ("PQresultStatus", i, [p]), ("PQclear", None, [p]),
-            ("PQexecParams", p, [p, s, i, p, ctypes.POINTER(s), p, p, i]),
+            ("PQexecParams", p, [p, s, i, p, t.POINTER(s), p, p, i]),
             ("PQresultErrorMessage", s, [p]), ("PQresultErrorField", s, [p, i]),
             ("PQntuples", i, [p]), ("PQnfields", i, [p]), ("PQgetvalue", s, [p, i, i]),
             ("PQgetisnull", i, [p, i, i]), ("PQcmdTuples", s, [p]),
         ]:
-            fn = getattr(lib, name)
+            fn = t.function((name, lib))
             fn.restype, fn.argtypes = res, args
+            setattr(lib, name, fn)
+        lib.c_char_p = s
         return lib
     return None
+
+
+class _Library:
+    """A loaded library (what ``_ctypes`` function pointers resolve their symbol in: ``_handle``)
+    and its bound functions as attributes (as a ``ctypes.CDLL``)."""
+
+    _handle: int
+    c_char_p: Any
+
+
+class _Types:
+    """``ctypes``' definitions of the types libpq's signatures use, on ``_ctypes``."""
+
+    def __init__(self) -> None:
+        import _ctypes
+
+        class c_void_p(_ctypes._SimpleCData):
+            _type_ = "P"
+
+        class c_int(_ctypes._SimpleCData):
+            _type_ = "i"
+
+        class c_char_p(_ctypes._SimpleCData):
+            _type_ = "z"
+
+        class function(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL
+            _restype_ = c_int
+
+        self.c_void_p: Any = c_void_p
+        self.c_int: Any = c_int
+        self.c_char_p: Any = c_char_p
+        self.function: Any = function
+        self.POINTER: Any = _ctypes.POINTER
+        self.dlopen: Any = _ctypes.dlopen
 
 
 class LibPqError(Exception):
@@ -113,11 +154,9 @@ class LibPqCursor:
         self.rowcount = -1
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        import ctypes
-
         lib, parts = self.conn.lib, sql.split("%s")
         text = "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]
-        values = (ctypes.c_char_p * max(len(params), 1))(
+        values = (lib.c_char_p * max(len(params), 1))(
             *[None if v is None else str(v).encode() for v in params])
         res = lib.PQexecParams(self.conn.conn, text.encode(), len(params), None, values, None,
                                None, 0)

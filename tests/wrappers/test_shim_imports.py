@@ -188,3 +188,23 @@ def test_the_fast_exit_runs_atexit_flushes_stdio_and_keeps_the_status() -> None:
             "sys.stdout.write('never')\n")
     done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True)
     assert (done.returncode, done.stdout, done.stderr) == (7, b"buffered bye", b"")
+
+
+@pytest.mark.integration  # the shim runs as a real subprocess on a PostgreSQL registry
+def test_a_warm_postgresql_run_adds_only_libpq_bindings_to_the_pinned_modules(
+    tmp_path: Path, pg_url: str
+) -> None:
+    empty_registry(pg_url)
+    reg = Registry(pg_url)
+    add_job(reg, "* * * * *")
+    env = cron_env(tmp_path, pg_url)
+    away_from_minute_edge()
+    assert hot_path_modules(env)[0] == 0
+    with reg.session() as s:
+        s.execute(delete(ClaimRow))
+    rc, modules = hot_path_modules(env, "exit 3")
+    want = SHARED | {"bridge.store.libpq", "_ctypes"}
+    assert rc == 3 and added(modules) == want, sorted(added(modules) ^ want)
+    assert [(r.role, r.exit_status, r.error) for r in runs(reg)] == [
+        ("authoritative", 0, None), ("authoritative", 3, None)]
+    reg.dispose()
