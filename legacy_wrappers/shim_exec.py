@@ -8,7 +8,7 @@ sample, forwards signals, and calls ``tick`` about every :data:`RENEW_SECONDS` (
 Hot path: the command starts with ``os.fork`` and ``os.execve`` (no ``subprocess``, whose
 import costs more than the whole spawn), the shim waits on a pidfd and the pipes with
 ``select.poll``; this module imports only ``os``, ``time``, ``_signal``, ``select``,
-``_sha256`` and ``datetime`` (no ``dataclasses``/``typing``: their imports cost milliseconds
+``_sha256`` and ``_datetime`` (no ``dataclasses``/``typing``: their imports cost milliseconds
 per cron job).
 """
 

@@ -1,9 +1,11 @@
 """The registry as the legacy shim sees it: a few statements on the bare database driver.
 
 The shim must not import SQLAlchemy (about 200 ms before the first statement, on every cron
-job), so it speaks to ``sqlite3``, or to PostgreSQL's libpq directly through ``ctypes``
-(psycopg only when no libpq can be loaded: its import alone costs 80-130 ms). It writes exactly
-the rows and formats the SQLAlchemy models write: timestamps as
+job), so it speaks to ``_sqlite3`` (:func:`sqlite_driver`), or to PostgreSQL's libpq directly
+through ``_ctypes`` (:mod:`bridge.store.libpq`; psycopg only when no libpq can be loaded: its
+import alone costs 80-130 ms). Times are ``_datetime``'s classes (the very classes of
+``datetime``, without the pure-Python module's import), exported here for the shim's modules.
+It writes exactly the rows and formats the SQLAlchemy models write: timestamps as
 :class:`bridge.store.models.UTCDateTime` stores them (naive UTC; on SQLite the text
 ``YYYY-MM-DD HH:MM:SS.ffffff``), so a claim inserted here and one inserted by
 :class:`legacy_wrappers.claims.Claims` for the same slot collide on the unique constraint. Only
@@ -285,6 +287,6 @@ def _uri_path(path: str) -> str:
 
 
 def _connect_pg(url: str) -> Any:
-    from bridge.store.libpq import connect_pg  # not on the SQLite path: ctypes, libpq
+    from bridge.store.libpq import connect_pg  # not on the SQLite path: _ctypes, libpq
 
     return connect_pg(url)
