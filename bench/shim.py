@@ -16,7 +16,8 @@ job every minute (the first, untimed warm-up runs fill it):
 * ``shim_sqlite_lonely`` — the same on a registry nothing else has open: every shim run is the
   last connection to close it, so SQLite checkpoints and deletes the WAL file each time;
 * ``shim_sqlite_down`` — registry unreachable (missing SQLite file): cached authority, spool;
-* ``shim_pg_down``     — registry unreachable (dead PostgreSQL port): psycopg import, spool;
+* ``shim_pg_down``     — registry unreachable (dead PostgreSQL port): libpq loaded, connection
+  refused, spool;
 * ``shim_postgresql``  — a live PostgreSQL registry (``--pg``: a disposable database on the
   local server, ``BRIDGE_TEST_PG_ADMIN``; or ``--pg-url``, a disposable database): as
   shim_sqlite, through libpq.

@@ -9,12 +9,18 @@ crontab, no user site; no ``site``) and that puts on ``sys.path`` exactly the di
 the bridge's packages and the environment's ``site-packages`` (for the rare paths: a contested
 claim, a spool upload, PostgreSQL through psycopg), after the standard library.
 
+Where: :func:`default_target`, ``<sys.prefix>/libexec/cron-bridge/bridge-cron-shell`` -- a path
+no package manager owns, so a ``pip install --force-reinstall`` or an upgrade (which rewrite
+the console script ``bin/bridge-cron-shell``) leaves it in place. ``bridge legacy rewrite``
+writes it there (or finds it current, :func:`ensure`) and points ``SHELL`` at it, so the fast
+start is what a rewritten crontab gets; the image (``docker/Dockerfile``) writes it at build
+time.
+
     python -m legacy_wrappers.launcher [TARGET]
 
-writes it atomically to ``TARGET`` (mode 0755), by default over the console script
-``bridge-cron-shell`` next to this interpreter (same path: crontabs rewritten by
-``bridge legacy rewrite`` keep working, and pay less). A reinstall of the package puts pip's
-console script back (which works, at the slower start); run it again after one.
+writes it atomically to ``TARGET`` (mode 0755; default :func:`default_target`), e.g. over the
+console script ``bin/bridge-cron-shell`` for crontabs that already name that path (a reinstall
+puts pip's slower script back there; it works all the same).
 """
 
 from __future__ import annotations
@@ -46,14 +52,38 @@ def launcher_text(python: str, path: list[str]) -> str:
             "# cron-bridge: the shim's fast launcher (python -m legacy_wrappers.launcher)\n"
             "import sys\n"
             f"sys.path += {path!r}\n"
-            "from legacy_wrappers.shim import main\n"
-            "sys.exit(main())\n")
+            "from legacy_wrappers.shim import launch\n"
+            "launch()\n")
+
+
+def default_target() -> str:
+    """Where ``bridge legacy rewrite`` keeps the launcher: under this environment's prefix,
+    outside every directory pip writes to."""
+    return os.path.join(sys.prefix, "libexec", "cron-bridge", "bridge-cron-shell")
+
+
+def ensure(target: str | None = None) -> str:
+    """The launcher at ``target`` (default :func:`default_target`), written only when missing
+    or different (another interpreter, a moved install); returns the absolute path. Raises
+    OSError when it cannot be written there."""
+    target = os.path.abspath(target or default_target())
+    text = launcher_text(sys.executable, search_path())
+    try:
+        with open(target, encoding="utf-8") as f:
+            current = f.read() == text
+        if current and os.access(target, os.X_OK):
+            return target
+    except (OSError, UnicodeDecodeError):
+        pass
+    return install(target)
 
 
 def install(target: str, python: str | None = None) -> str:
-    """Write the launcher to ``target`` atomically (0755); returns the absolute path."""
+    """Write the launcher to ``target`` atomically (0755), creating its directory (0755) when
+    missing; returns the absolute path."""
     target = os.path.abspath(target)
     text = launcher_text(python or sys.executable, search_path())
+    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
     tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755)
     try:
@@ -71,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) > 1 or (args and args[0].startswith("-")):
         print("usage: python -m legacy_wrappers.launcher [TARGET]", file=sys.stderr)
         return 2
-    target = args[0] if args else os.path.join(os.path.dirname(sys.executable),
-                                               "bridge-cron-shell")
+    target = args[0] if args else default_target()
     try:
         written = install(target)
     except (OSError, ValueError) as e:

@@ -45,18 +45,23 @@ with the job's environment, stdin, stdout and stderr. Guarantees:
   to MAILTO, and must stay byte-identical. A bug in the recording machinery (or a broken
   install) is logged the same way and the command runs as cron would have run it.
 * **Cheap.** Started through its launcher (:mod:`legacy_wrappers.launcher`: ``python -I -S``,
-  no ``site``), an unmanaged line costs a bare interpreter start, ``os``/``sys``/``time`` and
-  one ``execve``. The recorded path (:mod:`legacy_wrappers.shim_run`) imports the standard
-  library's light modules (``sqlite3``, ``datetime``, ``_signal``, ``select``, ``_sha256``) and
-  its own small modules; the command starts with ``fork``/``execve`` (no ``subprocess``); the
-  registry is reached through the bare driver (:mod:`bridge.store.bare`: ``sqlite3``, libpq
-  through ``ctypes``) with the rows and formats SQLAlchemy writes, never through SQLAlchemy,
-  psycopg or Celery (their imports alone cost 80-500 ms). What would cost more than all that
-  -- validating the settings, evaluating the schedule, rewriting the authority file -- is
-  answered from the shim's private cache (:mod:`legacy_wrappers.shim_cache`) while its
-  inputs are unchanged. The rare paths import more: a contested claim delegates to
+  no ``site``), an unmanaged line costs a bare interpreter start, ``os`` and one ``execve``.
+  The recorded path (:mod:`legacy_wrappers.shim_run`) imports only C modules of the standard
+  library (``_sqlite3`` without ``functools``, ``_datetime``, ``_signal``, ``select``,
+  ``_sha256``, ``_bisect``; ``_ctypes`` for PostgreSQL -- never the Python packages over them,
+  whose imports cost milliseconds) and its own small modules, pinned module by module in
+  ``tests/wrappers/test_shim_imports.py``; it exits without the interpreter's teardown
+  (:func:`launch`). The command starts with ``fork``/``execve`` (no ``subprocess``); the
+  registry is reached through the bare driver (:mod:`bridge.store.bare`: ``_sqlite3``, libpq
+  through ``_ctypes``, :mod:`bridge.store.libpq`) with the rows and formats SQLAlchemy writes,
+  never through SQLAlchemy, psycopg or Celery (their imports alone cost 80-500 ms). What would
+  cost more than all that -- validating the settings, evaluating the schedule, rewriting the
+  authority file -- is answered from the shim's private cache
+  (:mod:`legacy_wrappers.shim_cache`) while its inputs are unchanged. An outage costs no more:
+  a missing SQLite file is seen before the driver loads, the spool line is written without
+  ``json``. The rare paths import more: a contested claim delegates to
   :class:`legacy_wrappers.claims.Claims` (takeover rules in one place), a waiting spool is
-  uploaded through the registry, an unreachable registry reads the authority file. Figures:
+  uploaded through the registry, a cold cache computes the full way. Figures:
   ``bench/shim.py``.
 
 Limits: a SIGKILLed shim records nothing for that firing (its command keeps running). Through
@@ -74,9 +79,16 @@ from legacy_wrappers.shim_os import (
     ERROR_EXIT,
     child_environment,
     exec_shell,
+    exit_now,
     original_environment,
     syslog,
 )
+
+
+def launch() -> None:
+    """The launcher's (and the console script's) entry point: :func:`main`, then
+    :func:`legacy_wrappers.shim_os.exit_now` with its status."""
+    exit_now(main())
 
 
 def main(argv: list[str] | None = None) -> int:

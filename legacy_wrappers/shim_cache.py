@@ -201,9 +201,9 @@ class JobCache:
         would answer; ``(False, None)``: this cache cannot answer (spec changed, out of range)."""
         if spec_hash != self.spec_hash or not self.anchor <= now <= self.horizon:
             return False, None
-        import bisect
+        from _bisect import bisect_right  # the C module: ``bisect`` itself costs an import
 
-        i = bisect.bisect_right(self.slots, now)
+        i = bisect_right(self.slots, now)
         return True, (self.slots[i - 1] if i else None)
 
 
@@ -276,7 +276,7 @@ def rows_behind(cache: JobCache, path: str) -> list[tuple[datetime | None, str]]
     (None: changed, never recorded, or unreadable here)."""
     if cache.file == "-" or cache.file != _identity(path):
         return None
-    from datetime import datetime
+    from bridge.store.bare import datetime  # the C class (see bridge.store.bare)
 
     try:
         out: list[tuple[datetime | None, str]] = []

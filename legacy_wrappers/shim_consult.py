@@ -13,9 +13,8 @@ the job's evaluator, :mod:`bridge.services.authority_files`) and refreshes the c
 from __future__ import annotations
 
 import os
-from datetime import datetime
 
-from bridge.store.bare import Store, StoreError
+from bridge.store.bare import Store, StoreError, datetime
 from legacy_wrappers import shim_cache
 from legacy_wrappers.shim_os import syslog
 from legacy_wrappers.shim_plan import CachedSlots, EventTimeline, FiringPlan, plan_firing

@@ -8,7 +8,7 @@ sample, forwards signals, and calls ``tick`` about every :data:`RENEW_SECONDS` (
 Hot path: the command starts with ``os.fork`` and ``os.execve`` (no ``subprocess``, whose
 import costs more than the whole spawn), the shim waits on a pidfd and the pipes with
 ``select.poll``; this module imports only ``os``, ``time``, ``_signal``, ``select``,
-``_sha256`` and ``datetime`` (no ``dataclasses``/``typing``: their imports cost milliseconds
+``_sha256`` and ``_datetime`` (no ``dataclasses``/``typing``: their imports cost milliseconds
 per cron job).
 """
 
@@ -17,10 +17,9 @@ from __future__ import annotations
 import os
 import select
 import time
-from datetime import UTC, datetime
 
 from bridge.core.samples import SAMPLE_LIMIT, TRUNCATION_MARK, bound_sample
-from bridge.store.bare import RENEW_SECONDS
+from bridge.store.bare import RENEW_SECONDS, UTC, datetime
 from legacy_wrappers.shim_os import ERROR_EXIT, sha256, signals, syslog
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the hot path

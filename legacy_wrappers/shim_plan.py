@@ -10,7 +10,8 @@ only (``datetime``): this module is on the shim's hot path.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+
+from bridge.store.bare import UTC, datetime  # the C classes (see bridge.store.bare)
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the hot path
 if TYPE_CHECKING:

@@ -9,11 +9,11 @@ The rare paths (a contested claim, a spool to upload, the registry unreachable) 
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 
-from bridge.store.bare import ClaimRef, StoreError, first_line
+from bridge.store.bare import UTC, ClaimRef, StoreError, datetime, first_line
 from legacy_wrappers.shim_consult import LegacyFiring, consult_registry, drop_store
 from legacy_wrappers.shim_exec import Child, outcome_status, run_as_cron
+from legacy_wrappers.shim_os import quiet_warnings
 from legacy_wrappers.shim_os import syslog as _syslog
 from legacy_wrappers.shim_plan import FiringPlan, firing_key, minute_of
 
@@ -26,9 +26,7 @@ if TYPE_CHECKING:
 def run_recorded(job_id: str, shell: str, command: str, env: dict[str, str],
                  fired_at: float) -> int:
     """The managed path: decide, maybe claim, run, record. Returns the exit status."""
-    import warnings
-
-    warnings.simplefilter("ignore")  # a library warning on stderr would be mailed as job output
+    quiet_warnings()  # a library warning on stderr would be mailed as job output
     firing = LegacyFiring(job_id, datetime.fromtimestamp(fired_at, UTC), os.uname().nodename)
     claim, declined = before_running(firing)
     if declined is not None:

@@ -48,10 +48,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import time
-from datetime import UTC, datetime
+
+from bridge.store.bare import UTC, datetime  # the C classes (see bridge.store.bare)
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the shim writes the spool during an outage
 if TYPE_CHECKING:
@@ -99,7 +99,36 @@ def encode(record: Mapping[str, Any], *, source: str = "cron") -> bytes:
     body: dict[str, Any] = {"v": SPOOL_VERSION, "source": source}
     for key, value in record.items():
         body[key] = iso(value) if isinstance(value, datetime) else value
-    return (json.dumps(body, separators=(",", ":"), ensure_ascii=True) + "\n").encode("ascii")
+    return (_json_line(body) + "\n").encode("ascii")
+
+
+def _json_line(body: Mapping[str, Any]) -> str:
+    """``json.dumps(body, separators=(",", ":"), ensure_ascii=True)``, the same text: the shim
+    spools during an outage, and ``json``'s import (``re``, ``enum``) costs that cron job
+    several milliseconds. Strings go through ``json``'s own C escaper; anything but a string,
+    an int, a bool or None (never in a record the shim writes) is left to ``json`` itself."""
+    from _json import encode_basestring_ascii as quote
+
+    parts = []
+    for key, value in body.items():
+        if value is None:
+            text = "null"
+        elif value is True or value is False:
+            text = "true" if value else "false"
+        elif isinstance(value, str):
+            text = quote(value)
+        elif type(value) is int:
+            text = int.__repr__(value)
+        else:
+            import json
+
+            return json.dumps(body, separators=(",", ":"), ensure_ascii=True)
+        if not isinstance(key, str):
+            import json
+
+            return json.dumps(body, separators=(",", ":"), ensure_ascii=True)
+        parts.append(f"{quote(key)}:{text}")
+    return "{" + ",".join(parts) + "}"
 
 
 def _time(value: Any, name: str) -> datetime | None:
@@ -118,6 +147,8 @@ def _time(value: Any, name: str) -> datetime | None:
 
 def decode(line: bytes) -> dict[str, Any]:
     """The ``runs`` column values of one spool line; :class:`SpoolError` when invalid."""
+    import json
+
     try:
         body = json.loads(line)
     except (ValueError, UnicodeDecodeError) as e:
@@ -138,6 +169,8 @@ def decode(line: bytes) -> dict[str, Any]:
 
 def claim_of(line: bytes) -> dict[str, Any] | None:
     """The claim a valid record asks to complete (see the module docstring), or None."""
+    import json
+
     body = json.loads(line)
     holder, attempts, state = (body.get(k) for k in ("claim_holder", "claim_attempts",
                                                      "claim_state"))

@@ -16,22 +16,25 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 
 def private_dir(path: str | os.PathLike[str], mode: int = DIR_MODE) -> None:
-    """Create ``path`` and its missing parents with exactly ``mode`` (umask ignored)."""
-    target = Path(os.fspath(path)).expanduser()
-    missing: list[Path] = []
+    """Create ``path`` and its missing parents with exactly ``mode`` (umask ignored).
+
+    ``os.path`` only (no ``pathlib``: the legacy shim calls this to write its spool during a
+    registry outage, and ``pathlib``'s import costs that cron job milliseconds)."""
+    target = os.path.expanduser(os.fspath(path))
+    missing: list[str] = []
     probe = target
-    while not probe.exists():
+    while not os.path.exists(probe):
         missing.append(probe)
-        if probe.parent == probe:
+        parent = os.path.dirname(probe.rstrip(os.sep)) or os.curdir
+        if parent == probe:
             break
-        probe = probe.parent
+        probe = parent
     for directory in reversed(missing):
         try:
             os.mkdir(directory, mode)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from bridge.cli.context import STATE, emit_json, out, read_input, write_output
+from bridge.cli.context import STATE, emit_json, err, out, read_input, write_output
 from bridge.core.audit import current_actor
 from bridge.core.errors import InputError
 from bridge.store.audit import AuditRepo
@@ -33,8 +33,8 @@ def rewrite_cmd(
     shim: str = typer.Option(
         None,
         "--shim",
-        help="Absolute path of the bridge-cron-shell shim "
-        f"(default: next to this bridge, else {DEFAULT_SHIM}).",
+        help="Absolute path of the bridge-cron-shell shim (default: its fast launcher, written "
+        "or refreshed under <prefix>/libexec/cron-bridge/, where pip never rewrites it).",
     ),
     check_only: bool = typer.Option(
         False, "--check", help="Verify an installed file against the registry (exit 1 on drift)."
@@ -141,8 +141,18 @@ def rewrite_cmd(
 
 
 def _default_shim() -> str:
-    """Next to this bridge (one install's console scripts share a directory), else on PATH,
-    else :data:`DEFAULT_SHIM` (as ``--help`` says)."""
+    """The shim's fast launcher at :func:`legacy_wrappers.launcher.default_target` (written or
+    refreshed now: a path pip never rewrites). When it cannot be written there (a read-only
+    prefix), pip's console script next to this bridge (one install's console scripts share a
+    directory), else on PATH, else :data:`DEFAULT_SHIM` (as ``--help`` says), with a warning:
+    those start slower."""
+    from legacy_wrappers import launcher
+
+    try:
+        return launcher.ensure()
+    except (OSError, ValueError) as e:
+        err.print(f"warning: cannot write the shim's fast launcher ({e}); using the console "
+                  "script (slower start per cron job)", markup=False, highlight=False)
     bases = [os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else "",
              os.path.dirname(sys.executable)]
     for base in bases:

@@ -1,9 +1,11 @@
 """The registry as the legacy shim sees it: a few statements on the bare database driver.
 
 The shim must not import SQLAlchemy (about 200 ms before the first statement, on every cron
-job), so it speaks to ``sqlite3``, or to PostgreSQL's libpq directly through ``ctypes``
-(psycopg only when no libpq can be loaded: its import alone costs 80-130 ms). It writes exactly
-the rows and formats the SQLAlchemy models write: timestamps as
+job), so it speaks to ``_sqlite3`` (:func:`sqlite_driver`), or to PostgreSQL's libpq directly
+through ``_ctypes`` (:mod:`bridge.store.libpq`; psycopg only when no libpq can be loaded: its
+import alone costs 80-130 ms). Times are ``_datetime``'s classes (the very classes of
+``datetime``, without the pure-Python module's import), exported here for the shim's modules.
+It writes exactly the rows and formats the SQLAlchemy models write: timestamps as
 :class:`bridge.store.models.UTCDateTime` stores them (naive UTC; on SQLite the text
 ``YYYY-MM-DD HH:MM:SS.ffffff``), so a claim inserted here and one inserted by
 :class:`legacy_wrappers.claims.Claims` for the same slot collide on the unique constraint. Only
@@ -18,17 +20,23 @@ Every driver error other than a unique violation becomes :class:`StoreError`.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the shim's hot path imports this module
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Mapping
+    from datetime import UTC, datetime, timedelta
     from typing import Any
+else:
+    try:  # the C module under ``datetime``: the same classes, without the ~1.5 ms import of
+        from _datetime import datetime, timedelta, timezone  # the pure-Python module
+
+        UTC = timezone.utc  # datetime.UTC is this object
+    except ImportError:  # an interpreter without the C accelerator
+        from datetime import UTC, datetime, timedelta
 
 LEASE_SECONDS = 30  # bridge.core.claims.LeaseTerms defaults
 RENEW_SECONDS = 10
 BUSY_TIMEOUT_SECONDS = 10
-CONNECT_TIMEOUT_SECONDS = 5
 
 
 class StoreError(Exception):
@@ -212,12 +220,58 @@ def _read_time(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _connect_sqlite(url: str) -> Any:
-    import sqlite3
+def sqlite_driver() -> Any:
+    """The C module under ``sqlite3`` (``connect``, the exception classes), imported without
+    ``functools``.
 
+    The ``sqlite3`` package itself adds only what the shim never uses (default ``datetime``
+    adapters and converters -- the shim binds text timestamps and reads text --, ``Row``'s
+    ``Sequence`` registration), yet its import costs about 2 ms more than ``_sqlite3``. And
+    ``_sqlite3`` (CPython 3.11) takes ``functools.lru_cache`` for each connection's statement
+    cache: ``functools`` pulls in ``collections``, about 4 ms of a cron job's start. Its
+    ``lru_cache(maxsize)(fn)`` is ``_functools._lru_cache_wrapper(fn, maxsize, False,
+    CacheInfo)``, the same C cache; so while ``_sqlite3`` initializes, ``functools`` is a
+    stand-in module with exactly that ``lru_cache`` (``CacheInfo``, only for ``cache_info()``,
+    which nobody calls on that cache, is ``tuple``), then is removed again: a later ``import
+    functools`` gets the real module. Any surprise (a ``_sqlite3`` wanting more of it) falls
+    back to the plain import."""
+    import sys
+
+    if "_sqlite3" in sys.modules or "functools" in sys.modules:
+        import _sqlite3
+
+        return _sqlite3
+    stand_in = type(sys)("functools")
+    stand_in.lru_cache = _lru_cache  # type: ignore[attr-defined]
+    sys.modules["functools"] = stand_in
+    try:
+        import _sqlite3
+    except Exception:
+        del sys.modules["functools"]
+        import _sqlite3
+    finally:
+        if sys.modules.get("functools") is stand_in:
+            del sys.modules["functools"]
+    return _sqlite3
+
+
+def _lru_cache(maxsize: int | None = 128, typed: bool = False) -> Any:
+    """``functools.lru_cache(maxsize, typed)`` as a decorator, minus ``update_wrapper``."""
+    from _functools import _lru_cache_wrapper
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        return _lru_cache_wrapper(fn, maxsize, typed, tuple)
+
+    return decorate
+
+
+def _connect_sqlite(url: str) -> Any:
     path = url.split(":///", 1)[1] if ":///" in url else ""
     if not path or path == ":memory:":
         raise StoreError("an in-memory SQLite registry cannot be shared with the shim")
+    if not os.path.exists(os.path.expanduser(path)):  # what mode=rw would answer, without
+        raise StoreError("unable to open database file")  # loading the driver (an outage)
+    sqlite3 = sqlite_driver()
     # mode=rw: a missing registry is unreachable, never silently created empty here
     conn = sqlite3.connect(f"file:{_uri_path(os.path.expanduser(path))}?mode=rw", uri=True,
                            timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
@@ -233,128 +287,6 @@ def _uri_path(path: str) -> str:
 
 
 def _connect_pg(url: str) -> Any:
-    """libpq through ``ctypes`` when it can be loaded (about 2 ms), else psycopg (whose import
-    alone costs 80-130 ms: more than everything else the shim does)."""
-    scheme, rest = url.split("://", 1)
-    conninfo = f"{scheme.split('+', 1)[0]}://{rest}"
-    libpq = _load_libpq()
-    if libpq is not None:
-        return LibPq(libpq, conninfo)
-    import psycopg
+    from bridge.store.libpq import connect_pg  # not on the SQLite path: _ctypes, libpq
 
-    return psycopg.connect(conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
-
-
-def _libpq_candidates() -> Iterator[str]:
-    """The system's libpq, then the copy bundled with psycopg-binary (found, not imported;
-    looked for only when the system has none)."""
-    yield "libpq.so.5"
-    import importlib.util
-
-    spec = importlib.util.find_spec("psycopg_binary")
-    if spec is not None and spec.origin:
-        libs = os.path.join(os.path.dirname(os.path.dirname(spec.origin)), "psycopg_binary.libs")
-        try:
-            names = sorted(os.listdir(libs))
-        except OSError:
-            return
-        yield from (os.path.join(libs, n) for n in names if n.startswith("libpq"))
-
-
-def _load_libpq() -> Any:
-    import ctypes
-
-    for candidate in _libpq_candidates():
-        try:
-            lib = ctypes.CDLL(candidate)
-        except OSError:
-            continue
-        p, i, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
-        for name, res, args in [
-            ("PQconnectdb", p, [s]), ("PQstatus", i, [p]), ("PQerrorMessage", s, [p]),
-            ("PQfinish", None, [p]), ("PQresultStatus", i, [p]), ("PQclear", None, [p]),
-            ("PQexecParams", p, [p, s, i, p, ctypes.POINTER(s), p, p, i]),
-            ("PQresultErrorMessage", s, [p]), ("PQresultErrorField", s, [p, i]),
-            ("PQntuples", i, [p]), ("PQnfields", i, [p]), ("PQgetvalue", s, [p, i, i]),
-            ("PQgetisnull", i, [p, i, i]), ("PQcmdTuples", s, [p]),
-        ]:
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = res, args
-        return lib
-    return None
-
-
-class LibPqError(Exception):
-    """A libpq failure; ``sqlstate`` as PostgreSQL reports it."""
-
-    def __init__(self, message: str, sqlstate: str | None = None) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
-
-
-class UniqueViolation(LibPqError):
-    """SQLSTATE 23505 (named like psycopg's, which :func:`_is_unique_violation` knows)."""
-
-
-class LibPq:
-    """Just enough of a DB-API connection over libpq for :class:`Store` (text parameters and
-    results, ``%s`` placeholders, autocommit unless ``BEGIN`` is executed)."""
-
-    def __init__(self, lib: Any, conninfo: str) -> None:
-        self.lib = lib
-        sep = "&" if "?" in conninfo else "?"
-        full = (f"{conninfo}{sep}connect_timeout={CONNECT_TIMEOUT_SECONDS}"
-                "&client_encoding=UTF8&options=-c%20DateStyle%3DISO")
-        self.conn = lib.PQconnectdb(full.encode())
-        if not self.conn or lib.PQstatus(self.conn) != 0:  # CONNECTION_OK
-            message = (lib.PQerrorMessage(self.conn) or b"out of memory").decode(errors="replace")
-            self.close()
-            raise LibPqError(message.strip())
-
-    def cursor(self) -> LibPqCursor:
-        return LibPqCursor(self)
-
-    def close(self) -> None:
-        if self.conn:
-            self.lib.PQfinish(self.conn)
-            self.conn = None
-
-
-class LibPqCursor:
-    def __init__(self, conn: LibPq) -> None:
-        self.conn = conn
-        self.rows: list[tuple[str | None, ...]] = []
-        self.rowcount = -1
-
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        import ctypes
-
-        lib, parts = self.conn.lib, sql.split("%s")
-        text = "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]
-        values = (ctypes.c_char_p * max(len(params), 1))(
-            *[None if v is None else str(v).encode() for v in params])
-        res = lib.PQexecParams(self.conn.conn, text.encode(), len(params), None, values, None,
-                               None, 0)
-        try:
-            if lib.PQresultStatus(res) not in (1, 2):  # PGRES_COMMAND_OK, PGRES_TUPLES_OK
-                message = (lib.PQresultErrorMessage(res) if res else None) or \
-                    lib.PQerrorMessage(self.conn.conn) or b"no result"
-                state = (lib.PQresultErrorField(res, ord("C")) or b"").decode() if res else None
-                kind = UniqueViolation if state == "23505" else LibPqError
-                raise kind(message.decode(errors="replace").strip(), state)
-            self.rows = [
-                tuple(None if lib.PQgetisnull(res, r, c) else
-                      lib.PQgetvalue(res, r, c).decode() for c in range(lib.PQnfields(res)))
-                for r in range(lib.PQntuples(res))
-            ]
-            self.rowcount = int(lib.PQcmdTuples(res) or b"-1")
-        finally:
-            if res:
-                lib.PQclear(res)
-
-    def fetchone(self) -> tuple[str | None, ...] | None:
-        return self.rows.pop(0) if self.rows else None
-
-    def fetchall(self) -> list[tuple[str | None, ...]]:
-        rows, self.rows = self.rows, []
-        return rows
+    return connect_pg(url)

@@ -33,7 +33,8 @@ import pytest
 from bridge.core.placement import host_queue
 from bridge.core.spec import CommandHandler, ComparePolicy, ShadowMode
 from bridge.store.repos import JobRepo
-from tests.e2e.harness import SHIM, World, iso
+from legacy_wrappers import launcher
+from tests.e2e.harness import World, iso
 from tests.support import wait_for
 from tests.wrappers.test_shim_cron import Daemon, not_near_the_tick
 from tests.wrappers.test_shim_cron import cron_files as cron_files  # shared fixture, not copied
@@ -122,7 +123,8 @@ def test_shadow_verdicts_under_real_cron(
     result = world.cli("legacy", "rewrite", str(source), "--out", str(rewritten), "--json")
     assert result.code == 0, result.err
     assert sorted(result.json()["managed"]) == sorted(ids.values())
-    assert f"SHELL={SHIM}\n" in rewritten.read_text()  # the shim next to this bridge
+    # the shim's fast launcher, written by the rewrite where pip never rewrites it
+    assert f"SHELL={launcher.default_target()}\n" in rewritten.read_text()
     configure(world, ids)
     synced = world.cli("sync", "--json")
     assert synced.code == 0, synced.err

@@ -532,13 +532,13 @@ def test_lean_store_claims_renews_and_completes_like_claims(
 ) -> None:
     """The shim's driver-level statements against the SQLAlchemy-side view of the same rows
     (PostgreSQL: libpq through ctypes, and psycopg when no libpq can be loaded)."""
-    from bridge.store import bare
+    from bridge.store import libpq
     from bridge.store.bare import LEASE_SECONDS, Store
 
     if driver == "psycopg":
         if db_url.startswith("sqlite"):
             pytest.skip("SQLite has one driver")
-        monkeypatch.setattr(bare, "_load_libpq", lambda: None)
+        monkeypatch.setattr(libpq, "load_libpq", lambda: None)
 
     reg = Registry(db_url)
     slot = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
@@ -548,7 +548,7 @@ def test_lean_store_claims_renews_and_completes_like_claims(
         AuthorityRepo(s).append(JOB, Owner.CELERY, effective_slot=slot, actor="t", reason=None)
     store = Store(db_url)
     if not db_url.startswith("sqlite"):
-        assert isinstance(store.conn, bare.LibPq) is (driver == "libpq")
+        assert isinstance(store.conn, libpq.LibPq) is (driver == "libpq")
     head, events = store.job(JOB)
     assert head is not None and head.spec()["schedule"]["expression"] == "* * * * *"
     with reg.session() as s:
