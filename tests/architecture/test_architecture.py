@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,8 +41,17 @@ def test_import_contracts_of_pyproject_hold(capfd: pytest.CaptureFixture[str]) -
     read-only sources, SQL in the store. Its report names each broken import with its line."""
     from importlinter.cli import lint_imports
 
-    code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True,
-                        no_logo=True)
+    # lint_imports configures logging with dictConfig, which disables every logger that exists
+    # in this process: the bridge's own loggers would stay silent for the tests that run after
+    # this one in the same worker (a webhook failure test once captured nothing). Restore them.
+    loggers = [lg for lg in logging.Logger.manager.loggerDict.values()
+               if isinstance(lg, logging.Logger) and not lg.disabled]
+    try:
+        code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True,
+                            no_logo=True)
+    finally:
+        for lg in loggers:
+            lg.disabled = False
     printed = capfd.readouterr().out
     assert "Contracts:" in printed, printed  # it ran and read them
     if code != 0:
