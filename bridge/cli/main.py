@@ -23,6 +23,7 @@ from typing import Any
 import click
 import typer
 from typer._click.exceptions import ClickException as TyperClickException
+from typer._click.exceptions import NoArgsIsHelpError as TyperNoArgsIsHelpError
 
 from bridge.cli import (
     audit_cmd,
@@ -178,6 +179,18 @@ def _internal(e: Exception, argv: list[str]) -> None:
           f"rerun as `{rerun}` to see it)", INTERNAL_ERROR, {"internal": True, "id": error_id})
 
 
+def _missing_command(e: click.exceptions.NoArgsIsHelpError | TyperNoArgsIsHelpError) -> None:
+    """A group run without its command: its formatted help on stderr (the usage, the
+    commands), exit 2 -- a missing command is bad input, and scripts must not read help as
+    output; with ``--json``, the one-line error document instead."""
+    name = e.ctx.command_path if e.ctx is not None else "bridge"
+    if STATE.json_output or e.ctx is None:
+        _fail(f"{name}: a command is required (see `{name} --help`)", int(ExitCode.BAD_INPUT))
+    sys.stderr.write(e.ctx.get_help() + "\n")
+    sys.stderr.flush()
+    raise SystemExit(int(ExitCode.BAD_INPUT))
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: never lets a traceback escape unless --debug."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -198,6 +211,8 @@ def run(argv: list[str] | None = None) -> None:
         code = int(e.exit_code)
     except (click.exceptions.Abort, typer.Abort):
         _fail("aborted", int(ExitCode.BAD_INPUT))
+    except (click.exceptions.NoArgsIsHelpError, TyperNoArgsIsHelpError) as e:  # no command
+        _missing_command(e)
     except (click.ClickException, TyperClickException) as e:
         _fail(e.format_message(), int(ExitCode.BAD_INPUT))
     except KeyboardInterrupt:
