@@ -13,7 +13,11 @@ Settings that matter for "exactly once per slot":
   Redis redelivers a message not acknowledged within it. With acks_late a job running longer than
   this would be delivered twice; the claim suppresses the duplicate, and the worker warns at
   start-up about any job whose timeout exceeds it.
-* ``worker_send_task_events`` + ``task_send_sent_event``: Flower sees every task.
+* ``task_send_sent_event`` (beat's ``task-sent`` events) on; ``worker_send_task_events`` only
+  with ``BRIDGE_TASK_EVENTS=1`` (``bridge worker --events``): a worker sends its heartbeats
+  always and its task events once Flower (which broadcasts ``enable_events`` every 5 s while it
+  runs) or another monitor switches them on. Task events nobody consumes cost a fifth of a
+  burst's worker CPU (``docs/benchmarks.md``).
 * ``broker_transport`` ``bridge.adapters.transport:Transport`` (plain Redis URLs): consumes with an
   atomic
   ``BLMOVE`` into a per-worker inflight list, so a worker killed between taking a message and
@@ -86,7 +90,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        worker_send_task_events=True,
+        worker_send_task_events=settings.task_events,
         task_send_sent_event=True,
         task_track_started=True,
         task_default_queue=settings.default_queue,

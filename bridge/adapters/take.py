@@ -35,6 +35,15 @@ class QoS(kombu_redis.QoS):
             return
         super().append(message, delivery_tag)
 
+    def ack(self, delivery_tag: str) -> None:
+        """kombu's bookkeeping now; the Redis write batched (:mod:`bridge.adapters.acks`)."""
+        acks = getattr(self.channel, "acks", None)
+        if acks is None:
+            super().ack(delivery_tag)
+            return
+        acks.add(delivery_tag)
+        virtual.QoS.ack(self, delivery_tag)
+
     def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
         channel = self.channel
         if hasattr(channel, "restore_dead_inflight"):  # always: only our Channel uses this QoS
@@ -60,23 +69,37 @@ def registrable(item: Any) -> Any:
 def register_taken(channel: Any, client: Any, taken: list[tuple[str, str, Any]]) -> list[Any]:
     """For each taken ``(queue, queue key, item)``: its payload once registered as unacknowledged
     and removed from the channel's inflight list (one pipeline for all), or None (an item that
-    is not a well-formed kombu message: left in the inflight list for the one-by-one way)."""
+    is not a well-formed kombu message: left in the inflight list for the one-by-one way).
+
+    The unacked entries are written by one ``ZADD`` and one ``HSET`` for the whole take, each
+    entry the JSON kombu's ``QoS.append`` writes (``[message, exchange, routing_key]``) built
+    around the item's own text (no second encoding of the message)."""
     payloads, ready = [], []
-    with client.pipeline(transaction=False) as pipe:
-        for _, key, item in taken:
-            payload = registrable(item)
-            payloads.append(payload)
-            if payload is None:
-                continue
-            props = payload["properties"]
-            info, tag = props["delivery_info"], props["delivery_tag"]
-            pipe.zadd(channel.unacked_index_key, {tag: time.time()})
-            pipe.hset(channel.unacked_key, tag,
-                      dumps([payload, info["exchange"], info["routing_key"]]))
-            ready.append((key, item, tag))
-        for key, item, _ in ready:  # after every unacked entry: never in neither place
-            pipe.lrem(channel.inflight_key(key), 1, item)
-        if ready:
+    index: dict[str, float] = {}
+    entries: dict[str, str] = {}
+    now = time.time()
+    for _, key, item in taken:
+        text = bytes_to_str(item)
+        payload = registrable(text)
+        payloads.append(payload)
+        if payload is None:
+            continue
+        props = payload["properties"]
+        info, tag = props["delivery_info"], props["delivery_tag"]
+        index[tag] = now
+        entries[tag] = unacked_entry(text, info["exchange"], info["routing_key"])
+        ready.append((key, item, tag))
+    if ready:
+        with client.pipeline(transaction=False) as pipe:
+            pipe.zadd(channel.unacked_index_key, index)
+            pipe.hset(channel.unacked_key, mapping=entries)
+            for key, item, _ in ready:  # after every unacked entry: never in neither place
+                pipe.lrem(channel.inflight_key(key), 1, item)
             pipe.execute()
     channel.registered.update(tag for _, _, tag in ready)
     return payloads
+
+
+def unacked_entry(message_text: str, exchange: Any, routing_key: Any) -> str:
+    """``dumps([message, exchange, routing_key])`` for a message given as its JSON text."""
+    return f"[{message_text}, {dumps(exchange)}, {dumps(routing_key)}]"

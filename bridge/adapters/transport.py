@@ -73,6 +73,7 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
+from bridge.adapters.acks import AckBatcher
 from bridge.adapters.inflight import (
     ALIVE_PREFIX,
     INFLIGHT_INDEX,
@@ -128,6 +129,7 @@ class Channel(kombu_redis.Channel):
         self._warned_prefix = False
         self._indexed: set[str] = set()
         self.registered: set[str] = set()  # delivery tags already written to the unacked hash
+        self.acks = AckBatcher(self)  # acknowledgements, written to Redis in batches
 
     # --- keys -----------------------------------------------------------------------------------
 
@@ -353,6 +355,7 @@ class Channel(kombu_redis.Channel):
 
     def close(self) -> None:
         if not getattr(self, "closed", False):
+            self.acks.close()  # before kombu restores what is still unacknowledged
             try:
                 with self.conn_or_acquire() as client:
                     client.delete(self.alive_key)

@@ -47,6 +47,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 
 import typer
 
@@ -80,6 +81,14 @@ def worker_argv(pool: str, concurrency: int, queues: str | None, extra: list[str
     return argv + list(extra)
 
 
+def worker_env(environ: Mapping[str, str], *, events: bool) -> dict[str, str]:
+    """The worker's environment (pure): ``--events`` is ``BRIDGE_TASK_EVENTS=1``."""
+    env = dict(environ)
+    if events:
+        env["BRIDGE_TASK_EVENTS"] = "1"
+    return env
+
+
 def worker(
     pool: str = typer.Option("threads", "--pool", help=f"Celery pool: {', '.join(POOLS)}."),
     concurrency: int = typer.Option(
@@ -94,6 +103,10 @@ def worker(
     processes: int = typer.Option(
         None, "--processes", help="Worker processes side by side, each with --concurrency "
         "threads under a supervisor (default 1: this process becomes the Celery worker)."),
+    events: bool = typer.Option(
+        False, "--events", help="Send task events from the first task (BRIDGE_TASK_EVENTS=1). "
+        "Without it Flower switches them on within 5 s of seeing the worker; unwatched, "
+        "they only cost CPU."),
     extra: list[str] = typer.Argument(None, help="Options passed on to `celery worker`."),
 ) -> None:
     """Start the Celery worker(s) for the bridge's jobs, sized for bursts."""
@@ -111,6 +124,7 @@ def worker(
         err.print(f"error: {e}", markup=False, highlight=False)
         raise typer.Exit(2) from e
     sys.stdout.flush()
+    env = worker_env(os.environ, events=events)
     if processes == 1:
-        os.execvpe(argv[0], argv, dict(os.environ))
-    raise typer.Exit(supervise(argv, processes, os.environ))
+        os.execvpe(argv[0], argv, env)
+    raise typer.Exit(supervise(argv, processes, env))

@@ -239,6 +239,7 @@ class Settings:
     spool_dir: str = ""
     authority_dir: str = ""
     worker_shutdown_grace: int = 20
+    task_events: bool = False  # workers send task events from the start (Flower turns them on)
     rehydrate_interval: int = 300
     health_interval: int = 60
     health_window: int = 7200
@@ -304,6 +305,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "spool_dir": _path,
     "authority_dir": _path,
     "worker_shutdown_grace": _non_negative_int,
+    "task_events": _bool,
     "rehydrate_interval": _non_negative_int,
     "health_interval": _positive_int,
     "health_window": _positive_int,

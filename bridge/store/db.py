@@ -8,11 +8,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -25,6 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker  # Session: the unit of work se
 
 from bridge.core.config import mask_url
 from bridge.core.errors import InfraError, InputError, RefusedError
+
+if TYPE_CHECKING:
+    from bridge.store.direct import Direct
 
 T = TypeVar("T")
 
@@ -199,14 +203,29 @@ def ensure_schema(engine: Engine) -> SchemaState:
 
 
 class Registry:
-    """An open registry: one engine, a session factory, the schema checked once."""
+    """An open registry: one engine, a session factory, the schema checked once; and
+    :attr:`direct`, the driver-level statements of a worker's runs."""
 
     def __init__(self, url: str, *, check_schema: bool = True) -> None:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._direct: Direct | None = None
+        self._direct_lock = threading.Lock()
         if check_schema:
             ensure_schema(self.engine)
+
+    @property
+    def direct(self) -> Direct:
+        """The registry's connections for the statements every run pays
+        (:mod:`bridge.store.direct`), made on first use."""
+        if self._direct is None:
+            with self._direct_lock:
+                if self._direct is None:
+                    from bridge.store.direct import Direct
+
+                    self._direct = Direct(self)
+        return self._direct
 
     @property
     def masked_url(self) -> str:
@@ -254,4 +273,6 @@ class Registry:
             return row.value
 
     def dispose(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
         self.engine.dispose()

@@ -1,6 +1,7 @@
 """What a worker reads about a job for each message: the stored job and its authority history.
 
-One prebuilt statement (the job joined to its events), and each stored spec decoded once per
+One statement on the database driver (the job joined to its events;
+:mod:`bridge.store.direct`), and each stored spec decoded once per
 process and ``spec_hash`` (a job whose spec changes gets a new hash, so a cached decode is
 never stale). Speaks domain values: :class:`~bridge.core.jobs.StoredJob`,
 :class:`~bridge.core.authority.AuthorityEvent`.
@@ -10,30 +11,24 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, cast
-
-from sqlalchemy import Table, bindparam, select
-from sqlalchemy.exc import OperationalError
+from typing import Any
 
 from bridge.core.authority import AuthorityEvent, Owner
 from bridge.core.errors import SpecError
 from bridge.core.jobs import StoredJob
 from bridge.core.spec import JobSpec
-from bridge.store.db import Registry, unreachable
-from bridge.store.models import AuthorityEventRow, JobRow
+from bridge.store.db import Registry
+from bridge.store.direct import Statement, read_time
 
-JOBS = cast(Table, JobRow.__table__)
-EVENTS = cast(Table, AuthorityEventRow.__table__)
-# the job's row once per authority event (or once, with no event), events in order
-JOB_AND_HISTORY = (
-    select(JOBS.c.id, JOBS.c.spec, JOBS.c.spec_hash, JOBS.c.paused, JOBS.c.paused_reason,
-           JOBS.c.created_at, JOBS.c.updated_at, EVENTS.c.id.label("event_id"),
-           EVENTS.c.effective_slot, EVENTS.c.owner, EVENTS.c.actor, EVENTS.c.reason,
-           EVENTS.c.forced, EVENTS.c.at)
-    .select_from(JOBS.outerjoin(EVENTS, EVENTS.c.job_id == JOBS.c.id))
-    .where(JOBS.c.id == bindparam("id_"), JOBS.c.deleted_at.is_(None))
-    .order_by(EVENTS.c.id)
-)
+# the job's row once per authority event (or once, with no event), events in order; run on the
+# driver (bridge.store.direct): the columns are the models'
+JOB_AND_HISTORY = Statement(
+    "SELECT jobs.id, jobs.spec, jobs.spec_hash, jobs.paused, jobs.paused_reason, "
+    "jobs.created_at, jobs.updated_at, authority_events.id, authority_events.effective_slot, "
+    "authority_events.owner, authority_events.actor, authority_events.reason, "
+    "authority_events.forced, authority_events.at "
+    "FROM jobs LEFT OUTER JOIN authority_events ON authority_events.job_id = jobs.id "
+    "WHERE jobs.id = :id AND jobs.deleted_at IS NULL ORDER BY authority_events.id")
 CACHED_SPECS = 10_000  # decoded specs kept per process (then the cache starts over)
 
 
@@ -42,30 +37,29 @@ class JobLookup:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self.sql = registry.direct
         self.specs: dict[tuple[str, str], JobSpec] = {}
         self.lock = threading.Lock()
 
     def read(self, job_id: str) -> tuple[StoredJob | None, list[AuthorityEvent]]:
         """The job (None: unknown or deleted) and, for a known job, its authority history."""
-        try:
-            with self.registry.engine.begin() as conn:
-                rows = conn.execute(JOB_AND_HISTORY, {"id_": job_id}).all()
-        except OperationalError as e:
-            raise unreachable(self.registry.url, e) from e
+        rows = self.sql.read(lambda c: c.rows(JOB_AND_HISTORY, {"id": job_id}))
         if not rows:
             return None, []
         row = rows[0]
-        job = StoredJob(spec=self.spec(row), spec_hash=row.spec_hash, paused=row.paused,
-                        paused_reason=row.paused_reason, created_at=row.created_at,
-                        updated_at=row.updated_at)
-        return job, [event_of(r) for r in rows if r.event_id is not None]
+        created, updated = read_time(row[5]), read_time(row[6])
+        assert created is not None and updated is not None
+        job = StoredJob(spec=self.spec(row[0], row[1], row[2]), spec_hash=row[2],
+                        paused=bool(row[3]), paused_reason=row[4], created_at=created,
+                        updated_at=updated)
+        return job, [event_of(row[0], r) for r in rows if r[7] is not None]
 
-    def spec(self, row: Any) -> JobSpec:
-        key = (row.id, row.spec_hash)
+    def spec(self, job_id: str, text: str, spec_hash: str) -> JobSpec:
+        key = (job_id, spec_hash)
         spec = self.specs.get(key)
         if spec is None:
             try:
-                spec = JobSpec.from_json(json.loads(row.spec))
+                spec = JobSpec.from_json(json.loads(text))
             except ValueError as e:
                 raise SpecError(f"stored job spec is not valid JSON: {e}") from e
             with self.lock:
@@ -75,7 +69,8 @@ class JobLookup:
         return spec
 
 
-def event_of(row: Any) -> AuthorityEvent:
-    return AuthorityEvent(job_id=row.id, effective_slot=row.effective_slot,
-                          owner=Owner(row.owner), actor=row.actor, reason=row.reason,
-                          forced=row.forced, at=row.at)
+def event_of(job_id: str, row: tuple[Any, ...]) -> AuthorityEvent:
+    at = read_time(row[13])
+    assert at is not None
+    return AuthorityEvent(job_id=job_id, effective_slot=read_time(row[8]), owner=Owner(row[9]),
+                          actor=row[10], reason=row[11], forced=bool(row[12]), at=at)

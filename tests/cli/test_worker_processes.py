@@ -114,3 +114,11 @@ def test_the_processes_serve_a_killed_one_is_restarted_and_term_stops_them_all(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_task_events_are_off_unless_asked_for() -> None:
+    from bridge.cli.worker_cmd import worker_env
+
+    assert "BRIDGE_TASK_EVENTS" not in worker_env({"PATH": "/bin"}, events=False)
+    assert worker_env({"PATH": "/bin"}, events=True) == {"PATH": "/bin",
+                                                         "BRIDGE_TASK_EVENTS": "1"}

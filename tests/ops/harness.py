@@ -51,6 +51,12 @@ class Worker:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=20)
 
+    def wait_task_events(self) -> None:
+        """Until a monitor (Flower's ``enable_events`` broadcast, every 5 s) has switched this
+        worker's task events on: they are off by default (``BRIDGE_TASK_EVENTS``)."""
+        wait_for("task events switched on by Flower",
+                 lambda: "Events of group {task} enabled by remote" in self.log.read_text(), 30)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGQUIT)

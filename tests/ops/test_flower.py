@@ -62,7 +62,7 @@ def test_flower_shows_a_run_findable_by_its_job_id(ops: OpsHarness) -> None:
                               stderr=subprocess.STDOUT, cwd=ops.tmp, start_new_session=True)
     try:
         wait_for("Flower to answer", lambda: flower_answers(port), 60)
-        ops.start_worker()
+        ops.start_worker().wait_task_events()  # off by default: Flower switches them on
         ops.client.send_task("bridge.run_job", args=["billing-nightly", SLOT], queue="bridge")
         ops.client.send_task("bridge.run_job", args=["other-job", SLOT], queue="bridge")
         wait_for("the run", lambda: lines(out) == ["ran"])

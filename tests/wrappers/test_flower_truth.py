@@ -46,7 +46,7 @@ def test_a_failed_run_is_a_flower_failure_with_its_exit_code_and_digest(ops: Ops
                               stderr=subprocess.STDOUT, cwd=ops.tmp, start_new_session=True)
     try:
         wait_for("Flower to answer", lambda: flower_answers(port), 60)
-        ops.start_worker()
+        ops.start_worker().wait_task_events()  # off by default: Flower switches them on
         ops.client.send_task("bridge.run_job", args=["nightly-export", SLOT], queue="bridge")
         ops.client.send_task("bridge.run_job", args=["fine", SLOT], queue="bridge")
 
