@@ -6,6 +6,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -367,3 +368,31 @@ def test_a_sigkilled_runner_takes_its_command_down_with_it(tmp_path: Path) -> No
     wait_for("the job's shell to die with its runner", lambda: gone(shell), 5, interval=0.05)
     time.sleep(3.5)  # past the command's own "sleep 3": had it survived, it would have finished
     assert not late.exists(), "the orphaned command went on to finish"
+
+
+def test_the_watchdog_kills_exactly_the_groups_still_in_flight_when_its_runner_dies() -> None:
+    """Its bookkeeping (``start`` / ``done`` lines, a finished group dropped by pattern
+    expansion): with groups finishing out of order, the ones left running die at EOF and the
+    finished ones are never signalled."""
+    from legacy_wrappers.watchdog import Watchdog
+
+    sleepers = [subprocess.Popen(["sleep", "30"], start_new_session=True) for _ in range(6)]
+    try:
+        dog = subprocess.Popen(["/bin/sh", "-c", Watchdog.SCRIPT, "bridge-watchdog", "1"],
+                               stdin=subprocess.PIPE, start_new_session=True)
+        assert dog.stdin is not None
+        lines = [f"start {p.pid}\n" for p in sleepers]
+        lines += [f"done {sleepers[i].pid}\n" for i in (3, 0, 5)]  # out of order
+        lines += ["done 1\n", f"start {sleepers[0].pid}0\n"]  # unknown, and a longer number
+        dog.stdin.write("".join(lines).encode())
+        dog.stdin.close()  # EOF: the runner died
+        dog.wait(timeout=20)
+        for i, proc in enumerate(sleepers):
+            if i in (3, 0, 5):
+                assert proc.poll() is None, f"group {i} had finished: never signalled"
+            else:
+                assert proc.wait(timeout=5) == -signal.SIGTERM
+    finally:
+        for proc in sleepers:
+            proc.kill()
+            proc.wait()
