@@ -17,10 +17,11 @@ task id (``after.task_id``) before they publish (one of :data:`AUDITED_ACTIONS`,
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from bridge.core.errors import ScheduleError
-from bridge.core.schedules import compile_schedule
-from bridge.core.spec import JobSpec
+from bridge.core.schedules import Evaluator, compile_schedule
+from bridge.core.spec import JobSpec, ScheduleSpec
 
 FUTURE_TOLERANCE = timedelta(seconds=60)
 AUDITED_ACTIONS = ("trigger", "repair", "backfill")
@@ -34,10 +35,17 @@ def slot_problem(spec: JobSpec, slot: datetime, now: datetime,
                 f"ahead, tolerance {tolerance.total_seconds():.0f} s): refused; beat runs it "
                 "when it is due")
     try:
-        evaluator = compile_schedule(spec.schedule)
+        evaluator = evaluator_of(spec.schedule)
         on_schedule = evaluator.prev_at_or_before(slot) == slot
     except ScheduleError as e:
         return f"slot {slot.isoformat()}: the job's schedule cannot be evaluated: {e}"
     if not on_schedule:
         return f"slot {slot.isoformat()} is not on the job's schedule: refused"
     return None
+
+
+@lru_cache(maxsize=4096)
+def evaluator_of(schedule: ScheduleSpec) -> Evaluator:
+    """The schedule's evaluator, compiled once per process (evaluators are pure values; a
+    changed schedule is another key). A schedule that cannot compile raises every time."""
+    return compile_schedule(schedule)

@@ -136,11 +136,32 @@ def lookup_account(user: str | None) -> Account:
 
 
 def read_pam_env(files: Sequence[str] = PAM_ENV_FILES) -> dict[str, str]:
+    """pam_env's files as a job starts: each file re-read only when its identity (inode,
+    size, modification time) changed since this process last read it, so an edit is seen by
+    the next run, as cron's pam_env sees it, without two reads per run."""
     env: dict[str, str] = {}
     for name in files:
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            env.update(parse_env_file(Path(name).read_text()))
+        env.update(_env_file(name))
     return env
+
+
+_ENV_FILES: dict[str, tuple[tuple[int, int, int, int], dict[str, str]]] = {}
+
+
+def _env_file(name: str) -> dict[str, str]:
+    try:
+        st = os.stat(name)
+    except OSError:
+        return {}
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    cached = _ENV_FILES.get(name)
+    if cached is not None and cached[0] == identity:
+        return cached[1]
+    values: dict[str, str] = {}
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        values = parse_env_file(Path(name).read_text())
+    _ENV_FILES[name] = (identity, values)
+    return values
 
 
 def working_directory(home: str) -> str:

@@ -95,7 +95,8 @@ class Cursor:
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the registry; use aware UTC")
         naive = value.astimezone(UTC).replace(tzinfo=None)
-        return naive.strftime(SQLITE_TIME) if self.sqlite else naive
+        # SQLAlchemy's SQLite text, "%04d-%02d-%02d %02d:%02d:%02d.%06d" (SQLITE_TIME)
+        return naive.isoformat(" ", "microseconds") if self.sqlite else naive
 
 
 def read_time(value: Any) -> datetime | None:

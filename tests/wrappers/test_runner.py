@@ -396,3 +396,24 @@ def test_the_watchdog_kills_exactly_the_groups_still_in_flight_when_its_runner_d
         for proc in sleepers:
             proc.kill()
             proc.wait()
+
+
+def test_pam_env_files_are_read_again_as_soon_as_they_change(tmp_path: Path) -> None:
+    """Kept per process by file identity: an edit, even of the same size within the same
+    second, is seen by the next run; a file that disappears contributes nothing."""
+    from legacy_wrappers.exec_plan import read_pam_env
+
+    env_file, locale = tmp_path / "environment", tmp_path / "locale"
+    env_file.write_text("A=1\n")
+    locale.write_text("LANG=C.UTF-8\n")
+    files = (str(env_file), str(locale))
+    assert read_pam_env(files) == {"A": "1", "LANG": "C.UTF-8"}
+    assert read_pam_env(files) == {"A": "1", "LANG": "C.UTF-8"}
+    stat = env_file.stat()
+    env_file.write_text("A=2\n")  # same size
+    os.utime(env_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert read_pam_env(files)["A"] == "2"
+    locale.unlink()
+    assert read_pam_env(files) == {"A": "2"}
+    env_file.write_text("A=3\nB=x\n")
+    assert read_pam_env(files) == {"A": "3", "B": "x"}
