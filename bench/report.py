@@ -290,10 +290,12 @@ def worker_cpu_section() -> str:
         f"{host.get('cpus', '?')} CPUs, load {f(host.get('load_average_1m'))} at the end, "
         f"registry {d['registry']}. One `{d.get('worker', 'bridge worker')}` "
         f"({d.get('processes', 1)} process(es)); each round publishes one message per job "
-        f"({d['jobs']:,} jobs, the `bench/firelag.py` command) for a past minute at once and "
-        "waits until every command has run exactly once (the bench fails otherwise). CPU of the "
-        "worker process(es) and of their commands, per run; wall time from the first publish "
-        "to the last command's start. Round 0 warms up and is not counted.", "",
+        f"({d['jobs']:,} jobs, the `bench/firelag.py` command) for a past minute while the "
+        "worker is stopped (SIGSTOP), resumes it (the whole burst at once, as after beat's "
+        "publish) and waits until every command has run exactly once (the bench fails "
+        "otherwise). CPU of the worker process(es) and of their commands, per run; wall time "
+        "from the resume to the last command's start. Round 0 warms up and is not counted.",
+        "",
         table(["round", "worker CPU ms/run", "commands CPU ms/run", "all started s"], rows), "",
         f"Counted rounds: worker CPU {d['worker_cpu_ms_per_run']} ms per run, every command "
         f"started {d.get('all_started_s_median', '—')} s (median) after the burst was "

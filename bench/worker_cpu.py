@@ -6,10 +6,12 @@
 A private ``redis-server`` and registry with N every-minute jobs owned by Celery (the jobs of
 ``bench/firelag.py``: ``date +%s.%N >> FILE``), one ``bridge worker`` (its recommended line,
 ``--pool threads --concurrency 200``, ``--processes`` unset: its default; or as told; the line
-is printed and recorded). Each round publishes one message per job for one past minute, all at
-once, and waits until every job's command has run; the figure is the CPU time of ``bridge
-worker`` and its worker processes (and their reaped children's: the commands) over the round,
-divided by N, and the wall time until every command had started (publishing included). CPU
+is printed and recorded). Each round publishes one message per job for one past minute while the
+worker's process group is stopped (SIGSTOP), then resumes it (SIGCONT): the worker meets the
+whole burst at once, as after beat's publish. It waits until every job's command has run; the
+figure is the CPU time of ``bridge worker`` and its worker processes (and their reaped
+children's: the commands) over the round, divided by N, and the wall time from the resume until
+every command had started. CPU
 time, unlike wall time, means something on a busy machine: it is the work a burst costs, which
 bounds how fast the workers can start a minute's jobs. The first round warms the processes
 (imports, connections, decoded specs) and is reported but not counted. Exits 1 unless
@@ -109,11 +111,14 @@ def measure(args: argparse.Namespace, work: Path, db_url: str) -> dict[str, obje
         minute = int(time.time()) // 60 * 60
         for r in range(args.rounds):
             slot = datetime.fromtimestamp(minute - 60 * (args.rounds - r), UTC)
-            cpu0, t0 = worker_cpu_seconds(worker.pid), time.monotonic()
+            os.killpg(worker.pid, signal.SIGSTOP)  # the burst is all there when it wakes
+            cpu0 = worker_cpu_seconds(worker.pid)
             with app.producer_or_acquire() as producer:
                 for i in range(args.jobs):
                     app.send_task("bridge.run_job", queue="bridge", producer=producer,
                                   args=[f"firelag-{i:05d}", slot.strftime("%Y-%m-%dT%H:%M:%SZ")])
+            t0 = time.monotonic()
+            os.killpg(worker.pid, signal.SIGCONT)
             while (time.monotonic() - t0 < 300 and
                    sum(started(out).values()) < args.jobs * (r + 1)):
                 time.sleep(0.1)

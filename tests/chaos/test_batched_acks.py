@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import redis
 from kombu import Consumer, Queue
+from kombu.utils.json import loads
 
 from bridge.adapters import acks as acks_module
 from tests.chaos.test_multi_queue_delivery import EXCHANGE, connection, publish
@@ -108,3 +109,23 @@ def test_acks_refused_by_redis_stay_pending_and_are_written_later(
     finally:
         r.execute_command("ACL", "SETUSER", "default", "+@all")
         r.close()
+
+
+def test_an_unacknowledged_batch_goes_back_to_its_queue_intact(redis_url: str) -> None:
+    """The unacked entries of a batched take (built around each message's own text) are what
+    kombu restores from: closing the channel unacknowledged puts every message back, equal."""
+    r = redis.Redis.from_url(redis_url)
+    for i in range(6):
+        publish(redis_url, "br", {"n": i, "text": "caf\u00e9 \"quoted\" \\ slash"})
+    before = sorted(r.lrange("br", 0, -1))
+    bodies: list[Any] = []
+    with connection(redis_url) as conn:
+        got = consume(conn, "br", 6)
+        bodies = sorted(m.payload["n"] for m in got)
+        assert r.llen("br") == 0 and r.hlen("unacked") == 6
+    assert bodies == list(range(6))
+    wait_for("the batch restored", lambda: r.llen("br") == 6, timeout=5, interval=0.05)
+    assert r.hlen("unacked") == 0
+    restored = sorted(r.lrange("br", 0, -1))
+    assert [loads(x)["body"] for x in restored] == [loads(x)["body"] for x in before]
+    r.close()
