@@ -165,10 +165,9 @@ LOCK_KEY = PREFIX + ":lock"  # RedBeat's default lock key under the bridge prefi
 
 @pytest.mark.slow(seconds=15)
 def test_beat_whose_lock_is_taken_over_logs_one_line_exits_3_and_writes_nothing_back(
-    tmp_path: Path, redis_url: str
+    chaos: Chaos,
 ) -> None:
-    chaos = Chaos(tmp_path, redis_url)
-    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    r = redis.Redis.from_url(chaos.redis_url, decode_responses=True)
     try:
         chaos.add_job("taken-0")
         beat = chaos.beat(env={"BRIDGE_REHYDRATE_INTERVAL": "300"})
@@ -197,4 +196,3 @@ def test_beat_whose_lock_is_taken_over_logs_one_line_exits_3_and_writes_nothing_
         assert r.hgetall(beat_key(PREFIX)) == liveness
     finally:
         r.close()
-        chaos.close()

@@ -14,9 +14,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,17 +74,11 @@ def lease_expired(chaos: Chaos) -> bool:
         return bool(claim.expires_at < datetime.now(UTC))
 
 
-@pytest.fixture
-def chaos(tmp_path: Path, redis_url: str) -> Iterator[Chaos]:
-    c = Chaos(tmp_path, redis_url)  # visibility timeout 3600: the dead delivery stays put
-    yield c
-    c.close()
-
-
 @pytest.mark.parametrize("on_lost", ["skip", "rerun"])
 def test_the_dead_task_of_a_taken_over_slot_ends_failed_in_flower(
     chaos: Chaos, on_lost: str
 ) -> None:
+    # the chaos fixture's visibility timeout (3600 s): the dead delivery is not redelivered
     watcher = Watcher(chaos.client)
     watcher.start()
     try:
