@@ -10,7 +10,8 @@
   (:func:`settle_takeover`, rules in :mod:`legacy_wrappers.takeover`): finished -> the claim
   completes from its record; never released -> run (the old row becomes ``suppressed``, "never
   ran"); in flight -> wait for its process group to be gone, then ``lost`` (``on_lost=skip``:
-  :class:`RunLost`, a FAILURE in Flower) or run again (``rerun``).
+  :class:`RunLost`, a FAILURE in Flower) or run again (``rerun``); the dead holder's own task
+  id, if it is not this one, gets a terminal event (:mod:`legacy_wrappers.dead_task`).
 * Overlap ``forbid``: if an earlier slot's lease is alive the claim is closed ``skipped``
   (sticky for the slot) with a ``skipped`` row, "overlap: previous slot still running".
 * A limited group takes a permit first (:mod:`legacy_wrappers.permits`).
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from celery.exceptions import Reject
@@ -47,6 +49,7 @@ from bridge.core.runs import Role, RunRecord, Status
 from bridge.core.spec import CallableHandler, CommandHandler, JobSpec, OverlapPolicy
 from bridge.store.run_rows import StartedRun
 from legacy_wrappers.claims import Claims, Lease
+from legacy_wrappers.dead_task import close_dead_task
 from legacy_wrappers.messages import JobRequest, slot_arg
 from legacy_wrappers.permits import defer_for_group, group_permit
 from legacy_wrappers.retry_policy import retry_delay, should_retry
@@ -139,7 +142,8 @@ def authoritative(
         and previous is not None
         and previous.state is ClaimState.RUNNING  # expired unrenewed: its holder died
     ):
-        settled = settle_takeover(ctx, spec, req, lease)
+        settled = settle_takeover(ctx, spec, req, lease,
+                                  partial(close_dead_task, task, str(previous.holder)))
         if settled is not None:
             return settled
     if (
@@ -180,27 +184,34 @@ def previous_start(ctx: WorkerContext, spec: JobSpec, req: JobRequest,
         closed_by_takeover=(record.error or "").startswith(RERUN_NOTE))
 
 
-def settle_takeover(ctx: WorkerContext, spec: JobSpec, req: JobRequest,
-                    lease: Lease) -> str | None:
+def _quiet(note: str, *, succeeded: bool = False) -> None:
+    """No terminal event for the dead holder's task (see :func:`settle_takeover`)."""
+
+
+def settle_takeover(ctx: WorkerContext, spec: JobSpec, req: JobRequest, lease: Lease,
+                    close_dead: Callable[..., None] = _quiet) -> str | None:
     """Settle a dead holder's run before running anything (see legacy_wrappers.takeover);
-    None: go on and run the slot."""
+    None: go on and run the slot. ``close_dead(note, succeeded=False)`` is told how the dead
+    holder's run ended (:func:`legacy_wrappers.dead_task.close_dead_task`: Flower's view)."""
     previous = lease.took_over_from
     assert previous is not None
     found = previous_start(ctx, spec, req, lease.attempts)
     action = decide_takeover(found[2] if found else None, spec.policies.on_lost)
     if action is Settle.RUN:
+        never_ran = f"{NEVER_RAN}: holder {previous.holder} died before the command was released"
         if found is not None:  # gated and never released: it never ran
             key, started, _ = found
-            never_ran = replace(started.record, role=Role.SUPPRESSED, status=Status.SUPPRESSED,
-                                task_state="IGNORED", finished_at=datetime.now(UTC),
-                                error=f"{NEVER_RAN}: holder {previous.holder} died before "
-                                      "the command was released")
-            ctx.runlog.rows.replace(key, never_ran, only_running=True)
+            row = replace(started.record, role=Role.SUPPRESSED, status=Status.SUPPRESSED,
+                          task_state="IGNORED", finished_at=datetime.now(UTC), error=never_ran)
+            ctx.runlog.rows.replace(key, row, only_running=True)
+        close_dead(f"{never_ran}; run again")
         return None
     assert found is not None
     key, started, record = found
     if action is Settle.COMPLETE:  # it finished before its holder died: never run it again
         lease.complete(verdict_for(started.record.status))
+        close_dead(f"{started.record.status.value} before its holder {previous.holder} died",
+                   succeeded=started.record.status is Status.SUCCEEDED)
         log.info("%s %s: finished (%s) before its holder died; claim completed from the "
                  "record", req.job_id, req.slot.isoformat(), started.record.status.value)
         return started.record.status
@@ -214,11 +225,13 @@ def settle_takeover(ctx: WorkerContext, spec: JobSpec, req: JobRequest,
                        finished_at=datetime.now(UTC), error=note)
         lease.complete(ClaimState.LOST, record=lost, record_key=key)
         log.warning("%s %s: lost (%s)", req.job_id, req.slot.isoformat(), note)
+        close_dead(f"lost: {note}")
         raise RunLost(f"{req.job_id} {slot_arg(req.slot)}: lost: {note}")
     note = f"{RERUN_NOTE}; holder {previous.holder}; on_lost=rerun: run again"
     closed = replace(started.record, status=Status.INTERRUPTED, task_state="FAILURE",
                      finished_at=datetime.now(UTC), error=f"{note}; {gone}")
     ctx.runlog.rows.replace(key, closed, only_running=True)
+    close_dead(f"{note}; {gone}")
     return None
 
 

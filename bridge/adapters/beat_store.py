@@ -12,8 +12,9 @@ Both operations are Lua scripts, so each is atomic and costs one round trip per 
 
 If the lock key vanished (Redis was flushed or restarted empty) and nobody else took it, the load
 takes it back with ``SET NX`` semantics and reports ``relocked`` so the scheduler rebuilds the
-entries from SQL at once. If another beat holds it, :class:`LockLost` is raised: beat exits, as
-stock RedBeat does, and never dispatches without the lock.
+entries from SQL at once. If another beat holds it, :class:`LockLost` is raised: the scheduler
+logs one line and exits (code 3) without writing anything more; it never dispatches without the
+lock.
 
 The entry keys are not declared to the load script (they are unknown before it runs); with the
 default prefix ``{bridge}:`` every key shares one Redis Cluster hash slot, which keeps the script

@@ -109,6 +109,10 @@ class RegistryLink:
         self._rehydrate.set()
         self._wake.set()
 
+    def cancel_rehydrate(self) -> None:
+        """Forget a requested rehydration (the lock was lost: entries are another beat's)."""
+        self._rehydrate.clear()
+
     def pending(self) -> int:
         with self._lock:
             return len(self.backlog)

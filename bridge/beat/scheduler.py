@@ -22,6 +22,8 @@ What it replaces, for bridge entries (``schedule.__type__ == "bridge"``):
 * **Order: publish, then write back.** A beat killed between the two republishes that chunk's
   slots on restart (at least once); the worker's claim on ``(job, slot)`` suppresses the duplicate
   run. A beat that fails to publish does not write back, so nothing is lost.
+* **Losing the lock stops beat**: when another beat holds it (load or fenced write-back says so),
+  one error line, nothing more written, exit code 3 (:data:`LOCK_LOST_EXIT`), no traceback.
 * **A bad entry never stops beat**: undecodable JSON, an unknown encoding version or dialect, an
   evaluator that raises -> logged once and moved to the quarantine zset (``bridge status``).
 * **SQL is the source of truth**: missed / paused slots are recorded as ``runs`` rows and missing
@@ -44,7 +46,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NoReturn
 
 import redis
 from celery import Celery
@@ -70,6 +72,7 @@ CHUNK = 1000
 TICK_BUDGET = 5.0  # seconds of dispatching per tick before control returns to the beat loop
 WAKE_EPSILON = 0.002
 RETRY_DELAY = 1.0
+LOCK_LOST_EXIT = 3  # the CLI's "infrastructure" exit code: a supervisor restarts beat as a standby
 
 
 @dataclass
@@ -92,6 +95,7 @@ class BridgeScheduler(RedBeatScheduler):
 
     chunk = CHUNK
     tick_budget = TICK_BUDGET
+    lock: Any = None  # RedBeat's redis-py Lock, set by its beat_init handler
 
     def __init__(self, app: Celery, lock_key: str | None = None, lock_timeout: Any = None,
                  **kwargs: Any) -> None:
@@ -103,6 +107,7 @@ class BridgeScheduler(RedBeatScheduler):
         self._link: RegistryLink | None = None
         self._store: BeatStore | None = None
         self._next_rehydrate = 0.0
+        self.lock_lost = False
         super().__init__(app, lock_key=lock_key, lock_timeout=lock_timeout, **kwargs)
 
     # --- plumbing -------------------------------------------------------------------------------
@@ -144,15 +149,25 @@ class BridgeScheduler(RedBeatScheduler):
 
     def tick(self, min: Any = min, **kwargs: Any) -> float:
         """Dispatch everything due; return the sleep. Redis being unreachable is logged and
-        retried (beat stays up); losing the lock to another beat raises :class:`LockLost`."""
+        retried (beat stays up); losing the lock to another beat is :meth:`_lose_lock`."""
         try:
             return self._tick()
         except LockLost:
-            raise
+            self._lose_lock()
         except (redis.ConnectionError, redis.TimeoutError) as e:
             logger.error("beat: Redis unreachable (%s); retrying in %ss", e, RETRY_DELAY)
             self._reset_producer()
             return RETRY_DELAY
+
+    def _lose_lock(self) -> NoReturn:
+        """Another beat took the lock: one error line, then stop (nothing more is written).
+
+        Celery's beat loop swallows ``SystemExit`` and then calls :meth:`close`, which writes
+        nothing to Redis and re-raises ``SystemExit(LOCK_LOST_EXIT)`` so the process exits 3."""
+        self.lock_lost = True
+        logger.error("beat lock %s taken over by another beat; exiting (code %d)",
+                     self.lock_key, LOCK_LOST_EXIT)
+        raise SystemExit(LOCK_LOST_EXIT)
 
     def _tick(self) -> float:
         token = self._token()
@@ -289,10 +304,19 @@ class BridgeScheduler(RedBeatScheduler):
     # --- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Stop the registry link (flushing the slot records decided while holding the lock) and
+        release the lock; after :meth:`_lose_lock`, neither rehydrate nor touch the lock (it is
+        another beat's) and exit with ``LOCK_LOST_EXIT``."""
         if self._link is not None:
+            if self.lock_lost:
+                self._link.cancel_rehydrate()
             self._link.stop(timeout=5.0)
             self._link = None
+        if self.lock_lost:
+            self.lock = None  # RedBeat's close would log "Releasing lock" and check it
         super().close()
+        if self.lock_lost:
+            raise SystemExit(LOCK_LOST_EXIT)
 
     @property
     def info(self) -> str:

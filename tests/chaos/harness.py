@@ -4,6 +4,7 @@ and the side-effect file every job appends ``<job> <slot>`` to (see ``sidefx.py`
 
 from __future__ import annotations
 
+import getpass
 import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,14 @@ from celery import Celery
 from bridge.celery_app import make_app
 from bridge.core.authority import Owner
 from bridge.core.config import Settings
-from bridge.core.spec import CallableHandler, Dialect, JobSpec, Policies, ScheduleSpec
+from bridge.core.spec import (
+    CallableHandler,
+    CommandHandler,
+    Dialect,
+    JobSpec,
+    Policies,
+    ScheduleSpec,
+)
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
 from bridge.store.repos import AuthorityRepo, JobRepo
@@ -88,6 +96,16 @@ class Chaos:
                 AuthorityRepo(s).append(job_id, owner, effective_slot=None, actor="chaos",
                                         reason="chaos test")
         return spec
+
+    def add_command_job(self, job_id: str, command: str, expression: str = "0 * * * *") -> None:
+        """A Celery-owned vixie job running ``command`` as the current user."""
+        spec = JobSpec(id=job_id, schedule=ScheduleSpec(dialect=Dialect.VIXIE,
+                                                        expression=expression),
+                       handler=CommandHandler(command=command, user=getpass.getuser()))
+        with self.registry.session() as s:
+            JobRepo(s).upsert(spec)
+            AuthorityRepo(s).append(job_id, Owner.CELERY, effective_slot=None, actor="chaos",
+                                    reason="chaos test")
 
     def runs(self, job_id: str | None = None) -> list[RunRow]:
         with self.registry.session() as s:

@@ -144,13 +144,6 @@ def test_fuzzed_quartz_xml_never_tracebacks_and_a_rejection_changes_nothing(
 # --- the broker entrance -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def chaos(tmp_path: Path, redis_url: str) -> Iterator[Chaos]:
-    c = Chaos(tmp_path, redis_url)
-    yield c
-    c.close()
-
-
 def test_malformed_broker_messages_are_rejected_and_the_worker_keeps_serving(
     chaos: Chaos,
 ) -> None:

@@ -11,15 +11,8 @@ kombu channels and a real Celery worker:
 from __future__ import annotations
 
 import contextlib
-import getpass
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,12 +20,10 @@ import redis
 from kombu import Consumer, Queue
 
 from bridge.adapters.inflight import TAKE_SCRIPT
-from bridge.core.authority import Owner
-from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
-from bridge.store.repos import AuthorityRepo, JobRepo
-from tests.chaos.harness import ROOT, Chaos, slot_text
+from tests.chaos.harness import Chaos, slot_text
 from tests.chaos.test_multi_queue_delivery import EXCHANGE, connection, inflight_items, publish
 from tests.support import wait_for
+from tests.support.procs import Taker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=30), pytest.mark.timeout(150)]
 
@@ -74,61 +65,19 @@ def test_one_take_moves_the_free_prefetch_and_registers_it_unacked(redis_url: st
     r.close()
 
 
-TAKER = """
-import sys, time
-import redis
-from kombu import Connection, Consumer, Exchange, Queue
-url, queue, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-conn = Connection(url, transport="bridge.adapters.transport:Transport",
-                  transport_options={"priority_steps": [0]})
-consumer = Consumer(conn, [Queue(queue, Exchange("", type="direct"), routing_key=queue)],
-                    callbacks=[], accept=["json"])
-consumer.qos(prefetch_count=n)
-consumer.consume()
-channel = consumer.channel
-channel.client.connection = channel.client.connection_pool.get_connection()  # as kombu's poller
-channel._brpop_start()  # the take script is sent; its reply is never read
-r = redis.Redis.from_url(url)
-while r.llen(channel.inflight_key(queue)) < n:
-    time.sleep(0.01)
-print("taken", channel.alive_key, flush=True)
-time.sleep(600)
-"""
-
-
-@pytest.fixture
-def chaos(tmp_path: Path, redis_url: str) -> Iterator[Chaos]:
-    c = Chaos(tmp_path, redis_url)
-    yield c
-    c.close()
-
-
 def test_a_process_killed_after_a_batched_take_loses_none_of_the_batch(chaos: Chaos) -> None:
     out = chaos.tmp / "out"
     out.mkdir()
     jobs = [f"hourly-{i}" for i in range(5)]
-    with chaos.registry.session() as s:
-        for job_id in jobs:
-            JobRepo(s).upsert(JobSpec(
-                id=job_id, schedule=ScheduleSpec(dialect=Dialect.VIXIE, expression="0 * * * *"),
-                handler=CommandHandler(command=f"echo $$ >> {out}/{job_id}",
-                                       user=getpass.getuser())))
-            AuthorityRepo(s).append(job_id, Owner.CELERY, effective_slot=None, actor="chaos",
-                                    reason="chaos test")
+    for job_id in jobs:
+        chaos.add_command_job(job_id, f"echo $$ >> {out}/{job_id}")
     r = redis.Redis.from_url(chaos.redis_url)
     slot = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     for job_id in jobs:
         chaos.client.send_task("bridge.run_job", args=[job_id, slot_text(slot)], queue="bridge")
-    taker = subprocess.Popen([sys.executable, "-c", TAKER, chaos.redis_url, "bridge", "5"],
-                             stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert taker.stdout is not None
-    line = taker.stdout.readline().split()
-    assert line[0] == "taken", line
+    taker = Taker(chaos.redis_url, ["bridge"], wait_queue="bridge", count=5, prefetch=5)
     assert r.llen("bridge") == 0 and inflight_items(r) == 5 and r.hlen("unacked") == 0
-    taker.send_signal(signal.SIGKILL)
-    taker.wait(timeout=10)
-    r.delete(line[1])  # its alive key expiring (TTL 30 s), without the wait
+    taker.kill()
 
     chaos.worker(concurrency=2)
     wait_for("every message run by the next worker",

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from bridge.adapters.beat_store import beat_key
-from bridge.adapters.redbeat_entries import index_key
+from bridge.adapters.redbeat_entries import index_key, schedule_key
 from bridge.core.spec import MisfirePolicy
 from tests.chaos.harness import CHAOS_APP, PREFIX, Chaos, contiguous, parse_slot, slot_text
 from tests.support import wait_for
@@ -136,7 +136,7 @@ def test_frozen_beat_resumed_after_losing_its_lock_never_doubles_a_slot(
             time.sleep(2)  # the freeze itself: the standby leads while the old holder sleeps
             beats[holder].signal(signal.SIGCONT)  # it wakes up believing it still leads
             time.sleep(3)  # its next ticks: it must find the lock taken, never publish twice
-            if not beats[holder].alive():  # it found the lock taken (LockLost) and stopped
+            if not beats[holder].alive():  # it found the lock taken and exited (code 3)
                 fail_stops += 1
                 replacement = chaos.beat()  # what a supervisor does: a new standby
                 beats[replacement.pid] = replacement
@@ -153,8 +153,46 @@ def test_frozen_beat_resumed_after_losing_its_lock_never_doubles_a_slot(
         assert not contiguous(chaos.slots_of("ha-1"))  # fire_all: the takeover gap caught up
         rows = Counter((row.role, row.status) for row in chaos.runs())
         print(f"frozen beat: {freezes} freezes, {len(per_slot)} slots executed once each, "
-              f"rows {dict(rows)}, resumed beats that stopped on LockLost: {fail_stops}, "
-              f"LockLost logged: {'LockLost' in logs}")
+              f"rows {dict(rows)}, resumed beats that exited on the lost lock: {fail_stops}, "
+              f"lock loss logged: {'taken over by another beat' in logs}")
     finally:
         r.close()
         chaos.close()
+
+
+LOCK_KEY = PREFIX + ":lock"  # RedBeat's default lock key under the bridge prefix
+
+
+@pytest.mark.slow(seconds=15)
+def test_beat_whose_lock_is_taken_over_logs_one_line_exits_3_and_writes_nothing_back(
+    chaos: Chaos,
+) -> None:
+    r = redis.Redis.from_url(chaos.redis_url, decode_responses=True)
+    try:
+        chaos.add_job("taken-0")
+        beat = chaos.beat(env={"BRIDGE_REHYDRATE_INTERVAL": "300"})
+        wait_for("beat holding the lock and ticking",
+                 lambda: holder_pid(r) == beat.pid and r.zcard(schedule_key(PREFIX)) > 0
+                 and "Acquired lock" in beat.text(), 40, logs=chaos.tail_logs)
+        time.sleep(1.5)  # a few ticks on a per-second entry
+        with r.pipeline(transaction=True) as pipe:  # another beat takes over: a new token
+            pipe.set(LOCK_KEY, "another-beat-token", px=60_000)
+            pipe.zrange(schedule_key(PREFIX), 0, -1, withscores=True)
+            pipe.hgetall(beat_key(PREFIX))
+            _, schedule, liveness = pipe.execute()
+        wait_for("beat to exit", lambda: not beat.alive(), 20, logs=chaos.tail_logs)
+
+        assert beat.popen.returncode == 3, chaos.tail_logs()
+        log = beat.text()
+        assert "Traceback" not in log, log
+        after = log.split("Acquired lock", 1)[1].splitlines()[1:]
+        about_lock = [line for line in after if "lock" in line.lower()]
+        assert len(about_lock) == 1, about_lock
+        assert LOCK_KEY in about_lock[0] and "ERROR" in about_lock[0], about_lock
+        assert "taken over by another beat" in about_lock[0]
+        # nothing written back once the lock was gone: the thief's token, entries, liveness
+        assert r.get(LOCK_KEY) == "another-beat-token"
+        assert r.zrange(schedule_key(PREFIX), 0, -1, withscores=True) == schedule
+        assert r.hgetall(beat_key(PREFIX)) == liveness
+    finally:
+        r.close()

@@ -29,7 +29,6 @@ from __future__ import annotations
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -84,13 +83,6 @@ def cron_oracle(expr: str, zone: str, lo: datetime, hi: datetime) -> list[dateti
     slots = gen.cronsim_slots(expr, lo.astimezone(ZoneInfo(zone)))
     assert slots is not None and slots[-1] >= hi
     return [s for s in slots if lo < s < hi]
-
-
-@pytest.fixture
-def chaos(tmp_path: Path, redis_url: str) -> Iterator[Chaos]:
-    c = Chaos(tmp_path, redis_url)
-    yield c
-    c.close()
 
 
 @pytest.mark.skipif(FAKETIME is None, reason="faketime (libfaketime) is not installed: "

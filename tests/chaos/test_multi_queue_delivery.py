@@ -15,14 +15,9 @@ channels and a real Celery worker:
 from __future__ import annotations
 
 import contextlib
-import getpass
 import itertools
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,11 +33,9 @@ from bridge.adapters.inflight import (
     bell_key,
     live_consumers,
 )
-from bridge.core.authority import Owner
-from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
-from bridge.store.repos import AuthorityRepo, JobRepo
-from tests.chaos.harness import ROOT, Chaos, slot_text
+from tests.chaos.harness import Chaos, slot_text
 from tests.support import wait_for
+from tests.support.procs import Taker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=40), pytest.mark.timeout(150)]
 
@@ -121,59 +114,16 @@ def test_a_message_pushed_without_a_bell_is_delivered_at_the_wait_timeout(redis_
     assert time.monotonic() - t0 < 3
 
 
-TAKER = """
-import sys, time
-import redis
-from kombu import Connection, Consumer, Exchange, Queue
-url, first, second = sys.argv[1:4]
-conn = Connection(url, transport="bridge.adapters.transport:Transport",
-                  transport_options={"priority_steps": [0]})
-ex = Exchange("", type="direct")
-queues = [Queue(q, ex, routing_key=q) for q in (first, second)]
-consumer = Consumer(conn, queues, callbacks=[], accept=["json"])
-consumer.consume()
-channel = consumer.channel
-channel.client.connection = channel.client.connection_pool.get_connection()  # as kombu's poller
-channel._brpop_start()  # the take script is sent; its reply is never read
-r = redis.Redis.from_url(url)
-key = channel.inflight_key(second)
-while not r.llen(key):
-    time.sleep(0.01)
-print("taken", channel.alive_key, flush=True)
-time.sleep(600)
-"""
-
-
-@pytest.fixture
-def chaos(tmp_path: Path, redis_url: str) -> Iterator[Chaos]:
-    c = Chaos(tmp_path, redis_url)
-    yield c
-    c.close()
-
-
 def test_a_process_killed_after_its_take_moved_a_message_loses_nothing(chaos: Chaos) -> None:
     out = chaos.tmp / "ran.txt"
-    spec = JobSpec(id="hourly", schedule=ScheduleSpec(dialect=Dialect.VIXIE,
-                                                      expression="0 * * * *"),
-                   handler=CommandHandler(command=f"echo $$ >> {out}", user=getpass.getuser()))
-    with chaos.registry.session() as s:
-        JobRepo(s).upsert(spec)
-        AuthorityRepo(s).append("hourly", Owner.CELERY, effective_slot=None, actor="chaos",
-                                reason="chaos test")
+    chaos.add_command_job("hourly", f"echo $$ >> {out}")
     r = redis.Redis.from_url(chaos.redis_url)
     host_queue = "bridge.host.chaos-1"
     slot = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     chaos.client.send_task("bridge.run_job", args=["hourly", slot_text(slot)], queue=host_queue)
-    taker = subprocess.Popen([sys.executable, "-c", TAKER, chaos.redis_url, "bridge", host_queue],
-                             stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert taker.stdout is not None
-    line = taker.stdout.readline().split()
-    assert line[0] == "taken", line
+    taker = Taker(chaos.redis_url, ["bridge", host_queue], wait_queue=host_queue)
     assert r.llen(host_queue) == 0 and inflight_items(r) == 1  # moved, never delivered
-    taker.send_signal(signal.SIGKILL)
-    taker.wait(timeout=10)
-    r.delete(line[1])  # its alive key expiring (TTL 30 s), without the wait
+    taker.kill()
 
     t0 = time.monotonic()
     chaos.worker(concurrency=1, queues=f"bridge,{host_queue}")
@@ -186,7 +136,7 @@ def test_a_process_killed_after_its_take_moved_a_message_loses_nothing(chaos: Ch
     assert inflight_items(r) == 0
     consumers = live_consumers(r)
     assert consumers.get(host_queue) == 1 and consumers.get("bridge") == 1, consumers
-    assert not [k for k in r.scan_iter(f"{ALIVE_PREFIX}*") if k.decode().endswith(line[1])]
+    assert not [k for k in r.scan_iter(f"{ALIVE_PREFIX}*") if k.decode().endswith(taker.alive_key)]
     r.close()
 
 

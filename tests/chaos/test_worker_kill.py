@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -26,11 +24,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=40), pytest.mark
 
 
 @pytest.fixture
-def chaos(tmp_path: Path, redis_url: str) -> Iterator[Chaos]:
-    c = Chaos(tmp_path, redis_url)
-    c.env["BRIDGE_VISIBILITY_TIMEOUT"] = "5"
-    yield c
-    c.close()
+def chaos(chaos: Chaos) -> Chaos:
+    chaos.env["BRIDGE_VISIBILITY_TIMEOUT"] = "5"
+    return chaos
 
 
 def test_worker_sigkill_mid_batch_every_slot_runs_exactly_once(chaos: Chaos) -> None:

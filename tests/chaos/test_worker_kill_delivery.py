@@ -11,31 +11,18 @@ list's ``alive`` TTL, 30 s).
 
 from __future__ import annotations
 
-import getpass
 import os
 import signal
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import redis
 
-from bridge.core.authority import Owner
-from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec
-from bridge.store.repos import AuthorityRepo, JobRepo
 from tests.chaos.harness import Chaos, slot_text
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
-
-
-@pytest.fixture
-def chaos(tmp_path: Path, redis_url: str) -> Iterator[Chaos]:
-    c = Chaos(tmp_path, redis_url)
-    yield c
-    c.close()
 
 
 def blocked_pops(client: redis.Redis) -> list[str]:
@@ -46,13 +33,7 @@ def blocked_pops(client: redis.Redis) -> list[str]:
 @pytest.mark.slow(seconds=45)
 def test_a_worker_killed_holding_an_unregistered_message_loses_nothing(chaos: Chaos) -> None:
     out = chaos.tmp / "ran.txt"
-    spec = JobSpec(id="hourly", schedule=ScheduleSpec(dialect=Dialect.VIXIE,
-                                                      expression="0 * * * *"),
-                   handler=CommandHandler(command=f"echo $$ >> {out}", user=getpass.getuser()))
-    with chaos.registry.session() as s:
-        JobRepo(s).upsert(spec)
-        AuthorityRepo(s).append("hourly", Owner.CELERY, effective_slot=None, actor="chaos",
-                                reason="chaos test")
+    chaos.add_command_job("hourly", f"echo $$ >> {out}")
     r = redis.Redis.from_url(chaos.redis_url)
     worker = chaos.worker(concurrency=1)
     wait_for("the worker's blocking pop", lambda: blocked_pops(r), 30, logs=chaos.tail_logs)

@@ -10,8 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import redis
+
 from tests.support.waiting import wait_for
 
+ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))
 SCHEDULER = "bridge.scheduler:BridgeScheduler"
 
@@ -115,3 +118,57 @@ class Procs:
     def close(self) -> None:
         for proc in self.all:
             proc.kill()
+
+
+TAKER = """
+import sys, time
+import redis
+from kombu import Connection, Consumer, Exchange, Queue
+url, names, wait = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
+count, prefetch = int(sys.argv[4]), int(sys.argv[5])
+conn = Connection(url, transport="bridge.adapters.transport:Transport",
+                  transport_options={"priority_steps": [0]})
+ex = Exchange("", type="direct")
+consumer = Consumer(conn, [Queue(q, ex, routing_key=q) for q in names], callbacks=[],
+                    accept=["json"])
+if prefetch:
+    consumer.qos(prefetch_count=prefetch)
+consumer.consume()
+channel = consumer.channel
+channel.client.connection = channel.client.connection_pool.get_connection()  # as kombu's poller
+channel._brpop_start()  # the take script is sent; its reply is never read
+r = redis.Redis.from_url(url)
+while r.llen(channel.inflight_key(wait)) < count:
+    time.sleep(0.01)
+print("taken", channel.alive_key, flush=True)
+time.sleep(600)
+"""
+
+
+class Taker:
+    """A child process consuming ``queues`` with the bridge transport: it sends one take script
+    and never reads its reply, then sleeps once ``count`` messages of ``wait_queue`` are in its
+    inflight list (``prefetch``: its QoS, 0 for none). :meth:`kill` is a SIGKILL right there."""
+
+    def __init__(self, redis_url: str, queues: list[str], *, wait_queue: str, count: int = 1,
+                 prefetch: int = 0) -> None:
+        self.redis_url = redis_url
+        self.popen = subprocess.Popen(
+            [sys.executable, "-c", TAKER, redis_url, ",".join(queues), wait_queue, str(count),
+             str(prefetch)],
+            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert self.popen.stdout is not None
+        line = self.popen.stdout.readline().split()
+        assert line and line[0] == "taken", line
+        self.alive_key = line[1]
+
+    def kill(self) -> None:
+        """SIGKILL, then delete its alive key (its expiry, TTL 30 s, without the wait)."""
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(timeout=10)
+        r = redis.Redis.from_url(self.redis_url)
+        try:
+            r.delete(self.alive_key)
+        finally:
+            r.close()

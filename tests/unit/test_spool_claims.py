@@ -19,7 +19,7 @@ from bridge.store.bare import Store
 from bridge.store.db import Registry
 from bridge.store.models import ClaimRow, RunRow
 from legacy_wrappers import shim_consult, shim_plan, shim_run, spool, spool_flush
-from tests.wrappers.test_shim import JOB, add_job, away_from_minute_edge, cron_env, shim
+from tests.support.shim import JOB, add_job, away_from_minute_edge, cron_env, shim
 
 
 def claims(db_url: str) -> list[tuple[str, int, str]]:

@@ -18,7 +18,7 @@ from bridge.services.authority_files import Authority, AuthorityFileError
 from bridge.store.db import Registry
 from bridge.store.repos import JobRepo
 from legacy_wrappers import spool
-from tests.wrappers.test_shim import add_job, cron_env, dead_pg, shim
+from tests.support.shim import add_job, cron_env, dead_pg, shim
 
 
 def mode(path: Path | str) -> int:

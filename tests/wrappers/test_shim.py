@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from bridge.core.authority import Owner
-from bridge.core.spec import CommandHandler, Dialect, JobSpec, ScheduleSpec, SourceLocation
 from bridge.store.db import Registry
 from bridge.store.models import RunRow
 from bridge.store.repos import AuthorityRepo, JobRepo
@@ -31,86 +30,32 @@ from legacy_wrappers import spool, spool_flush
 from legacy_wrappers.claims import AlreadyClaimed, Claims, Holder
 from legacy_wrappers.shim_os import child_environment
 from legacy_wrappers.shim_plan import plan_firing
-from tests.support import free_port, wait_for
+from tests.support import wait_for
+from tests.support.shim import (
+    JOB,
+    SHIM,
+    add_job,
+    away_from_minute_edge,
+    cron_env,
+    dead_pg,
+    plain,
+    runs,
+    shim,
+)
 
 pytestmark = pytest.mark.integration  # the shim runs as a real subprocess
 
-SHIM = str(Path(sys.executable).parent / "bridge-cron-shell")
-JOB = "etc-cron.d-shimtest-1"
 BIG = "seq 1 150000"  # ~1 MB, more than any pipe buffer
 NOISY = (f"cat; printf '\\000\\001\\377bin\\n'; {BIG}; echo to-err >&2; seq 1 3000 >&2; "
          "printf 'tail'; exit 5")
 STDIN = b"line1\nline2\x00\xff\n"
 
 
-# --- fixtures and helpers -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def registry(db_url: str) -> Iterator[Registry]:
-    reg = Registry(db_url)
-    add_job(reg, "* * * * *")
-    yield reg
-    reg.dispose()
-
-
-def add_job(reg: Registry, expression: str, owner: Owner = Owner.LEGACY) -> None:
-    with reg.session() as s:
-        schedule = ScheduleSpec(dialect=Dialect.VIXIE, expression=expression, timezone="UTC")
-        JobRepo(s).upsert(JobSpec(
-            id=JOB, schedule=schedule, handler=CommandHandler(command="true"),
-            source=SourceLocation("/etc/cron.d/x", 1)))
-        AuthorityRepo(s).append(JOB, owner, effective_slot=None, actor="test", reason=None)
-
-
-def cron_env(tmp_path: Path, db_url: str, job: str = JOB, **extra: str) -> dict[str, str]:
-    """What cron passes: its defaults, the crontab's variables, the rewrite's lines."""
-    env = {
-        "HOME": str(tmp_path), "LOGNAME": "root", "PATH": "/usr/bin:/bin", "SHELL": SHIM,
-        "BRIDGE_SHELL": "/bin/sh", "BRIDGE_JOB": job, "FOO": "bar baz",
-        "BRIDGE_DATABASE_URL": db_url, "BRIDGE_SPOOL_DIR": str(tmp_path / "spool"),
-        "BRIDGE_AUTHORITY_DIR": str(tmp_path / "authority"),
-        "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
-    }
-    env.update(extra)
-    return env
-
-
-def run(argv: list[str], env: dict[str, str], stdin: bytes = b"", merged: bool = False,
-        **kw: Any) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        argv, env=env, input=stdin, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT if merged else subprocess.PIPE, timeout=120,
-        cwd=env["HOME"], **kw)
-
-
-def shim(env: dict[str, str], command: str, **kw: Any) -> subprocess.CompletedProcess[bytes]:
-    return run([SHIM, "-c", command], env, **kw)
-
-
-def plain(env: dict[str, str], command: str, **kw: Any) -> subprocess.CompletedProcess[bytes]:
-    shell, child_env = child_environment(env)
-    return run([shell, "-c", command], child_env, **kw)
-
-
-def runs(reg: Registry) -> list[RunRow]:
-    with reg.session() as s:
-        return RunRepo(s).for_job(JOB)
-
-
-def away_from_minute_edge() -> None:
-    """The slot of an every-minute job is the current minute: do not straddle two."""
-    second = datetime.now(UTC).second
-    if second >= 56:
-        time.sleep(61 - second)  # the minute boundary IS the condition
+# --- fixtures and helpers: tests/support/shim.py, the registry fixture: tests/wrappers/conftest.py
 
 
 def minute(t: datetime) -> datetime:
     return t.replace(second=0, microsecond=0)
-
-
-def dead_pg() -> str:
-    return f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/gone"
 
 
 # --- passthrough ----------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,16 +27,15 @@ from bridge.store.db import Registry
 from bridge.store.models import ClaimRow
 from bridge.store.repos import AuthorityRepo
 from legacy_wrappers import launcher, shim_cache
-from tests.wrappers.test_shim import JOB, add_job, away_from_minute_edge, cron_env, run, runs
-
-
-@pytest.fixture
-def registry(db_url: str) -> Iterator[Registry]:
-    reg = Registry(db_url)
-    add_job(reg, "* * * * *")
-    yield reg
-    reg.dispose()
-
+from tests.support.shim import (
+    JOB,
+    add_job,
+    away_from_minute_edge,
+    cron_env,
+    hot_path_modules,
+    run,
+    runs,
+)
 
 FORBIDDEN = ("sqlalchemy", "alembic", "celery", "kombu", "redis", "typer", "rich", "psycopg")
 FULL_PATH = ("bridge.core.config", "bridge.core.spec", "bridge.core.schedules",
@@ -47,19 +45,6 @@ FULL_PATH = ("bridge.core.config", "bridge.core.spec", "bridge.core.schedules",
 def forget_claims(registry: Registry) -> None:
     with registry.session() as s:
         s.execute(delete(ClaimRow))
-
-
-def hot_path_modules(env: dict[str, str], command: str = "true") -> tuple[int, set[str]]:
-    """Run the shim's main as the launcher starts it (``python -I -S``, the launcher's path)
-    in a fresh interpreter; its exit status and every module it imported."""
-    code = (f"import sys; sys.path += {launcher.search_path()!r}\n"
-            "from legacy_wrappers.shim import main\n"
-            f"rc = main(['bridge-cron-shell', '-c', {command!r}])\n"
-            "sys.stdout.write('\\n'.join(sorted(sys.modules)))\n"
-            "sys.exit(rc)\n")
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], env=env, cwd=env["HOME"],
-                          stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
-    return done.returncode, set(done.stdout.decode().split())
 
 
 @pytest.mark.integration  # the shim runs as a real subprocess on a registry

@@ -25,8 +25,7 @@ from bridge.store.db import Registry
 from bridge.store.models import ClaimRow
 from legacy_wrappers import launcher, spool
 from tests.support.services import empty_registry
-from tests.wrappers.test_shim import add_job, away_from_minute_edge, cron_env, runs
-from tests.wrappers.test_shim_fast import hot_path_modules
+from tests.support.shim import add_job, away_from_minute_edge, cron_env, hot_path_modules, runs
 
 # beyond a bare ``python -I -S`` start (sha256 is ``_sha2`` from CPython 3.12 on)
 SHARED = {"os", "os.path", "posixpath", "genericpath", "stat", "_stat", "_collections_abc",
