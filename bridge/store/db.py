@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -26,9 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker  # Session: the unit of work se
 
 from bridge.core.config import mask_url
 from bridge.core.errors import InfraError, InputError, RefusedError
-
-if TYPE_CHECKING:
-    from bridge.store.direct import Direct
+from bridge.store.direct import Direct, apply_pragmas
 
 T = TypeVar("T")
 
@@ -61,12 +59,7 @@ def head_revision() -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+    apply_pragmas(dbapi_connection)
 
 
 def private_sqlite_file(path: str) -> None:
@@ -222,9 +215,7 @@ class Registry:
         if self._direct is None:
             with self._direct_lock:
                 if self._direct is None:
-                    from bridge.store.direct import Direct
-
-                    self._direct = Direct(self)
+                    self._direct = Direct(self.engine, lambda e: unreachable(self.url, e))
         return self._direct
 
     @property

@@ -38,11 +38,24 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from bridge.store.db import Registry
+    from sqlalchemy import Engine
+
+    from bridge.core.errors import InfraError
 
 T = TypeVar("T")
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's SQLite DateTime storage format
 BUSY_TIMEOUT_SECONDS = 30  # as the registry's engine (bridge.store.db.make_engine)
+SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=30000", "foreign_keys=ON",
+                  "synchronous=NORMAL")  # every registry connection's (bridge.store.db too)
+
+
+def apply_pragmas(dbapi_connection: Any) -> None:
+    """Set :data:`SQLITE_PRAGMAS` on a new SQLite connection."""
+    cursor = dbapi_connection.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
 NAMED = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -111,9 +124,11 @@ def read_time(value: Any) -> datetime | None:
 class Direct:
     """The registry's connections for the worker's statements (thread-safe)."""
 
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        url = registry.engine.url
+    def __init__(self, engine: Engine, unreachable: Callable[[Exception], InfraError]) -> None:
+        """``unreachable`` turns a driver error into the registry's one-line error."""
+        self.engine = engine
+        self.unreachable = unreachable
+        url = engine.url
         self.sqlite = url.get_backend_name() == "sqlite"
         database = url.database or ""
         self.file = (database if self.sqlite and database not in ("", ":memory:")
@@ -123,19 +138,17 @@ class Direct:
         self.lock = threading.Lock()
         self.write_lock = threading.Lock()
         self.errors: tuple[type[Exception], ...] = (
-            registry.engine.dialect.loaded_dbapi.Error,)
+            engine.dialect.loaded_dbapi.Error,)
 
     # --- connections ------------------------------------------------------------------------
 
     def _thread_connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self.local, "conn", None)
         if conn is None:
-            from bridge.store.db import _sqlite_pragmas
-
             assert self.file is not None
             conn = sqlite3.connect(self.file, timeout=BUSY_TIMEOUT_SECONDS,
                                    isolation_level=None, check_same_thread=False)
-            _sqlite_pragmas(conn, None)
+            apply_pragmas(conn)
             self.local.conn = conn
             with self.lock:
                 self.opened.append(conn)
@@ -146,7 +159,7 @@ class Direct:
         if self.file is not None:
             yield self._thread_connection()
             return
-        fairy = self.registry.engine.raw_connection()
+        fairy = self.engine.raw_connection()
         try:
             yield fairy
         except BaseException as e:
@@ -157,7 +170,7 @@ class Direct:
             fairy.close()
 
     def _connection_lost(self, e: BaseException) -> bool:
-        dbapi = self.registry.engine.dialect.loaded_dbapi
+        dbapi = self.engine.dialect.loaded_dbapi
         return isinstance(e, (dbapi.OperationalError, dbapi.InterfaceError))
 
     # --- transactions -----------------------------------------------------------------------
@@ -186,9 +199,7 @@ class Direct:
         except self.errors as e:
             if _unique_violation(e):
                 raise Duplicate(str(e)) from e
-            from bridge.store.db import unreachable
-
-            raise unreachable(self.registry.url, e) from e
+            raise self.unreachable(e) from e
 
     def _transaction(self, conn: Any, work: Callable[[Cursor], T], write: bool) -> T:
         cur = conn.cursor()

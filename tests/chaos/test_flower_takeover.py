@@ -23,9 +23,9 @@ from flower.events import EventsState
 
 from bridge.store.models import ClaimRow
 from tests.chaos.harness import CHAOS_APP, Chaos, slot_text
+from tests.support import wait_for
 
 EVENTS_ON = {"BRIDGE_TASK_EVENTS": "1"}  # as Flower's enable_events would switch them on
-from tests.support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(seconds=50), pytest.mark.timeout(150)]
 
