@@ -22,6 +22,11 @@ each side has the machine's two cores to itself):
   line used is printed and recorded), every run through the real ``bridge.run_job`` (claim in SQL,
   cron-faithful runner, verdict + runs row).
 
+``--events`` runs the worker with ``--events`` (task events from the first task: what a worker
+costs while Flower watches it; without it, task events are off until a monitor asks, as by
+default); ``--out bench/results/firelag-events.json`` puts that run beside the default one in
+``docs/benchmarks.md``.
+
 Each side runs ``--minutes`` whole minutes (default 1); every job must have started exactly once
 in every measured minute, otherwise the bench exits 1 naming what is missing (a degenerate
 workload never produces a figure). Reports p50 / p99 / max of command start minus the minute for
@@ -52,6 +57,7 @@ BRIDGE = str(Path(sys.executable).with_name("bridge"))
 RESULTS = ROOT / "bench" / "results" / "firelag.json"
 LEAD_SECONDS = 10.0  # processes start this long before the first measured minute
 PROCESSES: int | None = None  # bridge worker --processes (None: its default); set by main()
+EVENTS = False  # bridge worker --events (task events from the first task, as with Flower watching)
 SETTLE_SECONDS = 30.0  # after the last measured minute, wait at most this for stragglers
 
 
@@ -202,7 +208,7 @@ def _run_bridge(n: int, minutes: int, work: Path, pool: str, concurrency: int,
     env.update(BRIDGE_REDIS_URL=f"redis://127.0.0.1:{port}/0", BRIDGE_DATABASE_URL=db_url,
                PYTHONPATH=str(ROOT), BRIDGE_HEALTH_INTERVAL="3600",
                XDG_DATA_HOME=str(work / "xdg"), XDG_CONFIG_HOME=str(work / "xdg-config"))
-    line = worker_line(pool, concurrency, PROCESSES)
+    line = worker_line(pool, concurrency, PROCESSES) + (["--events"] if EVENTS else [])
     worker_argv = [BRIDGE, "worker", *line, "--", "-Q", "bridge", "-l", "WARNING"]
     print(f"bridge side: {workers} x `bridge worker {' '.join(line)}`", flush=True)
     first = next_start(30.0)  # beat and workers need a few seconds to start on a busy machine
@@ -349,12 +355,15 @@ def main() -> None:
     ap.add_argument("--registry", choices=("sqlite", "postgresql"), default="sqlite",
                     help="the bridge's registry (postgresql: a disposable database on the "
                          "local server, BRIDGE_TEST_PG_ADMIN)")
+    ap.add_argument("--events", action="store_true",
+                    help="bridge worker --events: task events from the first task, as when "
+                         "Flower watches (it switches them on within 5 s)")
     ap.add_argument("--sides", default="cron,bridge",
                     help="which sides to run (default both; one side is for exploring only)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
-    global PROCESSES
-    PROCESSES = args.processes
+    global PROCESSES, EVENTS
+    PROCESSES, EVENTS = args.processes, args.events
     sides = set(args.sides.split(","))
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     if not sizes or min(sizes) < 1 or args.minutes < 1:

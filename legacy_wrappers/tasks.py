@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,7 +58,7 @@ from legacy_wrappers.retry_policy import INFRA_RETRY_SECONDS
 from legacy_wrappers.runlog import ALREADY_SHADOWED, shadow_record_key
 from legacy_wrappers.runner import run_handler
 from legacy_wrappers.shutdown import SHUTDOWN
-from legacy_wrappers.worker_context import CONTEXT, WorkerContext, warn_long_timeouts
+from legacy_wrappers.worker_context import CONTEXT, WorkerContext, warm_up, warn_long_timeouts
 
 __all__ = ["TASK_NAME", "run_job"]
 
@@ -177,7 +178,14 @@ def disarm_shutdown(**_: Any) -> None:
 
 @worker_ready.connect
 def check_timeouts(sender: Any = None, **_: Any) -> None:
-    warn_long_timeouts(getattr(getattr(sender, "app", None), "conf", None))
+    """Warn about timeouts above the visibility timeout; a threads pool then warms up."""
+    conf = getattr(getattr(sender, "app", None), "conf", None)
+    pool = getattr(sender, "pool", None)
+    threads = isinstance(getattr(pool, "executor", None), ThreadPoolExecutor)
+    jobs = warn_long_timeouts(conf, keep=threads)
+    if threads:
+        started = warm_up(pool, conf, jobs)
+        log.info("warmed up: %d pool threads started, %d job specs decoded", started, len(jobs))
 
 
 def __getattr__(name: str) -> Celery:

@@ -101,7 +101,7 @@ class ClaimStore:
                                      "expires_at": c.t(expires), "now": c.t(now)})
 
         try:
-            id_ = self.sql.write(work)
+            id_ = self.sql.write(work, one_statement=True)
         except Duplicate:
             return None
         return ClaimInfo(id_, job_id, slot, holder, path, ClaimState.RUNNING, 1, expires)
@@ -122,7 +122,7 @@ class ClaimStore:
             params.update(seen_state=existing.state.value, seen_holder=existing.holder)
             return c.execute(TAKE_AS_SEEN, params)
 
-        if self.sql.write(work) != 1:
+        if self.sql.write(work, one_statement=True) != 1:
             return None
         return replace(existing, holder=holder, path=path, state=ClaimState.RUNNING,
                        attempts=attempts, expires_at=expires)
@@ -135,16 +135,17 @@ class ClaimStore:
 
     def abandon_expired(self, now: datetime) -> int:
         """Mark every running claim whose lease expired as ``abandoned``; returns how many."""
-        return self.sql.write(lambda c: c.execute(ABANDON_EXPIRED, {"now": c.t(now)}))
+        return self.sql.write(lambda c: c.execute(ABANDON_EXPIRED, {"now": c.t(now)}),
+                              one_statement=True)
 
     def renew(self, info: ClaimInfo, now: datetime, expires: datetime) -> bool:
         return self.sql.write(lambda c: c.execute(RENEW, {
-            **fence(c, info, now), "expires_at": c.t(expires)})) == 1
+            **fence(c, info, now), "expires_at": c.t(expires)}), one_statement=True) == 1
 
     def park(self, info: ClaimInfo, now: datetime) -> bool:
         """Set the held claim ``deferred`` (attempts kept); ``False`` if it was not held."""
         return self.sql.write(lambda c: c.execute(VERDICT, {
-            **fence(c, info, now), "state": ClaimState.DEFERRED.value})) == 1
+            **fence(c, info, now), "state": ClaimState.DEFERRED.value}), one_statement=True) == 1
 
     def close(self, info: ClaimInfo, state: ClaimState, now: datetime, *,
               record: RunRecord | None = None, record_key: str | None = None) -> bool:

@@ -173,26 +173,36 @@ class Direct:
         dbapi = self.engine.dialect.loaded_dbapi
         return isinstance(e, (dbapi.OperationalError, dbapi.InterfaceError))
 
+    def warm(self) -> None:
+        """Open the calling thread's connection now (a SQLite file; else nothing to do)."""
+        if self.file is not None:
+            self._thread_connection()
+
     # --- transactions -----------------------------------------------------------------------
 
     def read(self, work: Callable[[Cursor], T]) -> T:
-        """``work`` in a read (no write lock taken on SQLite)."""
-        return self._run(work, write=False)
+        """``work``, one statement, as a read: on a SQLite file that one statement is its own
+        consistent read (autocommit: no ``BEGIN`` / ``COMMIT`` round, no write lock)."""
+        return self._run(work, write=False, single=True)
 
-    def write(self, work: Callable[[Cursor], T]) -> T:
+    def write(self, work: Callable[[Cursor], T], *, one_statement: bool = False) -> T:
         """``work`` in one write transaction: committed, or rolled back on any error. On a
         SQLite file, this process's writers take turns on a lock first: a thread waiting for it
         wakes the moment the previous one commits, where SQLite's own busy handler would
         sleep 1, 2, 5, 10 ... up to 100 ms between tries (other processes still meet SQLite's
-        lock and its busy timeout)."""
+        lock and its busy timeout). ``one_statement``: ``work`` runs exactly one statement,
+        atomic by itself, so on a SQLite file it runs in autocommit mode: one call into SQLite
+        while the turn is held instead of three (each call lets other threads run first)."""
         if self.file is None:
-            return self._run(work, write=True)
+            return self._run(work, write=True, single=False)
         with self.write_lock:
-            return self._run(work, write=True)
+            return self._run(work, write=True, single=one_statement)
 
-    def _run(self, work: Callable[[Cursor], T], *, write: bool) -> T:
+    def _run(self, work: Callable[[Cursor], T], *, write: bool, single: bool) -> T:
         try:
             with self._connection() as conn:
+                if single and self.file is not None:
+                    return self._autocommit(conn, work)
                 return self._transaction(conn, work, write)
         except Duplicate:
             raise
@@ -200,6 +210,13 @@ class Direct:
             if _unique_violation(e):
                 raise Duplicate(str(e)) from e
             raise self.unreachable(e) from e
+
+    def _autocommit(self, conn: Any, work: Callable[[Cursor], T]) -> T:
+        cur = conn.cursor()
+        try:
+            return work(Cursor(cur, self.sqlite))
+        finally:
+            cur.close()
 
     def _transaction(self, conn: Any, work: Callable[[Cursor], T], write: bool) -> T:
         cur = conn.cursor()

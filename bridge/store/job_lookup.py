@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from bridge.core.authority import AuthorityEvent, Owner
@@ -53,6 +54,14 @@ class JobLookup:
                         paused=bool(row[3]), paused_reason=row[4], created_at=created,
                         updated_at=updated)
         return job, [event_of(row[0], r) for r in rows if r[7] is not None]
+
+    def prime(self, jobs: Iterable[StoredJob]) -> None:
+        """Keep these jobs' decoded specs (a worker's start: its first burst decodes none)."""
+        with self.lock:
+            for job in jobs:
+                if len(self.specs) >= CACHED_SPECS:
+                    break
+                self.specs[(job.id, job.spec_hash)] = job.spec
 
     def spec(self, job_id: str, text: str, spec_hash: str) -> JobSpec:
         key = (job_id, spec_hash)

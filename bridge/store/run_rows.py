@@ -90,13 +90,13 @@ class RunRows:
         self.sql = registry.direct
 
     def add(self, record: RunRecord) -> None:
-        self.sql.write(lambda c: insert_record(c, record))
+        self.sql.write(lambda c: insert_record(c, record), one_statement=True)
 
     def add_once(self, record: RunRecord, *, pid: int | None = None) -> bool:
         """Insert ``record`` (with ``pid``) unless a row with its ``record_key`` exists (then
         ``False``)."""
         try:
-            self.sql.write(lambda c: insert_record(c, record, pid=pid))
+            self.sql.write(lambda c: insert_record(c, record, pid=pid), one_statement=True)
         except Duplicate:
             return False
         return True
@@ -107,7 +107,8 @@ class RunRows:
         ``new_pid``: its pid becomes ``pid``)."""
         count = self.sql.write(lambda c: replace_record(c, key, record,
                                                         only_running=only_running,
-                                                        new_pid=new_pid, pid=pid))
+                                                        new_pid=new_pid, pid=pid),
+                               one_statement=True)
         return count > 0
 
     def latest_started(self, job_id: str, slot: datetime, key_prefix: str,
