@@ -19,7 +19,7 @@ from tests.support.net import free_port
 def task() -> Iterator[Any]:
     app = Celery("dead-task-test", broker=f"redis://127.0.0.1:{free_port()}/0")  # nobody there
 
-    @app.task(bind=True)
+    @app.task(bind=True, name=f"dead-task-probe-{id(app)}")  # one per app: no clash
     def run(self: Any) -> None:
         pass
 
